@@ -1,0 +1,28 @@
+// Clock implementations: the real system clock, and a fake one that tests move by hand.
+#pragma once
+
+#include <atomic>
+
+#include "ports/clock.h"
+
+namespace pwrcell::adapters {
+
+// Wall-clock UTC time. Thread-safe.
+class SystemClock final : public ports::Clock {
+ public:
+  Timestamp Now() const override;
+};
+
+// A clock that only moves when told to. Thread-safe.
+class FakeClock final : public ports::Clock {
+ public:
+  explicit FakeClock(Timestamp start = FromUnixMillis(1'763'800'000'000)) : now_ms_(ToUnixMillis(start)) {}
+  Timestamp Now() const override { return FromUnixMillis(now_ms_.load()); }
+  void Advance(Duration by) { now_ms_ += by.count(); }
+  void Set(Timestamp t) { now_ms_ = ToUnixMillis(t); }
+
+ private:
+  std::atomic<std::int64_t> now_ms_;
+};
+
+}  // namespace pwrcell::adapters

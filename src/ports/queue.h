@@ -1,0 +1,68 @@
+// Queue port: a durable at-least-once queue with SQS semantics.
+//
+// - A received message is invisible for its visibility timeout; not deleted by then, it is
+//   delivered again with a higher receive_count.
+// - A message delivered max_receives times and still not deleted is moved to the queue's
+//   dead-letter store on its next receive (it is never handed out again).
+// - Delete takes the receipt of the latest delivery; a stale receipt leaves the message alone.
+//
+// Implementations: adapters/memory (fake), adapters/sqlite; all must pass
+// tests/conformance/queue_conformance. All methods are thread-safe.
+// Errors: kUnavailable when the backing store cannot be reached; kInvalidArgument for a
+// bad argument (empty batch above the limit, zero max); kNotFound for an unknown receipt.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "common/time.h"
+
+namespace pwrcell::ports {
+
+struct ReceivedMessage {
+  std::string id;       // stable across deliveries
+  std::string body;     // opaque bytes
+  std::string receipt;  // identifies this delivery; needed to delete or change visibility
+  int receive_count = 0;  // 1 on the first delivery
+  Timestamp sent_at;
+};
+
+struct QueueStats {
+  std::size_t visible = 0;      // ready to be received
+  std::size_t in_flight = 0;    // received, not deleted, visibility not expired
+  std::size_t dead_letter = 0;  // moved to the dead-letter store
+};
+
+// Largest batch for SendBatch / Receive (SQS's limit, so every backend can honour it).
+inline constexpr std::size_t kMaxQueueBatch = 10;
+
+class Queue {
+ public:
+  virtual ~Queue() = default;
+
+  // Durably stores one message; when this returns OK the message survives a crash.
+  virtual Result<std::string> Send(const std::string& body) = 0;
+
+  // Stores up to kMaxQueueBatch messages atomically; returns their ids in order.
+  virtual Result<std::vector<std::string>> SendBatch(const std::vector<std::string>& bodies) = 0;
+
+  // Up to `max_messages` (1..kMaxQueueBatch) visible messages, oldest first, each hidden for
+  // `visibility_timeout`. An empty vector when none is visible (never blocks).
+  virtual Result<std::vector<ReceivedMessage>> Receive(std::size_t max_messages, Duration visibility_timeout) = 0;
+
+  // Acknowledges a delivery: the message is gone for good.
+  virtual Status Delete(const std::string& receipt) = 0;
+
+  // Makes an in-flight message visible again after `timeout` (0: now). Used for backoff.
+  virtual Status ChangeVisibility(const std::string& receipt, Duration timeout) = 0;
+
+  virtual Result<QueueStats> Stats() = 0;
+
+  // Up to `max_messages` dead-lettered messages, oldest first (for operators; not removed).
+  virtual Result<std::vector<ReceivedMessage>> PeekDeadLetters(std::size_t max_messages) = 0;
+};
+
+}  // namespace pwrcell::ports
