@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what pwrcell-adapter needs from Debian's packages. Skips apt entirely when every
+# package is already present, so repeated runs are fast and work offline.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake pkg-config
+  protobuf-compiler libprotobuf-dev
+  libsqlite3-dev sqlite3
+  nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev
+  libcpp-httplib-dev libcurl4-openssl-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+echo "setup: installing ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
