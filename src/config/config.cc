@@ -1,0 +1,636 @@
+#include "config/config.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <toml++/toml.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <sstream>
+#include <utility>
+#include <variant>
+
+namespace pwrcell::config {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// The key table: one row per setting. Parsing, environment overrides, DescribeConfig and the
+// documentation tests all walk this table, so a key added here is handled everywhere at once.
+
+enum class Kind { kString, kUrl, kBool, kSeconds, kCount, kRate, kListen, kBackend };
+
+// Durations are converted to milliseconds and added to timestamps elsewhere; ten years is far
+// beyond any sensible setting and far from overflow.
+constexpr std::int64_t kMaxSeconds = 10LL * 365 * 24 * 3600;
+constexpr std::int64_t kMaxCount = std::numeric_limits<int>::max();
+
+using Field = std::variant<std::string& (*)(Config&), bool& (*)(Config&), Seconds& (*)(Config&), int& (*)(Config&),
+                           double& (*)(Config&), ListenAddress& (*)(Config&)>;
+
+struct KeySpec {
+  std::string_view section;
+  std::string_view key;
+  Kind kind;
+  Field field;
+  std::string_view alias = {};   // the seeds' environment variable name, if any
+  std::int64_t max = kMaxCount;  // kCount only
+};
+
+// `+` turns each capture-less lambda into the plain function pointer the variant holds.
+// clang-format off
+#define PWRCELL_FIELD(member) (+[](Config& c) -> auto& { return c.member; })
+// clang-format on
+
+const std::vector<KeySpec>& Specs() {
+  static const std::vector<KeySpec> specs = {
+      {"adapter", "name", Kind::kString, PWRCELL_FIELD(adapter.name), "ADAPTER_NAME"},
+      {"adapter", "auto_commissioning", Kind::kBool, PWRCELL_FIELD(adapter.auto_commissioning), "AUTO_COMMISSIONING"},
+
+      {"concerto", "root_url", Kind::kUrl, PWRCELL_FIELD(concerto.root_url), "ConcertoRootUrl"},
+      {"concerto", "credentials_secret", Kind::kString, PWRCELL_FIELD(concerto.credentials_secret),
+       "ConcertoCredentials"},
+      {"concerto", "timeout_s", Kind::kSeconds, PWRCELL_FIELD(concerto.timeout_s)},
+      {"concerto", "workers", Kind::kCount, PWRCELL_FIELD(concerto.workers)},
+      {"concerto", "max_retries", Kind::kCount, PWRCELL_FIELD(concerto.max_retries)},
+      {"concerto", "max_requests_per_second", Kind::kRate, PWRCELL_FIELD(concerto.max_requests_per_second)},
+      {"concerto", "token_renewal_s", Kind::kSeconds, PWRCELL_FIELD(concerto.token_renewal_s)},
+      {"concerto", "page_size", Kind::kCount, PWRCELL_FIELD(concerto.page_size), {}, 500},
+
+      {"ces", "root_url", Kind::kUrl, PWRCELL_FIELD(ces.root_url), "CesRootUrl"},
+      {"ces", "credentials_secret", Kind::kString, PWRCELL_FIELD(ces.credentials_secret), "CesCredentials"},
+      {"ces", "timeout_s", Kind::kSeconds, PWRCELL_FIELD(ces.timeout_s)},
+      {"ces", "workers", Kind::kCount, PWRCELL_FIELD(ces.workers)},
+      {"ces", "max_retries", Kind::kCount, PWRCELL_FIELD(ces.max_retries)},
+      {"ces", "max_requests_per_second", Kind::kRate, PWRCELL_FIELD(ces.max_requests_per_second)},
+      {"ces", "status_batch_size", Kind::kCount, PWRCELL_FIELD(ces.status_batch_size), {}, 100},
+
+      {"schedule", "registrar_poll_s", Kind::kSeconds, PWRCELL_FIELD(schedule.registrar_poll_s)},
+      {"schedule", "ces_state_poll_s", Kind::kSeconds, PWRCELL_FIELD(schedule.ces_state_poll_s)},
+      {"schedule", "liveness_sweep_s", Kind::kSeconds, PWRCELL_FIELD(schedule.liveness_sweep_s)},
+      {"schedule", "metadata_refresh_s", Kind::kSeconds, PWRCELL_FIELD(schedule.metadata_refresh_s)},
+
+      {"liveness", "offline_timeout_s", Kind::kSeconds, PWRCELL_FIELD(liveness.offline_timeout_s)},
+      {"liveness", "record_interval_s", Kind::kSeconds, PWRCELL_FIELD(liveness.record_interval_s)},
+
+      {"queues", "visibility_timeout_s", Kind::kSeconds, PWRCELL_FIELD(queues.visibility_timeout_s)},
+      {"queues", "max_receives", Kind::kCount, PWRCELL_FIELD(queues.max_receives)},
+
+      {"secrets", "backend", Kind::kBackend, PWRCELL_FIELD(secrets.backend)},
+      {"secrets", "path", Kind::kString, PWRCELL_FIELD(secrets.path)},
+
+      {"storage", "path", Kind::kString, PWRCELL_FIELD(storage.path)},
+
+      {"telemetry", "listen", Kind::kListen, PWRCELL_FIELD(telemetry.listen)},
+      {"telemetry", "max_body_bytes", Kind::kCount, PWRCELL_FIELD(telemetry.max_body_bytes)},
+
+      {"admin", "listen", Kind::kListen, PWRCELL_FIELD(admin.listen)},
+
+      {"simulated", "record_interval_s", Kind::kSeconds, PWRCELL_FIELD(simulated.record_interval_s)},
+  };
+  return specs;
+}
+
+#undef PWRCELL_FIELD
+
+std::string FullName(const KeySpec& spec) {
+  return std::string(spec.section) + "." + std::string(spec.key);
+}
+
+std::string Upper(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string EnvVarName(const KeySpec& spec) {
+  return "PWRCELL_" + Upper(spec.section) + "_" + Upper(spec.key);
+}
+
+std::string Expected(const KeySpec& spec) {
+  switch (spec.kind) {
+    case Kind::kString:
+      return "a non-empty string";
+    case Kind::kUrl:
+      return "a URL starting with http:// or https://";
+    case Kind::kBool:
+      return "true or false";
+    case Kind::kSeconds:
+      return "an integer number of seconds >= 1";
+    case Kind::kCount:
+      return spec.max == kMaxCount ? "an integer >= 1" : "an integer between 1 and " + std::to_string(spec.max);
+    case Kind::kRate:
+      return "a number > 0 (requests per second)";
+    case Kind::kListen:
+      return "a \"host:port\" address with port 0..65535";
+    case Kind::kBackend:
+      return "\"file\" (the only secrets backend so far)";
+  }
+  return "a valid value";
+}
+
+// A TOML basic string: double quotes, with backslash escapes where TOML requires them.
+std::string Quote(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      default:
+        if (u < 0x20 || u == 0x7f) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04X", u);
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += '"';
+  return out;
+}
+
+// Shortest text that reads back as the same double, always with a fraction or exponent so TOML
+// sees a float.
+std::string FormatDouble(double value) {
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+  std::string out(buf, ec == std::errc() ? end : buf);
+  if (out.find_first_of(".eE") == std::string::npos && out.find_first_of("ni") == std::string::npos) out += ".0";
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Values. A raw value comes from a TOML node or an environment string; Assign checks it against
+// the key's kind and range and stores it.
+
+using Raw = std::variant<std::string, bool, std::int64_t, double>;
+
+std::optional<ListenAddress> ParseListen(std::string_view text) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string_view::npos) return std::nullopt;
+  std::string_view host = text.substr(0, colon);
+  const std::string_view port_text = text.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find_first_of("[]:") != std::string_view::npos) {
+    return std::nullopt;  // an IPv6 host must be bracketed
+  }
+  if (host.empty() || host.find_first_of(" \t/") != std::string_view::npos) return std::nullopt;
+  if (port_text.empty() || port_text.size() > 5) return std::nullopt;
+  unsigned port = 0;
+  auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (ec != std::errc() || end != port_text.data() + port_text.size() || port > 65535) return std::nullopt;
+  return ListenAddress{std::string(host), static_cast<std::uint16_t>(port)};
+}
+
+bool ValidUrl(std::string_view url) {
+  const std::string lower = Lower(url);
+  std::size_t rest = 0;
+  if (lower.starts_with("http://")) {
+    rest = 7;
+  } else if (lower.starts_with("https://")) {
+    rest = 8;
+  } else {
+    return false;
+  }
+  if (url.size() == rest || url[rest] == '/') return false;  // no host
+  return url.find_first_of(" \t\r\n") == std::string_view::npos;
+}
+
+// Returns nullopt when stored, else what was expected (usually Expected(spec)).
+std::optional<std::string> Assign(const KeySpec& spec, const Raw& raw, Config& config) {
+  const std::string expected = Expected(spec);
+  switch (spec.kind) {
+    case Kind::kString:
+    case Kind::kUrl:
+    case Kind::kBackend: {
+      const auto* s = std::get_if<std::string>(&raw);
+      if (s == nullptr || s->empty()) return expected;
+      std::string value = *s;
+      if (spec.kind == Kind::kUrl) {
+        if (!ValidUrl(value)) return expected;
+        while (value.ends_with('/')) value.pop_back();  // requests go to <root_url>/graphql
+      }
+      if (spec.kind == Kind::kBackend && value != "file") return expected;
+      std::get<std::string& (*)(Config&)>(spec.field)(config) = std::move(value);
+      return std::nullopt;
+    }
+    case Kind::kBool: {
+      const auto* b = std::get_if<bool>(&raw);
+      if (b == nullptr) return expected;
+      std::get<bool& (*)(Config&)>(spec.field)(config) = *b;
+      return std::nullopt;
+    }
+    case Kind::kSeconds: {
+      const auto* i = std::get_if<std::int64_t>(&raw);
+      if (i == nullptr || *i < 1) return expected;
+      if (*i > kMaxSeconds) return expected + " and <= " + std::to_string(kMaxSeconds) + " (ten years)";
+      std::get<Seconds& (*)(Config&)>(spec.field)(config) = Seconds(*i);
+      return std::nullopt;
+    }
+    case Kind::kCount: {
+      const auto* i = std::get_if<std::int64_t>(&raw);
+      if (i == nullptr || *i < 1 || *i > spec.max) return expected;
+      std::get<int& (*)(Config&)>(spec.field)(config) = static_cast<int>(*i);
+      return std::nullopt;
+    }
+    case Kind::kRate: {
+      double value = 0;
+      if (const auto* i = std::get_if<std::int64_t>(&raw)) {
+        value = static_cast<double>(*i);
+      } else if (const auto* d = std::get_if<double>(&raw)) {
+        value = *d;
+      } else {
+        return expected;
+      }
+      if (!std::isfinite(value) || value <= 0) return expected;
+      std::get<double& (*)(Config&)>(spec.field)(config) = value;
+      return std::nullopt;
+    }
+    case Kind::kListen: {
+      const auto* s = std::get_if<std::string>(&raw);
+      if (s == nullptr) return expected;
+      auto address = ParseListen(*s);
+      if (!address) return expected;
+      std::get<ListenAddress& (*)(Config&)>(spec.field)(config) = std::move(*address);
+      return std::nullopt;
+    }
+  }
+  return expected;
+}
+
+// Environment strings are typed by the key they set; text that is not a number stays a string
+// so that Assign reports it with the key's expectation.
+Raw RawFromEnv(const KeySpec& spec, const std::string& text) {
+  const char* begin = text.data();
+  const char* end = text.data() + text.size();
+  switch (spec.kind) {
+    case Kind::kBool: {
+      const std::string lower = Lower(text);
+      if (lower == "true" || lower == "1") return true;
+      if (lower == "false" || lower == "0") return false;
+      return text;
+    }
+    case Kind::kSeconds:
+    case Kind::kCount: {
+      std::int64_t value = 0;
+      auto [ptr, ec] = std::from_chars(begin, end, value);
+      if (ec == std::errc() && ptr == end && !text.empty()) return value;
+      return text;
+    }
+    case Kind::kRate: {
+      double value = 0;
+      auto [ptr, ec] = std::from_chars(begin, end, value);
+      if (ec == std::errc() && ptr == end && !text.empty()) return value;
+      return text;
+    }
+    default:
+      return text;
+  }
+}
+
+std::optional<Raw> RawFromNode(const toml::node& node) {
+  if (const auto* s = node.as_string()) return Raw(s->get());
+  if (const auto* b = node.as_boolean()) return Raw(b->get());
+  if (const auto* i = node.as_integer()) return Raw(i->get());
+  if (const auto* f = node.as_floating_point()) return Raw(f->get());
+  return std::nullopt;  // a table, an array, a date or time: never a valid setting
+}
+
+// The value as the user wrote it, short and on one line.
+std::string DisplayNode(const toml::node& node) {
+  if (const auto* s = node.as_string()) return Quote(s->get());
+  if (node.is_table()) return "a table";
+  std::ostringstream out;
+  node.visit([&out](const auto& n) { out << n; });
+  std::string text = out.str();
+  if (text.find('\n') != std::string::npos) return node.is_array() ? "an array" : "a value";
+  if (text.size() > 80) text = text.substr(0, 77) + "...";
+  return text;
+}
+
+std::string FormatValue(const std::string& s) {
+  return Quote(s);
+}
+std::string FormatValue(bool b) {
+  return b ? "true" : "false";
+}
+std::string FormatValue(Seconds s) {
+  return std::to_string(s.count());
+}
+std::string FormatValue(int i) {
+  return std::to_string(i);
+}
+std::string FormatValue(double d) {
+  return FormatDouble(d);
+}
+std::string FormatValue(const ListenAddress& a) {
+  return Quote(a.ToString());
+}
+
+std::string Literal(const KeySpec& spec, Config& config) {
+  return std::visit([&config](auto field_fn) { return FormatValue(field_fn(config)); }, spec.field);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Did-you-mean.
+
+// Optimal string alignment distance (Levenshtein plus adjacent transpositions).
+std::size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+  for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+// The one candidate close to `word`, if exactly one is closest and close enough.
+std::optional<std::string> Closest(std::string_view word, const std::vector<std::string>& candidates) {
+  const std::size_t limit = word.size() <= 4 ? 1 : 2;
+  std::optional<std::string> best;
+  std::size_t best_distance = limit + 1;
+  bool tie = false;
+  for (const auto& candidate : candidates) {
+    const std::size_t distance = EditDistance(Lower(word), candidate);
+    if (distance < best_distance) {
+      best = candidate;
+      best_distance = distance;
+      tie = false;
+    } else if (distance == best_distance) {
+      tie = true;
+    }
+  }
+  if (tie) return std::nullopt;
+  return best;
+}
+
+std::vector<std::string> SectionNames() {
+  std::vector<std::string> names;
+  for (const auto& spec : Specs()) {
+    if (std::find(names.begin(), names.end(), spec.section) == names.end()) names.emplace_back(spec.section);
+  }
+  return names;
+}
+
+const KeySpec* FindSpec(std::string_view section, std::string_view key) {
+  for (const auto& spec : Specs()) {
+    if (spec.section == section && spec.key == key) return &spec;
+  }
+  return nullptr;
+}
+
+// `section` may be empty for a key written before any [section] header.
+std::string UnknownKeyMessage(std::string_view section, std::string_view key) {
+  const std::string name = section.empty() ? std::string(key) : std::string(section) + "." + std::string(key);
+  std::string message = "unknown key '" + name + "'";
+  // A key misspelled in its section, or a right key in the wrong section (or in none).
+  std::vector<std::string> same_section;
+  std::vector<std::string> same_key;
+  for (const auto& spec : Specs()) {
+    if (spec.section == section) same_section.push_back(FullName(spec));
+    if (spec.key == Lower(key)) same_key.push_back(FullName(spec));
+  }
+  std::optional<std::string> suggestion = Closest(name, same_section);
+  if (!suggestion && same_key.size() == 1) suggestion = same_key.front();
+  if (section.empty()) message += " (every key belongs in a [section]";
+  if (suggestion) message += std::string(section.empty() ? "; " : " (") + "did you mean '" + *suggestion + "'?";
+  if (section.empty() || suggestion) message += ")";
+  return message;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading.
+
+// Problems found in the file; the one reported is the first in file order.
+class Problems {
+ public:
+  explicit Problems(std::string_view source) : source_(source) {}
+
+  void Add(const toml::source_region& where, const std::string& message) {
+    const auto line = where.begin.line;
+    const auto column = where.begin.column;
+    if (first_ && std::pair(line, column) >= std::pair(first_line_, first_column_)) return;
+    first_line_ = line;
+    first_column_ = column;
+    first_ = source_ + (line > 0 ? ":" + std::to_string(line) : std::string()) + ": " + message;
+  }
+  const std::optional<std::string>& First() const { return first_; }
+
+ private:
+  std::string source_;
+  std::optional<std::string> first_;
+  toml::source_index first_line_ = 0;
+  toml::source_index first_column_ = 0;
+};
+
+void ApplyFile(const toml::table& root, Config& config, Problems& problems) {
+  const std::vector<std::string> sections = SectionNames();
+  for (auto&& [section_key, section_node] : root) {
+    const std::string section(section_key.str());
+    const bool known = std::find(sections.begin(), sections.end(), section) != sections.end();
+    if (!known) {
+      if (!section_node.is_table()) {
+        problems.Add(section_key.source(), UnknownKeyMessage("", section));
+        continue;
+      }
+      std::string message = "unknown section '[" + section + "]'";
+      if (auto suggestion = Closest(section, sections)) message += " (did you mean '[" + *suggestion + "]'?)";
+      problems.Add(section_key.source(), message);
+      continue;
+    }
+    const toml::table* table = section_node.as_table();
+    if (table == nullptr) {
+      std::string message = section;
+      message += " = " + DisplayNode(section_node);
+      message += ": expected a table ([" + section + "])";
+      problems.Add(section_node.source(), message);
+      continue;
+    }
+    for (auto&& [key, node] : *table) {
+      const KeySpec* spec = FindSpec(section, key.str());
+      if (spec == nullptr) {
+        problems.Add(key.source(), UnknownKeyMessage(section, key.str()));
+        continue;
+      }
+      const std::optional<Raw> raw = RawFromNode(node);
+      const std::optional<std::string> expected = raw ? Assign(*spec, *raw, config) : Expected(*spec);
+      if (expected)
+        problems.Add(node.source(), FullName(*spec) + " = " + DisplayNode(node) + ": expected " + *expected);
+    }
+  }
+}
+
+Status ApplyEnvironment(const Environment& env, Config& config) {
+  if (!env) return Status::Ok();  // an empty std::function: no variables
+  for (const KeySpec& spec : Specs()) {
+    const std::string generic = EnvVarName(spec);
+    const std::string alias(spec.alias);
+    const std::optional<std::string> generic_value = env(generic);
+    const std::optional<std::string> alias_value = alias.empty() ? std::nullopt : env(alias);
+    if (generic_value && alias_value && *generic_value != *alias_value) {
+      std::string message = "environment variables ";
+      message += alias + "=" + Quote(*alias_value);
+      message += " and " + generic + "=" + Quote(*generic_value);
+      message += " both set " + FullName(spec) + ": set only one";
+      return InvalidArgumentError(message);
+    }
+    const std::string& name = alias_value ? alias : generic;
+    const std::optional<std::string>& value = alias_value ? alias_value : generic_value;
+    if (!value) continue;
+    if (auto expected = Assign(spec, RawFromEnv(spec, *value), config)) {
+      if (spec.kind == Kind::kBool) expected = "true, false, 1 or 0";
+      return InvalidArgumentError("environment variable " + name + "=" + Quote(*value) + " (" + FullName(spec) +
+                                  "): expected " + *expected);
+    }
+  }
+  return Status::Ok();
+}
+
+// Checks that involve more than one key.
+Status CheckConsistency(const Config& config, std::string_view source) {
+  if (config.telemetry.listen == config.admin.listen && config.telemetry.listen.port != 0) {
+    return InvalidArgumentError(std::string(source) + ": telemetry.listen and admin.listen are both " +
+                                Quote(config.telemetry.listen.ToString()) + ": expected two different addresses");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string ListenAddress::ToString() const {
+  const std::string shown = host.find(':') == std::string::npos ? host : "[" + host + "]";
+  return shown + ":" + std::to_string(port);
+}
+
+Environment ProcessEnvironment() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    const char* value = std::getenv(name.c_str());  // NOLINT(concurrency-mt-unsafe): read-only at startup
+    if (value == nullptr) return std::nullopt;
+    return std::string(value);
+  };
+}
+
+Environment MapEnvironment(std::map<std::string, std::string> variables) {
+  return [variables = std::move(variables)](const std::string& name) -> std::optional<std::string> {
+    auto it = variables.find(name);
+    if (it == variables.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+Environment EmptyEnvironment() {
+  return [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
+}
+
+const std::vector<KeyInfo>& Keys() {
+  static const std::vector<KeyInfo> keys = [] {
+    std::vector<KeyInfo> out;
+    for (const KeySpec& spec : Specs()) {
+      out.push_back({std::string(spec.section), std::string(spec.key), EnvVarName(spec), std::string(spec.alias),
+                     Expected(spec)});
+    }
+    return out;
+  }();
+  return keys;
+}
+
+Result<Config> LoadConfigString(std::string_view toml, std::string_view source_name, const Environment& env) {
+  toml::table root;
+  try {
+    root = toml::parse(toml, std::string_view(source_name));
+  } catch (const toml::parse_error& e) {
+    // toml++ reports parse errors by exception; they stop here and become a Status.
+    const auto& where = e.source().begin;
+    return InvalidArgumentError(std::string(source_name) + ":" + std::to_string(where.line) + ":" +
+                                std::to_string(where.column) + ": TOML syntax error: " + std::string(e.description()));
+  }
+  Config config;
+  Problems problems(source_name);
+  ApplyFile(root, config, problems);
+  if (problems.First()) return InvalidArgumentError(*problems.First());
+  PWRCELL_RETURN_IF_ERROR(ApplyEnvironment(env, config));
+  PWRCELL_RETURN_IF_ERROR(CheckConsistency(config, source_name));
+  return config;
+}
+
+Result<Config> LoadConfigFile(const std::string& path, const Environment& env) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    const int error = errno;
+    if (error == ENOENT || error == ENOTDIR) return NotFoundError("configuration file not found: " + path);
+    if (error == EACCES) return PermissionDeniedError("cannot read configuration file " + path + ": permission denied");
+    return UnavailableError("cannot open configuration file " + path + ": " + std::strerror(error));
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return InvalidArgumentError("configuration file " + path + " is not a regular file");
+  }
+  std::string text;
+  char buf[8192];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int error = errno;
+      ::close(fd);
+      return UnavailableError("cannot read configuration file " + path + ": " + std::strerror(error));
+    }
+    text.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return LoadConfigString(text, path, env);
+}
+
+std::string DescribeConfig(const Config& config) {
+  Config copy = config;  // the field accessors take a mutable Config
+  std::string out = "# effective configuration (deployment file + environment overrides)\n";
+  std::string_view section;
+  for (const KeySpec& spec : Specs()) {
+    if (spec.section != section) {
+      if (!section.empty()) out += "\n";
+      section = spec.section;
+      out += "[" + std::string(section) + "]\n";
+    }
+    out += std::string(spec.key) + " = " + Literal(spec, copy) + "\n";
+  }
+  return out;
+}
+
+}  // namespace pwrcell::config

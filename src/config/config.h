@@ -1,0 +1,172 @@
+// The adapter's configuration: every setting with its default, loaded from a deployment.toml
+// and then overridden from the environment (for Lambda, where there is no file to edit).
+//
+// SPEC section 7. `deployment_example.toml` at the repository root lists every key with its
+// default, unit, range and environment variable; keep it, the key table in config.cc and this
+// struct in step (a unit test loads the example and compares it with the defaults).
+//
+// Validation happens once, here: a Config that LoadConfig* returns is valid, so the rest of the
+// program never re-checks ranges. An invalid file or variable is a startup error naming the
+// file (and line), the key as `section.key`, the value found and what was expected.
+//
+// Thread-safety: Config is a plain value; loading touches no global state except through the
+// Environment it is given (ProcessEnvironment() reads the process environment with getenv).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "common/time.h"
+
+namespace pwrcell::config {
+
+// A "host:port" address to listen on. IPv6 hosts are written in brackets ("[::1]:8070") and
+// stored without them. Port 0 asks the system for a free port (tests).
+struct ListenAddress {
+  std::string host;
+  std::uint16_t port = 0;
+
+  std::string ToString() const;  // "host:port" (brackets around an IPv6 host)
+  bool operator==(const ListenAddress&) const = default;
+};
+
+struct AdapterConfig {
+  // Concerto SYSTEM assets whose adapterConfiguration.name equals this are ours (SPEC section 1).
+  std::string name = "pwrcell-adapter";
+  // SPEC section 6: write sites, inverters, batteries... to Concerto. Off: never write structure.
+  bool auto_commissioning = false;
+  bool operator==(const AdapterConfig&) const = default;
+};
+
+struct ConcertoConfig {
+  // Requests go to `<root_url>/graphql`. Stored without trailing slashes.
+  std::string root_url = "http://127.0.0.1:8080";
+  std::string credentials_secret = "ConcertoCredentials";  // secret id, never the credentials
+  Seconds timeout_s{30};
+  int workers = 10;
+  int max_retries = 3;
+  double max_requests_per_second = 25;
+  Seconds token_renewal_s{1800};
+  int page_size = 100;  // 1..500 (the API's maximum)
+  bool operator==(const ConcertoConfig&) const = default;
+};
+
+struct CesConfig {
+  std::string root_url = "http://127.0.0.1:8081";  // stored without trailing slashes
+  std::string credentials_secret = "CesCredentials";
+  Seconds timeout_s{30};
+  int workers = 4;
+  int max_retries = 3;
+  double max_requests_per_second = 10;
+  int status_batch_size = 100;  // 1..100 (the API's maximum)
+  bool operator==(const CesConfig&) const = default;
+};
+
+struct ScheduleConfig {
+  Seconds registrar_poll_s{60};
+  Seconds ces_state_poll_s{900};
+  Seconds liveness_sweep_s{60};
+  Seconds metadata_refresh_s{86400};
+  bool operator==(const ScheduleConfig&) const = default;
+};
+
+struct LivenessConfig {
+  Seconds offline_timeout_s{900};  // the one offline_timeout of SPEC section 4
+  // The telemetry record interval: the stream counts as caught up (end of the startup grace)
+  // when its lag is under one interval.
+  Seconds record_interval_s{300};
+  bool operator==(const LivenessConfig&) const = default;
+};
+
+struct QueuesConfig {
+  Seconds visibility_timeout_s{60};
+  int max_receives = 5;  // deliveries before a message is dead-lettered
+  bool operator==(const QueuesConfig&) const = default;
+};
+
+struct SecretsConfig {
+  std::string backend = "file";  // only "file" for now
+  std::string path = "secrets.json";
+  bool operator==(const SecretsConfig&) const = default;
+};
+
+struct StorageConfig {
+  std::string path = "pwrcell-adapter.db";  // the SQLite device table and queues
+  bool operator==(const StorageConfig&) const = default;
+};
+
+struct TelemetryConfig {
+  ListenAddress listen{"127.0.0.1", 8070};  // the HTTP ingest endpoint
+  int max_body_bytes = 5 * 1024 * 1024;
+  bool operator==(const TelemetryConfig&) const = default;
+};
+
+struct AdminConfig {
+  ListenAddress listen{"127.0.0.1", 8071};  // health, metrics, device API, dashboard
+  bool operator==(const AdminConfig&) const = default;
+};
+
+struct SimulatedConfig {
+  Seconds record_interval_s{300};  // one synthesized EnergyRecordSet per simulated system per interval
+  bool operator==(const SimulatedConfig&) const = default;
+};
+
+struct Config {
+  AdapterConfig adapter;
+  ConcertoConfig concerto;
+  CesConfig ces;
+  ScheduleConfig schedule;
+  LivenessConfig liveness;
+  QueuesConfig queues;
+  SecretsConfig secrets;
+  StorageConfig storage;
+  TelemetryConfig telemetry;
+  AdminConfig admin;
+  SimulatedConfig simulated;
+  bool operator==(const Config&) const = default;
+};
+
+// Looks up one environment variable; nullopt when it is not set. Injected so that tests never
+// touch the real environment.
+using Environment = std::function<std::optional<std::string>(const std::string& name)>;
+
+// The process environment (std::getenv). Safe as long as nobody calls setenv concurrently.
+Environment ProcessEnvironment();
+// A fixed set of variables (tests).
+Environment MapEnvironment(std::map<std::string, std::string> variables);
+// No variables at all.
+Environment EmptyEnvironment();
+
+// One configuration key, for documentation and tests.
+struct KeyInfo {
+  std::string section;
+  std::string key;
+  std::string env_var;    // PWRCELL_<SECTION>_<KEY>
+  std::string alias_var;  // the seeds' name (ConcertoRootUrl, ...) or empty
+  std::string expected;   // what a valid value is, e.g. "an integer number of seconds >= 1"
+};
+// Every key, in file order.
+const std::vector<KeyInfo>& Keys();
+
+// Loads a deployment.toml, then applies the environment overrides.
+// Errors: kNotFound when the file does not exist; kPermissionDenied when it cannot be read;
+// kInvalidArgument for a syntax error (file:line:column), an unknown section or key, a value of
+// the wrong type or out of range (file:line, key, value, expectation), or a bad environment
+// variable (named).
+Result<Config> LoadConfigFile(const std::string& path, const Environment& env);
+
+// The same from text; `source_name` stands for the file in messages.
+// Errors: kInvalidArgument as above.
+Result<Config> LoadConfigString(std::string_view toml, std::string_view source_name, const Environment& env);
+
+// The effective configuration as TOML text (loads back to the same Config). Holds no secrets:
+// the configuration only names secret ids.
+std::string DescribeConfig(const Config& config);
+
+}  // namespace pwrcell::config

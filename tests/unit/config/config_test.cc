@@ -1,0 +1,446 @@
+#include "config/config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <toml++/toml.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace pwrcell::config {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+using namespace std::chrono_literals;
+
+Result<Config> Load(std::string_view text, const Environment& env = EmptyEnvironment()) {
+  return LoadConfigString(text, "deployment.toml", env);
+}
+
+// The message of a load that must fail with kInvalidArgument.
+std::string Error(std::string_view text, const Environment& env = EmptyEnvironment()) {
+  const auto result = Load(text, env);
+  EXPECT_FALSE(result.ok()) << text;
+  if (result.ok()) return "";
+  EXPECT_EQ(result.status().code(), StatusCode::kInvalidArgument) << result.status().ToString();
+  return result.status().message();
+}
+
+std::string ReadText(const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+std::string ExamplePath() {
+  return std::string(PWRCELL_SOURCE_DIR) + "/deployment_example.toml";
+}
+
+TEST(ConfigDefaults, EveryDefaultIsTheDocumentedOne) {
+  const Config c;
+  EXPECT_EQ(c.adapter.name, "pwrcell-adapter");
+  EXPECT_FALSE(c.adapter.auto_commissioning);
+  EXPECT_EQ(c.concerto.root_url, "http://127.0.0.1:8080");
+  EXPECT_EQ(c.concerto.credentials_secret, "ConcertoCredentials");
+  EXPECT_EQ(c.concerto.timeout_s, 30s);
+  EXPECT_EQ(c.concerto.workers, 10);
+  EXPECT_EQ(c.concerto.max_retries, 3);
+  EXPECT_EQ(c.concerto.max_requests_per_second, 25.0);
+  EXPECT_EQ(c.concerto.token_renewal_s, 30min);
+  EXPECT_EQ(c.concerto.page_size, 100);
+  EXPECT_EQ(c.ces.root_url, "http://127.0.0.1:8081");
+  EXPECT_EQ(c.ces.credentials_secret, "CesCredentials");
+  EXPECT_EQ(c.ces.timeout_s, 30s);
+  EXPECT_EQ(c.ces.workers, 4);
+  EXPECT_EQ(c.ces.max_retries, 3);
+  EXPECT_EQ(c.ces.max_requests_per_second, 10.0);
+  EXPECT_EQ(c.ces.status_batch_size, 100);
+  EXPECT_EQ(c.schedule.registrar_poll_s, 60s);
+  EXPECT_EQ(c.schedule.ces_state_poll_s, 15min);
+  EXPECT_EQ(c.schedule.liveness_sweep_s, 60s);
+  EXPECT_EQ(c.schedule.metadata_refresh_s, 24h);
+  EXPECT_EQ(c.liveness.offline_timeout_s, 15min);
+  EXPECT_EQ(c.liveness.record_interval_s, 5min);
+  EXPECT_EQ(c.queues.visibility_timeout_s, 60s);
+  EXPECT_EQ(c.queues.max_receives, 5);
+  EXPECT_EQ(c.secrets.backend, "file");
+  EXPECT_EQ(c.secrets.path, "secrets.json");
+  EXPECT_EQ(c.storage.path, "pwrcell-adapter.db");
+  EXPECT_EQ(c.telemetry.listen, (ListenAddress{"127.0.0.1", 8070}));
+  EXPECT_EQ(c.telemetry.max_body_bytes, 5242880);
+  EXPECT_EQ(c.admin.listen, (ListenAddress{"127.0.0.1", 8071}));
+  EXPECT_EQ(c.simulated.record_interval_s, 5min);
+}
+
+TEST(ConfigDefaults, AnEmptyFileGivesTheDefaults) {
+  const auto c = Load("");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(*c, Config{});
+}
+
+TEST(ConfigDefaults, EmptySectionsGiveTheDefaults) {
+  const auto c = Load("[adapter]\n[concerto]\n[ces]\n[schedule]\n[liveness]\n[queues]\n[secrets]\n[storage]\n");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(*c, Config{});
+}
+
+TEST(ConfigExample, LoadsAndEqualsTheDefaults) {
+  const auto c = LoadConfigFile(ExamplePath(), EmptyEnvironment());
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(*c, Config{});
+}
+
+TEST(ConfigExample, SetsEveryKeyAndNamesEveryEnvironmentVariable) {
+  const std::string text = ReadText(ExamplePath());
+  const toml::table example = toml::parse(text, std::string_view(ExamplePath()));
+  ASSERT_EQ(Keys().size(), 32u);
+  for (const KeyInfo& key : Keys()) {
+    EXPECT_TRUE(example.at_path(key.section + "." + key.key)) << key.section << "." << key.key;
+    EXPECT_THAT(text, HasSubstr(key.env_var));
+    if (!key.alias_var.empty()) {
+      EXPECT_THAT(text, HasSubstr(key.alias_var + " or " + key.env_var));
+    }
+  }
+}
+
+TEST(ConfigExample, TheLocalDeploymentFileLoads) {
+  const auto c = LoadConfigFile(std::string(PWRCELL_SOURCE_DIR) + "/deployment.toml", EmptyEnvironment());
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->secrets.path, "secrets.json");
+  EXPECT_EQ(c->concerto.root_url, "http://127.0.0.1:8080");
+  EXPECT_EQ(c->ces.root_url, "http://127.0.0.1:8081");
+  EXPECT_EQ(c->storage.path, "pwrcell-adapter.db");
+}
+
+TEST(ConfigFile, ReadsEveryKind) {
+  const auto c = Load(R"(
+[adapter]
+name = "utility-a"
+auto_commissioning = true
+[concerto]
+root_url = "https://concerto.example.com/"
+timeout_s = 1
+page_size = 500
+max_requests_per_second = 2.5
+[ces]
+max_requests_per_second = 7
+status_batch_size = 1
+[telemetry]
+listen = "[::1]:0"
+[admin]
+listen = "0.0.0.0:65535"
+)");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->adapter.name, "utility-a");
+  EXPECT_TRUE(c->adapter.auto_commissioning);
+  EXPECT_EQ(c->concerto.root_url, "https://concerto.example.com");  // trailing slash dropped
+  EXPECT_EQ(c->concerto.timeout_s, 1s);
+  EXPECT_EQ(c->concerto.page_size, 500);
+  EXPECT_EQ(c->concerto.max_requests_per_second, 2.5);
+  EXPECT_EQ(c->ces.max_requests_per_second, 7.0);
+  EXPECT_EQ(c->ces.status_batch_size, 1);
+  EXPECT_EQ(c->telemetry.listen, (ListenAddress{"::1", 0}));
+  EXPECT_EQ(c->telemetry.listen.ToString(), "[::1]:0");
+  EXPECT_EQ(c->admin.listen, (ListenAddress{"0.0.0.0", 65535}));
+  EXPECT_EQ(c->ces.timeout_s, 30s);  // untouched keys keep their defaults
+}
+
+TEST(ConfigFile, WrongTypeNamesFileLineKeyValueAndExpectation) {
+  EXPECT_EQ(Error("[concerto]\n\ntimeout_s = \"abc\"\n"),
+            "deployment.toml:3: concerto.timeout_s = \"abc\": expected an integer number of seconds >= 1");
+  EXPECT_EQ(Error("[concerto]\ntimeout_s = 30.5\n"),
+            "deployment.toml:2: concerto.timeout_s = 30.5: expected an integer number of seconds >= 1");
+  EXPECT_EQ(Error("[adapter]\nauto_commissioning = \"true\"\n"),
+            "deployment.toml:2: adapter.auto_commissioning = \"true\": expected true or false");
+  EXPECT_EQ(Error("[adapter]\nname = 42\n"), "deployment.toml:2: adapter.name = 42: expected a non-empty string");
+  EXPECT_EQ(Error("[ces]\nworkers = [1, 2]\n"), "deployment.toml:2: ces.workers = [ 1, 2 ]: expected an integer >= 1");
+  EXPECT_EQ(Error("[ces]\nmax_requests_per_second = \"fast\"\n"),
+            "deployment.toml:2: ces.max_requests_per_second = \"fast\": expected a number > 0 (requests per second)");
+  EXPECT_EQ(Error("[storage]\npath = { file = \"x\" }\n"),
+            "deployment.toml:2: storage.path = a table: expected a non-empty string");
+}
+
+TEST(ConfigFile, OutOfRangeNamesTheRange) {
+  EXPECT_EQ(Error("[concerto]\npage_size = 501\n"),
+            "deployment.toml:2: concerto.page_size = 501: expected an integer between 1 and 500");
+  EXPECT_EQ(Error("[ces]\nstatus_batch_size = 101\n"),
+            "deployment.toml:2: ces.status_batch_size = 101: expected an integer between 1 and 100");
+  EXPECT_EQ(Error("[liveness]\noffline_timeout_s = 0\n"),
+            "deployment.toml:2: liveness.offline_timeout_s = 0: expected an integer number of seconds >= 1");
+  EXPECT_EQ(Error("[queues]\nmax_receives = -1\n"),
+            "deployment.toml:2: queues.max_receives = -1: expected an integer >= 1");
+  EXPECT_EQ(Error("[concerto]\nmax_requests_per_second = 0\n"),
+            "deployment.toml:2: concerto.max_requests_per_second = 0: expected a number > 0 (requests per second)");
+  EXPECT_THAT(Error("[concerto]\nmax_requests_per_second = nan\n"), HasSubstr("expected a number > 0"));
+  EXPECT_THAT(Error("[concerto]\nmax_requests_per_second = inf\n"), HasSubstr("expected a number > 0"));
+  EXPECT_THAT(Error("[concerto]\nworkers = 3000000000\n"), HasSubstr("expected an integer >= 1"));
+  EXPECT_EQ(Error("[schedule]\nmetadata_refresh_s = 999999999999\n"),
+            "deployment.toml:2: schedule.metadata_refresh_s = 999999999999: expected an integer number of seconds "
+            ">= 1 and <= 315360000 (ten years)");
+}
+
+TEST(ConfigFile, RejectsBadUrlsAddressesAndBackends) {
+  EXPECT_EQ(Error("[concerto]\nroot_url = \"ftp://concerto\"\n"),
+            "deployment.toml:2: concerto.root_url = \"ftp://concerto\": expected a URL starting with http:// or "
+            "https://");
+  EXPECT_THAT(Error("[ces]\nroot_url = \"concerto.example.com\"\n"), HasSubstr("ces.root_url"));
+  EXPECT_THAT(Error("[ces]\nroot_url = \"http://\"\n"), HasSubstr("expected a URL"));
+  EXPECT_EQ(Error("[telemetry]\nlisten = \"127.0.0.1:70000\"\n"),
+            "deployment.toml:2: telemetry.listen = \"127.0.0.1:70000\": expected a \"host:port\" address with port "
+            "0..65535");
+  EXPECT_THAT(Error("[admin]\nlisten = \"8071\"\n"), HasSubstr("admin.listen = \"8071\": expected"));
+  EXPECT_THAT(Error("[admin]\nlisten = \":8071\"\n"), HasSubstr("admin.listen"));
+  EXPECT_THAT(Error("[admin]\nlisten = \"::1:8071\"\n"), HasSubstr("admin.listen"));
+  EXPECT_THAT(Error("[admin]\nlisten = \"localhost:http\"\n"), HasSubstr("admin.listen"));
+  EXPECT_EQ(Error("[secrets]\nbackend = \"vault\"\n"),
+            "deployment.toml:2: secrets.backend = \"vault\": expected \"file\" (the only secrets backend so far)");
+  EXPECT_EQ(Error("[adapter]\nname = \"\"\n"), "deployment.toml:2: adapter.name = \"\": expected a non-empty string");
+}
+
+TEST(ConfigFile, UnknownKeyIsNamedWithADidYouMean) {
+  EXPECT_EQ(Error("[concerto]\ntimout_s = 10\n"),
+            "deployment.toml:2: unknown key 'concerto.timout_s' (did you mean 'concerto.timeout_s'?)");
+  EXPECT_EQ(Error("[concerto]\ntiemout_s = 10\n"),
+            "deployment.toml:2: unknown key 'concerto.tiemout_s' (did you mean 'concerto.timeout_s'?)");
+  EXPECT_EQ(Error("[concerto]\ncolour = \"blue\"\n"), "deployment.toml:2: unknown key 'concerto.colour'");
+  // The right key in the wrong section.
+  EXPECT_EQ(Error("[ces]\npage_size = 10\n"),
+            "deployment.toml:2: unknown key 'ces.page_size' (did you mean 'concerto.page_size'?)");
+}
+
+TEST(ConfigFile, UnknownSectionIsNamedWithADidYouMean) {
+  EXPECT_EQ(Error("[concrto]\ntimeout_s = 10\n"),
+            "deployment.toml:1: unknown section '[concrto]' (did you mean '[concerto]'?)");
+  EXPECT_EQ(Error("\n[database]\n"), "deployment.toml:2: unknown section '[database]'");
+}
+
+TEST(ConfigFile, KeyOutsideAnySectionIsNamed) {
+  EXPECT_EQ(Error("name = \"x\"\n"),
+            "deployment.toml:1: unknown key 'name' (every key belongs in a [section]; did you mean 'adapter.name'?)");
+  EXPECT_EQ(Error("path = \"x\"\n"), "deployment.toml:1: unknown key 'path' (every key belongs in a [section])");
+}
+
+TEST(ConfigFile, SectionThatIsNotATableIsRejected) {
+  EXPECT_EQ(Error("concerto = 5\n"), "deployment.toml:1: concerto = 5: expected a table ([concerto])");
+  EXPECT_THAT(Error("[[ces]]\ntimeout_s = 1\n"), HasSubstr("expected a table ([ces])"));
+}
+
+TEST(ConfigFile, DottedKeysAndInlineTablesWork) {
+  const auto c = Load("concerto.timeout_s = 7\nces = { workers = 2 }\n");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->concerto.timeout_s, 7s);
+  EXPECT_EQ(c->ces.workers, 2);
+}
+
+TEST(ConfigFile, ReportsTheFirstProblemInFileOrder) {
+  EXPECT_THAT(Error("[queues]\nmax_receives = 0\n[adapter]\nnmae = \"x\"\n"), HasSubstr(":2: queues.max_receives"));
+  EXPECT_THAT(Error("[queues]\nmax_receives = 1\n[adapter]\nnmae = \"x\"\n[ces]\nworkers = 0\n"),
+              HasSubstr(":4: unknown key 'adapter.nmae'"));
+}
+
+TEST(ConfigFile, SyntaxErrorNamesFileLineAndColumn) {
+  const std::string message = Error("[concerto]\ntimeout_s = 30\nworkers = = 3\n");
+  EXPECT_THAT(message, HasSubstr("deployment.toml:3:"));
+  EXPECT_THAT(message, HasSubstr("TOML syntax error"));
+  EXPECT_THAT(Error("[concerto]\ntimeout_s = 1\ntimeout_s = 2\n"), HasSubstr("deployment.toml:3:"));
+}
+
+TEST(ConfigFile, MissingFileIsNotFoundNamingThePath) {
+  const auto c = LoadConfigFile("/nonexistent/dir/deployment.toml", EmptyEnvironment());
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), StatusCode::kNotFound);
+  EXPECT_THAT(c.status().message(), HasSubstr("/nonexistent/dir/deployment.toml"));
+}
+
+TEST(ConfigFile, ADirectoryIsNotAConfigurationFile) {
+  const auto c = LoadConfigFile(PWRCELL_SOURCE_DIR, EmptyEnvironment());
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(ConfigFile, FileErrorsNameTheFile) {
+  const auto dir = std::filesystem::temp_directory_path() / ("config_test_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "bad.toml").string();
+  std::ofstream(path) << "[concerto]\nworkers = 0\n";
+  const auto c = LoadConfigFile(path, EmptyEnvironment());
+  std::filesystem::remove_all(dir);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().message(), path + ":2: concerto.workers = 0: expected an integer >= 1");
+}
+
+TEST(ConfigFile, SameListenAddressTwiceIsRejected) {
+  EXPECT_EQ(Error("[admin]\nlisten = \"127.0.0.1:8070\"\n"),
+            "deployment.toml: telemetry.listen and admin.listen are both \"127.0.0.1:8070\": expected two different "
+            "addresses");
+  // Port 0 means "any free port": two of those never collide.
+  EXPECT_TRUE(Load("[admin]\nlisten = \"127.0.0.1:0\"\n[telemetry]\nlisten = \"127.0.0.1:0\"\n").ok());
+}
+
+TEST(ConfigEnvironment, OverridesWinOverTheFile) {
+  const auto c = Load("[concerto]\ntimeout_s = 20\nroot_url = \"http://file:1\"\n",
+                      MapEnvironment({{"PWRCELL_CONCERTO_TIMEOUT_S", "10"}, {"ConcertoRootUrl", "https://env:2/"}}));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->concerto.timeout_s, 10s);
+  EXPECT_EQ(c->concerto.root_url, "https://env:2");
+}
+
+TEST(ConfigEnvironment, SeedNamesSetTheirKeys) {
+  const auto c = Load("", MapEnvironment({{"ConcertoRootUrl", "https://concerto.example.com"},
+                                          {"CesRootUrl", "https://ces.example.com"},
+                                          {"AUTO_COMMISSIONING", "true"},
+                                          {"ConcertoCredentials", "prod/ConcertoCredentials"},
+                                          {"CesCredentials", "prod/CesCredentials"},
+                                          {"ADAPTER_NAME", "pwrcell-prod"}}));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->concerto.root_url, "https://concerto.example.com");
+  EXPECT_EQ(c->ces.root_url, "https://ces.example.com");
+  EXPECT_TRUE(c->adapter.auto_commissioning);
+  EXPECT_EQ(c->concerto.credentials_secret, "prod/ConcertoCredentials");
+  EXPECT_EQ(c->ces.credentials_secret, "prod/CesCredentials");
+  EXPECT_EQ(c->adapter.name, "pwrcell-prod");
+}
+
+TEST(ConfigEnvironment, BooleansAcceptTrueFalseOneZero) {
+  const auto on = [](const std::string& v) {
+    auto c = Load("[adapter]\nauto_commissioning = false\n", MapEnvironment({{"AUTO_COMMISSIONING", v}}));
+    EXPECT_TRUE(c.ok()) << v;
+    return c.ok() && c->adapter.auto_commissioning;
+  };
+  EXPECT_TRUE(on("true"));
+  EXPECT_TRUE(on("TRUE"));
+  EXPECT_TRUE(on("1"));
+  EXPECT_FALSE(on("false"));
+  EXPECT_FALSE(on("False"));
+  EXPECT_FALSE(on("0"));
+}
+
+TEST(ConfigEnvironment, EveryKeyHasAGenericVariable) {
+  const std::map<std::string, std::string> env = {
+      {"PWRCELL_ADAPTER_NAME", "a"},
+      {"PWRCELL_ADAPTER_AUTO_COMMISSIONING", "1"},
+      {"PWRCELL_CONCERTO_ROOT_URL", "http://c:1"},
+      {"PWRCELL_CONCERTO_CREDENTIALS_SECRET", "cc"},
+      {"PWRCELL_CONCERTO_TIMEOUT_S", "2"},
+      {"PWRCELL_CONCERTO_WORKERS", "3"},
+      {"PWRCELL_CONCERTO_MAX_RETRIES", "4"},
+      {"PWRCELL_CONCERTO_MAX_REQUESTS_PER_SECOND", "5.5"},
+      {"PWRCELL_CONCERTO_TOKEN_RENEWAL_S", "6"},
+      {"PWRCELL_CONCERTO_PAGE_SIZE", "7"},
+      {"PWRCELL_CES_ROOT_URL", "https://s:8"},
+      {"PWRCELL_CES_CREDENTIALS_SECRET", "sc"},
+      {"PWRCELL_CES_TIMEOUT_S", "9"},
+      {"PWRCELL_CES_WORKERS", "10"},
+      {"PWRCELL_CES_MAX_RETRIES", "11"},
+      {"PWRCELL_CES_MAX_REQUESTS_PER_SECOND", "12"},
+      {"PWRCELL_CES_STATUS_BATCH_SIZE", "13"},
+      {"PWRCELL_SCHEDULE_REGISTRAR_POLL_S", "14"},
+      {"PWRCELL_SCHEDULE_CES_STATE_POLL_S", "15"},
+      {"PWRCELL_SCHEDULE_LIVENESS_SWEEP_S", "16"},
+      {"PWRCELL_SCHEDULE_METADATA_REFRESH_S", "17"},
+      {"PWRCELL_LIVENESS_OFFLINE_TIMEOUT_S", "18"},
+      {"PWRCELL_LIVENESS_RECORD_INTERVAL_S", "19"},
+      {"PWRCELL_QUEUES_VISIBILITY_TIMEOUT_S", "20"},
+      {"PWRCELL_QUEUES_MAX_RECEIVES", "21"},
+      {"PWRCELL_SECRETS_BACKEND", "file"},
+      {"PWRCELL_SECRETS_PATH", "/run/secrets.json"},
+      {"PWRCELL_STORAGE_PATH", "/var/lib/a.db"},
+      {"PWRCELL_TELEMETRY_LISTEN", "0.0.0.0:22"},
+      {"PWRCELL_TELEMETRY_MAX_BODY_BYTES", "23"},
+      {"PWRCELL_ADMIN_LISTEN", "127.0.0.1:24"},
+      {"PWRCELL_SIMULATED_RECORD_INTERVAL_S", "25"},
+  };
+  ASSERT_EQ(env.size(), Keys().size());  // a new key needs a line here
+  for (const KeyInfo& key : Keys()) EXPECT_EQ(env.count(key.env_var), 1u) << key.env_var;
+  const auto c = Load("", MapEnvironment(env));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  Config expected;
+  expected.adapter = {"a", true};
+  expected.concerto = {"http://c:1", "cc", 2s, 3, 4, 5.5, 6s, 7};
+  expected.ces = {"https://s:8", "sc", 9s, 10, 11, 12.0, 13};
+  expected.schedule = {14s, 15s, 16s, 17s};
+  expected.liveness = {18s, 19s};
+  expected.queues = {20s, 21};
+  expected.secrets = {"file", "/run/secrets.json"};
+  expected.storage = {"/var/lib/a.db"};
+  expected.telemetry = {{"0.0.0.0", 22}, 23};
+  expected.admin = {{"127.0.0.1", 24}};
+  expected.simulated = {25s};
+  EXPECT_EQ(*c, expected);
+}
+
+TEST(ConfigEnvironment, BadValueNamesTheVariableKeyValueAndExpectation) {
+  EXPECT_EQ(Error("", MapEnvironment({{"PWRCELL_CONCERTO_TIMEOUT_S", "abc"}})),
+            "environment variable PWRCELL_CONCERTO_TIMEOUT_S=\"abc\" (concerto.timeout_s): expected an integer number "
+            "of seconds >= 1");
+  EXPECT_EQ(Error("", MapEnvironment({{"AUTO_COMMISSIONING", "yes"}})),
+            "environment variable AUTO_COMMISSIONING=\"yes\" (adapter.auto_commissioning): expected true, false, 1 or "
+            "0");
+  EXPECT_EQ(Error("", MapEnvironment({{"ConcertoRootUrl", "concerto:8080"}})),
+            "environment variable ConcertoRootUrl=\"concerto:8080\" (concerto.root_url): expected a URL starting with "
+            "http:// or https://");
+  EXPECT_THAT(Error("", MapEnvironment({{"PWRCELL_CONCERTO_PAGE_SIZE", "1000"}})),
+              HasSubstr("PWRCELL_CONCERTO_PAGE_SIZE=\"1000\" (concerto.page_size): expected an integer between 1 and "
+                        "500"));
+  EXPECT_THAT(Error("", MapEnvironment({{"PWRCELL_CES_WORKERS", " 4"}})), HasSubstr("PWRCELL_CES_WORKERS"));
+  EXPECT_THAT(Error("", MapEnvironment({{"PWRCELL_CES_MAX_REQUESTS_PER_SECOND", "inf"}})),
+              HasSubstr("PWRCELL_CES_MAX_REQUESTS_PER_SECOND"));
+  // Set but empty is an error, not "unset": it is usually a deployment parameter left blank.
+  EXPECT_THAT(Error("", MapEnvironment({{"ADAPTER_NAME", ""}})), HasSubstr("ADAPTER_NAME=\"\""));
+}
+
+TEST(ConfigEnvironment, FileIsCheckedBeforeTheEnvironment) {
+  EXPECT_THAT(Error("[ces]\nworkers = 0\n", MapEnvironment({{"PWRCELL_CES_WORKERS", "2"}})),
+              HasSubstr("deployment.toml:2: ces.workers"));
+}
+
+TEST(ConfigEnvironment, SeedNameAndGenericNameMustAgree) {
+  EXPECT_TRUE(Load("", MapEnvironment({{"CesRootUrl", "http://a:1"}, {"PWRCELL_CES_ROOT_URL", "http://a:1"}})).ok());
+  EXPECT_EQ(Error("", MapEnvironment({{"CesRootUrl", "http://a:1"}, {"PWRCELL_CES_ROOT_URL", "http://b:1"}})),
+            "environment variables CesRootUrl=\"http://a:1\" and PWRCELL_CES_ROOT_URL=\"http://b:1\" both set "
+            "ces.root_url: set only one");
+}
+
+TEST(ConfigEnvironment, ProcessEnvironmentReadsTheProcess) {
+  ::setenv("PWRCELL_CONFIG_TEST_VARIABLE", "42", 1);
+  EXPECT_EQ(ProcessEnvironment()("PWRCELL_CONFIG_TEST_VARIABLE"), "42");
+  ::unsetenv("PWRCELL_CONFIG_TEST_VARIABLE");
+  EXPECT_EQ(ProcessEnvironment()("PWRCELL_CONFIG_TEST_VARIABLE"), std::nullopt);
+}
+
+TEST(ConfigDescribe, DefaultsAreDescribedAsToml) {
+  const std::string text = DescribeConfig(Config{});
+  EXPECT_THAT(text, HasSubstr("effective configuration"));
+  EXPECT_THAT(text, HasSubstr("[concerto]\nroot_url = \"http://127.0.0.1:8080\"\n"));
+  EXPECT_THAT(text, HasSubstr("timeout_s = 30\n"));
+  EXPECT_THAT(text, HasSubstr("max_requests_per_second = 25.0\n"));
+  EXPECT_THAT(text, HasSubstr("[telemetry]\nlisten = \"127.0.0.1:8070\"\n"));
+  EXPECT_THAT(text, HasSubstr("auto_commissioning = false\n"));
+}
+
+TEST(ConfigDescribe, LoadsBackToTheSameConfig) {
+  Config c;
+  c.adapter.name = "quote \" and backslash \\ and tab\t";
+  c.adapter.auto_commissioning = true;
+  c.concerto.max_requests_per_second = 0.1;
+  c.ces.max_requests_per_second = 1e-3;
+  c.concerto.page_size = 500;
+  c.schedule.metadata_refresh_s = 1s;
+  c.telemetry.listen = {"::1", 0};
+  c.storage.path = "/var/lib/pwrcell adapter/état.db";
+  const std::string text = DescribeConfig(c);
+  const auto back = LoadConfigString(text, "described", EmptyEnvironment());
+  ASSERT_TRUE(back.ok()) << back.status().ToString() << "\n" << text;
+  EXPECT_EQ(*back, c);
+  EXPECT_EQ(DescribeConfig(Config{}),
+            DescribeConfig(*LoadConfigString(DescribeConfig(Config{}), "d", EmptyEnvironment())));
+}
+
+}  // namespace
+}  // namespace pwrcell::config
