@@ -1,1 +1,73 @@
-int main() { return 0; }
+// pwrcell-adapter command line: parses arguments and hands over to cli/commands.cc.
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "cli/exit_codes.h"
+
+namespace {
+
+constexpr const char* kExitCodesHelp =
+    "Exit codes: 0 ok, 1 failure (store unreachable, I/O), 2 usage error, 3 invalid configuration,\n"
+    "            4 not found, 5 invalid input file.";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace pwrcell::cli;
+  CLI::App app{"pwrcell-adapter: connects Generac PWRcell systems (CES) to a Concerto DERMS instance."};
+  app.footer(kExitCodesHelp);
+  app.set_version_flag("--version", "pwrcell-adapter 0.1.0");
+  app.require_subcommand(1);
+
+  auto* config = app.add_subcommand("config", "Configuration commands")->require_subcommand(1);
+  auto* check = config->add_subcommand("check", "Validate a deployment.toml; exit 0 when valid, 3 when not");
+  std::string config_file;
+  bool print_effective = false;
+  check->add_option("FILE", config_file, "The configuration file")->required();
+  check->add_flag("--print", print_effective, "Print the effective configuration (file + environment)");
+
+  auto* devices = app.add_subcommand("devices", "Read the device table")->require_subcommand(1);
+  StoreLocation where;
+  bool json = false;
+  auto add_store_options = [&](CLI::App* cmd) {
+    cmd->add_option("--config", where.config_path, "deployment.toml whose [storage] path holds the device table");
+    cmd->add_option("--db", where.db_path, "The SQLite device table file (overrides --config)");
+    cmd->add_flag("--json", json, "JSON output instead of a table");
+  };
+  auto* list = devices->add_subcommand("list", "List every registered system");
+  add_store_options(list);
+  auto* show = devices->add_subcommand("show", "Show one system's device record; exit 4 when unknown");
+  std::string remote_id;
+  show->add_option("ID", remote_id, "The system's remote_id (CES systemId)")->required();
+  add_store_options(show);
+
+  auto* telemetry = app.add_subcommand("telemetry", "Telemetry tools")->require_subcommand(1);
+  auto* map = telemetry->add_subcommand(
+      "map", "Dry run: decode one EnergyRecordSet and print the Concerto points it becomes for a device");
+  std::string device_file, record_file;
+  bool text_format = false;
+  map->add_option("--device", device_file, "Device record JSON (as `devices show --json` prints it)")->required();
+  map->add_option("RECORD", record_file, "The record: serialized EnergyRecordSet bytes")->required();
+  map->add_flag("--text", text_format, "RECORD is in protobuf text format");
+  map->add_flag("--json", json, "JSON output instead of a table");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kExitUsage;
+  }
+
+  if (check->parsed()) return ConfigCheck(config_file, print_effective, std::cout, std::cerr);
+  if (list->parsed()) return DevicesList(where, json, std::cout, std::cerr);
+  if (show->parsed()) return DevicesShow(where, remote_id, json, std::cout, std::cerr);
+  if (map->parsed()) return TelemetryMap(device_file, record_file, text_format, json, std::cout, std::cerr);
+  return kExitUsage;
+}

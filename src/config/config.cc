@@ -626,9 +626,15 @@ std::string DescribeConfig(const Config& config) {
     if (spec.section != section) {
       if (!section.empty()) out += "\n";
       section = spec.section;
-      out += "[" + std::string(section) + "]\n";
+      // Appended piecewise: GCC 12's -Wrestrict misfires on `"[" + std::string(...)` at -O2.
+      out += '[';
+      out += section;
+      out += "]\n";
     }
-    out += std::string(spec.key) + " = " + Literal(spec, copy) + "\n";
+    out += spec.key;
+    out += " = ";
+    out += Literal(spec, copy);
+    out += '\n';
   }
   return out;
 }

@@ -38,6 +38,9 @@ struct QueueStats {
 
 // Largest batch for SendBatch / Receive (SQS's limit, so every backend can honour it).
 inline constexpr std::size_t kMaxQueueBatch = 10;
+// Longest visibility timeout for Receive / ChangeVisibility (SQS's limit, for the same reason);
+// a negative or longer one is kInvalidArgument.
+inline constexpr Duration kMaxVisibilityTimeout = std::chrono::hours(12);
 
 class Queue {
  public:

@@ -21,7 +21,7 @@ constexpr std::array<std::string_view, 9> kOperations{
     FakeConcerto::kIngestTelemetry,
 };
 
-bool IsOperation(std::string_view operation) {
+[[maybe_unused]] bool IsOperation(std::string_view operation) {  // used by assert() only
   return std::find(kOperations.begin(), kOperations.end(), operation) != kOperations.end();
 }
 

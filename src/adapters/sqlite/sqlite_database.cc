@@ -1,0 +1,261 @@
+#include "adapters/sqlite/sqlite_database.h"
+
+#include <sqlite3.h>
+
+#include <utility>
+
+namespace pwrcell::adapters {
+namespace {
+
+constexpr int kBusyTimeoutMs = 5000;
+
+// The one translation of SQLite result codes (extended codes are on) into a Status.
+Status Translate(int rc, sqlite3* db, std::string_view context) {
+  std::string message(context);
+  message += ": ";
+  message += db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+    case SQLITE_CANTOPEN:
+    case SQLITE_NOMEM:
+    case SQLITE_PROTOCOL:
+      return UnavailableError(std::move(message));
+    case SQLITE_CONSTRAINT:
+      if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
+        return AlreadyExistsError(std::move(message));
+      }
+      if (rc == SQLITE_CONSTRAINT_FOREIGNKEY || rc == SQLITE_CONSTRAINT_TRIGGER) {
+        return AbortedError(std::move(message));
+      }
+      return InternalError(std::move(message));
+    default:
+      return InternalError(std::move(message));
+  }
+}
+
+// Names a statement in an error without flooding the log: its SQL up to the first 80 characters.
+std::string Describe(sqlite3_stmt* statement) {
+  std::string_view sql = sqlite3_sql(statement);
+  constexpr std::size_t kMax = 80;
+  return "sqlite '" + std::string(sql.substr(0, kMax)) + (sql.size() > kMax ? "...'" : "'");
+}
+
+// sqlite3_bind_{text,blob} bind NULL for a null pointer; an empty value must stay a value.
+const char* NonNull(std::string_view bytes) {
+  return bytes.data() != nullptr ? bytes.data() : "";
+}
+
+}  // namespace
+
+// ---- SqliteStatement ----
+
+SqliteStatement::SqliteStatement(SqliteStatement&& other) noexcept
+    : statement_(std::exchange(other.statement_, nullptr)), db_(other.db_), bind_error_(std::move(other.bind_error_)) {}
+
+SqliteStatement::~SqliteStatement() {
+  if (statement_ != nullptr) Reset();
+}
+
+void SqliteStatement::Remember(int rc, int index) {
+  if (rc != SQLITE_OK && bind_error_.ok()) {
+    bind_error_ = Translate(rc, db_, Describe(statement_) + " binding ?" + std::to_string(index));
+  }
+}
+
+SqliteStatement& SqliteStatement::BindInt64(int index, std::int64_t value) {
+  Remember(sqlite3_bind_int64(statement_, index, value), index);
+  return *this;
+}
+
+SqliteStatement& SqliteStatement::BindOptionalInt64(int index, std::optional<std::int64_t> value) {
+  return value ? BindInt64(index, *value) : BindNull(index);
+}
+
+SqliteStatement& SqliteStatement::BindText(int index, std::string_view value) {
+  Remember(sqlite3_bind_text64(statement_, index, NonNull(value), value.size(), SQLITE_TRANSIENT, SQLITE_UTF8), index);
+  return *this;
+}
+
+SqliteStatement& SqliteStatement::BindBlob(int index, std::string_view bytes) {
+  Remember(sqlite3_bind_blob64(statement_, index, NonNull(bytes), bytes.size(), SQLITE_TRANSIENT), index);
+  return *this;
+}
+
+SqliteStatement& SqliteStatement::BindNull(int index) {
+  Remember(sqlite3_bind_null(statement_, index), index);
+  return *this;
+}
+
+Result<bool> SqliteStatement::Step() {
+  if (!bind_error_.ok()) return bind_error_;
+  const int rc = sqlite3_step(statement_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  return Translate(rc, db_, Describe(statement_));
+}
+
+Status SqliteStatement::Run() {
+  while (true) {
+    auto row = Step();
+    if (!row.ok()) return row.status();
+    if (!*row) return Status::Ok();
+  }
+}
+
+void SqliteStatement::Reset() {
+  // sqlite3_reset repeats the last step's error, which Step() has already reported.
+  sqlite3_reset(statement_);
+  sqlite3_clear_bindings(statement_);
+  bind_error_ = Status::Ok();
+}
+
+std::int64_t SqliteStatement::ColumnInt64(int column) const {
+  return sqlite3_column_int64(statement_, column);
+}
+
+std::optional<std::int64_t> SqliteStatement::ColumnOptionalInt64(int column) const {
+  if (sqlite3_column_type(statement_, column) == SQLITE_NULL) return std::nullopt;
+  return sqlite3_column_int64(statement_, column);
+}
+
+std::string SqliteStatement::ColumnText(int column) const {
+  const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(statement_, column));
+  if (text == nullptr) return {};
+  return std::string(text, static_cast<std::size_t>(sqlite3_column_bytes(statement_, column)));
+}
+
+std::string SqliteStatement::ColumnBlob(int column) const {
+  // The pointer first, then the size (SQLite's documented order).
+  const auto* bytes = static_cast<const char*>(sqlite3_column_blob(statement_, column));
+  if (bytes == nullptr) return {};
+  return std::string(bytes, static_cast<std::size_t>(sqlite3_column_bytes(statement_, column)));
+}
+
+// ---- SqliteTransaction ----
+
+SqliteTransaction::~SqliteTransaction() {
+  if (session_ == nullptr) return;
+  // An I/O error may already have rolled the transaction back; ROLLBACK would then fail.
+  if (sqlite3_get_autocommit(session_->database_->db_) == 0) (void)session_->Exec("ROLLBACK");
+}
+
+Status SqliteTransaction::Commit() {
+  SqliteSession* session = std::exchange(session_, nullptr);
+  Status status = session->Exec("COMMIT");
+  if (!status.ok() && sqlite3_get_autocommit(session->database_->db_) == 0) (void)session->Exec("ROLLBACK");
+  return status;
+}
+
+// ---- SqliteSession ----
+
+Result<SqliteStatement> SqliteSession::Prepare(std::string_view sql) {
+  auto& cache = database_->statements_;
+  auto it = cache.find(std::string(sql));
+  if (it == cache.end()) {
+    sqlite3_stmt* statement = nullptr;
+    const char* tail = nullptr;
+    const int rc = sqlite3_prepare_v3(database_->db_, sql.data(), static_cast<int>(sql.size()),
+                                      SQLITE_PREPARE_PERSISTENT, &statement, &tail);
+    if (rc != SQLITE_OK) return Translate(rc, database_->db_, "preparing '" + std::string(sql) + "'");
+    if (statement == nullptr || std::string_view(tail).find_first_not_of(" \t\n;") != std::string_view::npos) {
+      sqlite3_finalize(statement);
+      return InternalError("preparing '" + std::string(sql) + "': expected exactly one statement");
+    }
+    it = cache.emplace(std::string(sql), statement).first;
+  }
+  return SqliteStatement(it->second, database_->db_);
+}
+
+Status SqliteSession::Exec(std::string_view sql) {
+  const std::string text(sql);
+  const int rc = sqlite3_exec(database_->db_, text.c_str(), nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return Translate(rc, database_->db_, "sqlite '" + text.substr(0, 80) + "'");
+  return Status::Ok();
+}
+
+Result<SqliteTransaction> SqliteSession::BeginImmediate() {
+  PWRCELL_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  return SqliteTransaction(this);
+}
+
+std::int64_t SqliteSession::Changes() const {
+  return sqlite3_changes64(database_->db_);
+}
+
+std::int64_t SqliteSession::LastInsertRowId() const {
+  return sqlite3_last_insert_rowid(database_->db_);
+}
+
+// ---- SqliteDatabase ----
+
+Result<std::shared_ptr<SqliteDatabase>> SqliteDatabase::Open(const std::string& path) {
+  sqlite3* db = nullptr;
+  // NOMUTEX: the connection is only ever used under mutex_, so SQLite's own mutex would be
+  // redundant.
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    Status status = Translate(rc, db, "opening " + path);
+    sqlite3_close(db);
+    return status;
+  }
+  std::shared_ptr<SqliteDatabase> database(new SqliteDatabase(db, path));
+  sqlite3_extended_result_codes(db, 1);
+  sqlite3_busy_timeout(db, kBusyTimeoutMs);
+
+  auto session = database->Lock();
+  std::string mode;
+  {
+    auto pragma = session.Prepare("PRAGMA journal_mode=WAL");
+    if (!pragma.ok()) return pragma.status().WithContext("opening " + path);
+    auto row = pragma->Step();
+    if (!row.ok()) return row.status().WithContext("opening " + path);
+    if (*row) mode = pragma->ColumnText(0);
+  }
+  const bool in_memory = path.empty() || path == ":memory:";
+  if (mode != "wal" && !in_memory) {
+    return FailedPreconditionError("opening " + path + ": the file cannot use WAL mode (journal_mode is '" + mode +
+                                   "'); put it on a local file system");
+  }
+  PWRCELL_RETURN_IF_ERROR(
+      session.Exec("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;").WithContext("opening " + path));
+  return database;
+}
+
+SqliteDatabase::~SqliteDatabase() {
+  for (auto& [sql, statement] : statements_) sqlite3_finalize(statement);
+  sqlite3_close_v2(db_);
+}
+
+SqliteSession SqliteDatabase::Lock() {
+  return SqliteSession(this, std::unique_lock(mutex_));
+}
+
+Status SqliteDatabase::EnsureSchema(std::string_view ddl) {
+  auto session = Lock();
+  auto transaction = session.BeginImmediate();
+  if (!transaction.ok()) return transaction.status();
+  std::int64_t version = 0;
+  {
+    auto pragma = session.Prepare("PRAGMA user_version");
+    if (!pragma.ok()) return pragma.status();
+    auto row = pragma->Step();
+    if (!row.ok()) return row.status();
+    if (*row) version = pragma->ColumnInt64(0);
+  }
+  if (version > kSqliteSchemaVersion) {
+    return FailedPreconditionError(path_ + " has schema version " + std::to_string(version) +
+                                   ", newer than this adapter's " + std::to_string(kSqliteSchemaVersion) +
+                                   "; run the newer adapter or restore a matching file");
+  }
+  PWRCELL_RETURN_IF_ERROR(session.Exec(ddl));
+  if (version < kSqliteSchemaVersion) {
+    PWRCELL_RETURN_IF_ERROR(session.Exec("PRAGMA user_version = " + std::to_string(kSqliteSchemaVersion)));
+  }
+  return transaction->Commit();
+}
+
+}  // namespace pwrcell::adapters

@@ -1,0 +1,171 @@
+// A small RAII wrapper over one SQLite connection, shared by the SQLite device store and queues.
+//
+// This is the one place where SQLite result codes become a Status (CONVENTIONS.md "Errors"):
+//   SQLITE_BUSY, LOCKED, IOERR, FULL, CANTOPEN, NOMEM, PROTOCOL -> kUnavailable (retry);
+//   a UNIQUE / PRIMARY KEY constraint -> kAlreadyExists;
+//   a FOREIGN KEY / trigger constraint -> kAborted (another writer changed what we relied on);
+//   anything else (a malformed statement, a corrupt file, NOT NULL / CHECK) -> kInternal: a bug
+//   in our SQL or a damaged file, which no retry fixes.
+// No sqlite3 type appears in this header; the adapters above it see Status and plain values.
+//
+// Concurrency: one connection serves every thread of a process, one thread at a time: Lock()
+// hands out an SqliteSession that holds the connection's mutex. Other processes may open the
+// same file: the database runs in WAL mode (readers never block the writer) with a 5 s busy
+// timeout, so a writer waits for another process's write transaction instead of failing.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "common/status.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace pwrcell::adapters {
+
+// The schema version of the adapter's database file (PRAGMA user_version), covering every table
+// the SQLite adapters create. Bump it, with a migration, when any of them changes shape.
+inline constexpr int kSqliteSchemaVersion = 1;
+
+class SqliteDatabase;
+class SqliteSession;
+
+// A prepared statement borrowed from the connection's cache. Move-only; it must not outlive the
+// SqliteSession that prepared it. Bind* errors are remembered and returned by the next Step /
+// Run, so that a statement can be bound in one chain and checked once.
+class SqliteStatement {
+ public:
+  SqliteStatement(SqliteStatement&& other) noexcept;
+  SqliteStatement& operator=(SqliteStatement&&) = delete;
+  SqliteStatement(const SqliteStatement&) = delete;
+  SqliteStatement& operator=(const SqliteStatement&) = delete;
+  ~SqliteStatement();  // resets the statement so the cache can hand it out again
+
+  // Parameters are 1-based, as in SQL ("?1").
+  SqliteStatement& BindInt64(int index, std::int64_t value);
+  SqliteStatement& BindOptionalInt64(int index, std::optional<std::int64_t> value);  // nullopt -> NULL
+  SqliteStatement& BindText(int index, std::string_view value);
+  SqliteStatement& BindBlob(int index, std::string_view bytes);
+  SqliteStatement& BindNull(int index);
+
+  // Advances to the next row: true when a row is available, false when the statement is done.
+  // Errors: as translated above.
+  Result<bool> Step();
+  // Steps until done, for statements without result rows.
+  Status Run();
+  // Rewinds the statement and clears its bindings, so that it can run again.
+  void Reset();
+
+  // Columns are 0-based and valid only while Step() last returned true.
+  std::int64_t ColumnInt64(int column) const;
+  std::optional<std::int64_t> ColumnOptionalInt64(int column) const;
+  std::string ColumnText(int column) const;
+  std::string ColumnBlob(int column) const;
+
+ private:
+  friend class SqliteSession;
+  SqliteStatement(sqlite3_stmt* statement, sqlite3* db) : statement_(statement), db_(db) {}
+  void Remember(int rc, int index);
+
+  sqlite3_stmt* statement_;
+  sqlite3* db_;
+  Status bind_error_;
+};
+
+// A BEGIN IMMEDIATE transaction. Rolls back when destroyed without a successful Commit().
+// Move-only; must not outlive its SqliteSession.
+class SqliteTransaction {
+ public:
+  SqliteTransaction(SqliteTransaction&& other) noexcept : session_(other.session_) { other.session_ = nullptr; }
+  SqliteTransaction& operator=(SqliteTransaction&&) = delete;
+  SqliteTransaction(const SqliteTransaction&) = delete;
+  SqliteTransaction& operator=(const SqliteTransaction&) = delete;
+  ~SqliteTransaction();
+
+  // Errors: kUnavailable when the commit could not be written (the transaction is then rolled back).
+  Status Commit();
+
+ private:
+  friend class SqliteSession;
+  explicit SqliteTransaction(SqliteSession* session) : session_(session) {}
+  SqliteSession* session_;
+};
+
+// Exclusive use of the connection by the calling thread, from SqliteDatabase::Lock() until it
+// is destroyed. Statements and transactions made from it must be destroyed before it.
+class SqliteSession {
+ public:
+  SqliteSession(SqliteSession&&) = default;
+  SqliteSession& operator=(SqliteSession&&) = delete;
+  SqliteSession(const SqliteSession&) = delete;
+  SqliteSession& operator=(const SqliteSession&) = delete;
+  ~SqliteSession() = default;
+
+  // The cached prepared statement for `sql` (prepared on first use). A given SQL text may be in
+  // use once at a time. Errors: kInternal for invalid SQL.
+  Result<SqliteStatement> Prepare(std::string_view sql);
+
+  // Runs `sql` (one or more statements without parameters; result rows are ignored).
+  Status Exec(std::string_view sql);
+
+  // Takes the write lock up front (waiting up to the busy timeout for another process), so
+  // that a read-modify-write cannot fail half way with SQLITE_BUSY.
+  Result<SqliteTransaction> BeginImmediate();
+
+  // Rows changed by the last INSERT / UPDATE / DELETE on this connection.
+  std::int64_t Changes() const;
+  // The rowid of the last successful INSERT on this connection.
+  std::int64_t LastInsertRowId() const;
+
+ private:
+  friend class SqliteDatabase;
+  friend class SqliteTransaction;
+  SqliteSession(SqliteDatabase* database, std::unique_lock<std::mutex> lock)
+      : database_(database), lock_(std::move(lock)) {}
+
+  SqliteDatabase* database_;
+  std::unique_lock<std::mutex> lock_;
+};
+
+// One SQLite connection, opened with journal_mode=WAL, synchronous=FULL (a committed write
+// survives a crash or power loss), busy_timeout=5000 ms and foreign_keys=ON. Thread-safe through
+// Lock(). Shared (std::shared_ptr) by the stores and queues that live in the same file.
+class SqliteDatabase {
+ public:
+  // Opens or creates the file. Errors: kUnavailable when the file cannot be opened or
+  // locked; kFailedPrecondition when it cannot run in WAL mode; kInternal when it is not a
+  // SQLite database.
+  static Result<std::shared_ptr<SqliteDatabase>> Open(const std::string& path);
+
+  SqliteDatabase(const SqliteDatabase&) = delete;
+  SqliteDatabase& operator=(const SqliteDatabase&) = delete;
+  ~SqliteDatabase();
+
+  // Blocks until no other thread of this process uses the connection.
+  SqliteSession Lock();
+
+  // In one transaction: runs `ddl` (CREATE ... IF NOT EXISTS statements) and records
+  // kSqliteSchemaVersion in PRAGMA user_version. Errors: kFailedPrecondition when the file
+  // carries a newer schema version (written by a newer adapter), else as translated above.
+  Status EnsureSchema(std::string_view ddl);
+
+  const std::string& Path() const { return path_; }
+
+ private:
+  friend class SqliteSession;
+  friend class SqliteTransaction;
+  SqliteDatabase(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+
+  std::mutex mutex_;
+  sqlite3* db_;
+  const std::string path_;
+  std::unordered_map<std::string, sqlite3_stmt*> statements_;  // guarded by mutex_
+};
+
+}  // namespace pwrcell::adapters

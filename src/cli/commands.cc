@@ -1,0 +1,215 @@
+#include "cli/commands.h"
+
+#include <fmt/format.h>
+#include <google/protobuf/text_format.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <sstream>
+
+#include "adapters/memory/clocks.h"
+#include "adapters/sqlite/sqlite_device_store.h"
+#include "cli/exit_codes.h"
+#include "config/config.h"
+#include "domain/device_json.h"
+#include "domain/record_decoding.h"
+#include "domain/telemetry_mapping.h"
+
+namespace pwrcell::cli {
+namespace {
+
+using domain::DeviceRecord;
+
+std::optional<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  return buf.str();
+}
+
+std::string OrDash(const std::optional<std::string>& s) { return s && !s->empty() ? *s : "-"; }
+std::string OrDash(const std::optional<Timestamp>& t) { return t ? FormatIso8601(*t) : "-"; }
+
+// Where the device table is: --db, else --config's [storage] path, else ./deployment.toml's,
+// else the default path. Returns an exit code on failure.
+std::variant<std::string, int> ResolveDbPath(const StoreLocation& where, std::ostream& err) {
+  if (where.db_path) return *where.db_path;
+  std::string config_path = where.config_path.value_or("deployment.toml");
+  if (!where.config_path && !std::filesystem::exists(config_path)) {
+    return config::Config{}.storage.path;
+  }
+  auto cfg = config::LoadConfigFile(config_path, config::ProcessEnvironment());
+  if (!cfg.ok()) {
+    err << "error: " << cfg.status().message() << "\n";
+    return cfg.status().code() == StatusCode::kNotFound ? kExitNotFound : kExitBadConfig;
+  }
+  return cfg->storage.path;
+}
+
+// Opens the device table for reading. A missing file is reported, never silently created.
+std::variant<std::unique_ptr<ports::DeviceStore>, int> OpenStore(const StoreLocation& where, std::ostream& err) {
+  auto path = ResolveDbPath(where, err);
+  if (std::holds_alternative<int>(path)) return std::get<int>(path);
+  const std::string& db = std::get<std::string>(path);
+  if (!std::filesystem::exists(db)) {
+    err << "error: no device table at " << db << " (has the adapter run with this [storage] path?)\n";
+    return kExitNotFound;
+  }
+  auto store = adapters::SqliteDeviceStore::Open(db);
+  if (!store.ok()) {
+    err << "error: cannot open device table " << db << ": " << store.status().message() << "\n";
+    return kExitFailure;
+  }
+  return std::move(store).value();
+}
+
+std::string StateCell(const DeviceRecord& d) {
+  return d.remote_state ? std::string(domain::RemoteStateName(*d.remote_state)) : "-";
+}
+
+}  // namespace
+
+int ConfigCheck(const std::string& path, bool print_effective, std::ostream& out, std::ostream& err) {
+  auto cfg = config::LoadConfigFile(path, config::ProcessEnvironment());
+  if (!cfg.ok()) {
+    err << "error: " << cfg.status().message() << "\n";
+    return cfg.status().code() == StatusCode::kNotFound ? kExitNotFound : kExitBadConfig;
+  }
+  out << path << ": OK\n";
+  if (print_effective) out << config::DescribeConfig(*cfg);
+  return kExitOk;
+}
+
+int DevicesList(const StoreLocation& where, bool json, std::ostream& out, std::ostream& err) {
+  auto opened = OpenStore(where, err);
+  if (std::holds_alternative<int>(opened)) return std::get<int>(opened);
+  auto devices = std::get<std::unique_ptr<ports::DeviceStore>>(opened)->List();
+  if (!devices.ok()) {
+    err << "error: " << devices.status().ToString() << "\n";
+    return kExitFailure;
+  }
+  if (json) {
+    nlohmann::json array = nlohmann::json::array();
+    for (const auto& d : *devices) array.push_back(domain::ToJson(d));
+    out << array.dump(2) << "\n";
+    return kExitOk;
+  }
+  out << fmt::format("{:<38} {:<24} {:<4} {:<8} {:<14} {:<14} {:<8} {}\n", "REMOTE_ID", "NAME", "SIM", "COUPLING",
+                     "INVERTER_RCPN", "COMMISSIONING", "STATE", "LAST_HEARD");
+  for (const auto& d : *devices) {
+    out << fmt::format("{:<38} {:<24} {:<4} {:<8} {:<14} {:<14} {:<8} {}\n", d.remote_id, d.name,
+                       d.is_simulated ? "yes" : "no", domain::CouplingName(d.coupling),
+                       d.inverter_rcpn.empty() ? "-" : d.inverter_rcpn,
+                       domain::CommissioningStateName(d.commissioning.state), StateCell(d), OrDash(d.last_heard_at));
+  }
+  out << devices->size() << (devices->size() == 1 ? " system\n" : " systems\n");
+  return kExitOk;
+}
+
+int DevicesShow(const StoreLocation& where, const std::string& remote_id, bool json, std::ostream& out,
+                std::ostream& err) {
+  auto opened = OpenStore(where, err);
+  if (std::holds_alternative<int>(opened)) return std::get<int>(opened);
+  auto device = std::get<std::unique_ptr<ports::DeviceStore>>(opened)->Get(remote_id);
+  if (!device.ok()) {
+    err << "error: " << device.status().ToString() << "\n";
+    return kExitFailure;
+  }
+  if (!device->has_value()) {
+    err << "error: no device with remote_id " << remote_id << "\n";
+    return kExitNotFound;
+  }
+  const DeviceRecord& d = **device;
+  if (json) {
+    out << domain::ToJson(d).dump(2) << "\n";
+    return kExitOk;
+  }
+  auto row = [&out](std::string_view k, const std::string& v) { out << fmt::format("{:<22} {}\n", k, v); };
+  row("remote_id", d.remote_id);
+  row("concerto_asset_id", d.concerto_asset_id.empty() ? "-" : d.concerto_asset_id);
+  row("name", d.name);
+  row("simulated", d.is_simulated ? "yes" : "no");
+  row("rated_power_kw", d.rated_power_kw ? fmt::format("{}", *d.rated_power_kw) : "-");
+  row("site", d.site ? fmt::format("{} (remoteId {}, {})", d.site->site_id, d.site->remote_id, d.site->name) : "-");
+  row("inverter", d.inverter ? fmt::format("{} (remoteId {})", d.inverter->asset_id, d.inverter->remote_id) : "-");
+  row("batteries", std::to_string(d.batteries.size()));
+  row("photovoltaics", std::to_string(d.photovoltaics.size()));
+  row("site_meter", d.site_meter ? d.site_meter->asset_id : "-");
+  row("inverter_rcpn", d.inverter_rcpn.empty() ? "-" : d.inverter_rcpn);
+  row("coupling", std::string(domain::CouplingName(d.coupling)));
+  row("metadata_fetched_at", OrDash(d.metadata_fetched_at));
+  row("commissioning", std::string(domain::CommissioningStateName(d.commissioning.state)) +
+                           (d.commissioning.reason.empty() ? "" : " (" + d.commissioning.reason + ")"));
+  row("last_heard_at", OrDash(d.last_heard_at));
+  row("inverter_state", d.inverter_state ? fmt::format("{} (0x{:04X})", *d.inverter_state, *d.inverter_state) : "-");
+  row("sys_mode", d.sys_mode ? std::to_string(*d.sys_mode) : "-");
+  row("system_status", OrDash(d.system_status));
+  row("system_status_at", OrDash(d.system_status_at));
+  row("remote_state", StateCell(d) + (d.remote_state_reason.empty() ? "" : " (" + d.remote_state_reason + ")"));
+  row("registered_at", OrDash(d.registered_at));
+  row("updated_at", OrDash(d.updated_at));
+  row("version", std::to_string(d.version));
+  return kExitOk;
+}
+
+int TelemetryMap(const std::string& device_json_path, const std::string& record_path, bool text_format, bool json,
+                 std::ostream& out, std::ostream& err) {
+  const auto device_text = ReadFile(device_json_path);
+  if (!device_text) {
+    err << "error: cannot read device file " << device_json_path << "\n";
+    return kExitNotFound;
+  }
+  const auto parsed = nlohmann::json::parse(*device_text, nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded()) {
+    err << "error: " << device_json_path << " is not valid JSON\n";
+    return kExitInvalidInput;
+  }
+  auto device = domain::DeviceFromJson(parsed);
+  if (!device.ok()) {
+    err << "error: " << device_json_path << ": " << device.status().message() << "\n";
+    return kExitInvalidInput;
+  }
+  const auto record_bytes = ReadFile(record_path);
+  if (!record_bytes) {
+    err << "error: cannot read record file " << record_path << "\n";
+    return kExitNotFound;
+  }
+  std::string wire = *record_bytes;
+  if (text_format) {
+    pwrcell::ces::v1::EnergyRecordSet from_text;
+    if (!google::protobuf::TextFormat::ParseFromString(*record_bytes, &from_text)) {
+      err << "error: " << record_path << " is not an EnergyRecordSet in protobuf text format\n";
+      return kExitInvalidInput;
+    }
+    wire = from_text.SerializeAsString();
+  }
+  auto record = domain::DecodeRecordSet(wire);
+  if (!record.ok()) {
+    err << "error: " << record_path << ": " << record.status().message() << "\n";
+    return kExitInvalidInput;
+  }
+  const auto mapped = domain::MapRecordSet(*record, *device);
+  if (json) {
+    nlohmann::json points = nlohmann::json::array();
+    for (const auto& p : mapped.points) {
+      points.push_back({{"assetId", p.asset_id},
+                        {"metric", domain::MetricName(p.metric)},
+                        {"timestamp", FormatIso8601(p.timestamp)},
+                        {"value", p.value}});
+    }
+    out << nlohmann::json{{"points", points}, {"unmapped_channels", mapped.unmapped_channels}}.dump(2) << "\n";
+    return kExitOk;
+  }
+  out << fmt::format("{:<28} {:<18} {:<22} {}\n", "ASSET", "METRIC", "TIMESTAMP", "VALUE");
+  for (const auto& p : mapped.points) {
+    out << fmt::format("{:<28} {:<18} {:<22} {}\n", p.asset_id, domain::MetricName(p.metric),
+                       FormatIso8601(p.timestamp), p.value);
+  }
+  out << mapped.points.size() << " points, " << mapped.unmapped_channels << " unmapped channels\n";
+  return kExitOk;
+}
+
+}  // namespace pwrcell::cli

@@ -1,0 +1,107 @@
+#include "backends.h"
+
+#include <stdlib.h>  // mkdtemp
+
+#include <map>
+#include <system_error>
+
+#include "adapters/memory/clocks.h"
+#include "adapters/memory/memory_device_store.h"
+#include "adapters/memory/memory_queue.h"
+#include "adapters/sqlite/sqlite_database.h"
+#include "adapters/sqlite/sqlite_device_store.h"
+#include "adapters/sqlite/sqlite_queue.h"
+
+namespace pwrcell::conformance {
+namespace {
+
+class MemoryBackend final : public Backend {
+ public:
+  std::shared_ptr<ports::DeviceStore> MakeStore() override {
+    if (!store_) store_ = std::make_shared<adapters::MemoryDeviceStore>();
+    return store_;
+  }
+  std::shared_ptr<ports::Queue> MakeQueue(int max_receives, const std::string& name) override {
+    auto& queue = queues_[name];
+    if (!queue) queue = std::make_shared<adapters::MemoryQueue>(clock_, max_receives);
+    return queue;
+  }
+  void AdvanceTime(Duration by) override { clock_.Advance(by); }
+
+ private:
+  adapters::FakeClock clock_;  // declared first: outlives the queues that read it
+  std::shared_ptr<ports::DeviceStore> store_;
+  std::map<std::string, std::shared_ptr<ports::Queue>> queues_;
+};
+
+// Every store and queue of a test lives in one file, on one shared connection, as in `serve`.
+class SqliteBackend final : public Backend {
+ public:
+  std::shared_ptr<ports::DeviceStore> MakeStore() override {
+    if (!store_ && Database()) {
+      auto store = adapters::SqliteDeviceStore::Create(database_);
+      if (!store.ok()) {
+        ADD_FAILURE() << "opening the SQLite device store: " << store.status().ToString();
+        return nullptr;
+      }
+      store_ = std::move(store).value();
+    }
+    return store_;
+  }
+  std::shared_ptr<ports::Queue> MakeQueue(int max_receives, const std::string& name) override {
+    auto& queue = queues_[name];
+    if (!queue && Database()) {
+      auto opened = adapters::SqliteQueue::Create(database_, name, clock_, max_receives);
+      if (!opened.ok()) {
+        ADD_FAILURE() << "opening the SQLite queue " << name << ": " << opened.status().ToString();
+        return nullptr;
+      }
+      queue = std::move(opened).value();
+    }
+    return queue;
+  }
+  void AdvanceTime(Duration by) override { clock_.Advance(by); }
+
+ private:
+  bool Database() {
+    if (database_) return true;
+    auto opened = adapters::SqliteDatabase::Open((dir_.Path() / "adapter.db").string());
+    if (!opened.ok()) {
+      ADD_FAILURE() << "opening the SQLite database: " << opened.status().ToString();
+      return false;
+    }
+    database_ = std::move(opened).value();
+    return true;
+  }
+
+  // Declaration order is destruction order reversed: the file goes last, the clock after the queues.
+  TempDir dir_;
+  adapters::FakeClock clock_;
+  std::shared_ptr<adapters::SqliteDatabase> database_;
+  std::shared_ptr<ports::DeviceStore> store_;
+  std::map<std::string, std::shared_ptr<ports::Queue>> queues_;
+};
+
+}  // namespace
+
+std::vector<BackendFactory> AllBackends() {
+  return {
+      {"Memory", [] { return std::make_unique<MemoryBackend>(); }},
+      {"Sqlite", [] { return std::make_unique<SqliteBackend>(); }},
+  };
+}
+
+TempDir::TempDir() {
+  std::string pattern = (std::filesystem::temp_directory_path() / "pwrcell-test-XXXXXX").string();
+  if (mkdtemp(pattern.data()) == nullptr) {
+    ADD_FAILURE() << "mkdtemp " << pattern << ": " << std::error_code(errno, std::generic_category()).message();
+  }
+  path_ = pattern;
+}
+
+TempDir::~TempDir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path_, ignored);
+}
+
+}  // namespace pwrcell::conformance

@@ -1,0 +1,328 @@
+// The DeviceStore contract (ports/device_store.h), run on every backend in backends.cc.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "backends.h"
+
+namespace pwrcell::conformance {
+namespace {
+
+using domain::DeviceRecord;
+
+DeviceRecord Device(const std::string& remote_id, const std::string& rcpn = "") {
+  DeviceRecord d;
+  d.remote_id = remote_id;
+  d.name = "system " + remote_id;
+  d.inverter_rcpn = rcpn;
+  return d;
+}
+
+// Every field set, so that a backend that serializes records proves it loses nothing.
+DeviceRecord FullDevice() {
+  DeviceRecord d = Device("sys-full", "000100007010");
+  d.concerto_asset_id = "asset-1";
+  d.is_simulated = true;
+  d.rated_power_kw = 7.6;
+  d.site = domain::SiteRef{"site-1", "site-ces-1", "Smith \xc3\xa9"};
+  d.inverter = domain::AssetRef{"asset-2", "000100007010"};
+  d.batteries = {{"asset-3", "000100008010"}, {"asset-4", "000100008011"}};
+  d.photovoltaics = {{"asset-5", "000100003010"}};
+  d.site_meter = domain::AssetRef{"asset-6", "sys-full-meter"};
+  d.coupling = domain::Coupling::kDc;
+  domain::SystemMetadata m;
+  m.system_id = "sys-full";
+  m.site_id = "site-ces-1";
+  m.timezone = "America/Denver";
+  m.latitude = 39.7392;
+  m.longitude = -104.9903;
+  m.status_name = "SUCCESS";
+  m.inverters = {{"000100007010", "XVT076A03", 7600, 7.6}};
+  m.batteries = {{"000100008010", "PWRcell M6", 17100, 3400}};
+  m.pv_links = {{"000100003010", 2500.5}};
+  m.site_meter_id = "meter-1";
+  d.metadata = m;
+  d.metadata_fetched_at = FromUnixMillis(1'763'800'000'123);
+  d.commissioning = {domain::CommissioningState::kFailed, "Concerto said no"};
+  d.last_heard_at = FromUnixMillis(1'763'800'300'000);
+  d.inverter_state = 2080;
+  d.sys_mode = 2;
+  d.system_status = "SUCCESS";
+  d.system_status_at = FromUnixMillis(1'763'800'200'000);
+  d.remote_state = domain::RemoteState::kError;
+  d.remote_state_reason = "CES status FAULT";
+  d.registered_at = FromUnixMillis(1'700'000'000'000);
+  d.updated_at = FromUnixMillis(1'763'800'300'001);
+  return d;
+}
+
+class DeviceStoreConformance : public ::testing::TestWithParam<BackendFactory> {
+ protected:
+  void SetUp() override {
+    backend_ = GetParam().make();
+    store_ = backend_->MakeStore();
+    ASSERT_NE(store_, nullptr);
+  }
+
+  // Puts and expects success; returns the stored record.
+  DeviceRecord MustPut(const DeviceRecord& d) {
+    auto stored = store_->Put(d);
+    EXPECT_TRUE(stored.ok()) << stored.status().ToString();
+    return stored.ok() ? *stored : DeviceRecord{};
+  }
+
+  std::optional<DeviceRecord> MustGet(const std::string& remote_id) {
+    auto got = store_->Get(remote_id);
+    EXPECT_TRUE(got.ok()) << got.status().ToString();
+    return got.ok() ? *got : std::nullopt;
+  }
+
+  std::optional<DeviceRecord> MustFind(const std::string& rcpn) {
+    auto found = store_->FindByInverterRcpn(rcpn);
+    EXPECT_TRUE(found.ok()) << found.status().ToString();
+    return found.ok() ? *found : std::nullopt;
+  }
+
+  std::unique_ptr<Backend> backend_;
+  std::shared_ptr<ports::DeviceStore> store_;
+};
+
+TEST_P(DeviceStoreConformance, CreateReturnsVersionOneAndGetReadsItBack) {
+  const DeviceRecord stored = MustPut(Device("sys-1", "rcpn-1"));
+  EXPECT_EQ(stored.version, 1);
+  EXPECT_EQ(stored.remote_id, "sys-1");
+  EXPECT_EQ(MustGet("sys-1"), stored);
+}
+
+TEST_P(DeviceStoreConformance, GetOfAnUnknownDeviceIsEmpty) {
+  MustPut(Device("sys-1"));
+  EXPECT_EQ(MustGet("sys-2"), std::nullopt);
+}
+
+TEST_P(DeviceStoreConformance, EveryFieldSurvivesTheStore) {
+  const DeviceRecord original = FullDevice();
+  const DeviceRecord stored = MustPut(original);
+  DeviceRecord expected = original;
+  expected.version = 1;
+  EXPECT_EQ(stored, expected);
+  EXPECT_EQ(MustGet("sys-full"), expected);
+}
+
+TEST_P(DeviceStoreConformance, ListIsOrderedByRemoteId) {
+  for (const char* id : {"sys-c", "sys-a", "sys-B", "sys-b", "sys-a-10", "sys-a-9"}) MustPut(Device(id));
+  auto all = store_->List();
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  std::vector<std::string> ids;
+  for (const auto& d : *all) ids.push_back(d.remote_id);
+  // Byte order: upper case before lower case, "-10" before "-9".
+  EXPECT_EQ(ids, (std::vector<std::string>{"sys-B", "sys-a", "sys-a-10", "sys-a-9", "sys-b", "sys-c"}));
+  for (const auto& d : *all) EXPECT_EQ(d.version, 1);
+}
+
+TEST_P(DeviceStoreConformance, ListOfAnEmptyStoreIsEmpty) {
+  auto all = store_->List();
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_TRUE(all->empty());
+}
+
+TEST_P(DeviceStoreConformance, FindsByInverterRcpn) {
+  MustPut(Device("sys-1", "rcpn-1"));
+  const DeviceRecord two = MustPut(Device("sys-2", "rcpn-2"));
+  EXPECT_EQ(MustFind("rcpn-2"), two);
+  EXPECT_EQ(MustFind("rcpn-3"), std::nullopt);
+}
+
+TEST_P(DeviceStoreConformance, AfterTheRcpnChangesTheOldOneFindsNothing) {
+  DeviceRecord d = MustPut(Device("sys-1", "rcpn-old"));
+  d.inverter_rcpn = "rcpn-new";  // the inverter was replaced
+  const DeviceRecord updated = MustPut(d);
+  EXPECT_EQ(MustFind("rcpn-old"), std::nullopt);
+  EXPECT_EQ(MustFind("rcpn-new"), updated);
+}
+
+TEST_P(DeviceStoreConformance, AnEmptyRcpnMatchesNothing) {
+  MustPut(Device("sys-1", ""));  // metadata not fetched yet
+  EXPECT_EQ(MustFind(""), std::nullopt);
+}
+
+TEST_P(DeviceStoreConformance, SharedRcpnFindsTheSmallestRemoteId) {
+  MustPut(Device("sys-b", "rcpn-dup"));
+  const DeviceRecord a = MustPut(Device("sys-a", "rcpn-dup"));
+  MustPut(Device("sys-c", "rcpn-dup"));
+  EXPECT_EQ(MustFind("rcpn-dup"), a);
+}
+
+TEST_P(DeviceStoreConformance, CreatingAnExistingDeviceIsAbortedAndChangesNothing) {
+  const DeviceRecord first = MustPut(Device("sys-1", "rcpn-1"));
+  DeviceRecord again = Device("sys-1", "rcpn-other");
+  again.name = "impostor";
+  auto result = store_->Put(again);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), StatusCode::kAborted);
+  EXPECT_EQ(MustGet("sys-1"), first);
+  EXPECT_EQ(MustFind("rcpn-other"), std::nullopt);
+}
+
+TEST_P(DeviceStoreConformance, EachWriteIncrementsTheVersion) {
+  DeviceRecord d = MustPut(Device("sys-1"));
+  ASSERT_EQ(d.version, 1);
+  for (int expected = 2; expected <= 4; ++expected) {
+    d.name = "rename " + std::to_string(expected);
+    d = MustPut(d);
+    EXPECT_EQ(d.version, expected);
+  }
+  auto got = MustGet("sys-1");
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->version, 4);
+  EXPECT_EQ(got->name, "rename 4");
+}
+
+TEST_P(DeviceStoreConformance, AStaleUpdateIsAbortedAndChangesNothing) {
+  const DeviceRecord v1 = MustPut(Device("sys-1", "rcpn-1"));
+  DeviceRecord fresh = v1;
+  fresh.name = "first writer";
+  const DeviceRecord v2 = MustPut(fresh);
+  DeviceRecord stale = v1;  // still at version 1
+  stale.name = "second writer";
+  stale.inverter_rcpn = "rcpn-stale";
+  auto result = store_->Put(stale);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), StatusCode::kAborted);
+  EXPECT_EQ(MustGet("sys-1"), v2);
+  EXPECT_EQ(MustFind("rcpn-stale"), std::nullopt);
+  EXPECT_EQ(MustFind("rcpn-1"), v2);
+}
+
+TEST_P(DeviceStoreConformance, AnUpdateOfARemovedDeviceIsAborted) {
+  const DeviceRecord d = MustPut(Device("sys-1"));
+  ASSERT_TRUE(store_->Remove("sys-1", d.version).ok());
+  auto result = store_->Put(d);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), StatusCode::kAborted);
+  EXPECT_EQ(MustGet("sys-1"), std::nullopt);
+}
+
+TEST_P(DeviceStoreConformance, AnUpdateAtAVersionAheadOfTheStoreIsAborted) {
+  DeviceRecord d = MustPut(Device("sys-1"));
+  d.version = 7;
+  auto result = store_->Put(d);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), StatusCode::kAborted);
+  auto got = MustGet("sys-1");
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->version, 1);
+}
+
+TEST_P(DeviceStoreConformance, RemoveAtTheCurrentVersionDeletes) {
+  const DeviceRecord d = MustPut(Device("sys-1", "rcpn-1"));
+  ASSERT_TRUE(store_->Remove("sys-1", d.version).ok());
+  EXPECT_EQ(MustGet("sys-1"), std::nullopt);
+  EXPECT_EQ(MustFind("rcpn-1"), std::nullopt);
+  // The id is free again: a create starts over at version 1.
+  EXPECT_EQ(MustPut(Device("sys-1")).version, 1);
+}
+
+TEST_P(DeviceStoreConformance, RemoveAtAStaleVersionIsAbortedAndKeepsTheRecord) {
+  DeviceRecord d = MustPut(Device("sys-1"));
+  d = MustPut(d);  // version 2
+  const Status status = store_->Remove("sys-1", 1);
+  EXPECT_EQ(status.code(), StatusCode::kAborted) << status.ToString();
+  EXPECT_EQ(MustGet("sys-1"), d);
+}
+
+TEST_P(DeviceStoreConformance, RemoveOfAMissingDeviceIsNotFound) {
+  MustPut(Device("sys-1"));
+  const Status status = store_->Remove("sys-2", 1);
+  EXPECT_EQ(status.code(), StatusCode::kNotFound) << status.ToString();
+}
+
+TEST_P(DeviceStoreConformance, ARecordWithoutRemoteIdIsInvalid) {
+  auto result = store_->Put(Device(""));
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_P(DeviceStoreConformance, ConcurrentUpdatesAtTheSameVersionHaveExactlyOneWinner) {
+  const DeviceRecord base = MustPut(Device("sys-1"));
+  constexpr int kThreads = 8;
+  std::atomic<int> ready{0};
+  std::vector<Status> results(kThreads);
+  std::vector<std::thread> threads;
+  threads.reserve(kThreads);
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      DeviceRecord mine = base;
+      mine.name = "writer " + std::to_string(i);
+      ++ready;
+      while (ready.load() < kThreads) std::this_thread::yield();  // start together
+      results[i] = store_->Put(mine).status();
+    });
+  }
+  for (auto& t : threads) t.join();
+  int winners = 0;
+  int winner = -1;
+  for (int i = 0; i < kThreads; ++i) {
+    if (results[i].ok()) {
+      ++winners;
+      winner = i;
+    } else {
+      EXPECT_EQ(results[i].code(), StatusCode::kAborted) << results[i].ToString();
+    }
+  }
+  ASSERT_EQ(winners, 1);
+  auto got = MustGet("sys-1");
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->version, 2);
+  EXPECT_EQ(got->name, "writer " + std::to_string(winner));
+}
+
+TEST_P(DeviceStoreConformance, ConcurrentCreatesOfOneDeviceHaveExactlyOneWinner) {
+  constexpr int kThreads = 8;
+  std::atomic<int> ready{0};
+  std::atomic<int> winners{0};
+  std::atomic<int> aborted{0};
+  std::vector<std::thread> threads;
+  threads.reserve(kThreads);
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&] {
+      ++ready;
+      while (ready.load() < kThreads) std::this_thread::yield();
+      auto result = store_->Put(Device("sys-1"));
+      if (result.ok()) ++winners;
+      if (result.status().code() == StatusCode::kAborted) ++aborted;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(winners.load(), 1);
+  EXPECT_EQ(aborted.load(), kThreads - 1);
+}
+
+TEST_P(DeviceStoreConformance, ConcurrentWritersOnDifferentDevicesAllSucceed) {
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 25;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  threads.reserve(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        auto created = store_->Put(Device("sys-" + std::to_string(t) + "-" + std::to_string(i)));
+        if (!created.ok() || !store_->Put(*created).ok()) ++failures;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  auto all = store_->List();
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), static_cast<std::size_t>(kThreads * kPerThread));
+  for (const auto& d : *all) EXPECT_EQ(d.version, 2) << d.remote_id;
+}
+
+INSTANTIATE_TEST_SUITE_P(AllBackends, DeviceStoreConformance, ::testing::ValuesIn(AllBackends()), BackendName);
+
+}  // namespace
+}  // namespace pwrcell::conformance
