@@ -59,6 +59,10 @@ class Queue {
   // Acknowledges a delivery: the message is gone for good.
   virtual Status Delete(const std::string& receipt) = 0;
 
+  // Moves an in-flight message to the dead-letter store at once (a permanent failure: retrying
+  // cannot help). Same receipt rules as Delete.
+  virtual Status DeadLetter(const std::string& receipt) = 0;
+
   // Makes an in-flight message visible again after `timeout` (0: now). Used for backoff.
   virtual Status ChangeVisibility(const std::string& receipt, Duration timeout) = 0;
 

@@ -256,6 +256,25 @@ TEST_P(QueueConformance, PeekDeadLettersListsOldestFirstAndKeepsThem) {
   ExpectStats(MustStats(), 0, 1, 2);
 }
 
+TEST_P(QueueConformance, DeadLetterMovesAnInFlightMessageToTheDeadLetterStoreAtOnce) {
+  MustSend("poison");
+  MustSend("fine");
+  auto first = MustReceive(1);
+  ASSERT_EQ(first.size(), 1u);
+  ASSERT_TRUE(queue_->DeadLetter(first[0].receipt).ok());
+  auto stats = MustStats();
+  EXPECT_EQ(stats.dead_letter, 1u);
+  EXPECT_EQ(stats.visible, 1u);
+  EXPECT_EQ(stats.in_flight, 0u);
+  backend_->AdvanceTime(seconds(3));  // past the visibility timeout: it must not come back
+  EXPECT_EQ(Bodies(MustReceive(10)), std::vector<std::string>{"fine"});
+  auto dead = queue_->PeekDeadLetters(10);
+  ASSERT_TRUE(dead.ok());
+  ASSERT_EQ(dead->size(), 1u);
+  EXPECT_EQ((*dead)[0].body, "poison");
+  EXPECT_EQ(queue_->DeadLetter(first[0].receipt).code(), StatusCode::kNotFound);
+}
+
 TEST_P(QueueConformance, AStaleReceiptCannotDeleteARedeliveredMessage) {
   MustSend("twice");
   auto first = MustReceive(1, seconds(1));

@@ -110,6 +110,16 @@ Status MemoryQueue::Delete(const std::string& receipt) {
   return Status::Ok();
 }
 
+Status MemoryQueue::DeadLetter(const std::string& receipt) {
+  const Timestamp now = clock_.Now();
+  std::lock_guard lock(mutex_);
+  auto message = FindByReceipt(receipt);
+  if (!message.ok()) return message.status();
+  (*message)->dead = true;
+  (*message)->dead_at = now;
+  return Status::Ok();
+}
+
 Status MemoryQueue::ChangeVisibility(const std::string& receipt, Duration timeout) {
   PWRCELL_RETURN_IF_ERROR(CheckVisibility(timeout));
   const Timestamp now = clock_.Now();

@@ -192,6 +192,25 @@ Status SqliteQueue::Delete(const std::string& receipt) {
   return Status::Ok();
 }
 
+Status SqliteQueue::DeadLetter(const std::string& receipt) {
+  const auto parsed = ParseReceipt(receipt);
+  if (!parsed) return InvalidArgumentError("malformed receipt '" + receipt + "'");
+  const std::int64_t now = ToUnixMillis(clock_.Now());
+  auto session = database_->Lock();
+  {
+    auto bury = session.Prepare(
+        "UPDATE queue_messages SET dead = 1, dead_at = ?4 "
+        "WHERE id = ?1 AND queue = ?2 AND receive_count = ?3 AND dead = 0");
+    if (!bury.ok()) return bury.status();
+    bury->BindInt64(1, parsed->id).BindText(2, name_).BindInt64(3, parsed->receive_count).BindInt64(4, now);
+    PWRCELL_RETURN_IF_ERROR(bury->Run().WithContext("dead-lettering in queue " + name_));
+  }
+  if (session.Changes() == 0) {
+    return NotFoundError("receipt " + receipt + " is not the latest delivery of a message in queue " + name_);
+  }
+  return Status::Ok();
+}
+
 Status SqliteQueue::ChangeVisibility(const std::string& receipt, Duration timeout) {
   PWRCELL_RETURN_IF_ERROR(CheckVisibility(timeout));
   const auto parsed = ParseReceipt(receipt);

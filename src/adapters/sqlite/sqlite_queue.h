@@ -46,6 +46,7 @@ class SqliteQueue final : public ports::Queue {
   Result<std::vector<std::string>> SendBatch(const std::vector<std::string>& bodies) override;
   Result<std::vector<ports::ReceivedMessage>> Receive(std::size_t max_messages, Duration visibility_timeout) override;
   Status Delete(const std::string& receipt) override;
+  Status DeadLetter(const std::string& receipt) override;
   Status ChangeVisibility(const std::string& receipt, Duration timeout) override;
   Result<ports::QueueStats> Stats() override;
   // Oldest dead-lettering first; receipts are empty (dead letters cannot be deleted here).

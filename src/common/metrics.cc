@@ -1,0 +1,113 @@
+#include "common/metrics.h"
+
+#include <cmath>
+#include <cstdio>
+
+namespace pwrcell {
+namespace {
+
+std::string EscapeLabelValue(const std::string& value) {
+  std::string out;
+  out.reserve(value.size());
+  for (char c : value) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string FormatValue(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  if (v == std::floor(v) && std::fabs(v) < 1e15) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.0f", v);
+    return buf;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+}  // namespace
+
+void Metrics::Describe(const std::string& name, Type type, std::string help) {
+  std::lock_guard lock(mutex_);
+  auto [it, inserted] = families_.try_emplace(name);
+  if (inserted || it->second.help.empty()) {
+    it->second.type = type;
+    it->second.help = std::move(help);
+  }
+}
+
+void Metrics::Increment(const std::string& name, const Labels& labels, double by) {
+  std::lock_guard lock(mutex_);
+  families_[name].series[labels] += by;
+}
+
+void Metrics::Set(const std::string& name, const Labels& labels, double value) {
+  std::lock_guard lock(mutex_);
+  auto& family = families_[name];
+  family.type = Type::kGauge;
+  family.series[labels] = value;
+}
+
+void Metrics::ClearFamily(const std::string& name) {
+  std::lock_guard lock(mutex_);
+  if (auto it = families_.find(name); it != families_.end()) it->second.series.clear();
+}
+
+double Metrics::Value(const std::string& name, const Labels& labels) const {
+  std::lock_guard lock(mutex_);
+  auto it = families_.find(name);
+  if (it == families_.end()) return 0;
+  auto series = it->second.series.find(labels);
+  return series == it->second.series.end() ? 0 : series->second;
+}
+
+double Metrics::Sum(const std::string& name) const {
+  std::lock_guard lock(mutex_);
+  auto it = families_.find(name);
+  if (it == families_.end()) return 0;
+  double sum = 0;
+  for (const auto& [labels, value] : it->second.series) sum += value;
+  return sum;
+}
+
+std::string Metrics::RenderPrometheus() const {
+  std::lock_guard lock(mutex_);
+  std::string out;
+  for (const auto& [name, family] : families_) {
+    if (!family.help.empty()) out += "# HELP " + name + " " + family.help + "\n";
+    out += "# TYPE " + name + (family.type == Type::kCounter ? " counter\n" : " gauge\n");
+    for (const auto& [labels, value] : family.series) {
+      out += name;
+      if (!labels.empty()) {
+        out += '{';
+        bool first = true;
+        for (const auto& [key, label_value] : labels) {
+          if (!first) out += ',';
+          first = false;
+          out += key;
+          out += "=\"";
+          out += EscapeLabelValue(label_value);
+          out += '"';
+        }
+        out += '}';
+      }
+      out += ' ';
+      out += FormatValue(value);
+      out += '\n';
+    }
+  }
+  return out;
+}
+
+}  // namespace pwrcell
