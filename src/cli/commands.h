@@ -23,4 +23,9 @@ int DevicesShow(const StoreLocation& where, const std::string& remote_id, bool j
 int TelemetryMap(const std::string& device_json_path, const std::string& record_path, bool text_format, bool json,
                  std::ostream& out, std::ostream& err);
 
+// `serve --config FILE`: runs every process until SIGTERM/SIGINT (runtime/serve/serve.h).
+int Serve(const std::string& config_path, const std::string& log_level);
+// `replay FILE --config FILE`: appends a recorded stream to serve's durable ingest queue.
+int Replay(const std::string& config_path, const std::string& file);
+
 }  // namespace pwrcell::cli

@@ -52,6 +52,20 @@ int main(int argc, char** argv) {
   map->add_flag("--text", text_format, "RECORD is in protobuf text format");
   map->add_flag("--json", json, "JSON output instead of a table");
 
+  auto* serve = app.add_subcommand("serve", "Run the adapter: every process in one program, until SIGTERM/SIGINT");
+  std::string serve_config = "deployment.toml";
+  std::string log_level = "info";
+  serve->add_option("--config", serve_config, "The deployment.toml (default: deployment.toml)");
+  serve->add_option("--log-level", log_level, "trace, debug, info, warn, error or off (default: info)");
+
+  auto* replay = app.add_subcommand(
+      "replay", "Append a recorded telemetry stream (fleet-sim file sink format) to serve's durable ingest queue");
+  std::string replay_config = "deployment.toml";
+  std::string replay_file;
+  replay->add_option("FILE", replay_file, "The recorded stream: 4-byte big-endian length + EnergyRecordSet, repeated")
+      ->required();
+  replay->add_option("--config", replay_config, "The deployment.toml whose [storage] path serve uses");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -65,6 +79,8 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
 
+  if (serve->parsed()) return Serve(serve_config, log_level);
+  if (replay->parsed()) return Replay(replay_config, replay_file);
   if (check->parsed()) return ConfigCheck(config_file, print_effective, std::cout, std::cerr);
   if (list->parsed()) return DevicesList(where, json, std::cout, std::cerr);
   if (show->parsed()) return DevicesShow(where, remote_id, json, std::cout, std::cerr);

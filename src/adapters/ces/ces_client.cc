@@ -1,0 +1,328 @@
+#include "adapters/ces/ces_client.h"
+
+#include <spdlog/spdlog.h>
+
+#include <stdexcept>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+namespace pwrcell::adapters {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kRequestsMetric = "pwrcell_ces_requests_total";
+constexpr const char* kRetriesMetric = "pwrcell_ces_retries_total";
+constexpr const char* kMetadata = "metadata";
+constexpr const char* kStatus = "status";
+constexpr std::size_t kMaxMessageChars = 300;
+
+std::string TrimSlashes(std::string url) {
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  return url;
+}
+
+bool IsTransient(StatusCode code) {
+  return code == StatusCode::kUnavailable || code == StatusCode::kDeadlineExceeded ||
+         code == StatusCode::kResourceExhausted;
+}
+
+// "CODE: message" from a CES error body {"error": {"code", "message"}}, or "" when it has none.
+std::string ErrorText(const std::string& body) {
+  const json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded() || !parsed.is_object()) return "";
+  auto error = parsed.find("error");
+  if (error == parsed.end() || !error->is_object()) return "";
+  std::string text;
+  if (auto code = error->find("code"); code != error->end() && code->is_string()) text = code->get<std::string>();
+  if (auto message = error->find("message"); message != error->end() && message->is_string()) {
+    text += (text.empty() ? "" : ": ") + message->get<std::string>();
+  }
+  if (text.size() > kMaxMessageChars) text = text.substr(0, kMaxMessageChars) + "...";
+  return text;
+}
+
+// ---- JSON shape helpers: throw ShapeError, caught once per answer ----
+
+class ShapeError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+bool Absent(const json& object, const char* name) {
+  auto it = object.find(name);
+  return it == object.end() || it->is_null();
+}
+
+std::string RequiredString(const json& object, const char* name) {
+  auto it = object.find(name);
+  if (it == object.end() || !it->is_string()) throw ShapeError(std::string("missing string field '") + name + "'");
+  return it->get<std::string>();
+}
+
+std::string StringOr(const json& object, const char* name, std::string fallback = "") {
+  if (Absent(object, name)) return fallback;
+  const json& value = object.at(name);
+  if (!value.is_string()) throw ShapeError(std::string("field '") + name + "' is not a string");
+  return value.get<std::string>();
+}
+
+std::optional<double> OptionalNumber(const json& object, const char* name) {
+  if (Absent(object, name)) return std::nullopt;
+  const json& value = object.at(name);
+  if (!value.is_number()) throw ShapeError(std::string("field '") + name + "' is not a number");
+  return value.get<double>();
+}
+
+const json& ObjectItem(const json& item, const char* what) {
+  if (!item.is_object()) throw ShapeError(std::string("an entry of '") + what + "' is not an object");
+  return item;
+}
+
+json ListOr(const json& object, const char* name) {
+  if (Absent(object, name)) return json::array();
+  const json& value = object.at(name);
+  if (!value.is_array()) throw ShapeError(std::string("field '") + name + "' is not a list");
+  return value;
+}
+
+domain::SystemMetadata ParseMetadata(const json& body) {
+  if (!body.is_object()) throw ShapeError("the answer is not an object");
+  domain::SystemMetadata metadata;
+  metadata.system_id = RequiredString(body, "systemId");
+  metadata.site_id = StringOr(body, "siteId");
+  metadata.site_name = StringOr(body, "siteName");
+  metadata.timezone = StringOr(body, "timezone");
+  metadata.latitude = OptionalNumber(body, "latitude");
+  metadata.longitude = OptionalNumber(body, "longitude");
+  metadata.status_name = StringOr(body, "statusName");
+  for (const json& item : ListOr(body, "inverters")) {
+    const json& inverter = ObjectItem(item, "inverters");
+    domain::CesInverter parsed;
+    parsed.rcpn = RequiredString(inverter, "rcpn");
+    parsed.model = StringOr(inverter, "model");
+    parsed.rated_power_w = OptionalNumber(inverter, "ratedPowerW").value_or(0);
+    if (!Absent(inverter, "inverterSetting")) {
+      const json& setting = inverter.at("inverterSetting");
+      if (!setting.is_object()) throw ShapeError("inverterSetting is not an object");
+      parsed.ac_pv_power_rating_kw = OptionalNumber(setting, "acPVPowerRating");
+    }
+    metadata.inverters.push_back(std::move(parsed));
+  }
+  for (const json& item : ListOr(body, "batteries")) {
+    const json& battery = ObjectItem(item, "batteries");
+    metadata.batteries.push_back({RequiredString(battery, "rcpn"), StringOr(battery, "model"),
+                                  OptionalNumber(battery, "capacityWh").value_or(0),
+                                  OptionalNumber(battery, "ratedPowerW").value_or(0)});
+  }
+  for (const json& item : ListOr(body, "pvLinks")) {
+    const json& link = ObjectItem(item, "pvLinks");
+    metadata.pv_links.push_back({RequiredString(link, "rcpn"), OptionalNumber(link, "ratedPowerW").value_or(0)});
+  }
+  if (!Absent(body, "siteMeter")) {
+    const json& meter = body.at("siteMeter");
+    if (!meter.is_object()) throw ShapeError("siteMeter is not an object");
+    metadata.site_meter_id = RequiredString(meter, "id");
+  }
+  return metadata;
+}
+
+domain::CesStatusBatch ParseStatuses(const json& body) {
+  if (!body.is_object()) throw ShapeError("the answer is not an object");
+  if (Absent(body, "statuses")) throw ShapeError("missing field 'statuses'");
+  domain::CesStatusBatch batch;
+  for (const json& item : ListOr(body, "statuses")) {
+    const json& status = ObjectItem(item, "statuses");
+    domain::CesSystemStatus parsed;
+    parsed.system_id = RequiredString(status, "systemId");
+    parsed.status_name = RequiredString(status, "statusName");
+    if (!Absent(status, "lastCommunicationAt")) {
+      const std::string text = RequiredString(status, "lastCommunicationAt");
+      parsed.last_communication_at = ParseIso8601(text);
+      if (!parsed.last_communication_at) throw ShapeError("lastCommunicationAt '" + text + "' is not ISO-8601");
+    }
+    batch.statuses.push_back(std::move(parsed));
+  }
+  for (const json& id : ListOr(body, "notFound")) {
+    if (!id.is_string()) throw ShapeError("an entry of 'notFound' is not a string");
+    batch.not_found.push_back(id.get<std::string>());
+  }
+  return batch;
+}
+
+template <typename T, typename F>
+Result<T> ParseAnswer(const char* operation, const std::string& body, F&& parse) {
+  const json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded()) return InternalError(std::string("CES ") + operation + ": the answer is not JSON");
+  try {
+    return parse(parsed);
+  } catch (const std::exception& e) {  // ShapeError and nlohmann::json::exception
+    return InternalError(std::string("unexpected CES ") + operation + " answer: " + e.what());
+  }
+}
+
+}  // namespace
+
+CesClientOptions CesClientOptions::FromConfig(const config::CesConfig& config) {
+  CesClientOptions options;
+  options.root_url = config.root_url;
+  options.credentials_secret = config.credentials_secret;
+  options.timeout = std::chrono::duration_cast<Duration>(config.timeout_s);
+  options.max_retries = config.max_retries;
+  options.max_requests_per_second = config.max_requests_per_second;
+  return options;
+}
+
+CesClient::CesClient(CesClientOptions options, ports::SecretStore& secrets, const ports::Clock& clock,
+                     Metrics* metrics)
+    : options_(std::move(options)),
+      root_(TrimSlashes(options_.root_url)),
+      secrets_(secrets),
+      clock_(clock),
+      metrics_(metrics),
+      limiter_(options_.max_requests_per_second, options_.burst),
+      backoff_(options_.backoff, options_.backoff_random, options_.backoff_sleep) {
+  if (metrics_ != nullptr) {
+    metrics_->Describe(kRequestsMetric, Metrics::Type::kCounter,
+                       "HTTP attempts to the CES API by operation (metadata, status) and outcome.");
+    metrics_->Describe(kRetriesMetric, Metrics::Type::kCounter,
+                       "CES requests retried after a transient failure, by operation.");
+  }
+}
+
+Result<domain::SystemMetadata> CesClient::GetMetadata(const std::string& system_id) {
+  if (system_id.empty()) return InvalidArgumentError("CES metadata: empty systemId");
+  auto body = Get(kMetadata, "/systems/v1/" + UrlEncode(system_id) + "/metadata?inverterSetting=true");
+  if (!body.ok()) return body.status();
+  return ParseAnswer<domain::SystemMetadata>(kMetadata, *body, [](const json& j) { return ParseMetadata(j); });
+}
+
+Result<domain::CesStatusBatch> CesClient::GetStatus(const std::vector<std::string>& system_ids) {
+  if (system_ids.size() > ports::kMaxStatusBatch) {
+    return InvalidArgumentError("CES status: " + std::to_string(system_ids.size()) + " systemIds, at most " +
+                                std::to_string(ports::kMaxStatusBatch) + " per call");
+  }
+  if (system_ids.empty()) return domain::CesStatusBatch{};
+  std::string query;
+  for (const std::string& id : system_ids) {
+    if (id.empty()) return InvalidArgumentError("CES status: empty systemId in the batch");
+    if (!query.empty()) query += ',';
+    query += UrlEncode(id);
+  }
+  auto body = Get(kStatus, "/systems/v1/status?systemIds=" + query);
+  if (!body.ok()) {
+    // 404 here is not "unknown system" (those come back in notFound): the URL is wrong.
+    if (body.status().code() == StatusCode::kNotFound) {
+      return FailedPreconditionError(body.status().message() + " (is the CES root URL right?)");
+    }
+    return body.status();
+  }
+  return ParseAnswer<domain::CesStatusBatch>(kStatus, *body, [](const json& j) { return ParseStatuses(j); });
+}
+
+Result<std::string> CesClient::Get(const char* operation, const std::string& path_and_query) {
+  const std::string url = root_ + path_and_query;
+  const std::string where = std::string("CES ") + operation;
+  int retries = 0;
+  bool reloaded_key = false;
+  for (;;) {
+    auto key = ApiKey(false);
+    if (!key.ok()) return key.status();
+
+    limiter_.Acquire();
+    auto sent = http_.Get(url, {{"x-api-key", *key}, {"Accept", "application/json"}}, options_.timeout);
+    Status failure;
+    std::optional<Duration> retry_after;
+    if (!sent.ok()) {
+      Count(operation, sent.status().code() == StatusCode::kDeadlineExceeded ? "timeout" : "transport_error");
+      failure = sent.status().WithContext(where);
+    } else {
+      const HttpResponse& response = *sent;
+      std::string server_says = ErrorText(response.body);
+      // The key is never echoed by CES, but scrub it should a proxy or a future version do so.
+      for (auto pos = server_says.find(*key); !key->empty() && pos != std::string::npos;
+           pos = server_says.find(*key, pos)) {
+        server_says.replace(pos, key->size(), "***");
+      }
+      const std::string detail =
+          "HTTP " + std::to_string(response.status) + (server_says.empty() ? "" : " (" + server_says + ")");
+      if (response.status >= 200 && response.status < 300) {
+        Count(operation, "ok");
+        return sent->body;
+      }
+      if (response.status == 401) {
+        Count(operation, "unauthorized");
+        if (!reloaded_key) {
+          reloaded_key = true;
+          auto fresh = ApiKey(true);
+          if (fresh.ok() && *fresh != *key) {
+            spdlog::info("{}: API key rejected; the secret holds a new key, retrying with it", where);
+            continue;
+          }
+        }
+        spdlog::error("{}: the API key of secret '{}' was rejected (HTTP 401); fix the secret", where,
+                      options_.credentials_secret);
+        return UnauthenticatedError(where + ": the API key of secret '" + options_.credentials_secret +
+                                    "' was rejected (HTTP 401)");
+      }
+      if (response.status == 429) {
+        Count(operation, "rate_limited");
+        retry_after = response.RetryAfter(clock_.Now());
+        failure = ResourceExhaustedError(where + ": rate limited, " + detail);
+      } else if (response.status >= 500) {
+        Count(operation, "http_5xx");
+        failure = UnavailableError(where + ": " + detail);
+      } else {
+        Count(operation, "http_4xx");
+        StatusCode code = StatusCode::kInvalidArgument;
+        if (response.status == 404) code = StatusCode::kNotFound;
+        if (response.status == 403) code = StatusCode::kPermissionDenied;
+        if (response.status == 408) code = StatusCode::kDeadlineExceeded;
+        if (response.status < 400) code = StatusCode::kFailedPrecondition;  // redirects are not followed
+        failure = Status(code, where + ": " + detail);
+      }
+    }
+
+    if (!IsTransient(failure.code())) return failure;
+    if (backoff_.TooLong(retry_after)) {
+      spdlog::warn("{}: server asks to wait {} ms, more than {} ms; giving up for now", where, retry_after->count(),
+                   backoff_.policy().max_retry_after.count());
+      return failure;
+    }
+    if (retries >= options_.max_retries) {
+      spdlog::warn("{}: {} (gave up after {} retries)", where, failure.ToString(), retries);
+      return failure.WithContext("after " + std::to_string(retries) + " retries");
+    }
+    ++retries;
+    if (metrics_ != nullptr) metrics_->Increment(kRetriesMetric, {{"operation", operation}});
+    const Duration delay = backoff_.Delay(retries, retry_after);
+    spdlog::warn("{}: {}; retry {}/{} in {} ms", where, failure.ToString(), retries, options_.max_retries,
+                 delay.count());
+    backoff_.SleepFor(delay);
+  }
+}
+
+Result<std::string> CesClient::ApiKey(bool reload) {
+  std::lock_guard lock(key_mutex_);
+  if (api_key_ && !reload) return *api_key_;
+  const std::string& id = options_.credentials_secret;
+  auto value = secrets_.Get(id);
+  if (!value.ok()) {
+    if (IsTransient(value.status().code())) return value.status().WithContext("reading the CES API key");
+    return FailedPreconditionError("cannot read the CES credentials secret '" + id + "': " + value.status().ToString());
+  }
+  const json parsed = json::parse(*value, nullptr, /*allow_exceptions=*/false);
+  auto key = parsed.is_object() ? parsed.find("api_key") : parsed.end();
+  if (!parsed.is_object() || key == parsed.end() || !key->is_string() || key->get<std::string>().empty()) {
+    return FailedPreconditionError("the CES credentials secret '" + id + "' needs a string field \"api_key\"");
+  }
+  api_key_ = key->get<std::string>();
+  return *api_key_;
+}
+
+void CesClient::Count(const char* operation, const char* outcome) {
+  if (metrics_ != nullptr) metrics_->Increment(kRequestsMetric, {{"operation", operation}, {"outcome", outcome}});
+}
+
+}  // namespace pwrcell::adapters

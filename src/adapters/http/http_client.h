@@ -1,0 +1,84 @@
+// A small HTTP client over libcurl: one request in, {status, headers, body} out.
+//
+// This is the one place where curl errors become a Status (CONVENTIONS.md "Errors": translate
+// vendor errors once, at the adapter edge): a timeout is kDeadlineExceeded, any other transport
+// failure (refused connection, DNS, TLS, reset) is kUnavailable. An HTTP status of any value is
+// NOT an error here: the caller reads `status` and decides (the Concerto and CES clients map
+// 401/429/5xx their own way).
+//
+// Thread-safety: Send may be called from many threads at once. Each thread reuses its own curl
+// easy handle (so connections are kept alive per thread); curl_global_init runs once per process.
+// Redirects are not followed (a redirect must not carry an API key to another host).
+// Header values are never logged here, so callers may put credentials in them.
+#pragma once
+
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+#include "common/time.h"
+
+namespace pwrcell::adapters {
+
+enum class HttpMethod { kGet, kPost };
+
+struct HttpRequest {
+  HttpMethod method = HttpMethod::kGet;
+  std::string url;
+  // Sent as given ("Content-Type", "application/json"). Names are case-insensitive on the wire.
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;  // POST only
+  // Whole-request limit (connect + send + wait + receive). Must be > 0.
+  Duration timeout = std::chrono::seconds(30);
+};
+
+struct HttpResponse {
+  long status = 0;  // NOLINT(google-runtime-int): curl's type for the response code
+  // Response headers of the final response, names lower-cased; a repeated header keeps the last value.
+  std::map<std::string, std::string> headers;
+  std::string body;
+
+  // The header's value (name matched case-insensitively), or nullopt.
+  std::optional<std::string> Header(std::string_view name) const;
+  // Retry-After as a delay: delta-seconds ("1", "2.5") or an HTTP-date relative to `now`.
+  // nullopt when absent or unparseable; a date in the past is 0.
+  std::optional<Duration> RetryAfter(Timestamp now) const;
+};
+
+struct HttpClientOptions {
+  // Connect phase limit (capped by the request's timeout).
+  Duration connect_timeout = std::chrono::seconds(10);
+  // A larger response body fails the request with kUnavailable (protects memory).
+  std::size_t max_response_bytes = 64 * 1024 * 1024;
+  std::string user_agent = "pwrcell-adapter";
+};
+
+class HttpClient {
+ public:
+  explicit HttpClient(HttpClientOptions options = {});
+
+  // Performs the request. Any HTTP status is a successful Result.
+  // Errors: kDeadlineExceeded when the request timed out; kUnavailable for any other transport
+  // failure (the message names the curl error and the URL's scheme/host/path, never header values);
+  // kInvalidArgument for an empty URL or a timeout <= 0.
+  Result<HttpResponse> Send(const HttpRequest& request) const;
+
+  Result<HttpResponse> Get(std::string url, std::vector<std::pair<std::string, std::string>> headers,
+                           Duration timeout) const;
+  Result<HttpResponse> Post(std::string url, std::vector<std::pair<std::string, std::string>> headers,
+                            std::string body, Duration timeout) const;
+
+ private:
+  HttpClientOptions options_;
+};
+
+// Percent-encodes everything but RFC 3986 unreserved characters (A-Z a-z 0-9 - . _ ~), for one
+// path segment or query value.
+std::string UrlEncode(std::string_view text);
+
+}  // namespace pwrcell::adapters

@@ -1,0 +1,49 @@
+// ces_state_poller (SPEC 3.7) and ces_state_processor with the liveness sweep (SPEC 3.8).
+//
+// The poller queues get_status for every registered (non-simulated) system, every time, in
+// batches of status_batch_size. The processor stores each system's CES statusName, then
+// evaluates remote_state (domain/remote_state.h: one rule, one timeout) for those systems; the
+// sweep evaluates every system without calling CES, so a silent system goes OFFLINE within
+// offline_timeout + one sweep. On a change the new state and its reason are stored (the record's
+// remote_state is the last value sent) and an update_remote_state request is queued for the
+// SYSTEM asset, its INVERTER and SITE_METER and its site (with the site's aggregate state).
+// Thread-safe.
+#pragma once
+
+#include <optional>
+#include <set>
+#include <string>
+
+#include "common/status.h"
+#include "domain/ces_types.h"
+#include "processes/context.h"
+
+namespace pwrcell::processes {
+
+class CesStatePoller {
+ public:
+  explicit CesStatePoller(Context& context) : context_(context) {}
+  // Errors: the store's or the queue's.
+  Status Poll();
+
+ private:
+  Context& context_;
+};
+
+class CesStateProcessor {
+ public:
+  explicit CesStateProcessor(Context& context);
+
+  // A CES status answer. A system CES does not know counts as status UNKNOWN.
+  Status Process(const domain::CesStatusBatch& batch);
+  // The liveness sweep: every registered system.
+  Status Sweep();
+
+ private:
+  // Evaluates the systems in `only` (every system when nullopt) and publishes the changes.
+  Status EvaluateAndPublish(const std::optional<std::set<std::string>>& only);
+
+  Context& context_;
+};
+
+}  // namespace pwrcell::processes

@@ -1,0 +1,270 @@
+#include "processes/concerto_gateway.h"
+
+#include <spdlog/spdlog.h>
+
+#include <set>
+
+#include "domain/commissioning_plan.h"
+#include "processes/device_updates.h"
+
+namespace pwrcell::processes {
+namespace {
+
+using domain::AssetType;
+using domain::CommissioningState;
+using domain::CommissioningStepKind;
+
+template <class... Ts>
+struct Overloaded : Ts... {
+  using Ts::operator()...;
+};
+template <class... Ts>
+Overloaded(Ts...) -> Overloaded<Ts...>;
+
+// Look up by remoteId; create when absent; on CONFLICT fetch what a concurrent writer created.
+Result<domain::ConcertoSite> EnsureSite(ports::ConcertoApi& api, const domain::CreateSiteRequest& request) {
+  auto found = api.SiteByRemoteId(request.remote_id);
+  if (!found.ok()) return found.status();
+  if (found->has_value()) return **found;
+  auto created = api.CreateSite(request);
+  if (created.ok() || created.status().code() != StatusCode::kAlreadyExists) return created;
+  auto again = api.SiteByRemoteId(request.remote_id);
+  if (!again.ok()) return again.status();
+  if (!again->has_value()) return UnavailableError("site " + request.remote_id + " reported CONFLICT but not found");
+  return **again;
+}
+
+Result<domain::ConcertoAsset> EnsureAsset(ports::ConcertoApi& api, const domain::CreateAssetRequest& request) {
+  auto found = api.AssetByRemoteId(request.asset_type, request.remote_id);
+  if (!found.ok()) return found.status();
+  if (found->has_value()) return **found;
+  auto created = api.CreateAsset(request);
+  if (created.ok() || created.status().code() != StatusCode::kAlreadyExists) return created;
+  auto again = api.AssetByRemoteId(request.asset_type, request.remote_id);
+  if (!again.ok()) return again.status();
+  if (!again->has_value()) {
+    return UnavailableError(std::string(domain::AssetTypeName(request.asset_type)) + " " + request.remote_id +
+                            " reported CONFLICT but not found");
+  }
+  return **again;
+}
+
+void AddRef(std::vector<domain::AssetRef>& refs, domain::AssetRef ref) {
+  for (auto& existing : refs) {
+    if (existing.remote_id == ref.remote_id) {
+      existing = std::move(ref);
+      return;
+    }
+  }
+  refs.push_back(std::move(ref));
+}
+
+}  // namespace
+
+ConcertoGateway::ConcertoGateway(Context& context, ports::ConcertoApi& concerto, Registrar& registrar)
+    : context_(context), concerto_(concerto), registrar_(registrar) {
+  auto& m = context_.metrics;
+  m.Describe("pwrcell_concerto_points_total", Metrics::Type::kCounter,
+             "Telemetry points sent to Concerto, by outcome (accepted, duplicate, rejected)");
+  m.Describe("pwrcell_commissioning_steps_total", Metrics::Type::kCounter,
+             "Commissioning steps executed, by step and outcome (found, created, failed)");
+  m.Describe("pwrcell_remote_state_updates_total", Metrics::Type::kCounter,
+             "remote_state updates sent to Concerto, by target (system, inverter, site_meter, site)");
+}
+
+Status ConcertoGateway::Handle(const ConcertoRequest& request) {
+  return std::visit(Overloaded{
+                        [&](const ListAssetsRequest&) { return ListAssets(); },
+                        [&](const CommissionRequest& r) { return Commission(r.remote_id); },
+                        [&](const RemoteStateRequest& r) { return UpdateRemoteState(r); },
+                        [&](const PushTelemetryRequest& r) { return PushTelemetry(r); },
+                    },
+                    request);
+}
+
+Status ConcertoGateway::ListAssets() {
+  const int per_page = std::clamp(context_.settings.page_size, 1, domain::kMaxAssetsPerPage);
+  std::vector<domain::ConcertoAsset> assets;
+  std::set<std::string> seen;
+  int total = 0;
+  for (int page = 1;; ++page) {
+    auto result = concerto_.ListAssets(page, per_page);
+    if (!result.ok()) {
+      // A failed page registers and removes nothing; the request is retried as a whole.
+      if (!result.status().IsRetryable()) context_.shared.EndListing();
+      return result.status().WithContext("allAssets page " + std::to_string(page));
+    }
+    total = result->total_count;
+    for (auto& asset : result->assets) {
+      if (seen.insert(asset.id).second) assets.push_back(std::move(asset));  // an asset seen twice counts once
+    }
+    if (result->assets.size() < static_cast<std::size_t>(per_page)) break;
+    if (page > 1'000'000) return InternalError("allAssets never ends");
+  }
+  // Deletions during the sweep shift pages and may hide an asset: then the list falls short of
+  // totalCount and nothing is removed this time.
+  const bool complete = assets.size() >= static_cast<std::size_t>(total);
+  Status registered = registrar_.Register(assets, complete);
+  if (registered.ok() || !registered.IsRetryable()) context_.shared.EndListing();
+  return registered;
+}
+
+Status ConcertoGateway::Commission(const std::string& remote_id) {
+  auto& devices = context_.devices;
+  auto& clock = context_.clock;
+  auto record = devices.Get(remote_id);
+  if (!record.ok()) return record.status();
+  if (!record->has_value()) return Status::Ok();  // left Concerto meanwhile
+  if (!context_.settings.auto_commissioning) return Status::Ok();
+  domain::DeviceRecord device = std::move(**record);
+
+  auto set_state = [&](CommissioningState state, std::string reason) {
+    auto updated = MutateDevice(
+        devices, remote_id,
+        [&](domain::DeviceRecord& d) {
+          domain::Commissioning wanted{state, reason};
+          if (d.commissioning == wanted) return false;
+          d.commissioning = std::move(wanted);
+          return true;
+        },
+        clock);
+    if (!updated.ok()) spdlog::warn("commissioning {}: recording state failed: {}", remote_id, updated.status().ToString());
+  };
+
+  auto plan = domain::PlanCommissioning(device, context_.settings.adapter_name);
+  if (!plan.ok()) {
+    spdlog::error("commissioning {}: cannot plan: {}", remote_id, plan.status().message());
+    set_state(CommissioningState::kFailed, plan.status().message());
+    return Status::Ok();  // nothing to retry until the record changes; the registrar re-plans
+  }
+  domain::ResolvedIds ids;
+  ids.system_asset_id = device.concerto_asset_id;
+  if (device.site) ids.site_id = device.site->site_id;
+  if (device.inverter) ids.inverter_asset_id = device.inverter->asset_id;
+
+  for (const auto& planned : *plan) {
+    auto step = domain::ResolveStep(planned, ids);
+    if (!step.ok()) {
+      set_state(CommissioningState::kFailed, step.status().message());
+      return step.status();
+    }
+    const std::string kind(domain::CommissioningStepKindName(step->kind));
+    std::function<bool(domain::DeviceRecord&)> record_progress;
+    Status outcome;
+    if (step->kind == CommissioningStepKind::kEnsureSite) {
+      auto site = EnsureSite(concerto_, *step->site);
+      outcome = site.status();
+      if (site.ok()) {
+        ids.site_id = site->id;
+        domain::SiteRef ref{site->id, site->remote_id, site->name};
+        record_progress = [ref](domain::DeviceRecord& d) {
+          if (d.site == ref) return false;
+          d.site = ref;
+          return true;
+        };
+      }
+    } else if (step->kind == CommissioningStepKind::kAttachSystemToSite) {
+      auto updated = concerto_.UpdateAsset(*step->update);
+      outcome = updated.status();
+    } else {
+      auto asset = EnsureAsset(concerto_, *step->asset);
+      outcome = asset.status();
+      if (asset.ok()) {
+        domain::AssetRef ref{asset->id, asset->remote_id};
+        const auto type = step->asset->asset_type;
+        if (type == AssetType::kInverter) ids.inverter_asset_id = asset->id;
+        record_progress = [ref, type](domain::DeviceRecord& d) {
+          const domain::DeviceRecord before = d;
+          switch (type) {
+            case AssetType::kInverter:
+              d.inverter = ref;
+              break;
+            case AssetType::kBattery:
+              AddRef(d.batteries, ref);
+              break;
+            case AssetType::kPhotovoltaic:
+              AddRef(d.photovoltaics, ref);
+              break;
+            case AssetType::kSiteMeter:
+              d.site_meter = ref;
+              break;
+            case AssetType::kSystem:
+              break;
+          }
+          return !(d == before);
+        };
+      }
+    }
+    if (!outcome.ok()) {
+      context_.metrics.Increment("pwrcell_commissioning_steps_total", {{"step", kind}, {"outcome", "failed"}});
+      const std::string reason = step->description + ": " + outcome.ToString();
+      spdlog::warn("commissioning {}: {}", remote_id, reason);
+      set_state(outcome.IsRetryable() ? CommissioningState::kPending : CommissioningState::kFailed,
+                (outcome.IsRetryable() ? "retrying: " : "") + reason);
+      return outcome;
+    }
+    context_.metrics.Increment("pwrcell_commissioning_steps_total", {{"step", kind}, {"outcome", "done"}});
+    spdlog::info("commissioning {}: {}", remote_id, step->description);
+    if (record_progress) {
+      auto saved = MutateDevice(devices, remote_id, record_progress, clock);
+      if (!saved.ok()) return saved.status();
+      if (!saved->has_value()) return Status::Ok();  // deregistered meanwhile
+    }
+  }
+  set_state(CommissioningState::kDone, "");
+  spdlog::info("commissioning {}: done ({} steps)", remote_id, plan->size());
+  return Status::Ok();
+}
+
+Status ConcertoGateway::UpdateRemoteState(const RemoteStateRequest& request) {
+  auto record = context_.devices.Get(request.remote_id);
+  if (!record.ok()) return record.status();
+  auto send = [&](const char* target, const std::string& id, const domain::RemoteState state,
+                  const std::string& reason, bool site) -> Status {
+    if (id.empty()) return Status::Ok();
+    domain::RemoteStateUpdate update{id, state, reason};
+    Status s = site ? concerto_.UpdateSiteRemoteState(update) : concerto_.UpdateAssetRemoteState(update);
+    if (s.code() == StatusCode::kNotFound) {
+      spdlog::warn("remote_state: {} {} of system {} is unknown to Concerto; skipped", target, id, request.remote_id);
+      return Status::Ok();
+    }
+    if (s.ok()) context_.metrics.Increment("pwrcell_remote_state_updates_total", {{"target", target}});
+    return s;
+  };
+  if (record->has_value() && (*record)->remote_state) {
+    const domain::DeviceRecord& d = **record;
+    const auto state = *d.remote_state;
+    PWRCELL_RETURN_IF_ERROR(send("system", d.concerto_asset_id, state, d.remote_state_reason, false));
+    if (d.inverter) PWRCELL_RETURN_IF_ERROR(send("inverter", d.inverter->asset_id, state, d.remote_state_reason, false));
+    if (d.site_meter) {
+      PWRCELL_RETURN_IF_ERROR(send("site_meter", d.site_meter->asset_id, state, d.remote_state_reason, false));
+    }
+  }
+  if (request.site) {
+    PWRCELL_RETURN_IF_ERROR(send("site", request.site->site_id, request.site->state, request.site->reason, true));
+  }
+  return Status::Ok();
+}
+
+Status ConcertoGateway::PushTelemetry(const PushTelemetryRequest& request) {
+  if (request.points.empty()) return Status::Ok();
+  auto result = concerto_.IngestTelemetry(request.points);
+  if (!result.ok()) return result.status();
+  auto& m = context_.metrics;
+  m.Increment("pwrcell_concerto_points_total", {{"outcome", "accepted"}}, result->accepted);
+  if (result->duplicates > 0) m.Increment("pwrcell_concerto_points_total", {{"outcome", "duplicate"}}, result->duplicates);
+  if (!result->rejected.empty()) {
+    m.Increment("pwrcell_concerto_points_total", {{"outcome", "rejected"}},
+                static_cast<double>(result->rejected.size()));
+    const auto& first = result->rejected.front();
+    spdlog::warn("telemetry: Concerto rejected {} of {} points (first: point {} asset {}: {})", result->rejected.size(),
+                 request.points.size(), first.index,
+                 first.index >= 0 && static_cast<std::size_t>(first.index) < request.points.size()
+                     ? request.points[static_cast<std::size_t>(first.index)].asset_id
+                     : std::string("?"),
+                 first.message);
+  }
+  return Status::Ok();
+}
+
+}  // namespace pwrcell::processes

@@ -1,0 +1,37 @@
+// concerto_gateway (SPEC 3.3): the only process that talks to Concerto (through ports::ConcertoApi,
+// whose implementation does authentication, token sharing, rate limiting, timeouts and retries).
+// Executes list_assets (every page, then invokes the registrar with the complete list),
+// commission (the create_site / create_asset / update_asset steps of SPEC section 6, each one
+// idempotent: look up by remoteId first, treat CONFLICT as "already there"), update_remote_state
+// and push_telemetry. Thread-safe.
+//
+// Handle's Status decides the message's fate: OK -> delete; retryable -> delivered again later;
+// anything else -> dead-letter.
+#pragma once
+
+#include "common/status.h"
+#include "ports/concerto_api.h"
+#include "processes/context.h"
+#include "processes/messages.h"
+#include "processes/registrar.h"
+
+namespace pwrcell::processes {
+
+class ConcertoGateway {
+ public:
+  ConcertoGateway(Context& context, ports::ConcertoApi& concerto, Registrar& registrar);
+
+  Status Handle(const ConcertoRequest& request);
+
+ private:
+  Status ListAssets();
+  Status Commission(const std::string& remote_id);
+  Status UpdateRemoteState(const RemoteStateRequest& request);
+  Status PushTelemetry(const PushTelemetryRequest& request);
+
+  Context& context_;
+  ports::ConcertoApi& concerto_;
+  Registrar& registrar_;
+};
+
+}  // namespace pwrcell::processes

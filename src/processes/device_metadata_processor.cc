@@ -1,0 +1,104 @@
+#include "processes/device_metadata_processor.h"
+
+#include <spdlog/spdlog.h>
+
+#include "domain/commissioning_plan.h"
+#include "domain/coupling.h"
+#include "processes/device_updates.h"
+#include "processes/messages.h"
+
+namespace pwrcell::processes {
+
+namespace {
+constexpr const char* kAwaiting = "awaiting commissioning (auto-commissioning is off)";
+}
+
+Status RequestCommissioningIfNeeded(Context& context, const std::string& remote_id) {
+  const bool automatic = context.settings.auto_commissioning;
+  bool request = false;
+  auto updated = MutateDevice(
+      context.devices, remote_id,
+      [&](domain::DeviceRecord& d) {
+        request = false;
+        if (!d.metadata) return false;
+        const bool needed = domain::NeedsCommissioning(d);
+        domain::Commissioning wanted = d.commissioning;
+        if (!needed) {
+          // Complete in Concerto (by us or by an operator).
+          if (d.commissioning.state == domain::CommissioningState::kDone) return false;
+          wanted = {domain::CommissioningState::kDone, ""};
+        } else if (!automatic) {
+          wanted = {domain::CommissioningState::kNotRequested, kAwaiting};
+        } else if (context.shared.ShouldRequest("commission", d.remote_id, context.clock.Now(),
+                                                context.settings.request_repeat_after)) {
+          request = true;
+          if (d.commissioning.state != domain::CommissioningState::kPending) {
+            wanted = {domain::CommissioningState::kPending, "queued"};
+          }
+        }
+        if (wanted == d.commissioning) return false;
+        d.commissioning = wanted;
+        return true;
+      },
+      context.clock);
+  if (!updated.ok()) {
+    if (request) context.shared.ForgetRequest("commission", remote_id);
+    return updated.status();
+  }
+  if (!request) return Status::Ok();
+  auto sent = context.concerto_queue.Send(EncodeConcertoRequest(CommissionRequest{remote_id}));
+  if (!sent.ok()) {
+    context.shared.ForgetRequest("commission", remote_id);
+    return sent.status().WithContext("queueing commissioning of " + remote_id);
+  }
+  spdlog::info("commissioning: queued system {}", remote_id);
+  return Status::Ok();
+}
+
+DeviceMetadataProcessor::DeviceMetadataProcessor(Context& context) : context_(context) {
+  context_.metrics.Describe("pwrcell_metadata_processed_total", Metrics::Type::kCounter,
+                            "CES metadata answers stored, by coupling");
+  context_.metrics.Describe("pwrcell_coupling_errors_total", Metrics::Type::kCounter,
+                            "Systems whose CES configuration needs an operator (mixed acPVPowerRating ...)");
+}
+
+Status DeviceMetadataProcessor::Process(const std::string& remote_id, const domain::SystemMetadata& metadata) {
+  const domain::CouplingDecision coupling = domain::DetermineCoupling(remote_id, metadata.inverters);
+  if (coupling.error) {
+    spdlog::error("metadata: {}", *coupling.error);
+    context_.metrics.Increment("pwrcell_coupling_errors_total");
+  }
+  const Timestamp now = context_.clock.Now();
+  auto updated = MutateDevice(
+      context_.devices, remote_id,
+      [&](domain::DeviceRecord& d) {
+        // The inverter telemetry is matched by: keep the one we know when CES still lists it.
+        std::string rcpn = metadata.inverters.empty() ? std::string() : metadata.inverters.front().rcpn;
+        for (const auto& inverter : metadata.inverters) {
+          if (!d.inverter_rcpn.empty() && inverter.rcpn == d.inverter_rcpn) rcpn = d.inverter_rcpn;
+        }
+        d.inverter_rcpn = rcpn;
+        d.coupling = coupling.coupling;
+        d.metadata = metadata;
+        d.metadata_fetched_at = now;
+        if (!d.is_simulated && !metadata.status_name.empty()) {
+          d.system_status = metadata.status_name;
+          d.system_status_at = now;
+        }
+        return true;
+      },
+      context_.clock);
+  if (!updated.ok()) return updated.status();
+  if (!updated->has_value()) {
+    spdlog::debug("metadata: system {} is no longer registered; answer ignored", remote_id);
+    return Status::Ok();
+  }
+  context_.metrics.Increment("pwrcell_metadata_processed_total",
+                             {{"coupling", std::string(domain::CouplingName(coupling.coupling))}});
+  spdlog::info("metadata: system {}: inverter {}, {}-coupled, {} batteries, {} PV links{}", remote_id,
+               (*updated)->inverter_rcpn, domain::CouplingName(coupling.coupling), metadata.batteries.size(),
+               metadata.pv_links.size(), metadata.site_meter_id ? ", site meter" : "");
+  return RequestCommissioningIfNeeded(context_, remote_id);
+}
+
+}  // namespace pwrcell::processes

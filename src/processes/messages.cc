@@ -1,0 +1,163 @@
+#include "processes/messages.h"
+
+#include <nlohmann/json.hpp>
+
+namespace pwrcell::processes {
+namespace {
+
+using nlohmann::json;
+
+template <class... Ts>
+struct Overloaded : Ts... {
+  using Ts::operator()...;
+};
+template <class... Ts>
+Overloaded(Ts...) -> Overloaded<Ts...>;
+
+Result<json> ParseObject(std::string_view body) {
+  json j = json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return InvalidArgumentError("queue message is not a JSON object");
+  if (!j.contains("op") || !j["op"].is_string()) return InvalidArgumentError("queue message has no \"op\"");
+  return j;
+}
+
+Result<std::string> RequiredString(const json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_string() || it->get_ref<const std::string&>().empty()) {
+    return InvalidArgumentError(std::string("queue message lacks a non-empty string \"") + key + "\"");
+  }
+  return it->get<std::string>();
+}
+
+}  // namespace
+
+std::string EncodeConcertoRequest(const ConcertoRequest& request) {
+  json j = std::visit(
+      Overloaded{
+          [](const ListAssetsRequest&) { return json{{"op", "list_assets"}}; },
+          [](const CommissionRequest& r) { return json{{"op", "commission"}, {"remote_id", r.remote_id}}; },
+          [](const RemoteStateRequest& r) {
+            json out{{"op", "update_remote_state"}, {"remote_id", r.remote_id}};
+            if (r.site) {
+              out["site"] = {{"id", r.site->site_id},
+                             {"state", std::string(domain::RemoteStateName(r.site->state))},
+                             {"reason", r.site->reason}};
+            }
+            return out;
+          },
+          [](const PushTelemetryRequest& r) {
+            json points = json::array();
+            for (const auto& p : r.points) {
+              points.push_back({{"a", p.asset_id},
+                                {"m", std::string(domain::MetricName(p.metric))},
+                                {"t", ToUnixMillis(p.timestamp)},
+                                {"v", p.value}});
+            }
+            return json{{"op", "push_telemetry"}, {"points", std::move(points)}};
+          },
+      },
+      request);
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+Result<ConcertoRequest> DecodeConcertoRequest(std::string_view body) {
+  auto parsed = ParseObject(body);
+  if (!parsed.ok()) return parsed.status();
+  const json& j = *parsed;
+  const std::string op = j["op"];
+  if (op == "list_assets") return ConcertoRequest{ListAssetsRequest{}};
+  if (op == "commission") {
+    auto id = RequiredString(j, "remote_id");
+    if (!id.ok()) return id.status();
+    return ConcertoRequest{CommissionRequest{*id}};
+  }
+  if (op == "update_remote_state") {
+    auto id = RequiredString(j, "remote_id");
+    if (!id.ok()) return id.status();
+    RemoteStateRequest r{*id, std::nullopt};
+    if (auto site = j.find("site"); site != j.end() && !site->is_null()) {
+      if (!site->is_object()) return InvalidArgumentError("update_remote_state: \"site\" is not an object");
+      auto site_id = RequiredString(*site, "id");
+      auto state = RequiredString(*site, "state");
+      if (!site_id.ok()) return site_id.status();
+      if (!state.ok()) return state.status();
+      auto parsed_state = domain::ParseRemoteState(*state);
+      if (!parsed_state) return InvalidArgumentError("update_remote_state: unknown state " + *state);
+      std::string reason = site->value("reason", std::string());
+      r.site = SiteStateUpdate{*site_id, *parsed_state, std::move(reason)};
+    }
+    return ConcertoRequest{std::move(r)};
+  }
+  if (op == "push_telemetry") {
+    auto points = j.find("points");
+    if (points == j.end() || !points->is_array()) return InvalidArgumentError("push_telemetry: no \"points\" array");
+    PushTelemetryRequest r;
+    r.points.reserve(points->size());
+    for (const auto& p : *points) {
+      if (!p.is_object() || !p.contains("a") || !p["a"].is_string() || !p.contains("m") || !p["m"].is_string() ||
+          !p.contains("t") || !p["t"].is_number_integer() || !p.contains("v") || !p["v"].is_number()) {
+        return InvalidArgumentError("push_telemetry: malformed point");
+      }
+      auto metric = domain::ParseMetric(p["m"].get<std::string>());
+      if (!metric) return InvalidArgumentError("push_telemetry: unknown metric " + p["m"].get<std::string>());
+      r.points.push_back({p["a"].get<std::string>(), *metric, FromUnixMillis(p["t"].get<std::int64_t>()),
+                          p["v"].get<double>()});
+    }
+    return ConcertoRequest{std::move(r)};
+  }
+  return InvalidArgumentError("unknown Concerto queue operation \"" + op + "\"");
+}
+
+std::string EncodeCesRequest(const CesRequest& request) {
+  json j = std::visit(Overloaded{
+                          [](const MetadataRequest& r) { return json{{"op", "get_metadata"}, {"remote_id", r.remote_id}}; },
+                          [](const StatusRequest& r) { return json{{"op", "get_status"}, {"remote_ids", r.remote_ids}}; },
+                      },
+                      request);
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+Result<CesRequest> DecodeCesRequest(std::string_view body) {
+  auto parsed = ParseObject(body);
+  if (!parsed.ok()) return parsed.status();
+  const json& j = *parsed;
+  const std::string op = j["op"];
+  if (op == "get_metadata") {
+    auto id = RequiredString(j, "remote_id");
+    if (!id.ok()) return id.status();
+    return CesRequest{MetadataRequest{*id}};
+  }
+  if (op == "get_status") {
+    auto ids = j.find("remote_ids");
+    if (ids == j.end() || !ids->is_array() || ids->empty()) {
+      return InvalidArgumentError("get_status: no \"remote_ids\" array");
+    }
+    StatusRequest r;
+    for (const auto& id : *ids) {
+      if (!id.is_string()) return InvalidArgumentError("get_status: a remote id is not a string");
+      r.remote_ids.push_back(id.get<std::string>());
+    }
+    return CesRequest{std::move(r)};
+  }
+  return InvalidArgumentError("unknown CES queue operation \"" + op + "\"");
+}
+
+std::string_view OperationName(const ConcertoRequest& request) {
+  return std::visit(Overloaded{
+                        [](const ListAssetsRequest&) { return std::string_view("list_assets"); },
+                        [](const CommissionRequest&) { return std::string_view("commission"); },
+                        [](const RemoteStateRequest&) { return std::string_view("update_remote_state"); },
+                        [](const PushTelemetryRequest&) { return std::string_view("push_telemetry"); },
+                    },
+                    request);
+}
+
+std::string_view OperationName(const CesRequest& request) {
+  return std::visit(Overloaded{
+                        [](const MetadataRequest&) { return std::string_view("get_metadata"); },
+                        [](const StatusRequest&) { return std::string_view("get_status"); },
+                    },
+                    request);
+}
+
+}  // namespace pwrcell::processes

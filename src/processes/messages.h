@@ -1,0 +1,76 @@
+// What the processes put on their queues (SPEC section 3), as JSON bodies. One codec, so the
+// producers (pollers, registrar, processors) and the consumers (the gateways) cannot drift.
+//
+// Concerto queue (control, consumed by concerto_gateway):
+//   {"op":"list_assets"}
+//   {"op":"commission","remote_id":"..."}          the create_site / create_asset / update_asset
+//                                                  steps of one system, executed in order
+//   {"op":"update_remote_state","remote_id":"...","site":{"id","state","reason"}?}
+// Concerto telemetry queue (consumed by concerto_gateway; separate so that a telemetry backlog
+// never delays registration or state changes):
+//   {"op":"push_telemetry","points":[{"a":assetId,"m":"REAL_POWER","t":unix_ms,"v":1.5},...]}
+// CES queue (consumed by pwrcell_gateway):
+//   {"op":"get_metadata","remote_id":"..."}
+//   {"op":"get_status","remote_ids":["...",...]}
+//
+// Decoding errors are kInvalidArgument (a poison message: dead-letter it).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "common/status.h"
+#include "domain/concerto_types.h"
+
+namespace pwrcell::processes {
+
+struct ListAssetsRequest {
+  bool operator==(const ListAssetsRequest&) const = default;
+};
+struct CommissionRequest {
+  std::string remote_id;
+  bool operator==(const CommissionRequest&) const = default;
+};
+struct SiteStateUpdate {
+  std::string site_id;
+  domain::RemoteState state = domain::RemoteState::kOffline;
+  std::string reason;
+  bool operator==(const SiteStateUpdate&) const = default;
+};
+// The system's state is read from the device record when the message runs (so a late or
+// repeated message never sends a stale state); the site's aggregate is computed by the producer,
+// which sees every system of the site.
+struct RemoteStateRequest {
+  std::string remote_id;
+  std::optional<SiteStateUpdate> site;
+  bool operator==(const RemoteStateRequest&) const = default;
+};
+struct PushTelemetryRequest {
+  std::vector<domain::TelemetryPoint> points;
+  bool operator==(const PushTelemetryRequest&) const = default;
+};
+using ConcertoRequest = std::variant<ListAssetsRequest, CommissionRequest, RemoteStateRequest, PushTelemetryRequest>;
+
+struct MetadataRequest {
+  std::string remote_id;
+  bool operator==(const MetadataRequest&) const = default;
+};
+struct StatusRequest {
+  std::vector<std::string> remote_ids;
+  bool operator==(const StatusRequest&) const = default;
+};
+using CesRequest = std::variant<MetadataRequest, StatusRequest>;
+
+std::string EncodeConcertoRequest(const ConcertoRequest& request);
+Result<ConcertoRequest> DecodeConcertoRequest(std::string_view body);
+std::string EncodeCesRequest(const CesRequest& request);
+Result<CesRequest> DecodeCesRequest(std::string_view body);
+
+// "list_assets", "commission", ... (logs and metric labels).
+std::string_view OperationName(const ConcertoRequest& request);
+std::string_view OperationName(const CesRequest& request);
+
+}  // namespace pwrcell::processes

@@ -1,0 +1,182 @@
+#include "processes/registrar.h"
+
+#include <spdlog/spdlog.h>
+
+#include <set>
+
+#include "processes/device_updates.h"
+#include "processes/messages.h"
+#include "processes/simulated_systems.h"
+
+namespace pwrcell::processes {
+namespace {
+
+using domain::AssetChild;
+using domain::AssetRef;
+using domain::AssetType;
+
+const AssetChild* PickInverter(const domain::ConcertoAsset& system, const std::string& inverter_rcpn) {
+  const AssetChild* first = nullptr;
+  for (const auto& child : system.children) {
+    if (child.asset_type != AssetType::kInverter) continue;
+    if (!inverter_rcpn.empty() && child.remote_id == inverter_rcpn) return &child;
+    if (first == nullptr) first = &child;
+  }
+  return first;
+}
+
+}  // namespace
+
+bool ApplyConcertoAsset(const domain::ConcertoAsset& asset, domain::DeviceRecord& record) {
+  const domain::DeviceRecord before = record;
+  record.concerto_asset_id = asset.id;
+  record.name = asset.name;
+  if (record.is_simulated != asset.simulated) {
+    // Simulated <-> real: the metadata came from the other source; fetch it anew.
+    record.is_simulated = asset.simulated;
+    record.metadata.reset();
+    record.metadata_fetched_at.reset();
+    if (asset.simulated) {
+      record.system_status.reset();
+      record.system_status_at.reset();
+    }
+  }
+  record.rated_power_kw = asset.rated_power_kw;
+  if (asset.site) {
+    record.site = domain::SiteRef{asset.site->id, asset.site->remote_id, asset.site->name};
+  } else {
+    record.site.reset();
+  }
+  record.inverter.reset();
+  record.site_meter.reset();
+  record.batteries.clear();
+  record.photovoltaics.clear();
+  if (const AssetChild* inverter = PickInverter(asset, record.inverter_rcpn); inverter != nullptr) {
+    record.inverter = AssetRef{inverter->id, inverter->remote_id};
+    for (const auto& grandchild : inverter->children) {
+      if (grandchild.asset_type == AssetType::kBattery) {
+        record.batteries.push_back({grandchild.id, grandchild.remote_id});
+      } else if (grandchild.asset_type == AssetType::kPhotovoltaic) {
+        record.photovoltaics.push_back({grandchild.id, grandchild.remote_id});
+      }
+    }
+  }
+  for (const auto& child : asset.children) {
+    if (child.asset_type == AssetType::kSiteMeter) {
+      record.site_meter = AssetRef{child.id, child.remote_id};
+      break;
+    }
+  }
+  return !(record == before);
+}
+
+Registrar::Registrar(Context& context, DeviceMetadataProcessor& metadata) : context_(context), metadata_(metadata) {
+  auto& m = context_.metrics;
+  m.Describe("pwrcell_registrar_sweeps_total", Metrics::Type::kCounter, "Complete or partial asset lists registered");
+  m.Describe("pwrcell_devices_registered_total", Metrics::Type::kCounter, "Systems added to the device table");
+  m.Describe("pwrcell_devices_deregistered_total", Metrics::Type::kCounter,
+             "Systems removed from the device table because they left Concerto");
+}
+
+Status Registrar::Register(const std::vector<domain::ConcertoAsset>& assets, bool complete) {
+  const Timestamp now = context_.clock.Now();
+  const Settings& settings = context_.settings;
+  std::set<std::string> ours;
+  Status first_error;
+  auto note = [&](const Status& s) {
+    if (!s.ok() && first_error.ok()) first_error = s;
+  };
+  std::vector<std::string> metadata_requests;
+
+  for (const auto& asset : assets) {
+    if (asset.asset_type != AssetType::kSystem || asset.adapter_name != settings.adapter_name) continue;
+    if (asset.remote_id.empty() || !ours.insert(asset.remote_id).second) continue;  // seen twice: once is enough
+
+    auto updated = MutateDevice(
+        context_.devices, asset.remote_id, [&](domain::DeviceRecord& d) { return ApplyConcertoAsset(asset, d); },
+        context_.clock);
+    if (!updated.ok()) {
+      note(updated.status());
+      continue;
+    }
+    domain::DeviceRecord record;
+    if (updated->has_value()) {
+      record = std::move(**updated);
+    } else {
+      record.remote_id = asset.remote_id;
+      ApplyConcertoAsset(asset, record);
+      record.registered_at = now;
+      record.updated_at = now;
+      auto created = context_.devices.Put(record);
+      if (!created.ok()) {
+        note(created.status());  // kAborted: created concurrently; the next sweep updates it
+        continue;
+      }
+      record = std::move(*created);
+      context_.metrics.Increment("pwrcell_devices_registered_total");
+      spdlog::info("registrar: registered system {} \"{}\"{}", record.remote_id, record.name,
+                   record.is_simulated ? " (simulated)" : "");
+    }
+
+    if (record.is_simulated) {
+      if (SimulatedMetadataStale(record)) {
+        note(metadata_.Process(record.remote_id, SynthesizeMetadata(record.remote_id, record.rated_power_kw)));
+        continue;  // Process also requests commissioning
+      }
+    } else if ((!record.metadata_fetched_at || now - *record.metadata_fetched_at >= settings.metadata_refresh) &&
+               context_.shared.ShouldRequest("metadata", record.remote_id, now, settings.request_repeat_after)) {
+      metadata_requests.push_back(record.remote_id);
+    }
+    if (record.metadata) note(RequestCommissioningIfNeeded(context_, record.remote_id));
+  }
+
+  for (std::size_t begin = 0; begin < metadata_requests.size(); begin += ports::kMaxQueueBatch) {
+    std::vector<std::string> bodies;
+    for (std::size_t i = begin; i < std::min(metadata_requests.size(), begin + ports::kMaxQueueBatch); ++i) {
+      bodies.push_back(EncodeCesRequest(MetadataRequest{metadata_requests[i]}));
+    }
+    auto sent = context_.ces_queue.SendBatch(bodies);
+    if (!sent.ok()) {
+      for (std::size_t i = begin; i < std::min(metadata_requests.size(), begin + ports::kMaxQueueBatch); ++i) {
+        context_.shared.ForgetRequest("metadata", metadata_requests[i]);
+      }
+      note(sent.status().WithContext("queueing metadata requests"));
+    }
+  }
+
+  if (complete) {
+    auto all = context_.devices.List();
+    if (!all.ok()) return all.status();
+    for (const auto& d : *all) {
+      if (ours.count(d.remote_id)) continue;
+      Status removed = context_.devices.Remove(d.remote_id, d.version);
+      if (!removed.ok() && removed.code() != StatusCode::kNotFound) {
+        note(removed.WithContext("removing " + d.remote_id));  // kAborted: retried on the next sweep
+        continue;
+      }
+      context_.shared.ForgetRequest("metadata", d.remote_id);
+      context_.shared.ForgetRequest("commission", d.remote_id);
+      context_.metrics.Increment("pwrcell_devices_deregistered_total");
+      spdlog::info("registrar: system {} left Concerto; removed from the device table", d.remote_id);
+    }
+  } else {
+    spdlog::warn("registrar: the asset list was incomplete; no system is removed this time");
+  }
+  context_.metrics.Increment("pwrcell_registrar_sweeps_total", {{"complete", complete ? "true" : "false"}});
+  return first_error;
+}
+
+Status RegistrarPoller::Poll() {
+  if (!context_.shared.TryBeginListing(context_.clock.Now(), context_.settings.list_assets_expiry)) {
+    spdlog::debug("registrar_poller: a list_assets request is still pending");
+    return Status::Ok();
+  }
+  auto sent = context_.concerto_queue.Send(EncodeConcertoRequest(ListAssetsRequest{}));
+  if (!sent.ok()) {
+    context_.shared.EndListing();
+    return sent.status().WithContext("queueing list_assets");
+  }
+  return Status::Ok();
+}
+
+}  // namespace pwrcell::processes

@@ -1,0 +1,47 @@
+// registrar (SPEC 3.4), invoked by concerto_gateway with the complete list of Concerto assets:
+// keeps the SYSTEM assets of this adapter, upserts them into the device table (name, simulated
+// flag, rated power, site, component assets from the SYSTEM's children and the inverter's),
+// removes records whose asset left Concerto (only when the list is complete), requests CES
+// metadata where it is missing or stale (simulated systems: synthesized at once, no CES), and
+// requests commissioning where Concerto lacks structure (AUTO_COMMISSIONING) or shows such
+// systems as awaiting commissioning. Thread-safe.
+#pragma once
+
+#include <vector>
+
+#include "common/status.h"
+#include "domain/concerto_types.h"
+#include "processes/context.h"
+#include "processes/device_metadata_processor.h"
+
+namespace pwrcell::processes {
+
+// The device record fields that Concerto is the source of, applied to `record` from `asset`.
+// Returns true when something changed. Exposed for tests.
+bool ApplyConcertoAsset(const domain::ConcertoAsset& asset, domain::DeviceRecord& record);
+
+class Registrar {
+ public:
+  Registrar(Context& context, DeviceMetadataProcessor& metadata);
+
+  // `complete`: every page was read and the list covers Concerto's totalCount. Only then are
+  // records of systems missing from the list removed.
+  // Errors: transient store/queue errors (the caller retries the whole listing).
+  Status Register(const std::vector<domain::ConcertoAsset>& assets, bool complete);
+
+ private:
+  Context& context_;
+  DeviceMetadataProcessor& metadata_;
+};
+
+class RegistrarPoller {
+ public:
+  explicit RegistrarPoller(Context& context) : context_(context) {}
+  // Queues one list_assets request, unless one is still pending. Errors: the queue's.
+  Status Poll();
+
+ private:
+  Context& context_;
+};
+
+}  // namespace pwrcell::processes

@@ -1,0 +1,78 @@
+#include "processes/simulated_systems.h"
+
+#include <set>
+
+namespace pwrcell::processes {
+
+fleet::SystemSpec SimulatedSystemSpec(const std::string& remote_id, std::optional<double> rated_power_kw) {
+  fleet::CompositionOptions options;
+  options.ac_coupled_fraction = 0.0;  // simulated systems are DC-coupled (SPEC section 3)
+  return fleet::MakeSystem(remote_id, rated_power_kw, options);
+}
+
+domain::SystemMetadata SynthesizeMetadata(const std::string& remote_id, std::optional<double> rated_power_kw) {
+  return fleet::ToCesMetadata(SimulatedSystemSpec(remote_id, rated_power_kw));
+}
+
+bool SimulatedMetadataStale(const domain::DeviceRecord& record) {
+  if (!record.metadata) return true;
+  return *record.metadata != SynthesizeMetadata(record.remote_id, record.rated_power_kw);
+}
+
+SimulatedTelemetry::SimulatedTelemetry(Context& context, Duration interval, Sink sink)
+    : context_(context), interval_(interval), sink_(std::move(sink)) {
+  context_.metrics.Describe("pwrcell_simulated_records_total", Metrics::Type::kCounter,
+                            "EnergyRecordSets synthesized for simulated systems");
+}
+
+Result<int> SimulatedTelemetry::Tick() {
+  std::lock_guard lock(mutex_);
+  auto devices = context_.devices.List();
+  if (!devices.ok()) return devices.status();
+  const Timestamp now = context_.clock.Now();
+  const auto ms = ToUnixMillis(now);
+  const Timestamp slot = FromUnixMillis(ms - ms % interval_.count());
+
+  std::set<std::string> alive;
+  std::vector<std::string> records;
+  struct Produced {
+    std::string remote_id;
+    Timestamp slot;
+    fleet::SystemState state;
+  };
+  std::vector<Produced> produced;
+  for (const auto& d : *devices) {
+    if (!d.is_simulated || !d.metadata || d.inverter_rcpn.empty()) continue;
+    alive.insert(d.remote_id);
+    auto it = running_.find(d.remote_id);
+    fleet::SystemSpec spec = SimulatedSystemSpec(d.remote_id, d.rated_power_kw);
+    if (it == running_.end() || it->second.spec != spec) {
+      Running fresh{spec, fleet::InitialState(spec), std::nullopt};
+      it = running_.insert_or_assign(d.remote_id, std::move(fresh)).first;
+    }
+    Running& run = it->second;
+    if (run.last_slot && *run.last_slot >= slot) continue;
+    // Advance over the time since the last record (one interval at the first record).
+    Duration span = run.last_slot ? slot - *run.last_slot : interval_;
+    fleet::SystemState next = run.state;
+    auto record = fleet::NextRecord(run.spec, next, slot, span, {});
+    if (!record) continue;
+    records.push_back(record->SerializeAsString());
+    produced.push_back({d.remote_id, slot, std::move(next)});
+  }
+  for (auto it = running_.begin(); it != running_.end();) {
+    it = alive.count(it->first) ? std::next(it) : running_.erase(it);
+  }
+  if (records.empty()) return 0;
+  Status sent = sink_(records);
+  if (!sent.ok()) return sent;  // slots not marked: produced again next tick
+  for (auto& p : produced) {  // commit the physics only once the records are stored
+    Running& run = running_[p.remote_id];
+    run.state = std::move(p.state);
+    run.last_slot = p.slot;
+  }
+  context_.metrics.Increment("pwrcell_simulated_records_total", {}, static_cast<double>(records.size()));
+  return static_cast<int>(records.size());
+}
+
+}  // namespace pwrcell::processes

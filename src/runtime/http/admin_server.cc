@@ -1,0 +1,147 @@
+#include "runtime/http/admin_server.h"
+
+#include <spdlog/spdlog.h>
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <vector>
+
+#include "domain/concerto_types.h"
+#include "domain/device_json.h"
+#include "runtime/http/dashboard.h"
+#include "runtime/http/listener.h"
+
+namespace pwrcell::runtime::http {
+namespace {
+
+using nlohmann::json;
+
+// The admin server serves one operator and a Prometheus scraper; a few threads are plenty.
+constexpr std::size_t kAdminWorkerThreads = 4;
+// Admin requests carry no body worth the name.
+constexpr std::size_t kAdminMaxBodyBytes = 64 * 1024;
+
+json DeviceJson(const domain::DeviceRecord& record) {
+  json j = domain::ToJson(record);
+  j["kind"] = record.is_simulated ? "simulated" : "real";
+  return j;
+}
+
+struct DeviceFilter {
+  std::optional<domain::RemoteState> remote_state;
+  std::optional<bool> simulated;
+
+  bool Matches(const domain::DeviceRecord& record) const {
+    if (remote_state && record.remote_state != remote_state) return false;
+    if (simulated && record.is_simulated != *simulated) return false;
+    return true;
+  }
+};
+
+Result<DeviceFilter> ParseDeviceFilter(const httplib::Request& req) {
+  DeviceFilter filter;
+  if (req.has_param("remote_state")) {
+    const std::string value = req.get_param_value("remote_state");
+    filter.remote_state = domain::ParseRemoteState(value);
+    if (!filter.remote_state) {
+      return InvalidArgumentError("remote_state must be ONLINE, OFFLINE or ERROR, not \"" + value + "\"");
+    }
+  }
+  if (req.has_param("simulated")) {
+    const std::string value = req.get_param_value("simulated");
+    if (value == "true") {
+      filter.simulated = true;
+    } else if (value == "false") {
+      filter.simulated = false;
+    } else {
+      return InvalidArgumentError("simulated must be true or false, not \"" + value + "\"");
+    }
+  }
+  return filter;
+}
+
+}  // namespace
+
+AdminServer::AdminServer(config::AdminConfig config, ports::DeviceStore& devices, Metrics& metrics, AdminHooks hooks)
+    : config_(std::move(config)),
+      devices_(devices),
+      metrics_(metrics),
+      hooks_(std::move(hooks)),
+      listener_(std::make_unique<Listener>(Listener::Options{
+          .name = "admin", .worker_threads = kAdminWorkerThreads, .max_body_bytes = kAdminMaxBodyBytes})) {
+  listener_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+    ReplyJson(res, 200, json{{"status", "ok"}});
+  });
+
+  listener_->Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
+    const auto [ready, reason] = hooks_.readiness ? hooks_.readiness() : std::pair<bool, std::string>{true, ""};
+    if (ready) {
+      ReplyJson(res, 200, json{{"status", "ready"}});
+    } else {
+      ReplyJson(res, 503, json{{"status", "not ready"}, {"reason", reason}});
+    }
+  });
+
+  listener_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    if (hooks_.refresh_gauges) hooks_.refresh_gauges();
+    res.set_content(metrics_.RenderPrometheus(), "text/plain; version=0.0.4; charset=utf-8");
+  });
+
+  listener_->Get("/api/devices", [this](const httplib::Request& req, httplib::Response& res) {
+    Result<DeviceFilter> filter = ParseDeviceFilter(req);
+    if (!filter.ok()) {
+      ReplyError(res, 400, filter.status().message());
+      return;
+    }
+    Result<std::vector<domain::DeviceRecord>> records = devices_.List();
+    if (!records.ok()) {
+      spdlog::warn("admin: listing devices failed: {}", records.status().ToString());
+      ReplyError(res, 503, records.status().ToString());
+      return;
+    }
+    json listed = json::array();
+    for (const auto& record : *records) {
+      if (filter->Matches(record)) listed.push_back(DeviceJson(record));
+    }
+    const std::size_t count = listed.size();
+    ReplyJson(res, 200, json{{"count", count}, {"devices", std::move(listed)}});
+  });
+
+  listener_->Get("/api/devices/(.+)", [this](const httplib::Request& req, httplib::Response& res) {
+    const std::string remote_id = req.matches[1];
+    Result<std::optional<domain::DeviceRecord>> record = devices_.Get(remote_id);
+    if (!record.ok()) {
+      spdlog::warn("admin: reading device {} failed: {}", remote_id, record.status().ToString());
+      ReplyError(res, 503, record.status().ToString());
+      return;
+    }
+    if (!record->has_value()) {
+      ReplyError(res, 404, "no device with remote_id " + remote_id);
+      return;
+    }
+    ReplyJson(res, 200, DeviceJson(**record));
+  });
+
+  listener_->Get("/", [](const httplib::Request&, httplib::Response& res) {
+    res.set_header("Cache-Control", "no-store");
+    res.set_content(std::string(DashboardHtml()), "text/html; charset=utf-8");
+  });
+}
+
+AdminServer::~AdminServer() {
+  Stop();
+}
+
+Status AdminServer::Start() {
+  return listener_->Start(config_.listen);
+}
+
+void AdminServer::Stop() {
+  listener_->Stop();
+}
+
+int AdminServer::port() const {
+  return listener_->port();
+}
+
+}  // namespace pwrcell::runtime::http

@@ -1,0 +1,222 @@
+#include "runtime/http/ingest_server.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstddef>
+#include <exception>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string_view>
+#include <utility>
+
+#include "domain/record_decoding.h"
+#include "runtime/http/base64.h"
+#include "runtime/http/listener.h"
+
+namespace pwrcell::runtime::http {
+namespace {
+
+using nlohmann::json;
+
+constexpr char kRequestsMetric[] = "pwrcell_ingest_requests_total";
+constexpr char kRecordsMetric[] = "pwrcell_records_total";
+constexpr char kTelemetryPath[] = "/v1/telemetry";
+
+// One record as offered by the client: its bytes, or why they could not be had (invalid base64).
+struct OfferedRecord {
+  std::string bytes;
+  std::string error;  // non-empty: rejected before decoding
+};
+
+// "application/json; charset=utf-8" -> "application/json".
+std::string MediaType(const std::string& content_type) {
+  std::string type = content_type.substr(0, content_type.find(';'));
+  const auto not_space = [](unsigned char c) { return std::isspace(c) == 0; };
+  type.erase(type.begin(), std::find_if(type.begin(), type.end(), not_space));
+  type.erase(std::find_if(type.rbegin(), type.rend(), not_space).base(), type.end());
+  std::transform(type.begin(), type.end(), type.begin(), [](unsigned char c) { return std::tolower(c); });
+  return type;
+}
+
+// The records of a Kinesis-style JSON put, or kInvalidArgument saying which part of the shape is
+// wrong. Invalid base64 is not a shape error: that record alone is rejected.
+Result<std::vector<OfferedRecord>> ParseJsonBatch(const std::string& body) {
+  json document;
+  try {
+    document = json::parse(body);
+  } catch (const json::parse_error& e) {
+    return InvalidArgumentError(std::string("body is not valid JSON: ") + e.what());
+  }
+  if (!document.is_object()) return InvalidArgumentError("body must be a JSON object with a \"records\" array");
+  const auto records = document.find("records");
+  if (records == document.end() || !records->is_array()) {
+    return InvalidArgumentError("body must be a JSON object with a \"records\" array");
+  }
+  std::vector<OfferedRecord> offered;
+  offered.reserve(records->size());
+  for (std::size_t i = 0; i < records->size(); ++i) {
+    const json& entry = (*records)[i];
+    const std::string where = "records[" + std::to_string(i) + "]";
+    if (!entry.is_object()) return InvalidArgumentError(where + " must be an object");
+    const auto data = entry.find("data");
+    if (data == entry.end() || !data->is_string()) {
+      return InvalidArgumentError(where + ".data must be a base64 string");
+    }
+    const auto partition_key = entry.find("partitionKey");
+    if (partition_key != entry.end() && !partition_key->is_null() && !partition_key->is_string()) {
+      return InvalidArgumentError(where + ".partitionKey must be a string");
+    }
+    Result<std::string> bytes = DecodeBase64(data->get_ref<const std::string&>());
+    if (bytes.ok()) {
+      offered.push_back({std::move(bytes).value(), ""});
+    } else {
+      offered.push_back({"", "data: " + bytes.status().message()});
+    }
+  }
+  return offered;
+}
+
+// Reads the whole body, keeping at most `max_bytes`. httplib answers a declared Content-Length
+// over the limit with 413 by itself; chunked and compressed bodies are counted here as they
+// arrive. An oversized body is drained rather than abandoned, so that the connection stays in
+// step for the client's next request. Returns nullopt after writing the error response.
+std::optional<std::string> ReadBody(const httplib::Request& req, httplib::Response& res,
+                                    const httplib::ContentReader& reader, std::size_t max_bytes) {
+  std::string body;
+  bool too_large = false;
+  bool read = false;
+  if (req.is_multipart_form_data()) {
+    // Not a shape this endpoint takes (415 below); drain it through the multipart reader, which
+    // is the one httplib uses for this content type.
+    read =
+        reader([](const httplib::MultipartFormData&) { return true; }, [](const char*, std::size_t) { return true; });
+  } else {
+    read = reader([&](const char* data, std::size_t length) {
+      if (too_large) return true;
+      if (length > max_bytes - body.size()) {
+        too_large = true;
+        std::string().swap(body);
+        return true;
+      }
+      body.append(data, length);
+      return true;
+    });
+  }
+  if (too_large || res.status == 413) {
+    ReplyError(res, 413, "request body larger than " + std::to_string(max_bytes) + " bytes");
+    return std::nullopt;
+  }
+  if (!read) {
+    ReplyError(res, 400, "could not read the request body");
+    return std::nullopt;
+  }
+  return body;
+}
+
+Status CallSink(const RecordSink& sink, const std::vector<std::string>& records) {
+  try {
+    return sink(records);
+  } catch (const std::exception& e) {
+    return InternalError(std::string("record sink threw: ") + e.what());
+  }
+}
+
+}  // namespace
+
+IngestServer::IngestServer(config::TelemetryConfig config, RecordSink sink, Metrics& metrics)
+    : config_(std::move(config)), sink_(std::move(sink)), metrics_(metrics) {
+  metrics_.Describe(kRequestsMetric, Metrics::Type::kCounter,
+                    "Requests to the telemetry ingest endpoint, by HTTP response status.");
+  metrics_.Describe(kRecordsMetric, Metrics::Type::kCounter,
+                    "Telemetry records by outcome: received = offered to HTTP ingest, rejected = refused there "
+                    "(invalid base64 or not a decodable EnergyRecordSet).");
+
+  const auto max_body_bytes = static_cast<std::size_t>(std::max(config_.max_body_bytes, 0));
+  listener_ = std::make_unique<Listener>(Listener::Options{.name = "ingest", .max_body_bytes = max_body_bytes});
+
+  listener_->SetResponseObserver([this](const httplib::Request&, const httplib::Response& res) {
+    metrics_.Increment(kRequestsMetric, {{"status", std::to_string(res.status)}});
+  });
+
+  listener_->Post(kTelemetryPath, [this, max_body_bytes](const httplib::Request& req, httplib::Response& res,
+                                                         const httplib::ContentReader& reader) {
+    std::optional<std::string> body = ReadBody(req, res, reader, max_body_bytes);
+    if (!body) return;
+
+    std::vector<OfferedRecord> offered;
+    const std::string type = MediaType(req.get_header_value("Content-Type"));
+    if (type == "application/x-protobuf" || type == "application/octet-stream") {
+      offered.push_back({std::move(*body), ""});
+    } else if (type == "application/json") {
+      Result<std::vector<OfferedRecord>> parsed = ParseJsonBatch(*body);
+      if (!parsed.ok()) {
+        ReplyError(res, 400, parsed.status().message());
+        return;
+      }
+      offered = std::move(parsed).value();
+    } else {
+      ReplyError(res, 415,
+                 "unsupported Content-Type \"" + type +
+                     "\": send application/x-protobuf (one EnergyRecordSet) or application/json "
+                     "({\"records\": [{\"data\": base64}]})");
+      return;
+    }
+
+    std::vector<std::string> accepted;
+    json rejected = json::array();
+    for (std::size_t i = 0; i < offered.size(); ++i) {
+      OfferedRecord& record = offered[i];
+      if (record.error.empty()) {
+        Result<ces::v1::EnergyRecordSet> decoded = domain::DecodeRecordSet(record.bytes);
+        if (decoded.ok()) {
+          accepted.push_back(std::move(record.bytes));
+          continue;
+        }
+        record.error = decoded.status().message();
+      }
+      rejected.push_back({{"index", i}, {"error", record.error}});
+    }
+    metrics_.Increment(kRecordsMetric, {{"outcome", "received"}}, static_cast<double>(offered.size()));
+    if (!rejected.empty()) {
+      metrics_.Increment(kRecordsMetric, {{"outcome", "rejected"}}, static_cast<double>(rejected.size()));
+      // Bad input is the client's problem, not ours: logged at info with the first reason.
+      spdlog::info("ingest: rejected {} of {} records (first: #{} {})", rejected.size(), offered.size(),
+                   rejected[0]["index"].get<std::size_t>(), rejected[0]["error"].get<std::string>());
+    }
+
+    if (!accepted.empty()) {
+      const Status stored = CallSink(sink_, accepted);
+      if (!stored.ok()) {
+        spdlog::warn("ingest: could not store {} records: {}", accepted.size(), stored.ToString());
+        if (stored.IsRetryable()) {
+          res.set_header("Retry-After", "1");
+          ReplyError(res, 503, "records not stored, retry: " + stored.ToString());
+        } else {
+          ReplyError(res, 500, "records not stored: " + stored.ToString());
+        }
+        return;
+      }
+    }
+    ReplyJson(res, 200, json{{"accepted", accepted.size()}, {"rejected", std::move(rejected)}});
+  });
+}
+
+IngestServer::~IngestServer() {
+  Stop();
+}
+
+Status IngestServer::Start() {
+  return listener_->Start(config_.listen);
+}
+
+void IngestServer::Stop() {
+  listener_->Stop();
+}
+
+int IngestServer::port() const {
+  return listener_->port();
+}
+
+}  // namespace pwrcell::runtime::http

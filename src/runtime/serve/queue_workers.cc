@@ -1,0 +1,91 @@
+#include "runtime/serve/queue_workers.h"
+
+#include <spdlog/spdlog.h>
+
+namespace pwrcell::runtime::serve {
+
+QueueWorkers::QueueWorkers(WorkerOptions options, std::vector<ports::Queue*> queues, Handler handler, Metrics& metrics)
+    : options_(std::move(options)), queues_(std::move(queues)), handler_(std::move(handler)), metrics_(metrics) {
+  metrics_.Describe("pwrcell_queue_messages_total", Metrics::Type::kCounter,
+                    "Queue messages handled, by worker pool and outcome (done, retry, dead_letter)");
+}
+
+QueueWorkers::~QueueWorkers() { Stop(); }
+
+void QueueWorkers::Start() {
+  for (int i = 0; i < options_.threads; ++i) threads_.emplace_back([this] { Run(); });
+}
+
+void QueueWorkers::Stop() {
+  stopping_.store(true);
+  wake_.notify_all();
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+  threads_.clear();
+}
+
+void QueueWorkers::Wake() { wake_.notify_all(); }
+
+Duration QueueWorkers::RetryDelay(const WorkerOptions& options, int receive_count) {
+  Duration delay = options.retry_base;
+  for (int i = 1; i < receive_count && delay < options.retry_max; ++i) delay *= 2;
+  return std::min(delay, options.retry_max);
+}
+
+void QueueWorkers::Dispose(ports::Queue& queue, const ports::ReceivedMessage& message, const Status& status) {
+  const std::string& pool = options_.name;
+  if (status.ok()) {
+    Status deleted = queue.Delete(message.receipt);
+    if (!deleted.ok()) spdlog::warn("{} worker: deleting message {}: {}", pool, message.id, deleted.ToString());
+    metrics_.Increment("pwrcell_queue_messages_total", {{"pool", pool}, {"outcome", "done"}});
+    return;
+  }
+  if (status.IsRetryable()) {
+    const Duration delay = RetryDelay(options_, message.receive_count);
+    spdlog::warn("{} worker: message {} (delivery {}) failed, retrying in {} s: {}", pool, message.id,
+                 message.receive_count, std::chrono::duration_cast<std::chrono::seconds>(delay).count(),
+                 status.ToString());
+    Status changed = queue.ChangeVisibility(message.receipt, delay);
+    if (!changed.ok()) spdlog::warn("{} worker: rescheduling message {}: {}", pool, message.id, changed.ToString());
+    metrics_.Increment("pwrcell_queue_messages_total", {{"pool", pool}, {"outcome", "retry"}});
+    return;
+  }
+  spdlog::error("{} worker: message {} failed permanently, dead-lettered: {}", pool, message.id, status.ToString());
+  Status buried = queue.DeadLetter(message.receipt);
+  if (!buried.ok()) spdlog::warn("{} worker: dead-lettering message {}: {}", pool, message.id, buried.ToString());
+  metrics_.Increment("pwrcell_queue_messages_total", {{"pool", pool}, {"outcome", "dead_letter"}});
+}
+
+void QueueWorkers::Run() {
+  while (!stopping_.load()) {
+    bool worked = false;
+    for (ports::Queue* queue : queues_) {
+      std::vector<ports::ReceivedMessage> batch;
+      while (batch.size() < options_.batch && !stopping_.load()) {
+        const std::size_t want = std::min(ports::kMaxQueueBatch, options_.batch - batch.size());
+        auto received = queue->Receive(want, options_.visibility_timeout);
+        if (!received.ok()) {
+          spdlog::warn("{} worker: receive failed: {}", options_.name, received.status().ToString());
+          break;
+        }
+        const std::size_t got = received->size();
+        for (auto& m : *received) batch.push_back(std::move(m));
+        if (got < want) break;
+      }
+      if (batch.empty()) continue;
+      worked = true;
+      std::vector<Status> results = handler_(batch);
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        Dispose(*queue, batch[i], i < results.size() ? results[i] : InternalError("handler gave no result"));
+      }
+      break;  // start again from the first (highest-priority) queue
+    }
+    if (!worked) {
+      std::unique_lock lock(mutex_);
+      wake_.wait_for(lock, options_.idle_poll, [this] { return stopping_.load(); });
+    }
+  }
+}
+
+}  // namespace pwrcell::runtime::serve

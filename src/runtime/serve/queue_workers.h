@@ -1,0 +1,72 @@
+// Worker pools over ports::Queue for `serve`: N threads receive messages and hand them to a
+// handler; each message's Status decides its fate (the queue workers decide from the code alone,
+// CONVENTIONS "Errors"):
+//   OK                 -> Delete;
+//   retryable          -> ChangeVisibility(backoff): delivered again after base * 2^(n-1), capped
+//                         (n = receive count), until the queue's max_receives dead-letters it;
+//   anything else      -> DeadLetter at once (retrying cannot help), logged and counted.
+// Several queues may be given in priority order: a worker drains the first before it takes from
+// the next (Concerto control requests go before telemetry). Idle workers wait on a condition
+// variable that Wake() signals (ingest calls it), with a short poll as a fallback.
+//
+// Stop() lets every in-flight handler finish, then joins: nothing received is lost (a message
+// whose handler did not finish is delivered again after its visibility timeout).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/metrics.h"
+#include "common/status.h"
+#include "ports/queue.h"
+
+namespace pwrcell::runtime::serve {
+
+struct WorkerOptions {
+  std::string name;  // "concerto", "ces", "telemetry": logs and metric labels
+  int threads = 1;
+  Duration visibility_timeout = std::chrono::seconds(60);
+  // Up to this many messages are gathered (several receives) for one handler call.
+  std::size_t batch = ports::kMaxQueueBatch;
+  Duration idle_poll = std::chrono::milliseconds(200);
+  Duration retry_base = std::chrono::seconds(5);
+  Duration retry_max = std::chrono::seconds(60);
+};
+
+class QueueWorkers {
+ public:
+  // One Status per message, in order.
+  using Handler = std::function<std::vector<Status>(const std::vector<ports::ReceivedMessage>&)>;
+
+  QueueWorkers(WorkerOptions options, std::vector<ports::Queue*> queues, Handler handler, Metrics& metrics);
+  ~QueueWorkers();
+  QueueWorkers(const QueueWorkers&) = delete;
+  QueueWorkers& operator=(const QueueWorkers&) = delete;
+
+  void Start();
+  void Stop();  // idempotent
+  void Wake();
+
+  // The delay before delivery n + 1 after n failed deliveries. Exposed for tests.
+  static Duration RetryDelay(const WorkerOptions& options, int receive_count);
+
+ private:
+  void Run();
+  void Dispose(ports::Queue& queue, const ports::ReceivedMessage& message, const Status& status);
+
+  const WorkerOptions options_;
+  const std::vector<ports::Queue*> queues_;
+  Handler handler_;
+  Metrics& metrics_;
+  std::atomic<bool> stopping_{false};
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace pwrcell::runtime::serve

@@ -1,0 +1,357 @@
+#include "runtime/http/ingest_server.h"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <future>
+#include <iterator>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "test_records.h"
+
+namespace pwrcell::runtime::http {
+namespace {
+
+using nlohmann::json;
+using testing::Base64;
+using testing::RecordBytesWithoutInverterId;
+using testing::ValidRecordBytes;
+
+constexpr int kMaxBodyBytes = 4096;
+
+// Records what the server stored; answers with `answer` (OK unless a test says otherwise).
+class RecordingSink {
+ public:
+  Status operator()(const std::vector<std::string>& records) {
+    std::lock_guard lock(mutex_);
+    ++calls_;
+    if (!answer_.ok()) return answer_;
+    stored_.insert(stored_.end(), records.begin(), records.end());
+    return Status::Ok();
+  }
+  void Answer(Status status) {
+    std::lock_guard lock(mutex_);
+    answer_ = std::move(status);
+  }
+  std::vector<std::string> stored() const {
+    std::lock_guard lock(mutex_);
+    return stored_;
+  }
+  int calls() const {
+    std::lock_guard lock(mutex_);
+    return calls_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  Status answer_;
+  std::vector<std::string> stored_;
+  int calls_ = 0;
+};
+
+class IngestServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    config::TelemetryConfig config;
+    config.listen = {"127.0.0.1", 0};
+    config.max_body_bytes = kMaxBodyBytes;
+    server_ = std::make_unique<IngestServer>(
+        config, [this](const std::vector<std::string>& records) { return sink_(records); }, metrics_);
+    ASSERT_TRUE(server_->Start().ok());
+    ASSERT_GT(server_->port(), 0);
+    client_ = std::make_unique<httplib::Client>("127.0.0.1", server_->port());
+    client_->set_read_timeout(10, 0);
+  }
+
+  httplib::Result PostJson(const json& body) { return client_->Post("/v1/telemetry", body.dump(), "application/json"); }
+
+  double Requests(const std::string& status) const {
+    return metrics_.Value("pwrcell_ingest_requests_total", {{"status", status}});
+  }
+  double Records(const std::string& outcome) const {
+    return metrics_.Value("pwrcell_records_total", {{"outcome", outcome}});
+  }
+
+  Metrics metrics_;
+  RecordingSink sink_;
+  std::unique_ptr<IngestServer> server_;
+  std::unique_ptr<httplib::Client> client_;
+};
+
+TEST_F(IngestServerTest, ProtobufBodyReachesTheSinkByteIdentical) {
+  const std::string record = ValidRecordBytes("RCP-000100");
+  httplib::Result res = client_->Post("/v1/telemetry", record, "application/x-protobuf");
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  EXPECT_EQ(res->status, 200) << res->body;
+  EXPECT_EQ(res->get_header_value("Content-Type"), "application/json");
+  EXPECT_EQ(json::parse(res->body), (json{{"accepted", 1}, {"rejected", json::array()}}));
+  EXPECT_EQ(sink_.stored(), std::vector<std::string>{record});
+  EXPECT_EQ(Requests("200"), 1);
+  EXPECT_EQ(Records("received"), 1);
+  EXPECT_EQ(Records("rejected"), 0);
+}
+
+TEST_F(IngestServerTest, OctetStreamIsTakenAsProtobuf) {
+  const std::string record = ValidRecordBytes("RCP-000101");
+  httplib::Result res = client_->Post("/v1/telemetry", record, "application/octet-stream");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200) << res->body;
+  EXPECT_EQ(sink_.stored(), std::vector<std::string>{record});
+}
+
+TEST_F(IngestServerTest, UndecodableProtobufBodyIsRejectedAsRecordZeroAndNotStored) {
+  httplib::Result res = client_->Post("/v1/telemetry", RecordBytesWithoutInverterId(), "application/x-protobuf");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200) << res->body;
+  const json body = json::parse(res->body);
+  EXPECT_EQ(body["accepted"], 0);
+  ASSERT_EQ(body["rejected"].size(), 1u);
+  EXPECT_EQ(body["rejected"][0]["index"], 0);
+  EXPECT_EQ(body["rejected"][0]["error"], "inverterId is empty");
+  EXPECT_EQ(sink_.calls(), 0);
+}
+
+TEST_F(IngestServerTest, JsonBatchRejectsBadRecordsByIndexAndStoresTheRest) {
+  const std::string good = ValidRecordBytes("RCP-000102");
+  const json body = {{"records",
+                      {
+                          {{"data", "not base64!"}, {"partitionKey", "sys-1"}},
+                          {{"data", Base64(good)}, {"partitionKey", "sys-2"}},
+                          {{"data", Base64(RecordBytesWithoutInverterId())}},
+                      }}};
+  httplib::Result res = PostJson(body);
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  const json answer = json::parse(res->body);
+  EXPECT_EQ(answer["accepted"], 1);
+  ASSERT_EQ(answer["rejected"].size(), 2u) << answer.dump();
+  EXPECT_EQ(answer["rejected"][0]["index"], 0);
+  EXPECT_NE(answer["rejected"][0]["error"].get<std::string>().find("base64"), std::string::npos);
+  EXPECT_EQ(answer["rejected"][1]["index"], 2);
+  EXPECT_EQ(answer["rejected"][1]["error"], "inverterId is empty");
+
+  EXPECT_EQ(sink_.stored(), std::vector<std::string>{good});
+  EXPECT_EQ(Records("received"), 3);
+  EXPECT_EQ(Records("rejected"), 2);
+}
+
+TEST_F(IngestServerTest, JsonWithCharsetParameterAndNoPartitionKeyIsAccepted) {
+  const std::string a = ValidRecordBytes("RCP-A");
+  const std::string b = ValidRecordBytes("RCP-B");
+  const json body = {{"records", {{{"data", Base64(a)}}, {{"data", Base64(b)}, {"partitionKey", nullptr}}}}};
+  httplib::Result res = client_->Post("/v1/telemetry", body.dump(), "application/json; charset=utf-8");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  EXPECT_EQ(json::parse(res->body)["accepted"], 2);
+  EXPECT_EQ(sink_.stored(), (std::vector<std::string>{a, b}));
+}
+
+TEST_F(IngestServerTest, EmptyBatchIsAcceptedWithoutCallingTheSink) {
+  httplib::Result res = PostJson(json{{"records", json::array()}});
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(json::parse(res->body), (json{{"accepted", 0}, {"rejected", json::array()}}));
+  EXPECT_EQ(sink_.calls(), 0);
+}
+
+TEST_F(IngestServerTest, OversizedBodyIs413AndNothingIsStored) {
+  const std::string big(kMaxBodyBytes + 1, 'x');
+  httplib::Result res = client_->Post("/v1/telemetry", big, "application/x-protobuf");
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  EXPECT_EQ(res->status, 413);
+  EXPECT_NE(json::parse(res->body)["error"].get<std::string>().find(std::to_string(kMaxBodyBytes)), std::string::npos);
+  EXPECT_EQ(sink_.calls(), 0);
+  EXPECT_EQ(Requests("413"), 1);
+
+  // A body of exactly the limit is read (and here rejected as a record, not as a request).
+  httplib::Result at_limit = client_->Post("/v1/telemetry", std::string(kMaxBodyBytes, 'x'), "application/x-protobuf");
+  ASSERT_TRUE(at_limit);
+  EXPECT_EQ(at_limit->status, 200);
+}
+
+TEST_F(IngestServerTest, OversizedChunkedBodyIs413Too) {
+  // No Content-Length: httplib cannot refuse it up front, the server counts while reading.
+  int chunks_sent = 0;
+  httplib::Result res = client_->Post(
+      "/v1/telemetry",
+      [&chunks_sent](std::size_t, httplib::DataSink& sink) {
+        if (chunks_sent == 8) {
+          sink.done();
+          return true;
+        }
+        ++chunks_sent;
+        const std::string chunk(1024, 'x');
+        return sink.write(chunk.data(), chunk.size());
+      },
+      "application/x-protobuf");
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  EXPECT_EQ(res->status, 413);
+  EXPECT_EQ(sink_.calls(), 0);
+}
+
+TEST_F(IngestServerTest, BodiesOfTheWrongShapeAre400) {
+  const std::string bodies[] = {
+      "{not json",
+      "[]",
+      R"({"records": 5})",
+      R"({"Records": []})",
+      R"({"records": ["AAAA"]})",
+      R"({"records": [{"partitionKey": "x"}]})",
+      R"({"records": [{"data": 5}]})",
+      R"({"records": [{"data": "AAAA", "partitionKey": 7}]})",
+  };
+  for (const auto& body : bodies) {
+    httplib::Result res = client_->Post("/v1/telemetry", body, "application/json");
+    ASSERT_TRUE(res) << body;
+    EXPECT_EQ(res->status, 400) << body;
+    const json answer = json::parse(res->body);
+    EXPECT_TRUE(answer["error"].is_string()) << body;
+    EXPECT_FALSE(answer.contains("accepted")) << body;
+  }
+  EXPECT_EQ(Requests("400"), static_cast<double>(std::size(bodies)));
+  EXPECT_EQ(sink_.calls(), 0);
+  EXPECT_EQ(Records("received"), 0);
+}
+
+TEST_F(IngestServerTest, UnknownContentTypeIs415) {
+  httplib::Result res = client_->Post("/v1/telemetry", "hello", "text/plain");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 415);
+  EXPECT_NE(json::parse(res->body)["error"].get<std::string>().find("text/plain"), std::string::npos);
+  EXPECT_EQ(Requests("415"), 1);
+}
+
+TEST_F(IngestServerTest, OtherMethodsAre405AndOtherPaths404) {
+  httplib::Result get = client_->Get("/v1/telemetry");
+  ASSERT_TRUE(get);
+  EXPECT_EQ(get->status, 405);
+  EXPECT_EQ(get->get_header_value("Allow"), "POST");
+  EXPECT_TRUE(json::parse(get->body)["error"].is_string());
+
+  httplib::Result put = client_->Put("/v1/telemetry", "{}", "application/json");
+  ASSERT_TRUE(put);
+  EXPECT_EQ(put->status, 405);
+
+  httplib::Result other = client_->Post("/v1/other", "{}", "application/json");
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->status, 404);
+  EXPECT_TRUE(json::parse(other->body)["error"].is_string());
+
+  EXPECT_EQ(Requests("405"), 2);
+  EXPECT_EQ(Requests("404"), 1);
+}
+
+TEST_F(IngestServerTest, RetryableSinkFailureIs503WithRetryAfterAndClaimsNothing) {
+  sink_.Answer(UnavailableError("database is locked"));
+  const json body = {{"records", {{{"data", Base64(ValidRecordBytes("RCP-1"))}}, {{"data", "###"}}}}};
+  httplib::Result res = PostJson(body);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 503);
+  EXPECT_EQ(res->get_header_value("Retry-After"), "1");
+  const json answer = json::parse(res->body);
+  EXPECT_FALSE(answer.contains("accepted"));
+  EXPECT_NE(answer["error"].get<std::string>().find("database is locked"), std::string::npos);
+  EXPECT_EQ(sink_.calls(), 1);
+  EXPECT_EQ(Requests("503"), 1);
+  EXPECT_EQ(Requests("200"), 0);
+}
+
+TEST_F(IngestServerTest, PermanentSinkFailureIs500) {
+  sink_.Answer(InternalError("queue schema mismatch"));
+  httplib::Result res = client_->Post("/v1/telemetry", ValidRecordBytes("RCP-1"), "application/x-protobuf");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 500);
+  EXPECT_FALSE(res->has_header("Retry-After"));
+  EXPECT_NE(json::parse(res->body)["error"].get<std::string>().find("queue schema mismatch"), std::string::npos);
+}
+
+TEST_F(IngestServerTest, MetricsAreDescribedAndRendered) {
+  ASSERT_TRUE(client_->Post("/v1/telemetry", ValidRecordBytes("RCP-1"), "application/x-protobuf"));
+  ASSERT_TRUE(client_->Post("/v1/telemetry", "{", "application/json"));
+  const std::string text = metrics_.RenderPrometheus();
+  EXPECT_NE(text.find("# TYPE pwrcell_ingest_requests_total counter"), std::string::npos) << text;
+  EXPECT_NE(text.find("# HELP pwrcell_records_total "), std::string::npos) << text;
+  EXPECT_NE(text.find("pwrcell_ingest_requests_total{status=\"200\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("pwrcell_ingest_requests_total{status=\"400\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("pwrcell_records_total{outcome=\"received\"} 1\n"), std::string::npos) << text;
+}
+
+TEST_F(IngestServerTest, StartOnATakenPortFailsNamingTheAddress) {
+  config::TelemetryConfig config;
+  config.listen = {"127.0.0.1", static_cast<std::uint16_t>(server_->port())};
+  IngestServer second(
+      config, [](const std::vector<std::string>&) { return Status::Ok(); }, metrics_);
+  const Status started = second.Start();
+  EXPECT_EQ(started.code(), StatusCode::kUnavailable);
+  EXPECT_EQ(started.message(), "cannot listen on 127.0.0.1:" + std::to_string(server_->port()) + ": address in use");
+  EXPECT_EQ(second.port(), 0);
+  second.Stop();  // harmless after a failed Start
+
+  // The first server is unaffected.
+  httplib::Result res = client_->Post("/v1/telemetry", ValidRecordBytes("RCP-1"), "application/x-protobuf");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+}
+
+TEST_F(IngestServerTest, StartTwiceIsAFailedPrecondition) {
+  EXPECT_EQ(server_->Start().code(), StatusCode::kFailedPrecondition);
+}
+
+TEST(IngestServerShutdownTest, StopLetsTheRequestInProgressFinishThenRefusesConnections) {
+  Metrics metrics;
+  std::mutex mutex;
+  std::condition_variable changed;
+  bool in_sink = false;
+  bool release = false;
+  config::TelemetryConfig config;
+  config.listen = {"127.0.0.1", 0};
+  IngestServer server(
+      config,
+      [&](const std::vector<std::string>&) {
+        std::unique_lock lock(mutex);
+        in_sink = true;
+        changed.notify_all();
+        changed.wait(lock, [&] { return release; });
+        return Status::Ok();
+      },
+      metrics);
+  ASSERT_TRUE(server.Start().ok());
+  const int port = server.port();
+
+  auto request = std::async(std::launch::async, [port] {
+    httplib::Client client("127.0.0.1", port);
+    client.set_read_timeout(10, 0);
+    httplib::Result res = client.Post("/v1/telemetry", ValidRecordBytes("RCP-1"), "application/x-protobuf");
+    return res ? res->status : -1;
+  });
+  {
+    std::unique_lock lock(mutex);
+    ASSERT_TRUE(changed.wait_for(lock, std::chrono::seconds(10), [&] { return in_sink; }));
+  }
+
+  auto stopped = std::async(std::launch::async, [&server] { server.Stop(); });
+  // Stop() must wait for the request that is inside the sink.
+  EXPECT_EQ(stopped.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
+  {
+    std::lock_guard lock(mutex);
+    release = true;
+  }
+  changed.notify_all();
+  EXPECT_EQ(request.get(), 200);
+  ASSERT_EQ(stopped.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+
+  httplib::Client late("127.0.0.1", port);
+  late.set_connection_timeout(2, 0);
+  EXPECT_FALSE(late.Get("/v1/telemetry"));
+}
+
+}  // namespace
+}  // namespace pwrcell::runtime::http
