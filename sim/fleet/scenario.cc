@@ -66,6 +66,12 @@ class Reader {
     std::optional<std::string> text;
     if (node->is_string()) {
       text = node->value<std::string>();
+      // "now": the wall clock when the program reads the scenario, to the second, so that record
+      // timestamps track real time (a live demo or test against an adapter judging staleness by
+      // its own clock, which wants speed = 1).
+      if (*text == "now") {
+        return std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now());
+      }
     } else if (node->is_date_time()) {
       std::ostringstream out;
       out << *node->as_date_time();
@@ -74,7 +80,7 @@ class Reader {
     if (text) {
       if (auto t = ParseIso8601(*text)) return t;
     }
-    Fail(key, *node, "a UTC time like \"2026-06-21T04:00:00Z\"");
+    Fail(key, *node, "a UTC time like \"2026-06-21T04:00:00Z\" or \"now\"");
     return std::nullopt;
   }
 

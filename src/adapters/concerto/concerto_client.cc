@@ -334,7 +334,12 @@ void ConcertoClient::Count(const std::string& operation, const char* outcome) {
 
 bool ConcertoClient::Fresh(const Token& token) const {
   const Timestamp now = clock_.Now();
-  return now + options_.token_expiry_margin < token.expires_at && now - token.issued_at < options_.token_renewal;
+  // A short-lived token (a server configured with a lifetime near the margin) keeps a quarter of
+  // its lifetime as margin instead, so it is still used rather than renewed on every request.
+  Duration margin = options_.token_expiry_margin;
+  const Duration lifetime = token.expires_at - token.issued_at;
+  if (lifetime > Duration::zero() && lifetime / 4 < margin) margin = lifetime / 4;
+  return now + margin < token.expires_at && now - token.issued_at < options_.token_renewal;
 }
 
 Result<std::string> ConcertoClient::EnsureToken() {

@@ -7,7 +7,8 @@
 //   calls `authenticate` and writes the new token, its expiry and "token_issued_at" back into the
 //   secret (keeping every other key), so every worker and process shares one token. A token is
 //   renewed before each call once it is older than `token_renewal` or expires within
-//   `token_expiry_margin`. One authentication runs at a time; other threads wait and reuse it.
+//   `token_expiry_margin` (a quarter of the token's lifetime when that is shorter). One
+//   authentication runs at a time; other threads wait and reuse it.
 // - HTTP 401: one re-authentication and one retry; a second 401 is kUnauthenticated, logged as an
 //   error, never retried in a loop. Wrong credentials (authenticate answering UNAUTHENTICATED)
 //   are kUnauthenticated.
