@@ -1,0 +1,365 @@
+"""End-to-end harness: the adapter (`pwrcell-adapter serve`) against the simulators, as separate
+processes on free ports, with small intervals so that a test takes seconds.
+
+Environment (set by tests/e2e/CMakeLists.txt; defaults assume build/bin of this tree):
+  PWRCELL_BIN_DIR     the directory holding pwrcell-adapter, concerto-sim, ces-sim, fleet-sim
+  PWRCELL_SOURCE_DIR  the repository root
+
+Typical use:
+
+    stack = Stack(self, scenario=live_scenario(systems=4), auto_commissioning=True)
+    stack.start()                       # concerto-sim, ces-sim, the adapter; stops at test end
+    ids = stack.enroll_fleet()          # SYSTEM assets in Concerto for every fleet system
+    stack.start_fleet()                 # fleet-sim posting to the adapter's ingest endpoint
+    wait_for(lambda: ..., "what we wait for")
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+SOURCE_DIR = os.environ.get("PWRCELL_SOURCE_DIR",
+                            os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+BIN_DIR = os.environ.get("PWRCELL_BIN_DIR", os.path.join(SOURCE_DIR, "build", "bin"))
+ADAPTER = os.path.join(BIN_DIR, "pwrcell-adapter")
+CONCERTO_SIM = os.path.join(BIN_DIR, "concerto-sim")
+CES_SIM = os.path.join(BIN_DIR, "ces-sim")
+FLEET_SIM = os.path.join(BIN_DIR, "fleet-sim")
+
+EMAIL = "admin@example.com"
+PASSWORD = "e2e-password-do-not-log"
+API_KEY = "e2e-ces-key-do-not-log"
+ADAPTER_NAME = "pwrcell-adapter"
+
+
+def wait_for(predicate, what, timeout=30.0, interval=0.2):
+    """Polls predicate() until it returns a truthy value (returned); fails naming `what`."""
+    deadline = time.monotonic() + timeout
+    last_error = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except (urllib.error.URLError, ConnectionError, OSError, KeyError, ValueError) as error:
+            last_error = error
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}"
+                                 + (f" (last error: {last_error})" if last_error else ""))
+        time.sleep(interval)
+
+
+def http(method, url, body=None, headers=None, timeout=10.0):
+    """(status, parsed JSON or text) of one request; never raises for HTTP error statuses."""
+    data = None
+    headers = dict(headers or {})
+    if body is not None:
+        if isinstance(body, (bytes, bytearray)):
+            data = bytes(body)
+        else:
+            data = json.dumps(body).encode()
+            headers.setdefault("Content-Type", "application/json")
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, raw = error.code, error.read()
+    text = raw.decode("utf-8", "replace")
+    try:
+        return status, json.loads(text) if text else None
+    except json.JSONDecodeError:
+        return status, text
+
+
+def live_scenario(systems=4, seed=4242, interval_s=1, faults="", ac_coupled_fraction=0.3,
+                  site_meter_fraction=1.0, name="e2e"):
+    """A scenario on a live clock (start = now, speed 1): the adapter judges staleness by its own
+    clock, so records must be stamped with real time."""
+    return f"""
+[scenario]
+name = "{name}"
+seed = {seed}
+systems = {systems}
+start = "now"
+interval_s = {interval_s}
+speed = 1
+ac_coupled_fraction = {ac_coupled_fraction}
+site_meter_fraction = {site_meter_fraction}
+{faults}
+"""
+
+
+def parse_metrics(text):
+    """Prometheus text -> {(name, frozenset(labels.items())): value}."""
+    samples = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        match = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$', line)
+        if not match:
+            continue
+        labels = dict(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"', match.group(2) or ""))
+        samples[(match.group(1), frozenset(labels.items()))] = float(match.group(3))
+    return samples
+
+
+def metric(samples, name, **labels):
+    """Sum of the samples of `name` whose labels include `labels`."""
+    want = set(labels.items())
+    return sum(value for (n, ls), value in samples.items() if n == name and want <= set(ls))
+
+
+class Process:
+    """A child process whose stdout+stderr go to a log file; `wait_line` finds a line in it."""
+
+    def __init__(self, name, argv, workdir, env=None):
+        self.name = name
+        self.argv = argv
+        self.log_path = os.path.join(workdir, f"{name}.log")
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, cwd=workdir,
+                                     env=env, start_new_session=True)
+
+    def log(self):
+        with open(self.log_path, "r", encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def wait_line(self, pattern, timeout=30.0):
+        regex = re.compile(pattern)
+
+        def found():
+            if self.proc.poll() is not None and not regex.search(self.log()):
+                raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
+            return regex.search(self.log())
+
+        return wait_for(found, f"{self.name} to log /{pattern}/", timeout)
+
+    def running(self):
+        return self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=30.0):
+        """Sends `sig`, waits, returns the exit code (SIGKILL after `timeout`)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+    def kill(self):
+        return self.stop(signal.SIGKILL)
+
+
+class Stack:
+    """concerto-sim + ces-sim + the adapter (+ fleet-sim on demand) in a temporary directory."""
+
+    def __init__(self, test, scenario=None, auto_commissioning=True, config=None, token_ttl=1800,
+                 concerto_rate_limit=0, ces_rate_limit=0):
+        self.test = test
+        self.scenario_text = scenario if scenario is not None else live_scenario()
+        self.auto_commissioning = auto_commissioning
+        self.extra_config = config or {}
+        self.token_ttl = token_ttl
+        self.concerto_rate_limit = concerto_rate_limit
+        self.ces_rate_limit = ces_rate_limit
+        self.dir = tempfile.mkdtemp(prefix="pwrcell-e2e-")
+        self.scenario_path = os.path.join(self.dir, "scenario.toml")
+        with open(self.scenario_path, "w") as f:
+            f.write(self.scenario_text)
+        self.concerto = self.ces = self.adapter = self.fleet = None
+        self.concerto_url = self.ces_url = self.admin_url = self.ingest_url = None
+        self._fleet_cache = None
+        self._adapter_runs = 0
+        test.addCleanup(self.close)
+
+    # ---- lifecycle ----
+
+    def start(self, adapter=True):
+        self.concerto = Process("concerto-sim", [CONCERTO_SIM, "--port", "0", "--email", EMAIL, "--password",
+                                                 PASSWORD, "--token-ttl", str(self.token_ttl), "--rate-limit",
+                                                 str(self.concerto_rate_limit)], self.dir)
+        self.ces = Process("ces-sim", [CES_SIM, "--port", "0", "--api-key", API_KEY, "--scenario",
+                                       self.scenario_path, "--rate-limit", str(self.ces_rate_limit)], self.dir)
+        self.concerto_url = "http://" + self.concerto.wait_line(r"listening on http://(\S+)").group(1)
+        self.ces_url = "http://" + self.ces.wait_line(r"listening on http://(\S+)").group(1)
+        self.write_secrets()
+        if adapter:
+            self.start_adapter()
+        return self
+
+    def write_secrets(self):
+        path = os.path.join(self.dir, "secrets.json")
+        with open(path, "w") as f:
+            json.dump({"ConcertoCredentials": {"email": EMAIL, "password": PASSWORD},
+                       "CesCredentials": {"api_key": API_KEY}}, f)
+        os.chmod(path, 0o600)
+
+    def config_text(self):
+        sections = {
+            "adapter": {"name": ADAPTER_NAME, "auto_commissioning": self.auto_commissioning},
+            "concerto": {"root_url": self.concerto_url, "timeout_s": 5, "max_requests_per_second": 200},
+            "ces": {"root_url": self.ces_url, "timeout_s": 5, "max_requests_per_second": 100},
+            "schedule": {"registrar_poll_s": 1, "ces_state_poll_s": 2, "liveness_sweep_s": 1},
+            "liveness": {"offline_timeout_s": 6, "record_interval_s": 1},
+            "queues": {"visibility_timeout_s": 10},
+            "secrets": {"path": os.path.join(self.dir, "secrets.json")},
+            "storage": {"path": os.path.join(self.dir, "adapter.db")},
+            "telemetry": {"listen": "127.0.0.1:0"},
+            "admin": {"listen": "127.0.0.1:0"},
+            "simulated": {"record_interval_s": 1},
+        }
+        for dotted, value in self.extra_config.items():
+            section, key = dotted.split(".", 1)
+            sections.setdefault(section, {})[key] = value
+        lines = []
+        for section, keys in sections.items():
+            lines.append(f"[{section}]")
+            for key, value in keys.items():
+                if isinstance(value, bool):
+                    lines.append(f"{key} = {'true' if value else 'false'}")
+                elif isinstance(value, (int, float)):
+                    lines.append(f"{key} = {value}")
+                else:
+                    lines.append(f"{key} = {json.dumps(value)}")
+        return "\n".join(lines) + "\n"
+
+    def start_adapter(self):
+        """Starts `serve` (again, on the same database after a stop or kill)."""
+        self._adapter_runs += 1
+        path = os.path.join(self.dir, "deployment.toml")
+        with open(path, "w") as f:
+            f.write(self.config_text())
+        self.adapter = Process(f"adapter-{self._adapter_runs}", [ADAPTER, "serve", "--config", path], self.dir)
+        self.admin_url = "http://" + self.adapter.wait_line(r"admin server listening on (\S+)").group(1)
+        self.ingest_url = "http://" + self.adapter.wait_line(r"ingest server listening on (\S+)").group(1) + \
+            "/v1/telemetry"
+        return self.adapter
+
+    def start_fleet(self, extra=()):
+        self.fleet = Process("fleet-sim", [FLEET_SIM, "--scenario", self.scenario_path, "--sink", self.ingest_url,
+                                           *extra], self.dir)
+        return self.fleet
+
+    def close(self):
+        for process in (self.fleet, self.adapter, self.ces, self.concerto):
+            if process is not None:
+                try:
+                    process.stop(timeout=15)
+                except Exception:  # noqa: BLE001 - cleanup must go on
+                    pass
+        if os.environ.get("PWRCELL_E2E_KEEP"):
+            print(f"kept {self.dir}")
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    # ---- the fleet ----
+
+    def fleet_systems(self):
+        if self._fleet_cache is None:
+            out = subprocess.run([FLEET_SIM, "--scenario", self.scenario_path, "--print-fleet"], check=True,
+                                 capture_output=True, text=True).stdout
+            self._fleet_cache = json.loads(out)["systems"]
+        return self._fleet_cache
+
+    def enroll(self, remote_id, name=None, simulated=False, rated_power=None, adapter_name=ADAPTER_NAME):
+        body = {"remoteId": remote_id, "name": name or remote_id, "adapterName": adapter_name,
+                "simulated": simulated}
+        if rated_power is not None:
+            body["ratedPower"] = rated_power
+        status, asset = http("POST", self.concerto_url + "/admin/systems", body)
+        self.test.assertEqual(status, 201, asset)
+        return asset
+
+    def enroll_fleet(self):
+        return [self.enroll(s["systemId"], s.get("siteName"))["remoteId"] for s in self.fleet_systems()]
+
+    # ---- reading back ----
+
+    def concerto_get(self, path):
+        status, body = http("GET", self.concerto_url + path)
+        if status != 200:
+            raise AssertionError(f"GET {path}: {status} {body}")
+        return body
+
+    def assets(self, asset_type=None):
+        query = f"?type={asset_type}" if asset_type else ""
+        return self.concerto_get("/admin/assets" + query)["assets"]
+
+    def sites(self):
+        return self.concerto_get("/admin/sites")["sites"]
+
+    def stats(self):
+        return self.concerto_get("/admin/stats")
+
+    def remote_states(self, asset_id=None, kind=None):
+        params = []
+        if asset_id is not None:
+            params.append(f"id={asset_id}")
+        if kind is not None:
+            params.append(f"kind={kind}")
+        return self.concerto_get("/admin/remote-states" + ("?" + "&".join(params) if params else ""))["history"]
+
+    def telemetry(self, asset_id=None, metric_name=None, limit=None):
+        params = []
+        if asset_id is not None:
+            params.append(f"assetId={asset_id}")
+        if metric_name is not None:
+            params.append(f"metric={metric_name}")
+        if limit is not None:
+            params.append(f"limit={limit}")
+        body = self.concerto_get("/admin/telemetry" + ("?" + "&".join(params) if params else ""))
+        return body["points"]
+
+    def concerto_fault(self, **fault):
+        status, body = http("POST", self.concerto_url + "/admin/faults", fault)
+        self.test.assertEqual(status, 200, body)
+        return body
+
+    def ces_requests(self):
+        status, body = http("GET", self.ces_url + "/admin/requests")
+        self.test.assertEqual(status, 200, body)
+        return body["requests"]
+
+    def devices(self):
+        status, body = http("GET", self.admin_url + "/api/devices")
+        self.test.assertEqual(status, 200, body)
+        return body["devices"]
+
+    def device(self, remote_id):
+        status, body = http("GET", self.admin_url + "/api/devices/" + remote_id)
+        return body if status == 200 else None
+
+    def metrics(self):
+        with urllib.request.urlopen(self.admin_url + "/metrics", timeout=10) as response:
+            return parse_metrics(response.read().decode())
+
+
+class Poller(threading.Thread):
+    """Calls fn every `interval` seconds in the background until stopped (for watching a run)."""
+
+    def __init__(self, fn, interval=0.5):
+        super().__init__(daemon=True)
+        self.fn, self.interval, self._stop_event = fn, interval, threading.Event()
+
+    def run(self):
+        while not self._stop_event.wait(self.interval):
+            try:
+                self.fn()
+            except Exception:  # noqa: BLE001 - a watcher must not die on one failed poll
+                pass
+
+    def stop(self):
+        self._stop_event.set()
+        self.join(5)
