@@ -338,6 +338,26 @@ class ConcertoSim:
                 raise _AdminError(404, f"no asset with id '{asset_id}'")
             return _json_response(200, self.store.asset_view(asset))
 
+    def admin_update_asset(self, asset_id: str) -> Response:
+        body = self._admin_json()
+        types = {"name": (str,), "simulated": (bool,), "ratedPower": (int, float), "energyCapacity": (int, float),
+                 "acCoupled": (bool,)}
+        unknown = set(body) - set(types)
+        if unknown:
+            raise _AdminError(400, f"unknown field(s): {', '.join(sorted(unknown))}")
+        for field, value in body.items():
+            nullable = field not in ("name", "simulated")
+            if value is None and nullable:
+                continue
+            allowed = types[field]
+            if not isinstance(value, allowed) or (bool not in allowed and isinstance(value, bool)):
+                raise _AdminError(400, f"{field} must be {' or '.join(t.__name__ for t in allowed)}")
+        with self.store.lock:
+            asset = self.store.operator_update_asset(asset_id, body)
+            if asset is None:
+                raise _AdminError(404, f"no asset with id '{asset_id}'")
+            return _json_response(200, self.store.asset_view(asset))
+
     def admin_delete_asset(self, asset_id: str) -> Response:
         with self.store.lock:
             asset = self.store.delete_asset(asset_id)
@@ -465,6 +485,7 @@ class ConcertoSim:
             ("/admin/systems", "POST", self.admin_enroll_system),
             ("/admin/assets", "GET", self.admin_list_assets),
             ("/admin/assets/<asset_id>", "GET", self.admin_get_asset),
+            ("/admin/assets/<asset_id>", "PATCH", self.admin_update_asset),
             ("/admin/assets/<asset_id>", "DELETE", self.admin_delete_asset),
             ("/admin/sites", "GET", self.admin_list_sites),
             ("/admin/sites/<site_id>", "DELETE", self.admin_delete_site),

@@ -211,6 +211,19 @@ class Store:
             self._changed()
             return asset
 
+    def operator_update_asset(self, asset_id, fields: dict) -> Optional[dict]:
+        """What an operator changes by hand in Concerto's UI (admin API only; the GraphQL
+        updateAsset input has no `name` or `simulated`). None when the id is unknown."""
+        with self.lock:
+            asset = self.get_asset(asset_id)
+            if asset is None:
+                return None
+            for name in ("name", "simulated", *_ASSET_NUMBERS, "acCoupled"):
+                if name in fields:
+                    asset[name] = fields[name]
+            self._changed()
+            return asset
+
     def set_remote_state(self, kind: str, record_id, state: str, reason: Optional[str]) -> dict:
         assert kind in ("asset", "site")
         assert state in REMOTE_STATES

@@ -555,6 +555,18 @@ class AdminTest(SimTestCase):
                                   {"id": inverter["id"]}).data, {"asset": {"parent": None}})
         self.assertEqual(self.enroll("SYS-1")["remoteId"], "SYS-1")  # the remoteId is free again
 
+    def test_operator_update_flips_simulated_and_rated_power(self):
+        system = self.enroll("SYS-1", simulated=True, ratedPower=9.0)
+        changed = self.admin("PATCH", f"/assets/{system['id']}", {"simulated": False, "ratedPower": None})
+        self.assertEqual(changed.status, 200)
+        self.assertEqual((changed.body["simulated"], changed.body["ratedPower"], changed.body["name"]),
+                         (False, None, system["name"]))
+        seen = self.gql("query Q($id: ID!) { asset(id: $id) { simulated ratedPower } }", {"id": system["id"]}).data
+        self.assertEqual(seen, {"asset": {"simulated": False, "ratedPower": None}})
+        self.assertEqual(self.admin("PATCH", "/assets/999", {"simulated": True}).status, 404)
+        for bad in ({"simulated": None}, {"simulated": "yes"}, {"ratedPower": True}, {"remoteId": "X"}):
+            self.assertEqual(self.admin("PATCH", f"/assets/{system['id']}", bad).status, 400, bad)
+
     def test_stats_count_operations_statuses_and_state(self):
         asset_id = self.enroll("SYS-1")["id"]
         self.gql(INGEST, {"input": {"points": [point(asset_id), point(asset_id)]}})
