@@ -87,6 +87,7 @@ Status ConcertoGateway::ListAssets() {
   std::vector<domain::ConcertoAsset> assets;
   std::set<std::string> seen;
   int total = 0;
+  const Timestamp started = context_.clock.Now();
   for (int page = 1;; ++page) {
     auto result = concerto_.ListAssets(page, per_page);
     if (!result.ok()) {
@@ -104,7 +105,7 @@ Status ConcertoGateway::ListAssets() {
   // Deletions during the sweep shift pages and may hide an asset: then the list falls short of
   // totalCount and nothing is removed this time.
   const bool complete = assets.size() >= static_cast<std::size_t>(total);
-  Status registered = registrar_.Register(assets, complete);
+  Status registered = registrar_.Register(assets, complete, started);
   if (registered.ok() || !registered.IsRetryable()) context_.shared.EndListing();
   return registered;
 }
@@ -206,6 +207,7 @@ Status ConcertoGateway::Commission(const std::string& remote_id) {
     context_.metrics.Increment("pwrcell_commissioning_steps_total", {{"step", kind}, {"outcome", "done"}});
     spdlog::info("commissioning {}: {}", remote_id, step->description);
     if (record_progress) {
+      context_.shared.NoteCommissioningWrite(remote_id, clock.Now());  // before the write (context.h)
       auto saved = MutateDevice(devices, remote_id, record_progress, clock);
       if (!saved.ok()) return saved.status();
       if (!saved->has_value()) return Status::Ok();  // deregistered meanwhile

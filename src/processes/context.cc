@@ -29,4 +29,20 @@ void Shared::ForgetRequest(const std::string& kind, const std::string& remote_id
   last_request_.erase({kind, remote_id});
 }
 
+void Shared::NoteCommissioningWrite(const std::string& remote_id, Timestamp at) {
+  std::lock_guard lock(mutex_);
+  commissioning_writes_[remote_id] = at;
+}
+
+bool Shared::CommissioningWroteSince(const std::string& remote_id, Timestamp since) {
+  std::lock_guard lock(mutex_);
+  auto it = commissioning_writes_.find(remote_id);
+  return it != commissioning_writes_.end() && it->second >= since;
+}
+
+void Shared::ForgetCommissioningWrites(const std::string& remote_id) {
+  std::lock_guard lock(mutex_);
+  commissioning_writes_.erase(remote_id);
+}
+
 }  // namespace pwrcell::processes

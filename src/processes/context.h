@@ -59,12 +59,21 @@ class Shared {
   bool ShouldRequest(const std::string& kind, const std::string& remote_id, Timestamp now, Duration repeat_after);
   void ForgetRequest(const std::string& kind, const std::string& remote_id);
 
+  // Commissioning records the Concerto assets it finds or creates on the device record. An asset
+  // list whose listing began before such a write may not show them yet, so the registrar keeps
+  // the record's component assets when CommissioningWroteSince(listing start) (it is noted
+  // before the write, so a registrar that sees the write sees the note too).
+  void NoteCommissioningWrite(const std::string& remote_id, Timestamp at);
+  bool CommissioningWroteSince(const std::string& remote_id, Timestamp since);
+  void ForgetCommissioningWrites(const std::string& remote_id);
+
  private:
   const Timestamp started_at_;
   std::atomic<bool> caught_up_{false};
   std::mutex mutex_;
   std::optional<Timestamp> listing_since_;
   std::map<std::pair<std::string, std::string>, Timestamp> last_request_;
+  std::map<std::string, Timestamp> commissioning_writes_;
 };
 
 struct Context {

@@ -27,7 +27,7 @@ const AssetChild* PickInverter(const domain::ConcertoAsset& system, const std::s
 
 }  // namespace
 
-bool ApplyConcertoAsset(const domain::ConcertoAsset& asset, domain::DeviceRecord& record) {
+bool ApplyConcertoAsset(const domain::ConcertoAsset& asset, domain::DeviceRecord& record, bool keep_components) {
   const domain::DeviceRecord before = record;
   record.concerto_asset_id = asset.id;
   record.name = asset.name;
@@ -42,6 +42,7 @@ bool ApplyConcertoAsset(const domain::ConcertoAsset& asset, domain::DeviceRecord
     }
   }
   record.rated_power_kw = asset.rated_power_kw;
+  if (keep_components) return !(record == before);
   if (asset.site) {
     record.site = domain::SiteRef{asset.site->id, asset.site->remote_id, asset.site->name};
   } else {
@@ -78,7 +79,8 @@ Registrar::Registrar(Context& context, DeviceMetadataProcessor& metadata) : cont
              "Systems removed from the device table because they left Concerto");
 }
 
-Status Registrar::Register(const std::vector<domain::ConcertoAsset>& assets, bool complete) {
+Status Registrar::Register(const std::vector<domain::ConcertoAsset>& assets, bool complete,
+                           std::optional<Timestamp> listing_started) {
   const Timestamp now = context_.clock.Now();
   const Settings& settings = context_.settings;
   std::set<std::string> ours;
@@ -93,7 +95,12 @@ Status Registrar::Register(const std::vector<domain::ConcertoAsset>& assets, boo
     if (asset.remote_id.empty() || !ours.insert(asset.remote_id).second) continue;  // seen twice: once is enough
 
     auto updated = MutateDevice(
-        context_.devices, asset.remote_id, [&](domain::DeviceRecord& d) { return ApplyConcertoAsset(asset, d); },
+        context_.devices, asset.remote_id,
+        [&](domain::DeviceRecord& d) {
+          const bool keep = listing_started &&
+                            context_.shared.CommissioningWroteSince(asset.remote_id, *listing_started);
+          return ApplyConcertoAsset(asset, d, keep);
+        },
         context_.clock);
     if (!updated.ok()) {
       note(updated.status());
@@ -156,6 +163,7 @@ Status Registrar::Register(const std::vector<domain::ConcertoAsset>& assets, boo
       }
       context_.shared.ForgetRequest("metadata", d.remote_id);
       context_.shared.ForgetRequest("commission", d.remote_id);
+      context_.shared.ForgetCommissioningWrites(d.remote_id);
       context_.metrics.Increment("pwrcell_devices_deregistered_total");
       spdlog::info("registrar: system {} left Concerto; removed from the device table", d.remote_id);
     }

@@ -7,6 +7,7 @@
 // systems as awaiting commissioning. Thread-safe.
 #pragma once
 
+#include <optional>
 #include <vector>
 
 #include "common/status.h"
@@ -17,8 +18,11 @@
 namespace pwrcell::processes {
 
 // The device record fields that Concerto is the source of, applied to `record` from `asset`.
-// Returns true when something changed. Exposed for tests.
-bool ApplyConcertoAsset(const domain::ConcertoAsset& asset, domain::DeviceRecord& record);
+// `keep_components`: leave site, inverter, batteries, PV and site meter as the record has them
+// (the list may predate what commissioning just recorded). Returns true when something changed.
+// Exposed for tests.
+bool ApplyConcertoAsset(const domain::ConcertoAsset& asset, domain::DeviceRecord& record,
+                        bool keep_components = false);
 
 class Registrar {
  public:
@@ -26,8 +30,11 @@ class Registrar {
 
   // `complete`: every page was read and the list covers Concerto's totalCount. Only then are
   // records of systems missing from the list removed.
+  // `listing_started`: when the listing began; a record that commissioning wrote to since then
+  // keeps its component assets this time (the list may not show them yet).
   // Errors: transient store/queue errors (the caller retries the whole listing).
-  Status Register(const std::vector<domain::ConcertoAsset>& assets, bool complete);
+  Status Register(const std::vector<domain::ConcertoAsset>& assets, bool complete,
+                  std::optional<Timestamp> listing_started = std::nullopt);
 
  private:
   Context& context_;

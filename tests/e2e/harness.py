@@ -345,6 +345,37 @@ class Stack:
         with urllib.request.urlopen(self.admin_url + "/metrics", timeout=10) as response:
             return parse_metrics(response.read().decode())
 
+    # ---- operator actions in Concerto, counting, the CLI ----
+
+    def update_asset(self, asset_id, **fields):
+        """Changes an asset by hand, as an operator does in Concerto's UI (concerto-sim
+        PATCH /admin/assets/<id>: name, simulated, ratedPower, energyCapacity, acCoupled)."""
+        status, body = http("PATCH", f"{self.concerto_url}/admin/assets/{asset_id}", fields)
+        self.test.assertEqual(status, 200, body)
+        return body
+
+    def delete_asset(self, asset_id):
+        status, body = http("DELETE", f"{self.concerto_url}/admin/assets/{asset_id}")
+        self.test.assertEqual(status, 200, body)
+        return body["deleted"]
+
+    def telemetry_count(self, asset_id=None, metric_name=None):
+        """How many points Concerto stores (for an asset / metric), without fetching them."""
+        params = ["limit=1"]
+        if asset_id is not None:
+            params.append(f"assetId={asset_id}")
+        if metric_name is not None:
+            params.append(f"metric={metric_name}")
+        return self.concerto_get("/admin/telemetry?" + "&".join(params))["count"]
+
+    def cli(self, *args):
+        """Runs `pwrcell-adapter ARGS`; returns the CompletedProcess (text output)."""
+        return subprocess.run([ADAPTER, *args], capture_output=True, text=True, timeout=60)
+
+    def db_path(self):
+        return os.path.join(self.dir, "adapter.db") if "storage.path" not in self.extra_config \
+            else self.extra_config["storage.path"]
+
 
 class Poller(threading.Thread):
     """Calls fn every `interval` seconds in the background until stopped (for watching a run)."""
