@@ -167,6 +167,16 @@ Status ConcertoGateway::Commission(const std::string& remote_id) {
     } else if (step->kind == CommissioningStepKind::kAttachSystemToSite) {
       auto updated = concerto_.UpdateAsset(*step->update);
       outcome = updated.status();
+      if (updated.ok() && updated->site) {
+        // Record the site the SYSTEM now sits on: a list read before this update (the registrar's)
+        // cleared it, and DONE must not show a record without its site.
+        domain::SiteRef ref{updated->site->id, updated->site->remote_id, updated->site->name};
+        record_progress = [ref](domain::DeviceRecord& d) {
+          if (d.site == ref) return false;
+          d.site = ref;
+          return true;
+        };
+      }
     } else {
       auto asset = EnsureAsset(concerto_, *step->asset);
       outcome = asset.status();
