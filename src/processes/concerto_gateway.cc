@@ -87,6 +87,7 @@ Status ConcertoGateway::ListAssets() {
   std::vector<domain::ConcertoAsset> assets;
   std::set<std::string> seen;
   int total = 0;
+  bool shrank = false;  // totalCount fell between two pages: an asset was deleted mid-sweep
   const Timestamp started = context_.clock.Now();
   for (int page = 1;; ++page) {
     auto result = concerto_.ListAssets(page, per_page);
@@ -95,6 +96,7 @@ Status ConcertoGateway::ListAssets() {
       if (!result.status().IsRetryable()) context_.shared.EndListing();
       return result.status().WithContext("allAssets page " + std::to_string(page));
     }
+    if (page > 1 && result->total_count < total) shrank = true;
     total = result->total_count;
     for (auto& asset : result->assets) {
       if (seen.insert(asset.id).second) assets.push_back(std::move(asset));  // an asset seen twice counts once
@@ -102,9 +104,11 @@ Status ConcertoGateway::ListAssets() {
     if (result->assets.size() < static_cast<std::size_t>(per_page)) break;
     if (page > 1'000'000) return InternalError("allAssets never ends");
   }
-  // Deletions during the sweep shift pages and may hide an asset: then the list falls short of
-  // totalCount and nothing is removed this time.
-  const bool complete = assets.size() >= static_cast<std::size_t>(total);
+  // A creation during the sweep may shift pages right (an asset seen twice, another missed): the
+  // list then falls short of totalCount. A deletion shifts them left and hides an asset while the
+  // count still matches (the deleted one was read), so a falling totalCount also means incomplete.
+  // Either way nothing is removed this time.
+  const bool complete = !shrank && assets.size() >= static_cast<std::size_t>(total);
   Status registered = registrar_.Register(assets, complete, started);
   if (registered.ok() || !registered.IsRetryable()) context_.shared.EndListing();
   return registered;

@@ -1,0 +1,433 @@
+#include "processes/concerto_gateway.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <functional>
+#include <set>
+
+#include "adapters/memory/fake_concerto.h"
+#include "process_test_support.h"
+#include "processes/device_metadata_processor.h"
+#include "processes/registrar.h"
+
+namespace pwrcell::processes {
+namespace {
+
+using adapters::FakeConcerto;
+using domain::AssetType;
+using domain::CommissioningState;
+using domain::Metric;
+using domain::RemoteState;
+using test_support::DrainConcerto;
+using test_support::kAdapterName;
+
+// Forwards to a FakeConcerto, with two faults the fake cannot play by itself: a failing page
+// other than the first, and a lookup that misses what a concurrent writer has just created (so
+// that the create meets CONFLICT).
+class ScriptedConcerto final : public ports::ConcertoApi {
+ public:
+  explicit ScriptedConcerto(FakeConcerto& fake) : fake_(fake) {}
+
+  std::optional<int> fail_page;
+  std::function<void(int page)> after_page;  // runs after a page was served (an operator at work)
+  std::set<std::string> stale_lookups;  // remoteIds whose next lookup answers "not there"
+
+  Result<ports::AssetPage> ListAssets(int page, int per_page) override {
+    if (fail_page == page) {
+      fail_page.reset();
+      return UnavailableError("HTTP 503 on page " + std::to_string(page));
+    }
+    auto result = fake_.ListAssets(page, per_page);
+    if (after_page) after_page(page);
+    return result;
+  }
+  Result<std::optional<domain::ConcertoAsset>> AssetByRemoteId(AssetType type, const std::string& remote_id) override {
+    if (stale_lookups.erase(remote_id) > 0) return std::optional<domain::ConcertoAsset>();
+    return fake_.AssetByRemoteId(type, remote_id);
+  }
+  Result<std::optional<domain::ConcertoSite>> SiteByRemoteId(const std::string& remote_id) override {
+    if (stale_lookups.erase(remote_id) > 0) return std::optional<domain::ConcertoSite>();
+    return fake_.SiteByRemoteId(remote_id);
+  }
+  Result<domain::ConcertoSite> CreateSite(const domain::CreateSiteRequest& r) override { return fake_.CreateSite(r); }
+  Result<domain::ConcertoAsset> CreateAsset(const domain::CreateAssetRequest& r) override {
+    return fake_.CreateAsset(r);
+  }
+  Result<domain::ConcertoAsset> UpdateAsset(const domain::UpdateAssetRequest& r) override {
+    return fake_.UpdateAsset(r);
+  }
+  Status UpdateAssetRemoteState(const domain::RemoteStateUpdate& u) override { return fake_.UpdateAssetRemoteState(u); }
+  Status UpdateSiteRemoteState(const domain::RemoteStateUpdate& u) override { return fake_.UpdateSiteRemoteState(u); }
+  Result<domain::IngestResult> IngestTelemetry(const std::vector<domain::TelemetryPoint>& p) override {
+    return fake_.IngestTelemetry(p);
+  }
+
+ private:
+  FakeConcerto& fake_;
+};
+
+std::vector<domain::ConcertoAsset> OfType(const std::vector<domain::ConcertoAsset>& assets, AssetType type) {
+  std::vector<domain::ConcertoAsset> out;
+  std::copy_if(assets.begin(), assets.end(), std::back_inserter(out),
+               [&](const domain::ConcertoAsset& a) { return a.asset_type == type; });
+  return out;
+}
+
+class ConcertoGatewayTest : public ::testing::Test {
+ protected:
+  test_support::Harness h;
+  FakeConcerto fake;
+  ScriptedConcerto concerto{fake};
+  DeviceMetadataProcessor metadata{h.context};
+  Registrar registrar{h.context, metadata};
+  ConcertoGateway gateway{h.context, concerto, registrar};
+
+  // Enrolls `remote_id` in Concerto, registers it, gives it CES metadata and turns on
+  // auto-commissioning; returns the SYSTEM asset id. The commission request is left queued.
+  std::string ReadyForCommissioning(const std::string& remote_id) {
+    const std::string id = fake.EnrollSystem(remote_id, "Smith", std::string(kAdapterName));
+    h.context.settings.auto_commissioning = true;
+    EXPECT_TRUE(gateway.Handle(ListAssetsRequest{}).ok());
+    EXPECT_TRUE(metadata.Process(remote_id, test_support::DcMetadata(remote_id)).ok());
+    return id;
+  }
+};
+
+TEST_F(ConcertoGatewayTest, ListAssetsReadsEveryPageAndRegistersWithACompleteList) {
+  h.context.settings.page_size = 2;
+  for (int i = 1; i <= 4; ++i) fake.EnrollSystem("sys-" + std::to_string(i), "S", std::string(kAdapterName));
+  fake.EnrollSystem("foreign", "F", std::string("another-adapter"));
+  // A record whose asset is not in Concerto: only a complete list removes it.
+  h.Store(test_support::Registered("gone", "asset-99", h.clock.Now()));
+
+  ASSERT_TRUE(gateway.Handle(ListAssetsRequest{}).ok());
+
+  EXPECT_EQ(fake.CallCount(FakeConcerto::kListAssets), 3);  // 2 + 2 + 1 of 5 assets
+  EXPECT_EQ(h.RemoteIds(), (std::vector<std::string>{"sys-1", "sys-2", "sys-3", "sys-4"}));
+  EXPECT_EQ(h.Device("sys-3").concerto_asset_id, "asset-3");
+  EXPECT_EQ(h.metrics.Value("pwrcell_registrar_sweeps_total", {{"complete", "true"}}), 1);
+  EXPECT_EQ(h.metrics.Value("pwrcell_registrar_sweeps_total", {{"complete", "false"}}), 0);
+}
+
+TEST_F(ConcertoGatewayTest, ListAssetsFetchesOneEmptyPageAfterAnExactlyFullOne) {
+  h.context.settings.page_size = 2;
+  fake.EnrollSystem("sys-1", "S", std::string(kAdapterName));
+  fake.EnrollSystem("sys-2", "S", std::string(kAdapterName));
+  ASSERT_TRUE(gateway.Handle(ListAssetsRequest{}).ok());
+  EXPECT_EQ(fake.CallCount(FakeConcerto::kListAssets), 2);
+  EXPECT_EQ(h.RemoteIds(), (std::vector<std::string>{"sys-1", "sys-2"}));
+}
+
+TEST_F(ConcertoGatewayTest, FailingPageIsRetryableAndRegistersAndRemovesNothing) {
+  h.context.settings.page_size = 2;
+  for (int i = 1; i <= 3; ++i) fake.EnrollSystem("sys-" + std::to_string(i), "S", std::string(kAdapterName));
+  h.Store(test_support::Registered("gone", "asset-99", h.clock.Now()));
+  RegistrarPoller poller(h.context);
+  ASSERT_TRUE(poller.Poll().ok());
+  ASSERT_EQ(DrainConcerto(h.concerto_queue).size(), 1U);
+
+  concerto.fail_page = 2;
+  Status failed = gateway.Handle(ListAssetsRequest{});
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(failed.IsRetryable());
+  EXPECT_EQ(h.RemoteIds(), std::vector<std::string>{"gone"});
+  EXPECT_EQ(h.metrics.Sum("pwrcell_registrar_sweeps_total"), 0);
+  // The request is being retried: the poller does not queue a second one meanwhile.
+  ASSERT_TRUE(poller.Poll().ok());
+  EXPECT_TRUE(DrainConcerto(h.concerto_queue).empty());
+
+  // The redelivery succeeds.
+  ASSERT_TRUE(gateway.Handle(ListAssetsRequest{}).ok());
+  EXPECT_EQ(h.RemoteIds(), (std::vector<std::string>{"sys-1", "sys-2", "sys-3"}));
+  ASSERT_TRUE(poller.Poll().ok());
+  EXPECT_EQ(DrainConcerto(h.concerto_queue).size(), 1U) << "the listing ended; the next poll queues again";
+}
+
+TEST_F(ConcertoGatewayTest, AssetDeletedDuringTheSweepDeregistersNothingElse) {
+  h.context.settings.page_size = 2;
+  std::vector<std::string> ids;
+  for (int i = 1; i <= 5; ++i) ids.push_back(fake.EnrollSystem("sys-" + std::to_string(i), "S", kAdapterName));
+  ASSERT_TRUE(gateway.Handle(ListAssetsRequest{}).ok());
+  ASSERT_EQ(h.RemoteIds().size(), 5U);
+
+  // Between pages 1 and 2 an operator deletes sys-1 (already read): the pages shift left, so
+  // sys-3 is on no page this time. The list must not count as complete, or sys-3, still in
+  // Concerto, would be deregistered.
+  concerto.after_page = [&](int page) {
+    if (page == 1) fake.RemoveAsset(ids[0]);
+  };
+  ASSERT_TRUE(gateway.Handle(ListAssetsRequest{}).ok());
+  concerto.after_page = nullptr;
+  EXPECT_TRUE(h.Has("sys-3")) << "a system still in Concerto was deregistered";
+  EXPECT_EQ(h.metrics.Value("pwrcell_devices_deregistered_total"), 0);
+  EXPECT_EQ(h.metrics.Value("pwrcell_registrar_sweeps_total", {{"complete", "false"}}), 1);
+
+  // The next, undisturbed sweep removes sys-1 only.
+  ASSERT_TRUE(gateway.Handle(ListAssetsRequest{}).ok());
+  EXPECT_EQ(h.RemoteIds(), (std::vector<std::string>{"sys-2", "sys-3", "sys-4", "sys-5"}));
+}
+
+TEST_F(ConcertoGatewayTest, AssetCreatedDuringTheSweepIsToleratedAndSeenOnce) {
+  h.context.settings.page_size = 2;
+  for (int i = 1; i <= 3; ++i) fake.EnrollSystem("sys-" + std::to_string(i), "S", kAdapterName);
+  h.Store(test_support::Registered("gone", "asset-99", h.clock.Now()));
+  concerto.after_page = [&](int page) {
+    if (page == 1) fake.EnrollSystem("sys-4", "S", kAdapterName);
+  };
+  ASSERT_TRUE(gateway.Handle(ListAssetsRequest{}).ok());
+  EXPECT_EQ(h.RemoteIds(), (std::vector<std::string>{"sys-1", "sys-2", "sys-3", "sys-4"}));
+  EXPECT_EQ(h.metrics.Value("pwrcell_devices_registered_total"), 4);
+}
+
+TEST_F(ConcertoGatewayTest, CommissionCreatesTheWholeStructureOnce) {
+  const std::string system_id = ReadyForCommissioning("sys-1");
+  ASSERT_EQ(DrainConcerto(h.concerto_queue), (std::vector<ConcertoRequest>{CommissionRequest{"sys-1"}}));
+
+  ASSERT_TRUE(gateway.Handle(CommissionRequest{"sys-1"}).ok());
+
+  const auto sites = fake.Sites();
+  ASSERT_EQ(sites.size(), 1U);
+  EXPECT_EQ(sites[0].remote_id, "ces-site-sys-1");
+  EXPECT_EQ(sites[0].name, "Smith residence");
+  EXPECT_EQ(sites[0].timezone, "America/Denver");
+
+  const auto assets = fake.Assets();
+  ASSERT_EQ(assets.size(), 1U + 1U + 2U + 3U + 1U);
+  const auto inverters = OfType(assets, AssetType::kInverter);
+  ASSERT_EQ(inverters.size(), 1U);
+  const auto& inverter = inverters[0];
+  EXPECT_EQ(inverter.remote_id, "000100000001");
+  EXPECT_EQ(inverter.parent_id, std::optional<std::string>(system_id));
+  ASSERT_TRUE(inverter.site.has_value());
+  EXPECT_EQ(inverter.site->id, sites[0].id);
+  EXPECT_EQ(inverter.rated_power_kw, std::optional<double>(7.6));
+  EXPECT_EQ(inverter.ac_coupled, std::optional<bool>(false));
+  EXPECT_EQ(inverter.adapter_name, std::optional<std::string>(kAdapterName));
+
+  const auto batteries = OfType(assets, AssetType::kBattery);
+  ASSERT_EQ(batteries.size(), 2U);
+  for (const auto& b : batteries) EXPECT_EQ(b.parent_id, std::optional<std::string>(inverter.id));
+  EXPECT_EQ(batteries[0].remote_id, "000200000001");
+  EXPECT_EQ(batteries[1].remote_id, "000200000002");
+  EXPECT_EQ(batteries[0].energy_capacity_kwh, std::optional<double>(3.0));
+  const auto pvs = OfType(assets, AssetType::kPhotovoltaic);
+  ASSERT_EQ(pvs.size(), 3U);
+  for (const auto& pv : pvs) EXPECT_EQ(pv.parent_id, std::optional<std::string>(inverter.id));
+  const auto meters = OfType(assets, AssetType::kSiteMeter);
+  ASSERT_EQ(meters.size(), 1U);
+  EXPECT_EQ(meters[0].remote_id, "sys-1-meter");
+  EXPECT_EQ(meters[0].parent_id, std::optional<std::string>(system_id));
+  // The SYSTEM sits on the site.
+  auto system = fake.Asset(system_id);
+  ASSERT_TRUE(system && system->site);
+  EXPECT_EQ(system->site->id, sites[0].id);
+
+  // The record knows all of it.
+  const auto d = h.Device("sys-1");
+  ASSERT_TRUE(d.site.has_value());
+  EXPECT_EQ(d.site->site_id, sites[0].id);
+  EXPECT_EQ(d.inverter, (domain::AssetRef{inverter.id, "000100000001"}));
+  EXPECT_EQ(d.batteries.size(), 2U);
+  EXPECT_EQ(d.photovoltaics.size(), 3U);
+  EXPECT_EQ(d.site_meter, (domain::AssetRef{meters[0].id, "sys-1-meter"}));
+  EXPECT_EQ(d.commissioning, (domain::Commissioning{CommissioningState::kDone, ""}));
+
+  // A second run (a redelivered message) creates nothing.
+  const int creates = fake.CallCount(FakeConcerto::kCreateAsset);
+  ASSERT_TRUE(gateway.Handle(CommissionRequest{"sys-1"}).ok());
+  EXPECT_EQ(fake.CallCount(FakeConcerto::kCreateAsset), creates);
+  EXPECT_EQ(fake.CallCount(FakeConcerto::kCreateSite), 1);
+  EXPECT_EQ(fake.Assets().size(), assets.size());
+
+  // And the next sweep finds nothing to commission.
+  h.clock.Advance(std::chrono::minutes(11));
+  ASSERT_TRUE(gateway.Handle(ListAssetsRequest{}).ok());
+  EXPECT_TRUE(DrainConcerto(h.concerto_queue).empty());
+  EXPECT_EQ(h.Device("sys-1").commissioning.state, CommissioningState::kDone);
+}
+
+TEST_F(ConcertoGatewayTest, RerunAfterAForgottenRecordFindsEverythingByRemoteId) {
+  ReadyForCommissioning("sys-1");
+  ASSERT_TRUE(gateway.Handle(CommissionRequest{"sys-1"}).ok());
+  const std::size_t created = fake.Assets().size();
+  // The record lost what it learnt (a crash before the progress was saved).
+  auto d = h.Device("sys-1");
+  d.site.reset();
+  d.inverter.reset();
+  d.batteries.clear();
+  d.photovoltaics.clear();
+  d.site_meter.reset();
+  ASSERT_TRUE(h.devices.Put(d).ok());
+
+  ASSERT_TRUE(gateway.Handle(CommissionRequest{"sys-1"}).ok());
+  EXPECT_EQ(fake.Assets().size(), created);
+  EXPECT_EQ(fake.Sites().size(), 1U);
+  EXPECT_EQ(h.Device("sys-1").photovoltaics.size(), 3U);
+}
+
+TEST_F(ConcertoGatewayTest, LostCreateResponseIsRetriedWithoutDuplicate) {
+  ReadyForCommissioning("sys-1");
+  fake.LoseNextResponse(FakeConcerto::kCreateAsset, DeadlineExceededError("timeout"));  // the inverter
+
+  Status first = gateway.Handle(CommissionRequest{"sys-1"});
+  ASSERT_FALSE(first.ok());
+  EXPECT_TRUE(first.IsRetryable());
+  const auto pending = h.Device("sys-1").commissioning;
+  EXPECT_EQ(pending.state, CommissioningState::kPending);
+  EXPECT_EQ(pending.reason.rfind("retrying: ", 0), 0U) << pending.reason;
+
+  ASSERT_TRUE(gateway.Handle(CommissionRequest{"sys-1"}).ok());
+  EXPECT_EQ(OfType(fake.Assets(), AssetType::kInverter).size(), 1U);
+  EXPECT_EQ(fake.Assets().size(), 8U);
+  EXPECT_EQ(h.Device("sys-1").commissioning.state, CommissioningState::kDone);
+}
+
+TEST_F(ConcertoGatewayTest, ConflictMeansAlreadyThere) {
+  const std::string system_id = ReadyForCommissioning("sys-1");
+  // A concurrent writer created the site and the inverter between our lookup and our create.
+  auto site = fake.CreateSite({"ces-site-sys-1", "Smith residence", "America/Denver", {}, {}});
+  ASSERT_TRUE(site.ok());
+  domain::CreateAssetRequest inverter;
+  inverter.remote_id = "000100000001";
+  inverter.name = "inverter";
+  inverter.asset_type = AssetType::kInverter;
+  inverter.adapter_name = kAdapterName;
+  inverter.parent_id = system_id;
+  inverter.site_id = site->id;
+  auto existing = fake.CreateAsset(inverter);
+  ASSERT_TRUE(existing.ok());
+  concerto.stale_lookups = {"ces-site-sys-1", "000100000001"};
+
+  ASSERT_TRUE(gateway.Handle(CommissionRequest{"sys-1"}).ok());
+
+  EXPECT_TRUE(concerto.stale_lookups.empty()) << "both lookups were made";
+  EXPECT_EQ(fake.CallCount(FakeConcerto::kCreateSite), 2);  // ours: CONFLICT
+  EXPECT_EQ(fake.Sites().size(), 1U);
+  EXPECT_EQ(OfType(fake.Assets(), AssetType::kInverter).size(), 1U);
+  const auto d = h.Device("sys-1");
+  EXPECT_EQ(d.site->site_id, site->id);
+  EXPECT_EQ(d.inverter, (domain::AssetRef{existing->id, "000100000001"}));
+  EXPECT_EQ(d.commissioning.state, CommissioningState::kDone);
+}
+
+TEST_F(ConcertoGatewayTest, CommissionDoesNothingWithAutoCommissioningOff) {
+  ReadyForCommissioning("sys-1");
+  h.context.settings.auto_commissioning = false;
+  ASSERT_TRUE(gateway.Handle(CommissionRequest{"sys-1"}).ok());
+  EXPECT_EQ(fake.CallCount(FakeConcerto::kCreateSite), 0);
+  EXPECT_EQ(fake.CallCount(FakeConcerto::kCreateAsset), 0);
+  EXPECT_EQ(fake.Assets().size(), 1U);
+}
+
+TEST_F(ConcertoGatewayTest, CommissionOfAnUnregisteredSystemIsDone) {
+  h.context.settings.auto_commissioning = true;
+  EXPECT_TRUE(gateway.Handle(CommissionRequest{"nobody"}).ok());
+  EXPECT_EQ(fake.CallCount(FakeConcerto::kCreateAsset), 0);
+}
+
+class ConcertoGatewayRemoteStateTest : public ConcertoGatewayTest {
+ protected:
+  // sys-1 commissioned in Concerto, its record in ERROR.
+  void SetUp() override {
+    ReadyForCommissioning("sys-1");
+    ASSERT_TRUE(gateway.Handle(CommissionRequest{"sys-1"}).ok());
+    DrainConcerto(h.concerto_queue);
+    auto d = h.Device("sys-1");
+    d.remote_state = RemoteState::kError;
+    d.remote_state_reason = "CES status DISCONNECTED";
+    record = *h.devices.Put(d);
+  }
+  domain::DeviceRecord record;
+};
+
+TEST_F(ConcertoGatewayRemoteStateTest, UpdatesSystemInverterSiteMeterAndSite) {
+  const SiteStateUpdate site{record.site->site_id, RemoteState::kError, "no system ONLINE; 1 of 1 in ERROR"};
+  ASSERT_TRUE(gateway.Handle(RemoteStateRequest{"sys-1", site}).ok());
+
+  const std::string reason = "CES status DISCONNECTED";
+  EXPECT_EQ(fake.AssetRemoteStateHistory(),
+            (std::vector<domain::RemoteStateUpdate>{{record.concerto_asset_id, RemoteState::kError, reason},
+                                                    {record.inverter->asset_id, RemoteState::kError, reason},
+                                                    {record.site_meter->asset_id, RemoteState::kError, reason}}));
+  EXPECT_EQ(fake.SiteRemoteStateHistory(),
+            (std::vector<domain::RemoteStateUpdate>{{site.site_id, RemoteState::kError, site.reason}}));
+  EXPECT_EQ(fake.Asset(record.concerto_asset_id)->remote_state, std::optional<RemoteState>(RemoteState::kError));
+  EXPECT_EQ(h.metrics.Value("pwrcell_remote_state_updates_total", {{"target", "site"}}), 1);
+}
+
+TEST_F(ConcertoGatewayRemoteStateTest, SendsTheStoredStateNotAStaleOne) {
+  auto d = h.Device("sys-1");
+  d.remote_state = RemoteState::kOnline;
+  d.remote_state_reason = "telemetry received 3 s ago";
+  ASSERT_TRUE(h.devices.Put(d).ok());
+  ASSERT_TRUE(gateway.Handle(RemoteStateRequest{"sys-1", std::nullopt}).ok());
+  const auto history = fake.AssetRemoteStateHistory();
+  ASSERT_EQ(history.size(), 3U);
+  for (const auto& u : history) EXPECT_EQ(u.state, RemoteState::kOnline);
+  EXPECT_TRUE(fake.SiteRemoteStateHistory().empty());
+}
+
+TEST_F(ConcertoGatewayRemoteStateTest, UnknownToConcertoIsSkippedAndFailureIsRetryable) {
+  ASSERT_TRUE(fake.RemoveAsset(record.site_meter->asset_id));
+  ASSERT_TRUE(gateway.Handle(RemoteStateRequest{"sys-1", std::nullopt}).ok());
+  EXPECT_EQ(fake.AssetRemoteStateHistory().size(), 2U);
+
+  fake.FailNext(FakeConcerto::kUpdateAssetRemoteState, UnavailableError("502"));
+  Status failed = gateway.Handle(RemoteStateRequest{"sys-1", std::nullopt});
+  EXPECT_EQ(failed.code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(failed.IsRetryable());
+}
+
+TEST_F(ConcertoGatewayRemoteStateTest, SystemWithoutAStateOnlyUpdatesTheSite) {
+  auto d = h.Device("sys-1");
+  d.remote_state.reset();
+  ASSERT_TRUE(h.devices.Put(d).ok());
+  ASSERT_TRUE(
+      gateway.Handle(RemoteStateRequest{"sys-1", SiteStateUpdate{d.site->site_id, RemoteState::kOffline, "x"}}).ok());
+  EXPECT_TRUE(fake.AssetRemoteStateHistory().empty());
+  EXPECT_EQ(fake.SiteRemoteStateHistory().size(), 1U);
+}
+
+TEST_F(ConcertoGatewayTest, PushTelemetryIngestsThePointsOnce) {
+  const std::string system_id = fake.EnrollSystem("sys-1", "S", std::string(kAdapterName));
+  const Timestamp t = FromUnixMillis(1'763'800'000'000);
+  const std::vector<domain::TelemetryPoint> points = {
+      {system_id, Metric::kInverterState, t, 2080},
+      {system_id, Metric::kSystemMode, t, 2},
+      {system_id, Metric::kRealPower, t, 1.5},
+  };
+  ASSERT_TRUE(gateway.Handle(PushTelemetryRequest{points}).ok());
+  EXPECT_EQ(fake.Points(), points);
+  EXPECT_EQ(h.metrics.Value("pwrcell_concerto_points_total", {{"outcome", "accepted"}}), 3);
+
+  // Redelivered: Concerto de-duplicates.
+  ASSERT_TRUE(gateway.Handle(PushTelemetryRequest{points}).ok());
+  EXPECT_EQ(fake.Points().size(), 3U);
+  EXPECT_EQ(h.metrics.Value("pwrcell_concerto_points_total", {{"outcome", "duplicate"}}), 3);
+
+  // A point for an asset Concerto does not know is rejected and counted, the rest accepted.
+  ASSERT_TRUE(gateway
+                  .Handle(PushTelemetryRequest{{{"asset-404", Metric::kRealPower, t, 1},
+                                                {system_id, Metric::kRealPower, t + Seconds(300), 2}}})
+                  .ok());
+  EXPECT_EQ(fake.Points().size(), 4U);
+  EXPECT_EQ(h.metrics.Value("pwrcell_concerto_points_total", {{"outcome", "rejected"}}), 1);
+}
+
+TEST_F(ConcertoGatewayTest, PushTelemetryFailureIsRetryable) {
+  const std::string system_id = fake.EnrollSystem("sys-1", "S", std::string(kAdapterName));
+  fake.FailNext(FakeConcerto::kIngestTelemetry, ResourceExhaustedError("429"));
+  Status failed = gateway.Handle(
+      PushTelemetryRequest{{{system_id, Metric::kRealPower, FromUnixMillis(1'763'800'000'000), 1}}});
+  EXPECT_EQ(failed.code(), StatusCode::kResourceExhausted);
+  EXPECT_TRUE(failed.IsRetryable());
+  EXPECT_TRUE(fake.Points().empty());
+
+  EXPECT_TRUE(gateway.Handle(PushTelemetryRequest{}).ok());
+  EXPECT_EQ(fake.CallCount(FakeConcerto::kIngestTelemetry), 1) << "no call for an empty message";
+}
+
+}  // namespace
+}  // namespace pwrcell::processes

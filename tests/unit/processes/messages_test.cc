@@ -1,0 +1,148 @@
+#include "processes/messages.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace pwrcell::processes {
+namespace {
+
+using domain::Metric;
+using domain::RemoteState;
+
+ConcertoRequest RoundTrip(const ConcertoRequest& request) {
+  const std::string body = EncodeConcertoRequest(request);
+  auto decoded = DecodeConcertoRequest(body);
+  EXPECT_TRUE(decoded.ok()) << body << ": " << decoded.status().ToString();
+  return decoded.ok() ? *decoded : ConcertoRequest{};
+}
+
+CesRequest RoundTrip(const CesRequest& request) {
+  const std::string body = EncodeCesRequest(request);
+  auto decoded = DecodeCesRequest(body);
+  EXPECT_TRUE(decoded.ok()) << body << ": " << decoded.status().ToString();
+  return decoded.ok() ? *decoded : CesRequest{};
+}
+
+TEST(Messages, ListAssetsRoundTripsAndHasTheDocumentedBody) {
+  const ConcertoRequest request = ListAssetsRequest{};
+  EXPECT_EQ(EncodeConcertoRequest(request), R"({"op":"list_assets"})");
+  EXPECT_EQ(RoundTrip(request), request);
+  EXPECT_EQ(OperationName(request), "list_assets");
+}
+
+TEST(Messages, CommissionRoundTrips) {
+  const ConcertoRequest request = CommissionRequest{"sys-42"};
+  EXPECT_EQ(EncodeConcertoRequest(request), R"({"op":"commission","remote_id":"sys-42"})");
+  EXPECT_EQ(RoundTrip(request), request);
+  EXPECT_EQ(OperationName(request), "commission");
+}
+
+TEST(Messages, RemoteStateRoundTripsWithAndWithoutSite) {
+  const ConcertoRequest bare = RemoteStateRequest{"sys-1", std::nullopt};
+  EXPECT_EQ(RoundTrip(bare), bare);
+  EXPECT_EQ(OperationName(bare), "update_remote_state");
+  for (RemoteState state : {RemoteState::kOnline, RemoteState::kOffline, RemoteState::kError}) {
+    const ConcertoRequest with_site =
+        RemoteStateRequest{"sys-1", SiteStateUpdate{"site-7", state, "no system ONLINE; 1 of 2 in ERROR"}};
+    EXPECT_EQ(RoundTrip(with_site), with_site) << domain::RemoteStateName(state);
+  }
+}
+
+TEST(Messages, PushTelemetryRoundTripsPointsWithMillisecondTimestamps) {
+  PushTelemetryRequest request;
+  request.points = {
+      {"asset-3", Metric::kRealPower, FromUnixMillis(1'763'800'000'123), 1.5},
+      {"asset-3", Metric::kEnergyImported, FromUnixMillis(1'763'800'000'123), 12345.678},
+      {"asset-1", Metric::kInverterState, FromUnixMillis(1'763'800'300'000), 2080},
+      {"asset-9", Metric::kStateOfCharge, FromUnixMillis(1'763'800'300'000), -0.25},
+  };
+  const ConcertoRequest wrapped = request;
+  const ConcertoRequest decoded = RoundTrip(wrapped);
+  ASSERT_TRUE(std::holds_alternative<PushTelemetryRequest>(decoded));
+  const auto& points = std::get<PushTelemetryRequest>(decoded).points;
+  ASSERT_EQ(points.size(), 4U);
+  EXPECT_EQ(points, request.points);
+  EXPECT_EQ(ToUnixMillis(points[0].timestamp), 1'763'800'000'123);
+  EXPECT_EQ(OperationName(wrapped), "push_telemetry");
+
+  const ConcertoRequest empty = PushTelemetryRequest{};
+  EXPECT_EQ(RoundTrip(empty), empty);
+}
+
+TEST(Messages, CesRequestsRoundTrip) {
+  const CesRequest metadata = MetadataRequest{"sys-1"};
+  EXPECT_EQ(EncodeCesRequest(metadata), R"({"op":"get_metadata","remote_id":"sys-1"})");
+  EXPECT_EQ(RoundTrip(metadata), metadata);
+  EXPECT_EQ(OperationName(metadata), "get_metadata");
+
+  const CesRequest status = StatusRequest{{"sys-1", "sys-2", "sys-3"}};
+  EXPECT_EQ(EncodeCesRequest(status), R"({"op":"get_status","remote_ids":["sys-1","sys-2","sys-3"]})");
+  EXPECT_EQ(RoundTrip(status), status);
+  EXPECT_EQ(OperationName(status), "get_status");
+}
+
+TEST(Messages, MalformedConcertoMessagesAreInvalidArgumentAndNotRetryable) {
+  const std::vector<std::string> bodies = {
+      "",
+      "not json",
+      R"({"op":"list_assets")",  // truncated
+      "[]",
+      "42",
+      "{}",
+      R"({"op":5})",
+      R"({"op":"frobnicate"})",
+      R"({"op":"get_metadata","remote_id":"sys-1"})",  // a CES message on the Concerto queue
+      R"({"op":"commission"})",
+      R"({"op":"commission","remote_id":""})",
+      R"({"op":"commission","remote_id":7})",
+      R"({"op":"update_remote_state"})",
+      R"({"op":"update_remote_state","remote_id":"s","site":"site-1"})",
+      R"({"op":"update_remote_state","remote_id":"s","site":{"id":"site-1"}})",
+      R"({"op":"update_remote_state","remote_id":"s","site":{"id":"site-1","state":"SLEEPY"}})",
+      R"({"op":"push_telemetry"})",
+      R"({"op":"push_telemetry","points":{}})",
+      R"({"op":"push_telemetry","points":[{"a":"x","m":"REAL_POWER","t":1}]})",
+      R"({"op":"push_telemetry","points":[{"a":"x","m":"REAL_POWER","t":"soon","v":1}]})",
+      R"({"op":"push_telemetry","points":[{"a":"x","m":"WARP_FACTOR","t":1,"v":1}]})",
+      R"({"op":"push_telemetry","points":[17]})",
+  };
+  for (const auto& body : bodies) {
+    auto decoded = DecodeConcertoRequest(body);
+    ASSERT_FALSE(decoded.ok()) << body;
+    EXPECT_EQ(decoded.status().code(), StatusCode::kInvalidArgument) << body;
+    EXPECT_FALSE(decoded.status().IsRetryable()) << body;
+    EXPECT_FALSE(decoded.status().message().empty()) << body;
+  }
+}
+
+TEST(Messages, MalformedCesMessagesAreInvalidArgumentAndNotRetryable) {
+  const std::vector<std::string> bodies = {
+      "",
+      "\xff\xfe garbage",
+      "null",
+      R"({"op":"list_assets"})",  // a Concerto message on the CES queue
+      R"({"op":"get_metadata"})",
+      R"({"op":"get_metadata","remote_id":""})",
+      R"({"op":"get_status"})",
+      R"({"op":"get_status","remote_ids":[]})",
+      R"({"op":"get_status","remote_ids":"sys-1"})",
+      R"({"op":"get_status","remote_ids":["sys-1",2]})",
+  };
+  for (const auto& body : bodies) {
+    auto decoded = DecodeCesRequest(body);
+    ASSERT_FALSE(decoded.ok()) << body;
+    EXPECT_EQ(decoded.status().code(), StatusCode::kInvalidArgument) << body;
+    EXPECT_FALSE(decoded.status().IsRetryable()) << body;
+  }
+}
+
+TEST(Messages, UnknownOperationNamesTheOperation) {
+  auto decoded = DecodeConcertoRequest(R"({"op":"frobnicate"})");
+  ASSERT_FALSE(decoded.ok());
+  EXPECT_NE(decoded.status().message().find("frobnicate"), std::string::npos) << decoded.status().message();
+}
+
+}  // namespace
+}  // namespace pwrcell::processes
