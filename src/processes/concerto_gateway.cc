@@ -108,10 +108,46 @@ Status ConcertoGateway::ListAssets() {
   // list then falls short of totalCount. A deletion shifts them left and hides an asset while the
   // count still matches (the deleted one was read), so a falling totalCount also means incomplete.
   // Either way nothing is removed this time.
-  const bool complete = !shrank && assets.size() >= static_cast<std::size_t>(total);
+  bool complete = !shrank && assets.size() >= static_cast<std::size_t>(total);
+  // A deletion and a creation between the same two pages leave the count unchanged and may still
+  // hide an asset; so a system about to be removed is looked up once more by its remoteId, and
+  // one that is still there (or a lookup that fails) makes this listing incomplete.
+  if (complete) {
+    auto confirmed = ConfirmMissingSystems(assets);
+    if (!confirmed.ok()) {
+      spdlog::warn("registrar: cannot confirm which systems left Concerto ({}); removing none this time",
+                   confirmed.status().ToString());
+      complete = false;
+    } else {
+      complete = *confirmed;
+    }
+  }
   Status registered = registrar_.Register(assets, complete, started);
   if (registered.ok() || !registered.IsRetryable()) context_.shared.EndListing();
   return registered;
+}
+
+Result<bool> ConcertoGateway::ConfirmMissingSystems(const std::vector<domain::ConcertoAsset>& assets) {
+  auto records = context_.devices.List();
+  if (!records.ok()) return records.status();
+  std::set<std::string> listed;
+  for (const auto& asset : assets) {
+    if (asset.asset_type == AssetType::kSystem && asset.adapter_name == context_.settings.adapter_name) {
+      listed.insert(asset.remote_id);
+    }
+  }
+  for (const auto& record : *records) {
+    if (listed.contains(record.remote_id)) continue;
+    auto found = concerto_.AssetByRemoteId(AssetType::kSystem, record.remote_id);
+    if (!found.ok()) return found.status();
+    if (found->has_value() && (**found).adapter_name == context_.settings.adapter_name) {
+      spdlog::info("registrar: system {} is in Concerto but was missed by the listing (assets changed during it); "
+                   "removing nothing this time",
+                   record.remote_id);
+      return false;
+    }
+  }
+  return true;
 }
 
 Status ConcertoGateway::Commission(const std::string& remote_id) {

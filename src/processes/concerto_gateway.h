@@ -25,6 +25,9 @@ class ConcertoGateway {
 
  private:
   Status ListAssets();
+  // True when every registered system missing from `assets` is confirmed gone from Concerto
+  // (or served by another adapter) by a lookup by remoteId.
+  Result<bool> ConfirmMissingSystems(const std::vector<domain::ConcertoAsset>& assets);
   Status Commission(const std::string& remote_id);
   Status UpdateRemoteState(const RemoteStateRequest& request);
   Status PushTelemetry(const PushTelemetryRequest& request);

@@ -169,6 +169,34 @@ TEST_F(ConcertoGatewayTest, AssetDeletedDuringTheSweepDeregistersNothingElse) {
   EXPECT_EQ(h.RemoteIds(), (std::vector<std::string>{"sys-2", "sys-3", "sys-4", "sys-5"}));
 }
 
+TEST_F(ConcertoGatewayTest, AssetDeletedAndAnotherCreatedDuringTheSweepDeregistersNothingElse) {
+  h.context.settings.page_size = 2;
+  std::vector<std::string> ids;
+  for (int i = 1; i <= 5; ++i) ids.push_back(fake.EnrollSystem("sys-" + std::to_string(i), "S", kAdapterName));
+  ASSERT_TRUE(gateway.Handle(ListAssetsRequest{}).ok());
+  ASSERT_EQ(h.RemoteIds().size(), 5U);
+
+  // Between pages 1 and 2 sys-1 (already read) is deleted and sys-6 created: totalCount stays 5,
+  // the pages shift left so sys-3 is on none, and five distinct assets are read. Only the lookup
+  // of sys-3 by remoteId shows the list is not the whole truth.
+  concerto.after_page = [&](int page) {
+    if (page == 1) {
+      fake.RemoveAsset(ids[0]);
+      fake.EnrollSystem("sys-6", "S", kAdapterName);
+    }
+  };
+  ASSERT_TRUE(gateway.Handle(ListAssetsRequest{}).ok());
+  concerto.after_page = nullptr;
+  EXPECT_TRUE(h.Has("sys-3")) << "a system still in Concerto was deregistered";
+  EXPECT_EQ(h.metrics.Value("pwrcell_devices_deregistered_total"), 0);
+  EXPECT_EQ(h.metrics.Value("pwrcell_registrar_sweeps_total", {{"complete", "false"}}), 1);
+
+  // The next, undisturbed sweep removes sys-1 only (its lookup confirms it is gone).
+  ASSERT_TRUE(gateway.Handle(ListAssetsRequest{}).ok());
+  EXPECT_EQ(h.RemoteIds(), (std::vector<std::string>{"sys-2", "sys-3", "sys-4", "sys-5", "sys-6"}));
+  EXPECT_EQ(h.metrics.Value("pwrcell_devices_deregistered_total"), 1);
+}
+
 TEST_F(ConcertoGatewayTest, AssetCreatedDuringTheSweepIsToleratedAndSeenOnce) {
   h.context.settings.page_size = 2;
   for (int i = 1; i <= 3; ++i) fake.EnrollSystem("sys-" + std::to_string(i), "S", kAdapterName);
