@@ -84,26 +84,30 @@ class CommissioningTest(unittest.TestCase):
         stack = Stack(self, scenario=live_scenario(**MIXED_FLEET), config={"concerto.max_retries": 1}).start()
         systems = stack.fleet_systems()
         ids = [s["systemId"] for s in systems]
-        # Lookups and the site fail now and then (the client's retry absorbs one failure) ...
+        # Look-ups fail now and then (the client's retry absorbs one failure); creating assets
+        # fails for the first commissioning attempt of every system (two requests each: the
+        # create and its retry), so each system stops after its site; attaching a SYSTEM to its
+        # site (the last step) fails until cleared. All set at once: no fault changes mid-run.
+        create_failures = 2 * len(systems)
         stack.concerto_fault(kind="5xx", operation="SiteByRemoteId", count=1, status=502)
         stack.concerto_fault(kind="5xx", operation="AssetByRemoteId", count=1, status=500)
-        # ... and every create of an asset fails until cleared: each system stops after its site.
-        stack.concerto_fault(kind="5xx", operation="CreateAsset")
+        stack.concerto_fault(kind="5xx", operation="CreateAsset", count=create_failures)
+        stack.concerto_fault(kind="5xx", operation="UpdateAsset", status=502)
         stack.enroll_fleet()
 
         def stuck_after_site():
             devices = [stack.device(i) for i in ids]
+            counts = concerto_counts(stack)
             return (all(d and d["commissioning"]["state"] == "PENDING" and "503" in d["commissioning"]["reason"]
-                        for d in devices) and concerto_counts(stack)["sites"] == expected_counts(systems)["sites"])
+                        for d in devices) and counts["sites"] == expected_counts(systems)["sites"]
+                    and component_count(stack) == 0)
 
+        # The first attempts fail within a second or two; the next ones come 5 s later (queue backoff).
         wait_for(stuck_after_site, "every system PENDING with the 503 of its inverter create, its site made", 60)
-        self.assertEqual(component_count(stack), 0)
         self.assertGreaterEqual(metric(stack.metrics(), "pwrcell_commissioning_steps_total", step="ENSURE_INVERTER",
                                        outcome="failed"), len(systems))
 
-        # Creates work again; now attaching the SYSTEM to its site (the last step) fails.
-        stack.concerto_fault(kind="clear")
-        stack.concerto_fault(kind="5xx", operation="UpdateAsset", status=502)
+        # Once the create failures are used up, every asset is created and the attach fails.
         wait_for(lambda: component_count(stack) == sum(v for k, v in expected_counts(systems).items()
                                                        if k not in ("sites", "SYSTEM")),
                  "every component asset created", 60)
@@ -111,11 +115,12 @@ class CommissioningTest(unittest.TestCase):
                              and "502" in d["commissioning"]["reason"] for i in ids),
                  "every system PENDING with the 502 of attaching it to its site", 60)
         self.assertTrue(all(a["siteId"] is None for a in stack.assets("SYSTEM")))
+        self.assertEqual(concerto_counts(stack)["sites"], expected_counts(systems)["sites"])
 
         stack.concerto_fault(kind="clear")
         wait_all_commissioned(stack, systems)
-        # Two failed attempts per system and phase, plus the two absorbed look-up failures.
-        self.assertGreaterEqual(stack.stats()["faultsInjected"].get("5xx", 0), 4 * len(systems) + 2)
+        # Every create failure, the two absorbed look-up failures, two per failed attach attempt.
+        self.assertGreaterEqual(stack.stats()["faultsInjected"].get("5xx", 0), create_failures + 2 + 2 * len(systems))
         wait_sweeps(stack, 2)
         check_commissioned(self, stack, systems)
 

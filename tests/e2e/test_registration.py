@@ -117,6 +117,14 @@ class RegistrationTest(unittest.TestCase):
         self.assertFalse([line for line in error_lines if not any(sid in line for sid in mixed)])
         self.assertGreaterEqual(metric(stack.metrics(), "pwrcell_coupling_errors_total"), len(mixed))
 
+        # An operator renames a system in Concerto: the record follows; it is not registered anew.
+        renamed = enrolled[-1]["systemId"]
+        before = stack.device(renamed)
+        stack.update_asset(concerto_ids[renamed], name="Renamed by the operator")
+        wait_for(lambda: stack.device(renamed)["name"] == "Renamed by the operator", "the new name in the record")
+        self.assertEqual(stack.device(renamed)["registered_at"], before["registered_at"])
+        self.assertEqual(metric(stack.metrics(), "pwrcell_devices_registered_total"), len(ours))
+
         # The coupling reaches Concerto: each INVERTER's acCoupled (mixed ones included).
         inverters = {a["remoteId"]: a for a in stack.assets("INVERTER")}
         for s in enrolled:

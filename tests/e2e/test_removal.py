@@ -6,12 +6,7 @@ never read."""
 import unittest
 
 from e2e_checks import wait_all_commissioned, wait_sweeps
-from harness import Stack, http, live_scenario, metric, wait_for
-
-
-def delete_asset(stack, asset_id):
-    status, body = http("DELETE", f"{stack.concerto_url}/admin/assets/{asset_id}")
-    assert status == 200, (status, body)
+from harness import Stack, live_scenario, metric, wait_for
 
 
 def device_ids(stack):
@@ -30,8 +25,11 @@ class RemovalTest(unittest.TestCase):
         wait_all_commissioned(stack, systems)
         gone, *kept = ids
         system_asset = next(a for a in stack.assets("SYSTEM") if a["remoteId"] == gone)
+        stack.start_fleet()
+        wait_for(lambda: all(stack.device(i)["last_heard_at"] for i in ids), "telemetry from every system")
+        unmatched = metric(stack.metrics(), "pwrcell_telemetry_records_total", outcome="unmatched")
 
-        delete_asset(stack, system_asset["id"])
+        stack.delete_asset(system_asset["id"])
         wait_for(lambda: device_ids(stack) == set(kept), "the deleted system out of the device table")
         self.assertIsNone(stack.device(gone))
         self.assertEqual(metric(stack.metrics(), "pwrcell_devices_deregistered_total"), 1)
@@ -49,7 +47,10 @@ class RemovalTest(unittest.TestCase):
         later = stack.ces_requests()[polls_at_removal:]
         self.assertFalse([r for r in later if gone in r["systemIds"]], "no CES call for a deregistered system")
         self.assertTrue(all(set(kept) <= set(r["systemIds"]) for r in later if r["path"].endswith("/status")))
-        # Its component assets in Concerto are not the adapter's to delete; the others are intact.
+        # Its telemetry (it still streams) no longer matches any record: dropped, not re-registered.
+        wait_for(lambda: metric(stack.metrics(), "pwrcell_telemetry_records_total", outcome="unmatched")
+                 >= unmatched + 3, "the removed system's records dropped as unmatched")
+        self.assertEqual(device_ids(stack), set(kept))
         self.assertEqual(metric(stack.metrics(), "pwrcell_devices_deregistered_total"), 1)
 
     def test_failed_page_removes_nothing(self):
@@ -74,7 +75,7 @@ class RemovalTest(unittest.TestCase):
         # that attempt reads page 1 and fails on page 2 (also on the client's retry).
         stack.concerto_fault(kind="clear")
         stack.concerto_fault(kind="slow", operation="ListAssets", delay_s=3, count=1)
-        delete_asset(stack, deleted["id"])
+        stack.delete_asset(deleted["id"])
         wait_for(lambda: not stack.concerto_get("/admin/faults")["faults"], "page 1 of the next attempt held")
         ok_before, retries = list_assets_requests(stack, "ok"), failed_deliveries()
         stack.concerto_fault(kind="5xx", operation="ListAssets", status=502)
