@@ -167,7 +167,11 @@ int RunServe(const config::Config& config, const ServeOptions& options) {
     o.threads = threads;
     o.batch = batch;
     o.visibility_timeout = visibility;
-    o.retry_max = visibility;
+    // The backoff between deliveries, not the visibility timeout, decides how long an outage the
+    // max_receives deliveries of a message span before it is dead-lettered: capped at the
+    // visibility timeout, a short one (10 s) buried telemetry after ~45 s of Concerto outage. With
+    // a cap of at least 60 s, 5 deliveries span 5+10+20+40 s: a minute-long outage loses nothing.
+    o.retry_max = std::max(visibility, Duration(std::chrono::seconds(60)));
     o.retry_base = std::min(Duration(std::chrono::seconds(5)), visibility);
     return o;
   };
