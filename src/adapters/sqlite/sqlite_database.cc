@@ -139,19 +139,68 @@ std::string SqliteStatement::ColumnBlob(int column) const {
 SqliteTransaction::~SqliteTransaction() {
   if (session_ == nullptr) return;
   // An I/O error may already have rolled the transaction back; ROLLBACK would then fail.
-  if (sqlite3_get_autocommit(session_->database_->db_) == 0) (void)session_->Exec("ROLLBACK");
+  if (sqlite3_get_autocommit(session_->database_->db_) != 0) return;
+  if (!savepoint_.empty()) {
+    (void)session_->Exec("ROLLBACK TO " + savepoint_ + "; RELEASE " + savepoint_);
+  } else {
+    (void)session_->Exec("ROLLBACK");
+  }
 }
 
 Status SqliteTransaction::Commit() {
   SqliteSession* session = std::exchange(session_, nullptr);
+  if (!savepoint_.empty()) {  // in a unit of work: durable when the unit commits
+    Status status = session->Exec("RELEASE " + savepoint_);
+    if (!status.ok() && sqlite3_get_autocommit(session->database_->db_) == 0) {
+      (void)session->Exec("ROLLBACK TO " + savepoint_ + "; RELEASE " + savepoint_);
+    }
+    return status;
+  }
   Status status = session->Exec("COMMIT");
   if (!status.ok() && sqlite3_get_autocommit(session->database_->db_) == 0) (void)session->Exec("ROLLBACK");
   return status;
 }
 
+// ---- SqliteUnitOfWork ----
+
+SqliteUnitOfWork::SqliteUnitOfWork(SqliteUnitOfWork&& other) noexcept
+    : database_(std::exchange(other.database_, nullptr)), lock_(std::move(other.lock_)) {}
+
+SqliteUnitOfWork::~SqliteUnitOfWork() {
+  Status ignored;
+  End(false, &ignored);
+}
+
+Status SqliteUnitOfWork::Commit() {
+  Status status;
+  End(true, &status);
+  return status;
+}
+
+void SqliteUnitOfWork::End(bool commit, Status* status) {
+  SqliteDatabase* database = std::exchange(database_, nullptr);
+  if (database == nullptr) {
+    if (commit) *status = FailedPreconditionError("the unit of work has already ended");
+    return;
+  }
+  sqlite3* db = database->db_;
+  database->unit_active_ = false;
+  if (commit) {
+    if (sqlite3_get_autocommit(db) != 0) {
+      *status = UnavailableError("committing a unit of work: SQLite rolled its transaction back before the commit");
+    } else if (const int rc = sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr); rc != SQLITE_OK) {
+      *status = Translate(rc, db, "committing a unit of work");
+    }
+  }
+  if (sqlite3_get_autocommit(db) == 0) (void)sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+  database->unit_owner_.store(std::thread::id{});
+  if (lock_.owns_lock()) lock_.unlock();
+}
+
 // ---- SqliteSession ----
 
 Result<SqliteStatement> SqliteSession::Prepare(std::string_view sql) {
+  PWRCELL_RETURN_IF_ERROR(database_->CheckUnitAlive());
   auto& cache = database_->statements_;
   auto it = cache.find(std::string(sql));
   if (it == cache.end()) {
@@ -170,6 +219,7 @@ Result<SqliteStatement> SqliteSession::Prepare(std::string_view sql) {
 }
 
 Status SqliteSession::Exec(std::string_view sql) {
+  PWRCELL_RETURN_IF_ERROR(database_->CheckUnitAlive());
   const std::string text(sql);
   const int rc = sqlite3_exec(database_->db_, text.c_str(), nullptr, nullptr, nullptr);
   if (rc != SQLITE_OK) return Translate(rc, database_->db_, "sqlite '" + text.substr(0, 80) + "'");
@@ -177,6 +227,11 @@ Status SqliteSession::Exec(std::string_view sql) {
 }
 
 Result<SqliteTransaction> SqliteSession::BeginImmediate() {
+  if (database_->unit_active_) {  // nested in this thread's unit of work
+    std::string savepoint = "pwrcell_savepoint_" + std::to_string(++database_->savepoints_);
+    PWRCELL_RETURN_IF_ERROR(Exec("SAVEPOINT " + savepoint));
+    return SqliteTransaction(this, std::move(savepoint));
+  }
   PWRCELL_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
   return SqliteTransaction(this);
 }
@@ -231,7 +286,31 @@ SqliteDatabase::~SqliteDatabase() {
 }
 
 SqliteSession SqliteDatabase::Lock() {
+  // Only this thread ever stores its own id here, so a relaxed load cannot see it by mistake.
+  if (unit_owner_.load(std::memory_order_relaxed) == std::this_thread::get_id()) {
+    return SqliteSession(this, std::unique_lock<std::mutex>());  // re-entered by the unit's thread
+  }
   return SqliteSession(this, std::unique_lock(mutex_));
+}
+
+Result<SqliteUnitOfWork> SqliteDatabase::BeginUnitOfWork() {
+  if (unit_owner_.load(std::memory_order_relaxed) == std::this_thread::get_id()) {
+    return FailedPreconditionError("a unit of work is already open on this thread (units do not nest)");
+  }
+  std::unique_lock lock(mutex_);
+  if (const int rc = sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr); rc != SQLITE_OK) {
+    return Translate(rc, db_, "beginning a unit of work");
+  }
+  unit_active_ = true;
+  unit_owner_.store(std::this_thread::get_id());
+  return SqliteUnitOfWork(this, std::move(lock));
+}
+
+Status SqliteDatabase::CheckUnitAlive() const {
+  if (unit_active_ && sqlite3_get_autocommit(db_) != 0) {
+    return UnavailableError("SQLite rolled the unit of work's transaction back; nothing more runs in it");
+  }
+  return Status::Ok();
 }
 
 Status SqliteDatabase::EnsureSchema(std::string_view ddl) {

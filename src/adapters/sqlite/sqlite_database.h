@@ -12,14 +12,20 @@
 // hands out an SqliteSession that holds the connection's mutex. Other processes may open the
 // same file: the database runs in WAL mode (readers never block the writer) with a 5 s busy
 // timeout, so a writer waits for another process's write transaction instead of failing.
+//
+// Every commit waits for fsync (synchronous=FULL). A thread that makes many small writes in a
+// row (a batch of queue messages: receive, update devices, enqueue, delete) can make them one
+// transaction with BeginUnitOfWork(), and so one fsync instead of hundreds.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 
 #include "common/status.h"
@@ -82,19 +88,25 @@ class SqliteStatement {
 // Move-only; must not outlive its SqliteSession.
 class SqliteTransaction {
  public:
-  SqliteTransaction(SqliteTransaction&& other) noexcept : session_(other.session_) { other.session_ = nullptr; }
+  SqliteTransaction(SqliteTransaction&& other) noexcept
+      : session_(other.session_), savepoint_(std::move(other.savepoint_)) {
+    other.session_ = nullptr;
+  }
   SqliteTransaction& operator=(SqliteTransaction&&) = delete;
   SqliteTransaction(const SqliteTransaction&) = delete;
   SqliteTransaction& operator=(const SqliteTransaction&) = delete;
   ~SqliteTransaction();
 
   // Errors: kUnavailable when the commit could not be written (the transaction is then rolled back).
+  // Inside a unit of work this releases a savepoint: durable only when the unit commits.
   Status Commit();
 
  private:
   friend class SqliteSession;
-  explicit SqliteTransaction(SqliteSession* session) : session_(session) {}
+  explicit SqliteTransaction(SqliteSession* session, std::string savepoint = {})
+      : session_(session), savepoint_(std::move(savepoint)) {}
   SqliteSession* session_;
+  std::string savepoint_;  // non-empty: nested in a unit of work
 };
 
 // Exclusive use of the connection by the calling thread, from SqliteDatabase::Lock() until it
@@ -133,6 +145,35 @@ class SqliteSession {
   std::unique_lock<std::mutex> lock_;
 };
 
+// Several operations of one thread as one transaction: one commit, one fsync. While it lives, the
+// owning thread's Lock() calls re-enter the connection (other threads wait for it), their
+// BeginImmediate() transactions become savepoints inside it and single statements join it.
+// Commit() makes everything durable; destroyed without a successful Commit(), the unit rolls
+// everything back. When SQLite aborts the transaction half-way (an I/O error, a full disk),
+// every later statement of the unit fails with kUnavailable rather than run on its own, so that
+// nothing after the failure is committed without what came before it. A unit holds the
+// connection: keep it short and free of network calls. Units do not nest. Move-only.
+class SqliteUnitOfWork {
+ public:
+  SqliteUnitOfWork(SqliteUnitOfWork&& other) noexcept;
+  SqliteUnitOfWork& operator=(SqliteUnitOfWork&&) = delete;
+  SqliteUnitOfWork(const SqliteUnitOfWork&) = delete;
+  SqliteUnitOfWork& operator=(const SqliteUnitOfWork&) = delete;
+  ~SqliteUnitOfWork();
+
+  // Errors: kUnavailable when the transaction could not be committed (it is then rolled back).
+  Status Commit();
+
+ private:
+  friend class SqliteDatabase;
+  SqliteUnitOfWork(SqliteDatabase* database, std::unique_lock<std::mutex> lock)
+      : database_(database), lock_(std::move(lock)) {}
+  void End(bool commit, Status* status);
+
+  SqliteDatabase* database_;
+  std::unique_lock<std::mutex> lock_;
+};
+
 // One SQLite connection, opened with journal_mode=WAL, synchronous=FULL (a committed write
 // survives a crash or power loss), busy_timeout=5000 ms and foreign_keys=ON. Thread-safe through
 // Lock(). Shared (std::shared_ptr) by the stores and queues that live in the same file.
@@ -147,8 +188,13 @@ class SqliteDatabase {
   SqliteDatabase& operator=(const SqliteDatabase&) = delete;
   ~SqliteDatabase();
 
-  // Blocks until no other thread of this process uses the connection.
+  // Blocks until no other thread of this process uses the connection (returns at once on the
+  // thread of a live unit of work).
   SqliteSession Lock();
+
+  // Starts a unit of work (BEGIN IMMEDIATE) for the calling thread. Errors: kUnavailable when
+  // the write lock cannot be had; kFailedPrecondition when this thread already has a unit.
+  Result<SqliteUnitOfWork> BeginUnitOfWork();
 
   // In one transaction: runs `ddl` (CREATE ... IF NOT EXISTS statements) and records
   // kSqliteSchemaVersion in PRAGMA user_version. Errors: kFailedPrecondition when the file
@@ -160,9 +206,15 @@ class SqliteDatabase {
  private:
   friend class SqliteSession;
   friend class SqliteTransaction;
+  friend class SqliteUnitOfWork;
   SqliteDatabase(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  // kUnavailable when a unit of work is live but SQLite has ended its transaction.
+  Status CheckUnitAlive() const;
 
   std::mutex mutex_;
+  std::atomic<std::thread::id> unit_owner_{};  // the thread of the live unit of work, if any
+  bool unit_active_ = false;                   // guarded by mutex_
+  std::uint64_t savepoints_ = 0;               // guarded by mutex_
   sqlite3* db_;
   const std::string path_;
   std::unordered_map<std::string, sqlite3_stmt*> statements_;  // guarded by mutex_

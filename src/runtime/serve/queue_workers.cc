@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <utility>
+
 namespace pwrcell::runtime::serve {
 
 QueueWorkers::QueueWorkers(WorkerOptions options, std::vector<ports::Queue*> queues, Handler handler, Metrics& metrics)
@@ -61,6 +63,23 @@ void QueueWorkers::Run() {
   while (!stopping_.load()) {
     bool worked = false;
     for (ports::Queue* queue : queues_) {
+      std::unique_ptr<BatchScope> scope;
+      if (options_.batch_scope) {
+        auto opened = options_.batch_scope();
+        if (opened.ok()) {
+          scope = std::move(*opened);
+        } else {
+          spdlog::warn("{} worker: no batch scope this round: {}", options_.name, opened.status().ToString());
+        }
+      }
+      auto end_scope = [&] {
+        if (scope == nullptr) return;
+        Status committed = std::exchange(scope, nullptr)->Commit();
+        if (!committed.ok()) {
+          spdlog::warn("{} worker: committing the round failed; its messages come back: {}", options_.name,
+                       committed.ToString());
+        }
+      };
       std::vector<ports::ReceivedMessage> batch;
       while (batch.size() < options_.batch && !stopping_.load()) {
         const std::size_t want = std::min(ports::kMaxQueueBatch, options_.batch - batch.size());
@@ -73,12 +92,16 @@ void QueueWorkers::Run() {
         for (auto& m : *received) batch.push_back(std::move(m));
         if (got < want) break;
       }
-      if (batch.empty()) continue;
+      if (batch.empty()) {
+        end_scope();
+        continue;
+      }
       worked = true;
       std::vector<Status> results = handler_(batch);
       for (std::size_t i = 0; i < batch.size(); ++i) {
         Dispose(*queue, batch[i], i < results.size() ? results[i] : InternalError("handler gave no result"));
       }
+      end_scope();
       break;  // start again from the first (highest-priority) queue
     }
     if (!worked) {

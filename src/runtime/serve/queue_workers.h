@@ -16,6 +16,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -27,6 +28,15 @@
 
 namespace pwrcell::runtime::serve {
 
+// Makes one round of a worker (receive, handle, dispose every message) a single unit, e.g. one
+// database transaction, so that a batch of small writes costs one durable commit. Commit()
+// failing means the round's effects are gone: its messages are delivered again.
+class BatchScope {
+ public:
+  virtual ~BatchScope() = default;
+  virtual Status Commit() = 0;
+};
+
 struct WorkerOptions {
   std::string name;  // "concerto", "ces", "telemetry": logs and metric labels
   int threads = 1;
@@ -36,6 +46,9 @@ struct WorkerOptions {
   Duration idle_poll = std::chrono::milliseconds(200);
   Duration retry_base = std::chrono::seconds(5);
   Duration retry_max = std::chrono::seconds(60);
+  // Optional: opens the scope of one round. Only for handlers without network calls (the scope
+  // may hold the database). When it cannot be opened, the round runs without one.
+  std::function<Result<std::unique_ptr<BatchScope>>()> batch_scope;
 };
 
 class QueueWorkers {

@@ -70,6 +70,24 @@ Result<Store> OpenStore(const config::Config& config, const ports::Clock& clock)
   return store;
 }
 
+// One SQLite transaction as the scope of a worker round (queue_workers.h): one fsync per batch.
+class SqliteBatchScope final : public BatchScope {
+ public:
+  explicit SqliteBatchScope(adapters::SqliteUnitOfWork unit) : unit_(std::move(unit)) {}
+  Status Commit() override { return unit_.Commit(); }
+
+ private:
+  adapters::SqliteUnitOfWork unit_;
+};
+
+std::function<Result<std::unique_ptr<BatchScope>>()> SqliteBatchScopes(adapters::SqliteDatabase& database) {
+  return [&database]() -> Result<std::unique_ptr<BatchScope>> {
+    auto unit = database.BeginUnitOfWork();
+    if (!unit.ok()) return unit.status();
+    return std::unique_ptr<BatchScope>(std::make_unique<SqliteBatchScope>(std::move(*unit)));
+  };
+}
+
 // Stores records in the ingest queue, in batches of the queue's limit.
 Status SendRecords(ports::Queue& queue, const std::vector<std::string>& records) {
   for (std::size_t begin = 0; begin < records.size(); begin += ports::kMaxQueueBatch) {
@@ -175,8 +193,12 @@ int RunServe(const config::Config& config, const ServeOptions& options) {
     o.retry_base = std::min(Duration(std::chrono::seconds(5)), visibility);
     return o;
   };
+  // The telemetry handler makes no network call: a whole round (receive up to 100 records,
+  // update their devices, queue their points, delete them) is one transaction, one fsync.
+  WorkerOptions telemetry_options = worker_options("telemetry", 2, 100);
+  telemetry_options.batch_scope = SqliteBatchScopes(*store.database);
   QueueWorkers telemetry_workers(
-      worker_options("telemetry", 2, 100), {store.ingest.get()},
+      telemetry_options, {store.ingest.get()},
       [&](const std::vector<ports::ReceivedMessage>& batch) {
         std::vector<processes::StreamRecord> records;
         records.reserve(batch.size());
@@ -209,7 +231,11 @@ int RunServe(const config::Config& config, const ServeOptions& options) {
                            metrics);
 
   auto ingest_sink = [&](const std::vector<std::string>& records) {
+    // All chunks in one transaction: one fsync, and stored all or none (the sender retries).
+    auto unit = store.database->BeginUnitOfWork();
+    if (!unit.ok()) return unit.status().WithContext("storing telemetry records");
     Status stored = SendRecords(*store.ingest, records);
+    if (stored.ok()) stored = unit->Commit().WithContext("storing telemetry records");
     if (stored.ok()) telemetry_workers.Wake();
     return stored;
   };
