@@ -1,8 +1,16 @@
 #include "processes/simulated_systems.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <set>
 
 namespace pwrcell::processes {
+namespace {
+// Slots missed since a system's last record (a tick that came late because the process was
+// busy, a sink that failed) are produced on the next tick, as a real system sends the records
+// it buffered; at most this many per tick, the newest ones (a longer gap is spanned by the first).
+constexpr std::int64_t kMaxSlotsPerTick = 10;
+}  // namespace
 
 fleet::SystemSpec SimulatedSystemSpec(const std::string& remote_id, std::optional<double> rated_power_kw) {
   fleet::CompositionOptions options;
@@ -52,12 +60,19 @@ Result<int> SimulatedTelemetry::Tick() {
     }
     Running& run = it->second;
     if (run.last_slot && *run.last_slot >= slot) continue;
-    // Advance over the time since the last record (one interval at the first record).
-    Duration span = run.last_slot ? slot - *run.last_slot : interval_;
+    // Every slot since the last record (the current one only at the first record), each
+    // advancing the physics over the time since the one before.
+    const std::int64_t due = run.last_slot ? std::min<std::int64_t>((slot - *run.last_slot) / interval_,
+                                                                     kMaxSlotsPerTick)
+                                           : 1;
+    Timestamp previous = run.last_slot.value_or(slot - interval_);
     fleet::SystemState next = run.state;
-    auto record = fleet::NextRecord(run.spec, next, slot, span, {});
-    if (!record) continue;
-    records.push_back(record->SerializeAsString());
+    for (std::int64_t k = due - 1; k >= 0; --k) {
+      const Timestamp t = slot - interval_ * k;
+      auto record = fleet::NextRecord(run.spec, next, t, t - previous, {});
+      previous = t;
+      if (record) records.push_back(record->SerializeAsString());
+    }
     produced.push_back({d.remote_id, slot, std::move(next)});
   }
   for (auto it = running_.begin(); it != running_.end();) {

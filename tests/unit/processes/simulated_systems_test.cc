@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <set>
 
 #include "domain/coupling.h"
@@ -124,6 +125,31 @@ TEST_F(SimulatedTelemetryTest, OneRecordPerSimulatedSystemPerInterval) {
   ASSERT_EQ(*Tick(), 2);
   EXPECT_EQ(sunk.size(), 4U);
   EXPECT_EQ(h.metrics.Value("pwrcell_simulated_records_total"), 4);
+}
+
+TEST_F(SimulatedTelemetryTest, SlotsMissedByALateTickAreProducedOnTheNextOneUpToTen) {
+  ASSERT_EQ(*Tick(), 2);
+  sunk.clear();
+  // The scheduler was late: the next tick comes three slots later.
+  h.clock.Advance(kInterval * 3 + std::chrono::seconds(7));
+  ASSERT_EQ(*Tick(), 6);
+  std::map<std::string, std::vector<Timestamp>> stamps;
+  for (const auto& r : sunk) {
+    auto set = domain::DecodeRecordSet(r);
+    ASSERT_TRUE(set.ok());
+    stamps[set->inverterid()].push_back(FromUnixSeconds(set->energyrecord(0).currenttimestamp()));
+  }
+  const Timestamp start = h.clock.Now() - kInterval * 3 - std::chrono::seconds(7);
+  const std::vector<Timestamp> expected{start + kInterval, start + kInterval * 2, start + kInterval * 3};
+  EXPECT_EQ(stamps[Rcpn("sim-1")], expected);
+  EXPECT_EQ(stamps[Rcpn("sim-2")], expected);
+
+  // A long stall: only the newest ten slots, then one per interval again.
+  h.clock.Advance(kInterval * 100);
+  ASSERT_EQ(*Tick(), 20);
+  h.clock.Advance(kInterval);
+  ASSERT_EQ(*Tick(), 2);
+  EXPECT_EQ(h.metrics.Value("pwrcell_simulated_records_total"), 2 + 6 + 20 + 2);
 }
 
 TEST_F(SimulatedTelemetryTest, NoRecordForARemovedSystem) {
