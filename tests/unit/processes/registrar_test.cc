@@ -117,6 +117,39 @@ TEST_F(RegistrarTest, CopiesSiteAndComponentAssetsFromChildren) {
   EXPECT_EQ(d.site_meter, (domain::AssetRef{"asset-meter", "sys-1-meter"}));
 }
 
+TEST_F(RegistrarTest, AListOlderThanACommissioningWriteKeepsTheRecordedComponents) {
+  const auto md = test_support::DcMetadata("sys-1");
+  ASSERT_TRUE(registrar.Register({CommissionedSystem("asset-1", "sys-1", md)}, true).ok());
+  const auto commissioned = h.Device("sys-1");
+  ASSERT_TRUE(commissioned.site && commissioned.inverter && commissioned.site_meter);
+
+  // A listing begins; commissioning then records assets on the device; the list, read before
+  // that, shows the SYSTEM without them.
+  const Timestamp listing_started = h.clock.Now();
+  h.clock.Advance(std::chrono::seconds(1));
+  h.shared.NoteCommissioningWrite("sys-1", h.clock.Now());
+  ConcertoAsset bare = System("asset-1", "sys-1");
+  bare.name = "Renamed";
+  ASSERT_TRUE(registrar.Register({bare}, true, listing_started).ok());
+  auto d = h.Device("sys-1");
+  EXPECT_EQ(d.name, "Renamed");  // what only Concerto says still applies
+  EXPECT_EQ(d.site, commissioned.site);
+  EXPECT_EQ(d.inverter, commissioned.inverter);
+  EXPECT_EQ(d.batteries, commissioned.batteries);
+  EXPECT_EQ(d.photovoltaics, commissioned.photovoltaics);
+  EXPECT_EQ(d.site_meter, commissioned.site_meter);
+
+  // A list whose listing began after the write is the truth: the assets are gone from Concerto.
+  h.clock.Advance(std::chrono::seconds(1));
+  ASSERT_TRUE(registrar.Register({bare}, true, h.clock.Now()).ok());
+  d = h.Device("sys-1");
+  EXPECT_FALSE(d.site.has_value());
+  EXPECT_FALSE(d.inverter.has_value());
+  EXPECT_TRUE(d.batteries.empty());
+  EXPECT_TRUE(d.photovoltaics.empty());
+  EXPECT_FALSE(d.site_meter.has_value());
+}
+
 TEST_F(RegistrarTest, IncompleteListRemovesNothing) {
   ASSERT_TRUE(registrar.Register({System("asset-1", "sys-1"), System("asset-2", "sys-2")}, true).ok());
   ASSERT_EQ(h.RemoteIds(), (std::vector<std::string>{"sys-1", "sys-2"}));
