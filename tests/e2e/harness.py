@@ -118,6 +118,17 @@ def metric(samples, name, **labels):
     return sum(value for (n, ls), value in samples.items() if n == name and want <= set(ls))
 
 
+def _die_with_parent():
+    """In the child before exec: SIGKILL it when the test process dies, however it dies (a CTest
+    timeout kills the test without running its cleanups), so no simulator or adapter outlives
+    the test. Linux only (prctl PR_SET_PDEATHSIG); elsewhere a no-op."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
+
+
 class Process:
     """A child process whose stdout+stderr go to a log file; `wait_line` finds a line in it."""
 
@@ -127,7 +138,7 @@ class Process:
         self.log_path = os.path.join(workdir, f"{name}.log")
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, cwd=workdir,
-                                     env=env, start_new_session=True)
+                                     env=env, start_new_session=True, preexec_fn=_die_with_parent)
 
     def log(self):
         with open(self.log_path, "r", encoding="utf-8", errors="replace") as f:
