@@ -43,6 +43,16 @@ void QueueWorkers::Dispose(ports::Queue& queue, const ports::ReceivedMessage& me
     metrics_.Increment("pwrcell_queue_messages_total", {{"pool", pool}, {"outcome", "done"}});
     return;
   }
+  if (status.IsRetryable() && options_.max_receives > 0 && message.receive_count >= options_.max_receives) {
+    // The queue would dead-letter it silently on the next receive; do it now, where the reason
+    // is known, so that it is logged and counted.
+    spdlog::error("{} worker: message {} failed on its last delivery ({} of {}), dead-lettered: {}", pool, message.id,
+                  message.receive_count, options_.max_receives, status.ToString());
+    Status buried = queue.DeadLetter(message.receipt);
+    if (!buried.ok()) spdlog::warn("{} worker: dead-lettering message {}: {}", pool, message.id, buried.ToString());
+    metrics_.Increment("pwrcell_queue_messages_total", {{"pool", pool}, {"outcome", "dead_letter"}});
+    return;
+  }
   if (status.IsRetryable()) {
     const Duration delay = RetryDelay(options_, message.receive_count);
     spdlog::warn("{} worker: message {} (delivery {}) failed, retrying in {} s: {}", pool, message.id,

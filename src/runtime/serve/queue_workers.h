@@ -3,7 +3,8 @@
 // CONVENTIONS "Errors"):
 //   OK                 -> Delete;
 //   retryable          -> ChangeVisibility(backoff): delivered again after base * 2^(n-1), capped
-//                         (n = receive count), until the queue's max_receives dead-letters it;
+//                         (n = receive count); on the last of max_receives deliveries it is
+//                         dead-lettered, logged and counted;
 //   anything else      -> DeadLetter at once (retrying cannot help), logged and counted.
 // Several queues may be given in priority order: a worker drains the first before it takes from
 // the next (Concerto control requests go before telemetry). Idle workers wait on a condition
@@ -46,6 +47,9 @@ struct WorkerOptions {
   Duration idle_poll = std::chrono::milliseconds(200);
   Duration retry_base = std::chrono::seconds(5);
   Duration retry_max = std::chrono::seconds(60);
+  // The queue's max_receives: a retryable failure on the last delivery is dead-lettered at once,
+  // logged and counted (instead of silently by the queue's next receive). 0: leave it to the queue.
+  int max_receives = 0;
   // Optional: opens the scope of one round. Only for handlers without network calls (the scope
   // may hold the database). When it cannot be opened, the round runs without one.
   std::function<Result<std::unique_ptr<BatchScope>>()> batch_scope;

@@ -185,6 +185,7 @@ int RunServe(const config::Config& config, const ServeOptions& options) {
     o.threads = threads;
     o.batch = batch;
     o.visibility_timeout = visibility;
+    o.max_receives = config.queues.max_receives;
     // The backoff between deliveries, not the visibility timeout, decides how long an outage the
     // max_receives deliveries of a message span before it is dead-lettered: capped at the
     // visibility timeout, a short one (10 s) buried telemetry after ~45 s of Concerto outage. With

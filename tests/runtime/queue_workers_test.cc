@@ -1,0 +1,123 @@
+// QueueWorkers (src/runtime/serve/queue_workers.h): each message's Status decides its fate.
+// Real worker threads over the memory queue; the tests wait for the outcome (no timing asserts).
+#include "runtime/serve/queue_workers.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "adapters/memory/clocks.h"
+#include "adapters/memory/memory_queue.h"
+
+namespace pwrcell::runtime::serve {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Polls `done` until it holds or 20 s pass (a generous bound, not a measurement).
+template <class F>
+bool Eventually(F done) {
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(5ms);
+  }
+  return done();
+}
+
+class QueueWorkersTest : public ::testing::Test {
+ protected:
+  static constexpr int kMaxReceives = 3;
+  adapters::FakeClock clock;
+  adapters::MemoryQueue queue{clock, kMaxReceives};
+  Metrics metrics;
+
+  WorkerOptions Options() {
+    WorkerOptions o;
+    o.name = "test";
+    o.threads = 1;
+    o.idle_poll = 5ms;
+    o.max_receives = kMaxReceives;
+    return o;
+  }
+
+  ports::QueueStats Stats() { return *queue.Stats(); }
+  double Outcome(const char* outcome) {
+    return metrics.Value("pwrcell_queue_messages_total", {{"pool", "test"}, {"outcome", outcome}});
+  }
+};
+
+TEST_F(QueueWorkersTest, SuccessDeletesTheMessage) {
+  ASSERT_TRUE(queue.Send({"a"}).ok());
+  QueueWorkers workers(Options(), {&queue}, [](const auto& batch) { return std::vector<Status>(batch.size()); },
+                       metrics);
+  workers.Start();
+  ASSERT_TRUE(Eventually([&] { return Outcome("done") == 1; }));
+  workers.Stop();
+  const auto stats = Stats();
+  EXPECT_EQ(stats.visible + stats.in_flight + stats.dead_letter, 0U);
+}
+
+TEST_F(QueueWorkersTest, RetryableFailureHidesTheMessageForTheBackoffThenItComesBack) {
+  ASSERT_TRUE(queue.Send({"a"}).ok());
+  std::atomic<int> calls{0};
+  QueueWorkers workers(
+      Options(), {&queue},
+      [&](const auto& batch) {
+        ++calls;
+        return std::vector<Status>(batch.size(), UnavailableError("down"));
+      },
+      metrics);
+  workers.Start();
+  ASSERT_TRUE(Eventually([&] { return Outcome("retry") == 1; }));
+  EXPECT_EQ(Stats().in_flight, 1U);  // hidden for the backoff (5 s after the first delivery)
+  clock.Advance(5s);
+  ASSERT_TRUE(Eventually([&] { return Outcome("retry") == 2; }));
+  EXPECT_EQ(calls.load(), 2);
+  workers.Stop();
+}
+
+TEST_F(QueueWorkersTest, RetryableFailureOnTheLastDeliveryIsDeadLetteredAndCounted) {
+  ASSERT_TRUE(queue.Send({"a"}).ok());
+  QueueWorkers workers(
+      Options(), {&queue},
+      [&](const auto& batch) { return std::vector<Status>(batch.size(), UnavailableError("down")); }, metrics);
+  workers.Start();
+  ASSERT_TRUE(Eventually([&] { return Outcome("retry") == 1; }));
+  clock.Advance(5s);
+  ASSERT_TRUE(Eventually([&] { return Outcome("retry") == 2; }));
+  clock.Advance(10s);
+  // Delivery 3 of 3 fails: dead-lettered by the worker at once, not silently by a later receive.
+  ASSERT_TRUE(Eventually([&] { return Outcome("dead_letter") == 1; }));
+  workers.Stop();
+  EXPECT_EQ(Stats().dead_letter, 1U);
+  EXPECT_EQ(Outcome("retry"), 2);
+}
+
+TEST_F(QueueWorkersTest, PermanentFailureIsDeadLetteredAtOnce) {
+  ASSERT_TRUE(queue.Send({"a"}).ok());
+  QueueWorkers workers(
+      Options(), {&queue},
+      [](const auto& batch) { return std::vector<Status>(batch.size(), InvalidArgumentError("bad")); }, metrics);
+  workers.Start();
+  ASSERT_TRUE(Eventually([&] { return Outcome("dead_letter") == 1; }));
+  workers.Stop();
+  EXPECT_EQ(Stats().dead_letter, 1U);
+  EXPECT_EQ(Outcome("retry"), 0);
+}
+
+TEST_F(QueueWorkersTest, RetryDelayDoublesFromTheBaseUpToTheCap) {
+  WorkerOptions o = Options();
+  o.retry_base = 5s;
+  o.retry_max = 60s;
+  EXPECT_EQ(QueueWorkers::RetryDelay(o, 1), Duration(5s));
+  EXPECT_EQ(QueueWorkers::RetryDelay(o, 2), Duration(10s));
+  EXPECT_EQ(QueueWorkers::RetryDelay(o, 4), Duration(40s));
+  EXPECT_EQ(QueueWorkers::RetryDelay(o, 5), Duration(60s));
+  EXPECT_EQ(QueueWorkers::RetryDelay(o, 30), Duration(60s));
+}
+
+}  // namespace
+}  // namespace pwrcell::runtime::serve
