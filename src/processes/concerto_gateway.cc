@@ -283,7 +283,11 @@ Status ConcertoGateway::UpdateRemoteState(const RemoteStateRequest& request) {
     if (s.ok()) context_.metrics.Increment("pwrcell_remote_state_updates_total", {{"target", target}});
     return s;
   };
-  if (record->has_value() && (*record)->remote_state) {
+  // The record's state is read when the request runs, so a late request never sends an old state.
+  // Workers run concurrently, though: one that read the state just before it changed may finish
+  // after the one that sent the newer state. So after sending, read again and send once more if
+  // it changed meanwhile: whichever request finishes last has sent the current state.
+  for (int round = 0; round < 3 && record->has_value() && (*record)->remote_state; ++round) {
     const domain::DeviceRecord& d = **record;
     const auto state = *d.remote_state;
     PWRCELL_RETURN_IF_ERROR(send("system", d.concerto_asset_id, state, d.remote_state_reason, false));
@@ -291,6 +295,10 @@ Status ConcertoGateway::UpdateRemoteState(const RemoteStateRequest& request) {
     if (d.site_meter) {
       PWRCELL_RETURN_IF_ERROR(send("site_meter", d.site_meter->asset_id, state, d.remote_state_reason, false));
     }
+    auto again = context_.devices.Get(request.remote_id);
+    if (!again.ok()) return again.status();
+    if (!again->has_value() || (*again)->remote_state == d.remote_state) break;
+    record = std::move(again);
   }
   if (request.site) {
     PWRCELL_RETURN_IF_ERROR(send("site", request.site->site_id, request.site->state, request.site->reason, true));

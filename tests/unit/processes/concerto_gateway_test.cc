@@ -57,7 +57,12 @@ class ScriptedConcerto final : public ports::ConcertoApi {
   Result<domain::ConcertoAsset> UpdateAsset(const domain::UpdateAssetRequest& r) override {
     return fake_.UpdateAsset(r);
   }
-  Status UpdateAssetRemoteState(const domain::RemoteStateUpdate& u) override { return fake_.UpdateAssetRemoteState(u); }
+  std::function<void()> after_remote_state;  // runs after an asset's remote_state was sent
+  Status UpdateAssetRemoteState(const domain::RemoteStateUpdate& u) override {
+    Status s = fake_.UpdateAssetRemoteState(u);
+    if (after_remote_state) after_remote_state();
+    return s;
+  }
   Status UpdateSiteRemoteState(const domain::RemoteStateUpdate& u) override { return fake_.UpdateSiteRemoteState(u); }
   Result<domain::IngestResult> IngestTelemetry(const std::vector<domain::TelemetryPoint>& p) override {
     return fake_.IngestTelemetry(p);
@@ -383,6 +388,28 @@ TEST_F(ConcertoGatewayRemoteStateTest, UpdatesSystemInverterSiteMeterAndSite) {
             (std::vector<domain::RemoteStateUpdate>{{site.site_id, RemoteState::kError, site.reason}}));
   EXPECT_EQ(fake.Asset(record.concerto_asset_id)->remote_state, std::optional<RemoteState>(RemoteState::kError));
   EXPECT_EQ(h.metrics.Value("pwrcell_remote_state_updates_total", {{"target", "site"}}), 1);
+}
+
+TEST_F(ConcertoGatewayRemoteStateTest, AStateChangedWhileSendingIsSentAgainSoTheLastWordIsCurrent) {
+  // Another worker stores ONLINE (and sends it) while this one is still sending ERROR: this one
+  // must not have the last word with the old state.
+  bool changed = false;
+  concerto.after_remote_state = [&] {
+    if (changed) return;
+    changed = true;
+    auto d = h.Device("sys-1");
+    d.remote_state = RemoteState::kOnline;
+    d.remote_state_reason = "telemetry received 1 s ago";
+    ASSERT_TRUE(h.devices.Put(d).ok());
+  };
+  ASSERT_TRUE(gateway.Handle(RemoteStateRequest{"sys-1", std::nullopt}).ok());
+  concerto.after_remote_state = nullptr;
+  const auto history = fake.AssetRemoteStateHistory();
+  ASSERT_EQ(history.size(), 6U);  // ERROR to the 3 assets, then ONLINE to the 3 assets
+  EXPECT_EQ(history[0].state, RemoteState::kError);
+  for (std::size_t i = 3; i < 6; ++i) EXPECT_EQ(history[i].state, RemoteState::kOnline);
+  EXPECT_EQ(fake.Asset(record.concerto_asset_id)->remote_state, std::optional<RemoteState>(RemoteState::kOnline));
+  EXPECT_EQ(fake.Asset(record.inverter->asset_id)->remote_state, std::optional<RemoteState>(RemoteState::kOnline));
 }
 
 TEST_F(ConcertoGatewayRemoteStateTest, SendsTheStoredStateNotAStaleOne) {
