@@ -109,10 +109,12 @@ def main():
     parser.add_argument("--bin-dir", default=os.path.join(ROOT, "build", "bin"))
     parser.add_argument("--duration", type=float, default=130, help="seconds of telemetry before the summary")
     parser.add_argument("--workdir", help="where logs, the database and the configuration go (default: a temp dir)")
+    parser.add_argument("--log-level", default="info", help="the adapter's log level (its log is adapter.log)")
     args = parser.parse_args()
     workdir = args.workdir or tempfile.mkdtemp(prefix="pwrcell-demo-")
     os.makedirs(workdir, exist_ok=True)
-    binary = lambda name: os.path.join(args.bin_dir, name)  # noqa: E731
+    bin_dir = os.path.abspath(args.bin_dir)
+    binary = lambda name: os.path.join(bin_dir, name)  # noqa: E731
     for name in ("pwrcell-adapter", "concerto-sim", "ces-sim", "fleet-sim"):
         if not os.access(binary(name), os.X_OK):
             sys.exit(f"demo: {binary(name)} is missing; build first (scripts/demo.sh does)")
@@ -183,20 +185,26 @@ listen = "127.0.0.1:0"
 [admin]
 listen = "127.0.0.1:0"
 """)
-        adapter = Child("adapter", [binary("pwrcell-adapter"), "serve", "--config", config], workdir)
+        adapter = Child("adapter", [binary("pwrcell-adapter"), "serve", "--config", config, "--log-level",
+                                    args.log_level], workdir)
         children.append(adapter)
         admin_url = "http://" + adapter.wait_for(r"admin server listening on (\S+)").group(1)
         ingest_url = "http://" + adapter.wait_for(r"ingest server listening on (\S+)").group(1) + "/v1/telemetry"
         say(f"adapter: serve --config {config}")
         say(f"         admin API {admin_url}/ (metrics, api/devices), telemetry ingest {ingest_url}")
 
-        # Telemetry of a system Concerto has not yet told the adapter about is counted and dropped
-        # (SPEC section 3): start the fleet once the first registrar poll has registered it.
+        # Telemetry is matched to a system by its inverter's RCP number, which the adapter learns
+        # from CES: a record that arrives before is counted as unmatched and dropped (SPEC section
+        # 3). So the fleet starts once every system is registered and has its metadata.
         deadline = time.monotonic() + 60
-        while total(parse_metrics(get(admin_url + "/metrics")), "pwrcell_devices") < len(systems):
+        while True:
+            samples = parse_metrics(get(admin_url + "/metrics"))
+            if (total(samples, "pwrcell_devices") >= len(systems)
+                    and total(samples, "pwrcell_metadata_processed_total") >= len(systems)):
+                break
             if time.monotonic() > deadline:
-                raise RuntimeError("the adapter did not register the enrolled systems within 60 s; see "
-                                   + adapter.log_path)
+                raise RuntimeError("the adapter did not register the enrolled systems and fetch their metadata "
+                                   "within 60 s; see " + adapter.log_path)
             time.sleep(0.5)
         fleet_sim = Child("fleet-sim", [binary("fleet-sim"), "--scenario", SCENARIO, "--sink", ingest_url], workdir)
         children.append(fleet_sim)

@@ -265,7 +265,28 @@ Status ConcertoGateway::Commission(const std::string& remote_id) {
   }
   set_state(CommissioningState::kDone, "");
   spdlog::info("commissioning {}: done ({} steps)", remote_id, plan->size());
-  return Status::Ok();
+  // The assets just created have no remote_state yet: give them the system's current one (and
+  // the site its aggregate). Assets that already have it are skipped (see sent_).
+  auto done = devices.Get(remote_id);
+  if (!done.ok()) return done.status();
+  if (!done->has_value() || !(*done)->remote_state) return Status::Ok();
+  auto site = SiteState(**done);
+  if (!site.ok()) return site.status();
+  return UpdateRemoteState(RemoteStateRequest{remote_id, *site});
+}
+
+Result<std::optional<SiteStateUpdate>> ConcertoGateway::SiteState(const domain::DeviceRecord& device) {
+  if (!device.site || device.site->site_id.empty()) return std::optional<SiteStateUpdate>();
+  auto all = context_.devices.List();
+  if (!all.ok()) return all.status();
+  std::vector<domain::RemoteState> states;
+  for (const auto& d : *all) {
+    if (d.site && d.site->site_id == device.site->site_id) {
+      states.push_back(d.remote_state.value_or(domain::RemoteState::kOffline));
+    }
+  }
+  const auto aggregate = domain::AggregateSiteState(states);
+  return std::optional<SiteStateUpdate>(SiteStateUpdate{device.site->site_id, aggregate.state, aggregate.reason});
 }
 
 Status ConcertoGateway::UpdateRemoteState(const RemoteStateRequest& request) {
@@ -274,13 +295,23 @@ Status ConcertoGateway::UpdateRemoteState(const RemoteStateRequest& request) {
   auto send = [&](const char* target, const std::string& id, const domain::RemoteState state,
                   const std::string& reason, bool site) -> Status {
     if (id.empty()) return Status::Ok();
+    const std::string key = (site ? "s:" : "a:") + id;
+    {
+      std::lock_guard lock(sent_mutex_);
+      auto it = sent_.find(key);
+      if (it != sent_.end() && it->second == state) return Status::Ok();  // unchanged: not sent again
+    }
     domain::RemoteStateUpdate update{id, state, reason};
     Status s = site ? concerto_.UpdateSiteRemoteState(update) : concerto_.UpdateAssetRemoteState(update);
     if (s.code() == StatusCode::kNotFound) {
       spdlog::warn("remote_state: {} {} of system {} is unknown to Concerto; skipped", target, id, request.remote_id);
       return Status::Ok();
     }
-    if (s.ok()) context_.metrics.Increment("pwrcell_remote_state_updates_total", {{"target", target}});
+    if (s.ok()) {
+      context_.metrics.Increment("pwrcell_remote_state_updates_total", {{"target", target}});
+      std::lock_guard lock(sent_mutex_);
+      sent_[key] = state;
+    }
     return s;
   };
   // The record's state is read when the request runs, so a late request never sends an old state.

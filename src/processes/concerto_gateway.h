@@ -9,6 +9,10 @@
 // anything else -> dead-letter.
 #pragma once
 
+#include <map>
+#include <mutex>
+#include <string>
+
 #include "common/status.h"
 #include "ports/concerto_api.h"
 #include "processes/context.h"
@@ -31,10 +35,18 @@ class ConcertoGateway {
   Status Commission(const std::string& remote_id);
   Status UpdateRemoteState(const RemoteStateRequest& request);
   Status PushTelemetry(const PushTelemetryRequest& request);
+  // The site's state aggregated over the systems the device table has on it (nullopt: no site).
+  Result<std::optional<SiteStateUpdate>> SiteState(const domain::DeviceRecord& device);
 
   Context& context_;
   ports::ConcertoApi& concerto_;
   Registrar& registrar_;
+  // The remote_state this process last sent to each asset ("a:<id>") and site ("s:<id>"). Queued
+  // requests read the state when they run, so two of them (an older one delayed behind others)
+  // may both find the same state: only the first sends it. Lost on restart, which costs at most
+  // one repeated update per asset.
+  std::mutex sent_mutex_;
+  std::map<std::string, domain::RemoteState> sent_;
 };
 
 }  // namespace pwrcell::processes

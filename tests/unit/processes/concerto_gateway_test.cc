@@ -412,6 +412,50 @@ TEST_F(ConcertoGatewayRemoteStateTest, AStateChangedWhileSendingIsSentAgainSoThe
   EXPECT_EQ(fake.Asset(record.inverter->asset_id)->remote_state, std::optional<RemoteState>(RemoteState::kOnline));
 }
 
+TEST_F(ConcertoGatewayRemoteStateTest, AStateAlreadySentIsNotSentAgainByALaterRequest) {
+  // Two requests queued for two changes (OFFLINE, then ERROR) both run after the second change:
+  // they read the same state, and only the first sends it.
+  ASSERT_TRUE(gateway.Handle(RemoteStateRequest{"sys-1", std::nullopt}).ok());
+  ASSERT_TRUE(gateway.Handle(RemoteStateRequest{"sys-1", std::nullopt}).ok());
+  EXPECT_EQ(fake.AssetRemoteStateHistory().size(), 3U);  // system, inverter, site meter: once each
+  EXPECT_EQ(h.metrics.Value("pwrcell_remote_state_updates_total", {{"target", "system"}}), 1);
+
+  // A real change is sent.
+  auto d = h.Device("sys-1");
+  d.remote_state = RemoteState::kOnline;
+  d.remote_state_reason = "telemetry received 1 s ago";
+  ASSERT_TRUE(h.devices.Put(d).ok());
+  ASSERT_TRUE(gateway.Handle(RemoteStateRequest{"sys-1", std::nullopt}).ok());
+  const auto history = fake.AssetRemoteStateHistory();
+  ASSERT_EQ(history.size(), 6U);
+  EXPECT_EQ(history[3].state, RemoteState::kOnline);
+}
+
+TEST_F(ConcertoGatewayTest, CommissioningGivesTheNewAssetsAndTheSiteTheSystemsCurrentState) {
+  // The system went ONLINE (and was sent so) before its structure existed in Concerto.
+  const std::string system_id = ReadyForCommissioning("sys-1");
+  DrainConcerto(h.concerto_queue);
+  auto d = h.Device("sys-1");
+  d.remote_state = RemoteState::kOnline;
+  d.remote_state_reason = "telemetry received 2 s ago";
+  ASSERT_TRUE(h.devices.Put(d).ok());
+  ASSERT_TRUE(gateway.Handle(RemoteStateRequest{"sys-1", std::nullopt}).ok());
+  ASSERT_EQ(fake.AssetRemoteStateHistory().size(), 1U);  // only the SYSTEM asset exists yet
+
+  ASSERT_TRUE(gateway.Handle(CommissionRequest{"sys-1"}).ok());
+
+  const auto done = h.Device("sys-1");
+  const auto history = fake.AssetRemoteStateHistory();
+  ASSERT_EQ(history.size(), 3U);  // + inverter and site meter, the system not again
+  EXPECT_EQ(history[1].id, done.inverter->asset_id);
+  EXPECT_EQ(history[1].state, RemoteState::kOnline);
+  EXPECT_EQ(history[2].id, done.site_meter->asset_id);
+  const auto sites = fake.SiteRemoteStateHistory();
+  ASSERT_EQ(sites.size(), 1U);
+  EXPECT_EQ(sites[0].id, done.site->site_id);
+  EXPECT_EQ(sites[0].state, RemoteState::kOnline);
+}
+
 TEST_F(ConcertoGatewayRemoteStateTest, SendsTheStoredStateNotAStaleOne) {
   auto d = h.Device("sys-1");
   d.remote_state = RemoteState::kOnline;
