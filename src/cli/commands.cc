@@ -33,22 +33,6 @@ std::optional<std::string> ReadFile(const std::string& path) {
 std::string OrDash(const std::optional<std::string>& s) { return s && !s->empty() ? *s : "-"; }
 std::string OrDash(const std::optional<Timestamp>& t) { return t ? FormatIso8601(*t) : "-"; }
 
-// Where the device table is: --db, else --config's [storage] path, else ./deployment.toml's,
-// else the default path. Returns an exit code on failure.
-std::variant<std::string, int> ResolveDbPath(const StoreLocation& where, std::ostream& err) {
-  if (where.db_path) return *where.db_path;
-  std::string config_path = where.config_path.value_or("deployment.toml");
-  if (!where.config_path && !std::filesystem::exists(config_path)) {
-    return config::Config{}.storage.path;
-  }
-  auto cfg = config::LoadConfigFile(config_path, config::ProcessEnvironment());
-  if (!cfg.ok()) {
-    err << "error: " << cfg.status().message() << "\n";
-    return cfg.status().code() == StatusCode::kNotFound ? kExitNotFound : kExitBadConfig;
-  }
-  return cfg->storage.path;
-}
-
 // Opens the device table for reading. A missing file is reported, never silently created.
 std::variant<std::unique_ptr<ports::DeviceStore>, int> OpenStore(const StoreLocation& where, std::ostream& err) {
   auto path = ResolveDbPath(where, err);
@@ -71,6 +55,20 @@ std::string StateCell(const DeviceRecord& d) {
 }
 
 }  // namespace
+
+std::variant<std::string, int> ResolveDbPath(const StoreLocation& where, std::ostream& err) {
+  if (where.db_path) return *where.db_path;
+  std::string config_path = where.config_path.value_or("deployment.toml");
+  if (!where.config_path && !std::filesystem::exists(config_path)) {
+    return config::Config{}.storage.path;
+  }
+  auto cfg = config::LoadConfigFile(config_path, config::ProcessEnvironment());
+  if (!cfg.ok()) {
+    err << "error: " << cfg.status().message() << "\n";
+    return cfg.status().code() == StatusCode::kNotFound ? kExitNotFound : kExitBadConfig;
+  }
+  return cfg->storage.path;
+}
 
 int ConfigCheck(const std::string& path, bool print_effective, std::ostream& out, std::ostream& err) {
   auto cfg = config::LoadConfigFile(path, config::ProcessEnvironment());

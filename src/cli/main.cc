@@ -11,6 +11,15 @@ constexpr const char* kExitCodesHelp =
     "Exit codes: 0 ok, 1 failure (store unreachable, I/O), 2 usage error, 3 invalid configuration,\n"
     "            4 not found, 5 invalid input file.";
 
+// A count option: a whole number >= 1, said plainly (CLI11's PositiveNumber prints a 300-digit range).
+const CLI::Validator kAtLeastOne(
+    [](std::string& value) -> std::string {
+      const bool digits = !value.empty() && value.find_first_not_of("0123456789") == std::string::npos;
+      if (digits && value.find_first_not_of('0') != std::string::npos) return {};
+      return "expected a whole number of at least 1, not '" + value + "'";
+    },
+    "N>=1");
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -30,10 +39,11 @@ int main(int argc, char** argv) {
   auto* devices = app.add_subcommand("devices", "Read the device table")->require_subcommand(1);
   StoreLocation where;
   bool json = false;
-  auto add_store_options = [&](CLI::App* cmd) {
-    cmd->add_option("--config", where.config_path, "deployment.toml whose [storage] path holds the device table");
-    cmd->add_option("--db", where.db_path, "The SQLite device table file (overrides --config)");
-    cmd->add_flag("--json", json, "JSON output instead of a table");
+  auto add_store_options = [&](CLI::App* cmd, bool with_json = true) {
+    cmd->add_option("--config", where.config_path,
+                    "deployment.toml whose [storage] path is the store (device table and queues)");
+    cmd->add_option("--db", where.db_path, "The SQLite store file (overrides --config)");
+    if (with_json) cmd->add_flag("--json", json, "JSON output instead of a table");
   };
   auto* list = devices->add_subcommand("list", "List every registered system");
   add_store_options(list);
@@ -41,6 +51,25 @@ int main(int argc, char** argv) {
   std::string remote_id;
   show->add_option("ID", remote_id, "The system's remote_id (CES systemId)")->required();
   add_store_options(show);
+
+  auto* queues = app.add_subcommand("queues", "Inspect serve's durable queues and recover their dead letters")
+                     ->require_subcommand(1);
+  auto* queues_list = queues->add_subcommand("list", "Each queue's visible, in-flight and dead-letter counts");
+  add_store_options(queues_list);
+  std::string queue_name;
+  constexpr const char* kQueueNameHelp = "The queue: ingest, concerto, concerto-telemetry or ces";
+  auto* dead_letters = queues->add_subcommand(
+      "dead-letters", "A queue's dead letters, oldest first: id, sent_at, receive_count, size, short preview");
+  std::size_t dead_letter_limit = 20;
+  dead_letters->add_option("NAME", queue_name, kQueueNameHelp)->required();
+  dead_letters->add_option("--limit", dead_letter_limit, "Show at most N (default 20)")->check(kAtLeastOne);
+  add_store_options(dead_letters);
+  auto* redrive = queues->add_subcommand(
+      "redrive", "Move a queue's dead letters back into it as new messages, oldest first (safe while serve runs)");
+  std::optional<std::size_t> redrive_max;
+  redrive->add_option("NAME", queue_name, kQueueNameHelp)->required();
+  redrive->add_option("--max", redrive_max, "Move at most N (default: all)")->check(kAtLeastOne);
+  add_store_options(redrive, /*with_json=*/false);
 
   auto* telemetry = app.add_subcommand("telemetry", "Telemetry tools")->require_subcommand(1);
   auto* map = telemetry->add_subcommand(
@@ -84,6 +113,11 @@ int main(int argc, char** argv) {
   if (check->parsed()) return ConfigCheck(config_file, print_effective, std::cout, std::cerr);
   if (list->parsed()) return DevicesList(where, json, std::cout, std::cerr);
   if (show->parsed()) return DevicesShow(where, remote_id, json, std::cout, std::cerr);
+  if (queues_list->parsed()) return QueuesList(where, json, std::cout, std::cerr);
+  if (dead_letters->parsed()) {
+    return QueuesDeadLetters(where, queue_name, dead_letter_limit, json, std::cout, std::cerr);
+  }
+  if (redrive->parsed()) return QueuesRedrive(where, queue_name, redrive_max, std::cout, std::cerr);
   if (map->parsed()) return TelemetryMap(device_file, record_file, text_format, json, std::cout, std::cerr);
   return kExitUsage;
 }

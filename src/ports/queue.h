@@ -5,6 +5,7 @@
 // - A message delivered max_receives times and still not deleted is moved to the queue's
 //   dead-letter store on its next receive (it is never handed out again).
 // - Delete takes the receipt of the latest delivery; a stale receipt leaves the message alone.
+// - Dead letters stay in the store until an operator redrives them (RedriveDeadLetters).
 //
 // Implementations: adapters/memory (fake), adapters/sqlite; all must pass
 // tests/conformance/queue_conformance. All methods are thread-safe.
@@ -70,6 +71,15 @@ class Queue {
 
   // Up to `max_messages` dead-lettered messages, oldest first (for operators; not removed).
   virtual Result<std::vector<ReceivedMessage>> PeekDeadLetters(std::size_t max_messages) = 0;
+
+  // Moves up to `max_messages` (>= 1; no upper limit) dead letters back into the queue, oldest
+  // dead-lettering first (PeekDeadLetters' order), and returns how many moved: 0 when the
+  // dead-letter store is empty. Each comes back as a new message, as SQS's redrive does: a new
+  // id (so no receipt of its earlier deliveries can touch it), visible now, receive_count 0
+  // (it gets max_receives deliveries again), sent_at now, queued behind the messages already
+  // waiting. All or nothing: on an error none has moved. For operators, once the cause of the
+  // failures is fixed. Errors: kInvalidArgument for max_messages 0; kUnavailable.
+  virtual Result<std::size_t> RedriveDeadLetters(std::size_t max_messages) = 0;
 };
 
 }  // namespace pwrcell::ports

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs pwrcell-adapter as a user would and checks exit codes and output.
-# Usage: cli_test.sh PWRCELL_ADAPTER SEED_DEVICES SOURCE_DIR
+# Usage: cli_test.sh PWRCELL_ADAPTER SEED_DEVICES SOURCE_DIR SEED_QUEUE
 set -uo pipefail
-bin=$1 seed=$2 src=$3
+bin=$1 seed=$2 src=$3 seed_queue=$4
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 passed=0 failed=0
@@ -60,6 +60,68 @@ printf 'garbage\xff\xfe' >"$work/garbage.bin"
 expect map-garbage 5 'garbage\.bin' -- "$bin" telemetry map --device "$src/examples/dc_system.json" "$work/garbage.bin"
 : >"$work/empty.bin"
 expect map-empty 5 'empty' -- "$bin" telemetry map --device "$src/examples/dc_system.json" "$work/empty.bin"
+
+# queues: a store with dead letters in two queues and a live message in a third.
+db="$work/queues.db"
+expect queues-no-store 4 'no store at .*absent\.db' -- "$bin" queues list --db "$work/absent.db"
+"$seed_queue" "$db" concerto dead 'text:{"op":"commission","remote_id":"sys-dc-0001"}' \
+  'text:{"op":"update_remote_state","remote_id":"sys-ac-0002"}' || { echo "FAIL seeding queues"; exit 1; }
+printf 'not a record\x1b[31m\x00' >"$work/undecodable.bin"
+"$seed_queue" "$db" ingest dead "textproto:$src/examples/dc_record.textproto" "file:$work/undecodable.bin" ||
+  { echo "FAIL seeding queues"; exit 1; }
+"$seed_queue" "$db" ces live 'text:{"op":"get_metadata","remote_id":"sys-dc-0001"}' || { echo "FAIL seeding queues"; exit 1; }
+expect queues-list 0 '^concerto +0 +0 +2$' -- "$bin" queues list --db "$db"
+expect queues-list-live 0 '^ces +1 +0 +0$' -- "$bin" queues list --db "$db"
+expect queues-list-total 0 '^4 dead letters in all' -- "$bin" queues list --db "$db"
+expect queues-list-json 0 '"queue": "concerto-telemetry"' -- "$bin" queues list --db "$db" --json
+printf '[storage]\npath = "%s"\n' "$db" >"$work/queues.toml"
+expect queues-list-via-config 0 '^ingest +0 +0 +2$' -- "$bin" queues list --config "$work/queues.toml"
+expect dead-letters 0 '^1 +[0-9T:.-]+Z +1 +[0-9]+ +\{"op":"commission","remote_id":"sys-dc-0001"\}$' -- \
+  "$bin" queues dead-letters concerto --db "$db"
+expect dead-letters-count 0 '^2 of 2 dead letters in queue concerto$' -- "$bin" queues dead-letters concerto --db "$db"
+expect dead-letters-limit 0 '^1 of 2 dead letters' -- "$bin" queues dead-letters concerto --db "$db" --limit 1
+expect dead-letters-record 0 'inverterId=000100007010 records=1 first=' -- "$bin" queues dead-letters ingest --db "$db"
+expect dead-letters-binary 0 ' 18 +base64:bm90IGEgcmVjb3JkG1szMW0A$' -- "$bin" queues dead-letters ingest --db "$db"
+if "$bin" queues dead-letters ingest --db "$db" 2>&1 | grep -q $'\x1b'; then
+  echo "FAIL dead-letters-no-control-bytes: a preview printed an escape byte"; failed=$((failed + 1))
+else
+  echo "ok   dead-letters-no-control-bytes"; passed=$((passed + 1))
+fi
+expect dead-letters-json 0 '"kind": "energy_record_set"' -- "$bin" queues dead-letters ingest --db "$db" --json
+expect dead-letters-json-size 0 '"size_bytes": 18' -- "$bin" queues dead-letters ingest --db "$db" --json
+expect dead-letters-unknown 2 "unknown queue 'nope'; the queues are: ingest, concerto, concerto-telemetry, ces" -- \
+  "$bin" queues dead-letters nope --db "$db"
+expect dead-letters-bad-limit 2 'limit.*at least 1' -- "$bin" queues dead-letters concerto --db "$db" --limit 0
+expect dead-letters-no-store 4 'no store' -- "$bin" queues dead-letters concerto --db "$work/absent.db"
+expect redrive-unknown 2 'the queues are: ingest, concerto, concerto-telemetry, ces' -- "$bin" queues redrive nope --db "$db"
+expect redrive-no-name 2 'NAME' -- "$bin" queues redrive --db "$db"
+expect redrive-bad-max 2 'max.*at least 1' -- "$bin" queues redrive concerto --db "$db" --max -1
+expect redrive-max 0 '^moved 1 dead letter back into queue concerto$' -- "$bin" queues redrive concerto --db "$db" --max 1
+expect redrive-max-left-one 0 '^concerto +1 +0 +1$' -- "$bin" queues list --db "$db"
+expect redrive-oldest-first 0 'update_remote_state' -- "$bin" queues dead-letters concerto --db "$db"
+expect redrive-all 0 '^moved 1 dead letter back into queue concerto$' -- "$bin" queues redrive concerto --db "$db"
+expect redrive-empty 0 '^moved 0 dead letters back into queue concerto$' -- "$bin" queues redrive concerto --db "$db"
+expect redrive-done 0 '^concerto +2 +0 +0$' -- "$bin" queues list --db "$db"
+expect redrive-others-kept 0 '^ingest +0 +0 +2$' -- "$bin" queues list --db "$db"
+
+# Another process (serve) holding the write lock: a redrive waits for it, up to the 5 s busy
+# timeout, then fails as a store error (exit 1).
+hold() {  # hold SECONDS: starts a writer in the background; returns once it holds the lock
+  rm -f "$work/hold.out"
+  "$seed_queue" "$db" hold "$1" >"$work/hold.out" &
+  holder=$!
+  for _ in $(seq 200); do grep -q holding "$work/hold.out" 2>/dev/null && return; sleep 0.05; done
+  echo "FAIL the writer never took the lock"; failed=$((failed + 1))
+}
+"$seed_queue" "$db" ingest dead 'text:{"again":true}' || { echo "FAIL seeding queues"; exit 1; }
+hold 2
+expect redrive-waits-for-writer 0 '^moved 3 dead letters back into queue ingest$' -- "$bin" queues redrive ingest --db "$db"
+wait "$holder"
+"$seed_queue" "$db" ces dead 'text:{"op":"get_status","remote_ids":[]}' || { echo "FAIL seeding queues"; exit 1; }
+hold 8
+expect redrive-busy-store 1 'UNAVAILABLE.*try again' -- "$bin" queues redrive ces --db "$db"
+wait "$holder"
+expect redrive-after-busy 0 '^moved 1 dead letter back into queue ces$' -- "$bin" queues redrive ces --db "$db"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <limits>
 #include <mutex>
 #include <set>
 #include <string>
@@ -273,6 +274,105 @@ TEST_P(QueueConformance, DeadLetterMovesAnInFlightMessageToTheDeadLetterStoreAtO
   ASSERT_EQ(dead->size(), 1u);
   EXPECT_EQ((*dead)[0].body, "poison");
   EXPECT_EQ(queue_->DeadLetter(first[0].receipt).code(), StatusCode::kNotFound);
+}
+
+TEST_P(QueueConformance, RedriveBringsADeadLetterBackAsANewMessage) {
+  const std::string original_id = MustSend("poison");
+  auto first = MustReceive(1);
+  ASSERT_EQ(first.size(), 1u);
+  ASSERT_TRUE(queue_->DeadLetter(first[0].receipt).ok());
+  MustSend("queued meanwhile");
+  ExpectStats(MustStats(), 1, 0, 1);
+
+  auto moved = queue_->RedriveDeadLetters(10);
+  ASSERT_TRUE(moved.ok()) << moved.status().ToString();
+  EXPECT_EQ(*moved, 1u);
+  ExpectStats(MustStats(), 2, 0, 0);
+  auto dead = queue_->PeekDeadLetters(10);
+  ASSERT_TRUE(dead.ok());
+  EXPECT_TRUE(dead->empty());
+
+  auto received = MustReceive(10);
+  EXPECT_EQ(Bodies(received), (std::vector<std::string>{"queued meanwhile", "poison"})) << "it queues last";
+  ASSERT_EQ(received.size(), 2u);
+  const ReceivedMessage& redriven = received[1];
+  EXPECT_EQ(redriven.receive_count, 1) << "receive_count starts again";
+  EXPECT_NE(redriven.id, original_id);
+  EXPECT_EQ(queue_->Delete(first[0].receipt).code(), StatusCode::kNotFound)
+      << "a receipt of a delivery before the dead-lettering cannot touch the redriven message";
+  ASSERT_TRUE(queue_->Delete(redriven.receipt).ok());
+  ASSERT_TRUE(queue_->Delete(received[0].receipt).ok());
+  ExpectStats(MustStats(), 0, 0, 0);
+}
+
+TEST_P(QueueConformance, ARedrivenMessageGetsMaxReceivesDeliveriesAgain) {
+  MustSend("flaky");
+  for (int i = 0; i < kMaxReceives; ++i) ASSERT_EQ(MustReceive(1, Duration::zero()).size(), 1u);
+  EXPECT_TRUE(MustReceive(1, Duration::zero()).empty());  // dead-letters it
+  ExpectStats(MustStats(), 0, 0, 1);
+
+  auto moved = queue_->RedriveDeadLetters(1);
+  ASSERT_TRUE(moved.ok()) << moved.status().ToString();
+  ASSERT_EQ(*moved, 1u);
+  for (int delivery = 1; delivery <= kMaxReceives; ++delivery) {
+    auto received = MustReceive(1, Duration::zero());
+    ASSERT_EQ(received.size(), 1u) << "delivery " << delivery;
+    EXPECT_EQ(received[0].receive_count, delivery);
+    EXPECT_EQ(received[0].body, "flaky");
+  }
+  EXPECT_TRUE(MustReceive(1, Duration::zero()).empty());
+  ExpectStats(MustStats(), 0, 0, 1);
+}
+
+TEST_P(QueueConformance, RedriveOfAnEmptyDeadLetterStoreMovesNothing) {
+  MustSend("alive");
+  auto moved = queue_->RedriveDeadLetters(10);
+  ASSERT_TRUE(moved.ok()) << moved.status().ToString();
+  EXPECT_EQ(*moved, 0u);
+  ExpectStats(MustStats(), 1, 0, 0);
+  EXPECT_EQ(queue_->RedriveDeadLetters(0).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_P(QueueConformance, RedriveHonoursItsMaximumAndMovesTheOldestDeadLettersFirst) {
+  MustSend("d1");
+  MustSend("d2");
+  MustSend("d3");
+  auto received = MustReceive(3, seconds(60));
+  ASSERT_EQ(received.size(), 3u);
+  // Dead-lettered in the order d3, d1, d2: the order of dead-lettering, not of sending, counts.
+  for (std::size_t index : {2u, 0u, 1u}) {
+    ASSERT_TRUE(queue_->DeadLetter(received[index].receipt).ok());
+    backend_->AdvanceTime(seconds(1));
+  }
+  auto moved = queue_->RedriveDeadLetters(2);
+  ASSERT_TRUE(moved.ok()) << moved.status().ToString();
+  EXPECT_EQ(*moved, 2u);
+  ExpectStats(MustStats(), 2, 0, 1);
+  auto dead = queue_->PeekDeadLetters(10);
+  ASSERT_TRUE(dead.ok());
+  EXPECT_EQ(Bodies(*dead), (std::vector<std::string>{"d2"}));
+  EXPECT_EQ(Bodies(MustReceive(10)), (std::vector<std::string>{"d3", "d1"}));
+
+  auto rest = queue_->RedriveDeadLetters(std::numeric_limits<std::size_t>::max());
+  ASSERT_TRUE(rest.ok()) << rest.status().ToString();
+  EXPECT_EQ(*rest, 1u);
+  EXPECT_EQ(Bodies(MustReceive(10)), (std::vector<std::string>{"d2"}));
+  ExpectStats(MustStats(), 0, 3, 0);
+}
+
+TEST_P(QueueConformance, RedriveMovesOnlyItsOwnQueuesDeadLetters) {
+  auto other = backend_->MakeQueue(kMaxReceives, "other");
+  ASSERT_NE(other, nullptr);
+  MustSend("theirs", other.get());
+  auto received = MustReceive(1, kVisibility, other.get());
+  ASSERT_EQ(received.size(), 1u);
+  ASSERT_TRUE(other->DeadLetter(received[0].receipt).ok());
+
+  auto moved = queue_->RedriveDeadLetters(10);
+  ASSERT_TRUE(moved.ok()) << moved.status().ToString();
+  EXPECT_EQ(*moved, 0u);
+  ExpectStats(MustStats(), 0, 0, 0);
+  ExpectStats(MustStats(other.get()), 0, 0, 1);
 }
 
 TEST_P(QueueConformance, AStaleReceiptCannotDeleteARedeliveredMessage) {

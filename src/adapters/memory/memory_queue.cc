@@ -146,21 +146,41 @@ Result<ports::QueueStats> MemoryQueue::Stats() {
   return stats;
 }
 
+std::vector<std::int64_t> MemoryQueue::OldestDeadLetters(std::size_t max) const {
+  std::vector<std::pair<std::int64_t, Timestamp>> dead;
+  for (const auto& [id, m] : messages_) {
+    if (m.dead) dead.emplace_back(id, m.dead_at);
+  }
+  std::sort(dead.begin(), dead.end(),
+            [](const auto& a, const auto& b) { return std::tie(a.second, a.first) < std::tie(b.second, b.first); });
+  if (dead.size() > max) dead.resize(max);
+  std::vector<std::int64_t> ids;
+  ids.reserve(dead.size());
+  for (const auto& entry : dead) ids.push_back(entry.first);
+  return ids;
+}
+
 Result<std::vector<ports::ReceivedMessage>> MemoryQueue::PeekDeadLetters(std::size_t max_messages) {
   if (max_messages == 0) return InvalidArgumentError("PeekDeadLetters needs max_messages >= 1");
   std::lock_guard lock(mutex_);
-  std::vector<std::pair<std::int64_t, const Message*>> dead;
-  for (const auto& [id, m] : messages_) {
-    if (m.dead) dead.emplace_back(id, &m);
-  }
-  std::sort(dead.begin(), dead.end(), [](const auto& a, const auto& b) {
-    return std::tie(a.second->dead_at, a.first) < std::tie(b.second->dead_at, b.first);
-  });
-  if (dead.size() > max_messages) dead.resize(max_messages);
   std::vector<ports::ReceivedMessage> out;
-  out.reserve(dead.size());
-  for (const auto& [id, m] : dead) out.push_back({std::to_string(id), m->body, "", m->receive_count, m->sent_at});
+  for (const std::int64_t id : OldestDeadLetters(max_messages)) {
+    const Message& m = messages_.at(id);
+    out.push_back({std::to_string(id), m.body, "", m.receive_count, m.sent_at});
+  }
   return out;
+}
+
+Result<std::size_t> MemoryQueue::RedriveDeadLetters(std::size_t max_messages) {
+  if (max_messages == 0) return InvalidArgumentError("RedriveDeadLetters needs max_messages >= 1");
+  const Timestamp now = clock_.Now();
+  std::lock_guard lock(mutex_);
+  const std::vector<std::int64_t> ids = OldestDeadLetters(max_messages);
+  for (const std::int64_t id : ids) {
+    auto node = messages_.extract(id);
+    messages_.emplace(next_id_++, Message{std::move(node.mapped().body), now, now, 0, false, {}});
+  }
+  return ids.size();
 }
 
 }  // namespace pwrcell::adapters

@@ -35,6 +35,9 @@ class MemoryQueue final : public ports::Queue {
   Result<ports::QueueStats> Stats() override;
   // Oldest dead-lettering first; receipts are empty (dead letters cannot be deleted here).
   Result<std::vector<ports::ReceivedMessage>> PeekDeadLetters(std::size_t max_messages) override;
+  // Re-keys each moved message under a new id (the next of next_id_), so it is received after
+  // everything already queued.
+  Result<std::size_t> RedriveDeadLetters(std::size_t max_messages) override;
 
  private:
   struct Message {
@@ -48,6 +51,8 @@ class MemoryQueue final : public ports::Queue {
 
   // The live message `receipt` names, or the error to return. Requires mutex_.
   Result<Message*> FindByReceipt(const std::string& receipt);
+  // Ids of up to `max` dead letters, oldest dead-lettering first. Requires mutex_.
+  std::vector<std::int64_t> OldestDeadLetters(std::size_t max) const;
 
   const ports::Clock& clock_;
   const int max_receives_;

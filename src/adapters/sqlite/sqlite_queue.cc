@@ -1,6 +1,9 @@
 #include "adapters/sqlite/sqlite_queue.h"
 
+#include <algorithm>
 #include <charconv>
+#include <cstdint>
+#include <limits>
 #include <optional>
 #include <utility>
 
@@ -266,6 +269,50 @@ Result<std::vector<ports::ReceivedMessage>> SqliteQueue::PeekDeadLetters(std::si
     dead.push_back(MessageFromRow(*query));
   }
   return dead;
+}
+
+Result<std::size_t> SqliteQueue::RedriveDeadLetters(std::size_t max_messages) {
+  if (max_messages == 0) return InvalidArgumentError("RedriveDeadLetters needs max_messages >= 1");
+  const std::int64_t now = ToUnixMillis(clock_.Now());
+  // SQLite's LIMIT is a signed 64-bit integer; "all of them" must not wrap to a negative one.
+  const auto limit = static_cast<std::int64_t>(
+      std::min<std::uint64_t>(max_messages, static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())));
+  auto session = database_->Lock();
+  // IMMEDIATE: the rows selected are the rows moved, also against serve receiving from this file.
+  auto transaction = session.BeginImmediate();
+  if (!transaction.ok()) return transaction.status().WithContext("redriving dead letters of queue " + name_);
+  std::vector<std::int64_t> ids;
+  {
+    auto select =
+        session.Prepare("SELECT id FROM queue_messages WHERE queue = ?1 AND dead = 1 ORDER BY dead_at, id LIMIT ?2");
+    if (!select.ok()) return select.status();
+    select->BindText(1, name_).BindInt64(2, limit);
+    while (true) {
+      auto row = select->Step();
+      if (!row.ok()) return row.status().WithContext("redriving dead letters of queue " + name_);
+      if (!*row) break;
+      ids.push_back(select->ColumnInt64(0));
+    }
+  }
+  {
+    auto copy = session.Prepare(
+        "INSERT INTO queue_messages (queue, body, sent_at, visible_at, receive_count, dead) "
+        "SELECT queue, body, ?2, ?2, 0, 0 FROM queue_messages WHERE id = ?1");
+    auto remove = session.Prepare("DELETE FROM queue_messages WHERE id = ?1");
+    for (const auto* s : {&copy, &remove}) {
+      if (!s->ok()) return s->status();
+    }
+    for (const std::int64_t id : ids) {
+      copy->BindInt64(1, id).BindInt64(2, now);
+      PWRCELL_RETURN_IF_ERROR(copy->Run().WithContext("redriving dead letters of queue " + name_));
+      copy->Reset();
+      remove->BindInt64(1, id);
+      PWRCELL_RETURN_IF_ERROR(remove->Run().WithContext("redriving dead letters of queue " + name_));
+      remove->Reset();
+    }
+  }
+  PWRCELL_RETURN_IF_ERROR(transaction->Commit().WithContext("redriving dead letters of queue " + name_));
+  return ids.size();
 }
 
 }  // namespace pwrcell::adapters

@@ -7,7 +7,7 @@
 //   index queue_messages_ready(queue, dead, visible_at, id)
 //
 // Times are Unix milliseconds from the injected clock. Dead letters stay in the table with
-// dead = 1 (the queue's dead-letter store), so an operator can inspect and replay them.
+// dead = 1 (the queue's dead-letter store), so an operator can inspect and redrive them.
 // A receipt is "<id>:<receive_count>": a Delete or ChangeVisibility with the receipt of an
 // earlier delivery matches no row and leaves the redelivered message alone.
 #pragma once
@@ -51,6 +51,9 @@ class SqliteQueue final : public ports::Queue {
   Result<ports::QueueStats> Stats() override;
   // Oldest dead-lettering first; receipts are empty (dead letters cannot be deleted here).
   Result<std::vector<ports::ReceivedMessage>> PeekDeadLetters(std::size_t max_messages) override;
+  // One BEGIN IMMEDIATE transaction: each dead row is copied into a new row (AUTOINCREMENT: an
+  // id above every id ever used, so it queues last) and deleted.
+  Result<std::size_t> RedriveDeadLetters(std::size_t max_messages) override;
 
  private:
   SqliteQueue(std::shared_ptr<SqliteDatabase> database, std::string name, const ports::Clock& clock, int max_receives)

@@ -34,11 +34,6 @@
 namespace pwrcell::runtime::serve {
 namespace {
 
-constexpr const char* kIngestQueue = "ingest";
-constexpr const char* kConcertoQueue = "concerto";
-constexpr const char* kConcertoTelemetryQueue = "concerto-telemetry";
-constexpr const char* kCesQueue = "ces";
-
 Duration Clamp(Duration d, Duration lo, Duration hi) { return std::min(std::max(d, lo), hi); }
 
 // Everything `serve` and `replay` open in the store file.

@@ -4,6 +4,7 @@
 // pollers and the sweep, worker pools for the queues. The composition root of that runtime.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <functional>
 #include <string>
@@ -11,6 +12,15 @@
 #include "config/config.h"
 
 namespace pwrcell::runtime::serve {
+
+// The durable queues `serve` keeps in its store file (SqliteQueue names; the CLI's `queues`
+// commands offer exactly these).
+inline constexpr const char* kIngestQueue = "ingest";
+inline constexpr const char* kConcertoQueue = "concerto";
+inline constexpr const char* kConcertoTelemetryQueue = "concerto-telemetry";
+inline constexpr const char* kCesQueue = "ces";
+inline constexpr std::array<const char*, 4> kQueueNames = {kIngestQueue, kConcertoQueue, kConcertoTelemetryQueue,
+                                                           kCesQueue};
 
 struct ServeOptions {
   // Called once both servers listen, with their bound ports (tests use port 0).

@@ -218,6 +218,7 @@ class DownQueue final : public ports::Queue {
   Result<std::vector<ports::ReceivedMessage>> PeekDeadLetters(std::size_t) override {
     return UnavailableError("queue down");
   }
+  Result<std::size_t> RedriveDeadLetters(std::size_t) override { return UnavailableError("queue down"); }
 };
 
 TEST_F(TelemetryProcessorTest, QueueOutageFailsTheRecordRetryably) {
