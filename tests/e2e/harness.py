@@ -154,6 +154,14 @@ class Process:
 
         return wait_for(found, f"{self.name} to log /{pattern}/", timeout)
 
+    def stop_when_done(self, timeout=60.0):
+        """Waits for the process to exit by itself (SIGTERM after `timeout`); its exit code."""
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        return self.stop()
+
     def running(self):
         return self.proc.poll() is None
 
