@@ -296,10 +296,15 @@ Status ConcertoGateway::UpdateRemoteState(const RemoteStateRequest& request) {
                   const std::string& reason, bool site) -> Status {
     if (id.empty()) return Status::Ok();
     const std::string key = (site ? "s:" : "a:") + id;
+    // Claimed before sending, so that two workers finding the same state send it once; given back
+    // when the send fails (the failing request is retried and sends it then).
+    std::optional<domain::RemoteState> before;
     {
       std::lock_guard lock(sent_mutex_);
       auto it = sent_.find(key);
       if (it != sent_.end() && it->second == state) return Status::Ok();  // unchanged: not sent again
+      if (it != sent_.end()) before = it->second;
+      sent_[key] = state;
     }
     domain::RemoteStateUpdate update{id, state, reason};
     Status s = site ? concerto_.UpdateSiteRemoteState(update) : concerto_.UpdateAssetRemoteState(update);
@@ -309,8 +314,16 @@ Status ConcertoGateway::UpdateRemoteState(const RemoteStateRequest& request) {
     }
     if (s.ok()) {
       context_.metrics.Increment("pwrcell_remote_state_updates_total", {{"target", target}});
+    } else {
       std::lock_guard lock(sent_mutex_);
-      sent_[key] = state;
+      auto it = sent_.find(key);
+      if (it != sent_.end() && it->second == state) {
+        if (before) {
+          it->second = *before;
+        } else {
+          sent_.erase(it);
+        }
+      }
     }
     return s;
   };

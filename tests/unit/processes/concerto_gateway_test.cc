@@ -479,6 +479,17 @@ TEST_F(ConcertoGatewayRemoteStateTest, UnknownToConcertoIsSkippedAndFailureIsRet
   EXPECT_TRUE(failed.IsRetryable());
 }
 
+TEST_F(ConcertoGatewayRemoteStateTest, AFailedSendIsNotRememberedSoTheRetrySendsIt) {
+  fake.FailNext(FakeConcerto::kUpdateAssetRemoteState, UnavailableError("502"));
+  EXPECT_EQ(gateway.Handle(RemoteStateRequest{"sys-1", std::nullopt}).code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(fake.AssetRemoteStateHistory().empty());
+  ASSERT_TRUE(gateway.Handle(RemoteStateRequest{"sys-1", std::nullopt}).ok());
+  const auto history = fake.AssetRemoteStateHistory();
+  ASSERT_EQ(history.size(), 3U);
+  EXPECT_EQ(history[0].id, record.concerto_asset_id);
+  EXPECT_EQ(history[0].state, RemoteState::kError);
+}
+
 TEST_F(ConcertoGatewayRemoteStateTest, SystemWithoutAStateOnlyUpdatesTheSite) {
   auto d = h.Device("sys-1");
   d.remote_state.reset();
