@@ -308,10 +308,6 @@ Status ConcertoGateway::UpdateRemoteState(const RemoteStateRequest& request) {
     }
     domain::RemoteStateUpdate update{id, state, reason};
     Status s = site ? concerto_.UpdateSiteRemoteState(update) : concerto_.UpdateAssetRemoteState(update);
-    if (s.code() == StatusCode::kNotFound) {
-      spdlog::warn("remote_state: {} {} of system {} is unknown to Concerto; skipped", target, id, request.remote_id);
-      return Status::Ok();
-    }
     if (s.ok()) {
       context_.metrics.Increment("pwrcell_remote_state_updates_total", {{"target", target}});
     } else {
@@ -324,6 +320,10 @@ Status ConcertoGateway::UpdateRemoteState(const RemoteStateRequest& request) {
           sent_.erase(it);
         }
       }
+    }
+    if (s.code() == StatusCode::kNotFound) {
+      spdlog::warn("remote_state: {} {} of system {} is unknown to Concerto; skipped", target, id, request.remote_id);
+      return Status::Ok();
     }
     return s;
   };
