@@ -28,7 +28,7 @@ import urllib.request
 
 SOURCE_DIR = os.environ.get("PWRCELL_SOURCE_DIR",
                             os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
-BIN_DIR = os.environ.get("PWRCELL_BIN_DIR", os.path.join(SOURCE_DIR, "build", "bin"))
+BIN_DIR = os.path.abspath(os.environ.get("PWRCELL_BIN_DIR", os.path.join(SOURCE_DIR, "build", "bin")))
 ADAPTER = os.path.join(BIN_DIR, "pwrcell-adapter")
 CONCERTO_SIM = os.path.join(BIN_DIR, "concerto-sim")
 CES_SIM = os.path.join(BIN_DIR, "ces-sim")
