@@ -12,6 +12,12 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 
+# The simulators run on the python3 on PATH and need graphql-core and Flask. A machine whose
+# python3 lacks them gets Debian's packages (which serve /usr/bin/python3).
+if ! python3 -c "import graphql, flask" >/dev/null 2>&1; then
+  PACKAGES+=(python3 python3-graphql-core python3-flask)
+fi
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
