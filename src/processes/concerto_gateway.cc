@@ -277,16 +277,20 @@ Status ConcertoGateway::Commission(const std::string& remote_id) {
 
 Result<std::optional<SiteStateUpdate>> ConcertoGateway::SiteState(const domain::DeviceRecord& device) {
   if (!device.site || device.site->site_id.empty()) return std::optional<SiteStateUpdate>();
+  auto aggregate = SiteAggregate(device.site->site_id);
+  if (!aggregate.ok()) return aggregate.status();
+  return std::optional<SiteStateUpdate>(*aggregate);
+}
+
+Result<SiteStateUpdate> ConcertoGateway::SiteAggregate(const std::string& site_id) {
   auto all = context_.devices.List();
   if (!all.ok()) return all.status();
   std::vector<domain::RemoteState> states;
   for (const auto& d : *all) {
-    if (d.site && d.site->site_id == device.site->site_id) {
-      states.push_back(d.remote_state.value_or(domain::RemoteState::kOffline));
-    }
+    if (d.site && d.site->site_id == site_id) states.push_back(d.remote_state.value_or(domain::RemoteState::kOffline));
   }
   const auto aggregate = domain::AggregateSiteState(states);
-  return std::optional<SiteStateUpdate>(SiteStateUpdate{device.site->site_id, aggregate.state, aggregate.reason});
+  return SiteStateUpdate{site_id, aggregate.state, aggregate.reason};
 }
 
 Status ConcertoGateway::UpdateRemoteState(const RemoteStateRequest& request) {
@@ -345,7 +349,12 @@ Status ConcertoGateway::UpdateRemoteState(const RemoteStateRequest& request) {
     record = std::move(again);
   }
   if (request.site) {
-    PWRCELL_RETURN_IF_ERROR(send("site", request.site->site_id, request.site->state, request.site->reason, true));
+    // Aggregated now from the device table, not taken from the request: requests queued for
+    // successive changes may run out of order (several workers), and the state in an older one
+    // would overwrite the newer. The request only names the site.
+    auto site = SiteAggregate(request.site->site_id);
+    if (!site.ok()) return site.status();
+    PWRCELL_RETURN_IF_ERROR(send("site", site->site_id, site->state, site->reason, true));
   }
   return Status::Ok();
 }

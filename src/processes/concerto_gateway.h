@@ -37,6 +37,8 @@ class ConcertoGateway {
   Status PushTelemetry(const PushTelemetryRequest& request);
   // The site's state aggregated over the systems the device table has on it (nullopt: no site).
   Result<std::optional<SiteStateUpdate>> SiteState(const domain::DeviceRecord& device);
+  // The state of site `site_id` aggregated over its systems in the device table, as they are now.
+  Result<SiteStateUpdate> SiteAggregate(const std::string& site_id);
 
   Context& context_;
   ports::ConcertoApi& concerto_;

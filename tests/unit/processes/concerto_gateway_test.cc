@@ -490,6 +490,22 @@ TEST_F(ConcertoGatewayRemoteStateTest, AFailedSendIsNotRememberedSoTheRetrySends
   EXPECT_EQ(history[0].state, RemoteState::kError);
 }
 
+TEST_F(ConcertoGatewayRemoteStateTest, TheSiteGetsItsAggregateAsItIsNowNotTheOneInAnOlderRequest) {
+  // Two requests were queued: ERROR (site ERROR), then ONLINE (site ONLINE). Run out of order,
+  // the older one must not leave the site in ERROR.
+  auto d = h.Device("sys-1");
+  d.remote_state = RemoteState::kOnline;
+  d.remote_state_reason = "telemetry received 1 s ago";
+  ASSERT_TRUE(h.devices.Put(d).ok());
+  const std::string site_id = record.site->site_id;
+  ASSERT_TRUE(gateway.Handle(RemoteStateRequest{"sys-1", SiteStateUpdate{site_id, RemoteState::kOnline, "new"}}).ok());
+  ASSERT_TRUE(gateway.Handle(RemoteStateRequest{"sys-1", SiteStateUpdate{site_id, RemoteState::kError, "old"}}).ok());
+  const auto sites = fake.SiteRemoteStateHistory();
+  ASSERT_EQ(sites.size(), 1U);
+  EXPECT_EQ(sites[0].state, RemoteState::kOnline);
+  EXPECT_EQ(sites[0].reason, "1 of 1 systems ONLINE");
+}
+
 TEST_F(ConcertoGatewayRemoteStateTest, SystemWithoutAStateOnlyUpdatesTheSite) {
   auto d = h.Device("sys-1");
   d.remote_state.reset();
