@@ -352,9 +352,15 @@ Status ConcertoGateway::UpdateRemoteState(const RemoteStateRequest& request) {
     // Aggregated now from the device table, not taken from the request: requests queued for
     // successive changes may run out of order (several workers), and the state in an older one
     // would overwrite the newer. The request only names the site.
-    auto site = SiteAggregate(request.site->site_id);
-    if (!site.ok()) return site.status();
-    PWRCELL_RETURN_IF_ERROR(send("site", site->site_id, site->state, site->reason, true));
+    // As for the system above: if it changed while this was sent, send the new one too.
+    for (int round = 0; round < 3; ++round) {
+      auto site = SiteAggregate(request.site->site_id);
+      if (!site.ok()) return site.status();
+      PWRCELL_RETURN_IF_ERROR(send("site", site->site_id, site->state, site->reason, true));
+      auto again = SiteAggregate(request.site->site_id);
+      if (!again.ok()) return again.status();
+      if (again->state == site->state) break;
+    }
   }
   return Status::Ok();
 }
