@@ -18,16 +18,6 @@ constexpr const char* kMetadata = "metadata";
 constexpr const char* kStatus = "status";
 constexpr std::size_t kMaxMessageChars = 300;
 
-std::string TrimSlashes(std::string url) {
-  while (!url.empty() && url.back() == '/') url.pop_back();
-  return url;
-}
-
-bool IsTransient(StatusCode code) {
-  return code == StatusCode::kUnavailable || code == StatusCode::kDeadlineExceeded ||
-         code == StatusCode::kResourceExhausted;
-}
-
 // "CODE: message" from a CES error body {"error": {"code", "message"}}, or "" when it has none.
 std::string ErrorText(const std::string& body) {
   const json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
@@ -177,7 +167,7 @@ CesClientOptions CesClientOptions::FromConfig(const config::CesConfig& config) {
 CesClient::CesClient(CesClientOptions options, ports::SecretStore& secrets, const ports::Clock& clock,
                      Metrics* metrics)
     : options_(std::move(options)),
-      root_(TrimSlashes(options_.root_url)),
+      root_(TrimTrailingSlashes(options_.root_url)),
       secrets_(secrets),
       clock_(clock),
       metrics_(metrics),
@@ -284,7 +274,7 @@ Result<std::string> CesClient::Get(const char* operation, const std::string& pat
       }
     }
 
-    if (!IsTransient(failure.code())) return failure;
+    if (!IsTransientFailure(failure.code())) return failure;
     if (backoff_.TooLong(retry_after)) {
       spdlog::warn("{}: server asks to wait {} ms, more than {} ms; giving up for now", where, retry_after->count(),
                    backoff_.policy().max_retry_after.count());
@@ -309,7 +299,7 @@ Result<std::string> CesClient::ApiKey(bool reload) {
   const std::string& id = options_.credentials_secret;
   auto value = secrets_.Get(id);
   if (!value.ok()) {
-    if (IsTransient(value.status().code())) return value.status().WithContext("reading the CES API key");
+    if (IsTransientFailure(value.status().code())) return value.status().WithContext("reading the CES API key");
     return FailedPreconditionError("cannot read the CES credentials secret '" + id + "': " + value.status().ToString());
   }
   const json parsed = json::parse(*value, nullptr, /*allow_exceptions=*/false);

@@ -18,16 +18,6 @@ constexpr const char* kAuthMetric = "pwrcell_concerto_authentications_total";
 constexpr std::size_t kMaxMessageChars = 600;
 constexpr std::size_t kMaxRemembered = 16;
 
-std::string TrimSlashes(std::string url) {
-  while (!url.empty() && url.back() == '/') url.pop_back();
-  return url;
-}
-
-bool IsTransient(StatusCode code) {
-  return code == StatusCode::kUnavailable || code == StatusCode::kDeadlineExceeded ||
-         code == StatusCode::kResourceExhausted;
-}
-
 std::string Truncate(std::string text) {
   if (text.size() > kMaxMessageChars) {
     text.resize(kMaxMessageChars);
@@ -89,7 +79,7 @@ ConcertoClientOptions ConcertoClientOptions::FromConfig(const config::ConcertoCo
 ConcertoClient::ConcertoClient(ConcertoClientOptions options, ports::SecretStore& secrets, const ports::Clock& clock,
                                Metrics* metrics)
     : options_(std::move(options)),
-      endpoint_(TrimSlashes(options_.root_url) + "/graphql"),
+      endpoint_(TrimTrailingSlashes(options_.root_url) + "/graphql"),
       secrets_(secrets),
       clock_(clock),
       metrics_(metrics),
@@ -211,7 +201,7 @@ Result<json> ConcertoClient::Execute(const docs::Operation& op) {
       return UnauthenticatedError("Concerto " + op.name + ": rejected a freshly issued access token (HTTP 401 twice)");
     }
 
-    if (!IsTransient(attempt.status.code())) return attempt.status;
+    if (!IsTransientFailure(attempt.status.code())) return attempt.status;
     if (backoff_.TooLong(attempt.retry_after)) {
       spdlog::warn("Concerto {}: server asks to wait {} ms, more than {} ms; giving up for now", op.name,
                    attempt.retry_after->count(), backoff_.policy().max_retry_after.count());
@@ -370,7 +360,7 @@ Result<ConcertoClient::Credentials> ConcertoClient::ReadCredentials() {
   auto value = secrets_.Get(id);
   if (!value.ok()) {
     const Status& status = value.status();
-    if (IsTransient(status.code())) return status.WithContext("reading Concerto credentials");
+    if (IsTransientFailure(status.code())) return status.WithContext("reading Concerto credentials");
     return FailedPreconditionError("cannot read the Concerto credentials secret '" + id + "': " + status.ToString());
   }
   const std::optional<json> parsed = ParseJson(*value);

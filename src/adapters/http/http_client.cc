@@ -234,4 +234,14 @@ std::string UrlEncode(std::string_view text) {
   return out;
 }
 
+std::string TrimTrailingSlashes(std::string url) {
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  return url;
+}
+
+bool IsTransientFailure(StatusCode code) {
+  return code == StatusCode::kUnavailable || code == StatusCode::kDeadlineExceeded ||
+         code == StatusCode::kResourceExhausted;
+}
+
 }  // namespace pwrcell::adapters

@@ -81,4 +81,10 @@ class HttpClient {
 // path segment or query value.
 std::string UrlEncode(std::string_view text);
 
+// A root URL without its trailing slashes ("http://h:8080/" -> "http://h:8080").
+std::string TrimTrailingSlashes(std::string url);
+
+// A failure worth retrying by the API clients: unavailable, timed out or rate limited.
+bool IsTransientFailure(StatusCode code);
+
 }  // namespace pwrcell::adapters
