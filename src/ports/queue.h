@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -42,6 +43,23 @@ inline constexpr std::size_t kMaxQueueBatch = 10;
 // Longest visibility timeout for Receive / ChangeVisibility (SQS's limit, for the same reason);
 // a negative or longer one is kInvalidArgument.
 inline constexpr Duration kMaxVisibilityTimeout = std::chrono::hours(12);
+
+// The argument checks every backend makes, so that they all answer alike.
+// kInvalidArgument unless 1 <= n <= kMaxQueueBatch; `what` names the argument in the message.
+inline Status CheckQueueBatchSize(std::size_t n, std::string_view what) {
+  if (n == 0 || n > kMaxQueueBatch) {
+    return InvalidArgumentError(std::string(what) + " must hold 1.." + std::to_string(kMaxQueueBatch) +
+                                " messages, not " + std::to_string(n));
+  }
+  return Status::Ok();
+}
+// kInvalidArgument unless 0 <= timeout <= kMaxVisibilityTimeout.
+inline Status CheckVisibilityTimeout(Duration timeout) {
+  if (timeout < Duration::zero() || timeout > kMaxVisibilityTimeout) {
+    return InvalidArgumentError("visibility timeout of " + std::to_string(timeout.count()) + " ms is outside 0..12 h");
+  }
+  return Status::Ok();
+}
 
 class Queue {
  public:

@@ -8,21 +8,6 @@
 namespace pwrcell::adapters {
 namespace {
 
-Status CheckBatchSize(std::size_t n, std::string_view what) {
-  if (n == 0 || n > ports::kMaxQueueBatch) {
-    return InvalidArgumentError(std::string(what) + " must hold 1.." + std::to_string(ports::kMaxQueueBatch) +
-                                " messages, not " + std::to_string(n));
-  }
-  return Status::Ok();
-}
-
-Status CheckVisibility(Duration timeout) {
-  if (timeout < Duration::zero() || timeout > ports::kMaxVisibilityTimeout) {
-    return InvalidArgumentError("visibility timeout of " + std::to_string(timeout.count()) + " ms is outside 0..12 h");
-  }
-  return Status::Ok();
-}
-
 // "<id>:<receive_count>" -> (id, receive_count); nullopt when malformed.
 std::optional<std::pair<std::int64_t, int>> ParseReceipt(std::string_view receipt) {
   const auto colon = receipt.find(':');
@@ -55,7 +40,7 @@ Result<std::string> MemoryQueue::Send(const std::string& body) {
 }
 
 Result<std::vector<std::string>> MemoryQueue::SendBatch(const std::vector<std::string>& bodies) {
-  PWRCELL_RETURN_IF_ERROR(CheckBatchSize(bodies.size(), "a batch"));
+  PWRCELL_RETURN_IF_ERROR(ports::CheckQueueBatchSize(bodies.size(), "a batch"));
   const Timestamp now = clock_.Now();
   std::lock_guard lock(mutex_);
   std::vector<std::string> ids;
@@ -70,8 +55,8 @@ Result<std::vector<std::string>> MemoryQueue::SendBatch(const std::vector<std::s
 
 Result<std::vector<ports::ReceivedMessage>> MemoryQueue::Receive(std::size_t max_messages,
                                                                  Duration visibility_timeout) {
-  PWRCELL_RETURN_IF_ERROR(CheckBatchSize(max_messages, "a receive"));
-  PWRCELL_RETURN_IF_ERROR(CheckVisibility(visibility_timeout));
+  PWRCELL_RETURN_IF_ERROR(ports::CheckQueueBatchSize(max_messages, "a receive"));
+  PWRCELL_RETURN_IF_ERROR(ports::CheckVisibilityTimeout(visibility_timeout));
   const Timestamp now = clock_.Now();
   std::lock_guard lock(mutex_);
   std::vector<ports::ReceivedMessage> received;
@@ -121,7 +106,7 @@ Status MemoryQueue::DeadLetter(const std::string& receipt) {
 }
 
 Status MemoryQueue::ChangeVisibility(const std::string& receipt, Duration timeout) {
-  PWRCELL_RETURN_IF_ERROR(CheckVisibility(timeout));
+  PWRCELL_RETURN_IF_ERROR(ports::CheckVisibilityTimeout(timeout));
   const Timestamp now = clock_.Now();
   std::lock_guard lock(mutex_);
   auto message = FindByReceipt(receipt);

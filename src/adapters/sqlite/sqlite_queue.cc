@@ -24,21 +24,6 @@ CREATE TABLE IF NOT EXISTS queue_messages (
 CREATE INDEX IF NOT EXISTS queue_messages_ready ON queue_messages (queue, dead, visible_at, id);
 )sql";
 
-Status CheckBatchSize(std::size_t n, std::string_view what) {
-  if (n == 0 || n > ports::kMaxQueueBatch) {
-    return InvalidArgumentError(std::string(what) + " must hold 1.." + std::to_string(ports::kMaxQueueBatch) +
-                                " messages, not " + std::to_string(n));
-  }
-  return Status::Ok();
-}
-
-Status CheckVisibility(Duration timeout) {
-  if (timeout < Duration::zero() || timeout > ports::kMaxVisibilityTimeout) {
-    return InvalidArgumentError("visibility timeout of " + std::to_string(timeout.count()) + " ms is outside 0..12 h");
-  }
-  return Status::Ok();
-}
-
 struct Receipt {
   std::int64_t id = 0;
   std::int64_t receive_count = 0;
@@ -92,7 +77,7 @@ Result<std::string> SqliteQueue::Send(const std::string& body) {
 }
 
 Result<std::vector<std::string>> SqliteQueue::SendBatch(const std::vector<std::string>& bodies) {
-  PWRCELL_RETURN_IF_ERROR(CheckBatchSize(bodies.size(), "a batch"));
+  PWRCELL_RETURN_IF_ERROR(ports::CheckQueueBatchSize(bodies.size(), "a batch"));
   const std::int64_t now = ToUnixMillis(clock_.Now());
   auto session = database_->Lock();
   auto transaction = session.BeginImmediate();
@@ -117,8 +102,8 @@ Result<std::vector<std::string>> SqliteQueue::SendBatch(const std::vector<std::s
 
 Result<std::vector<ports::ReceivedMessage>> SqliteQueue::Receive(std::size_t max_messages,
                                                                  Duration visibility_timeout) {
-  PWRCELL_RETURN_IF_ERROR(CheckBatchSize(max_messages, "a receive"));
-  PWRCELL_RETURN_IF_ERROR(CheckVisibility(visibility_timeout));
+  PWRCELL_RETURN_IF_ERROR(ports::CheckQueueBatchSize(max_messages, "a receive"));
+  PWRCELL_RETURN_IF_ERROR(ports::CheckVisibilityTimeout(visibility_timeout));
   const std::int64_t now = ToUnixMillis(clock_.Now());
   const std::int64_t hidden_until = now + visibility_timeout.count();
 
@@ -215,7 +200,7 @@ Status SqliteQueue::DeadLetter(const std::string& receipt) {
 }
 
 Status SqliteQueue::ChangeVisibility(const std::string& receipt, Duration timeout) {
-  PWRCELL_RETURN_IF_ERROR(CheckVisibility(timeout));
+  PWRCELL_RETURN_IF_ERROR(ports::CheckVisibilityTimeout(timeout));
   const auto parsed = ParseReceipt(receipt);
   if (!parsed) return InvalidArgumentError("malformed receipt '" + receipt + "'");
   const std::int64_t visible_at = ToUnixMillis(clock_.Now()) + timeout.count();
