@@ -1,5 +1,5 @@
-// DeviceStore port: the one device table (SPEC section 2), keyed by remote_id, with a
-// secondary index from inverter_rcpn to remote_id and optimistic concurrency by version.
+// DeviceStore port: the one device table (SPEC section 2), keyed by remote_id, with secondary
+// indexes from inverter_rcpn and from site id to remote_id, and optimistic concurrency by version.
 //
 // Implementations: adapters/memory (fake), adapters/sqlite; all must pass
 // tests/conformance/device_store_conformance. All methods are thread-safe.
@@ -32,6 +32,12 @@ class DeviceStore {
 
   // Every record, ordered by remote_id.
   virtual Result<std::vector<domain::DeviceRecord>> List() = 0;
+
+  // Every record whose site->site_id equals `site_id`, ordered by remote_id; empty for an unknown
+  // site. Served by an index kept in step with Put and Remove, so its cost grows with the site's
+  // records, not with the table (a site's state is aggregated on every remote_state change). An
+  // empty site_id matches nothing (a record without a site, or with a site id not yet known).
+  virtual Result<std::vector<domain::DeviceRecord>> ListBySite(const std::string& site_id) = 0;
 
   // Conditional write. record.version is the version the caller read: 0 means "create; fail
   // with kAborted if a record already exists", n > 0 means "replace only if the stored version

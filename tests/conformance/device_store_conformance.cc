@@ -21,6 +21,12 @@ DeviceRecord Device(const std::string& remote_id, const std::string& rcpn = "") 
   return d;
 }
 
+DeviceRecord OnSite(const std::string& remote_id, const std::string& site_id) {
+  DeviceRecord d = Device(remote_id);
+  d.site = domain::SiteRef{site_id, "ces-" + site_id, "site " + site_id};
+  return d;
+}
+
 // Every field set, so that a backend that serializes records proves it loses nothing.
 DeviceRecord FullDevice() {
   DeviceRecord d = Device("sys-full", "000100007010");
@@ -84,6 +90,12 @@ class DeviceStoreConformance : public ::testing::TestWithParam<BackendFactory> {
     auto found = store_->FindByInverterRcpn(rcpn);
     EXPECT_TRUE(found.ok()) << found.status().ToString();
     return found.ok() ? *found : std::nullopt;
+  }
+
+  std::vector<DeviceRecord> MustListSite(const std::string& site_id) {
+    auto listed = store_->ListBySite(site_id);
+    EXPECT_TRUE(listed.ok()) << listed.status().ToString();
+    return listed.ok() ? *listed : std::vector<DeviceRecord>{};
   }
 
   std::unique_ptr<Backend> backend_;
@@ -277,6 +289,83 @@ TEST_P(DeviceStoreConformance, ConcurrentUpdatesAtTheSameVersionHaveExactlyOneWi
   ASSERT_TRUE(got.has_value());
   EXPECT_EQ(got->version, 2);
   EXPECT_EQ(got->name, "writer " + std::to_string(winner));
+}
+
+TEST_P(DeviceStoreConformance, ListBySiteGivesTheSitesRecordsOrderedByRemoteId) {
+  const DeviceRecord c = MustPut(OnSite("sys-c", "site-1"));
+  const DeviceRecord a = MustPut(OnSite("sys-a", "site-1"));
+  const DeviceRecord b = MustPut(OnSite("sys-b", "site-2"));
+  MustPut(Device("sys-d", "rcpn-d"));  // no site yet
+  const DeviceRecord a10 = MustPut(OnSite("sys-a-10", "site-1"));
+  EXPECT_EQ(MustListSite("site-1"), (std::vector<DeviceRecord>{a, a10, c}));
+  EXPECT_EQ(MustListSite("site-2"), (std::vector<DeviceRecord>{b}));
+  EXPECT_TRUE(MustListSite("site-3").empty());
+  EXPECT_TRUE(MustListSite("").empty()) << "a record without a site belongs to no site";
+  EXPECT_TRUE(MustListSite("ces-site-1").empty()) << "the Concerto site id, not the site's remoteId";
+}
+
+TEST_P(DeviceStoreConformance, ListBySiteFollowsARecordMovedBetweenSites) {
+  DeviceRecord d = MustPut(OnSite("sys-1", "site-1"));
+  const DeviceRecord other = MustPut(OnSite("sys-2", "site-1"));
+  d.site = domain::SiteRef{"site-2", "ces-site-2", "another site"};
+  d = MustPut(d);
+  EXPECT_EQ(MustListSite("site-1"), (std::vector<DeviceRecord>{other}));
+  EXPECT_EQ(MustListSite("site-2"), (std::vector<DeviceRecord>{d}));
+  // Taken off its site (the SYSTEM left it in Concerto): on no site at all.
+  d.site.reset();
+  d = MustPut(d);
+  EXPECT_TRUE(MustListSite("site-2").empty());
+  EXPECT_EQ(MustListSite("site-1"), (std::vector<DeviceRecord>{other}));
+  // And onto one again.
+  d.site = domain::SiteRef{"site-1", "ces-site-1", "site"};
+  d = MustPut(d);
+  EXPECT_EQ(MustListSite("site-1"), (std::vector<DeviceRecord>{d, other}));
+}
+
+TEST_P(DeviceStoreConformance, ListBySiteGivesTheCurrentVersionOfEachRecord) {
+  DeviceRecord d = MustPut(OnSite("sys-1", "site-1"));
+  d.remote_state = domain::RemoteState::kOnline;
+  d = MustPut(d);
+  const auto listed = MustListSite("site-1");
+  ASSERT_EQ(listed.size(), 1U);
+  EXPECT_EQ(listed.front(), d);
+  EXPECT_EQ(listed.front().version, 2);
+}
+
+TEST_P(DeviceStoreConformance, ARemovedRecordLeavesItsSite) {
+  const DeviceRecord d = MustPut(OnSite("sys-1", "site-1"));
+  const DeviceRecord other = MustPut(OnSite("sys-2", "site-1"));
+  ASSERT_TRUE(store_->Remove("sys-1", d.version).ok());
+  EXPECT_EQ(MustListSite("site-1"), (std::vector<DeviceRecord>{other}));
+  ASSERT_TRUE(store_->Remove("sys-2", other.version).ok());
+  EXPECT_TRUE(MustListSite("site-1").empty());
+}
+
+TEST_P(DeviceStoreConformance, AFailedWriteMovesNoRecordBetweenSites) {
+  const DeviceRecord v1 = MustPut(OnSite("sys-1", "site-1"));
+  DeviceRecord fresh = v1;
+  fresh.name = "first writer";
+  const DeviceRecord v2 = MustPut(fresh);
+  DeviceRecord stale = v1;  // still at version 1
+  stale.site = domain::SiteRef{"site-stale", "ces-site-stale", "stale"};
+  EXPECT_EQ(store_->Put(stale).status().code(), StatusCode::kAborted);
+  EXPECT_EQ(store_->Put(OnSite("sys-1", "site-dup")).status().code(), StatusCode::kAborted);  // exists already
+  EXPECT_EQ(store_->Remove("sys-1", 1).code(), StatusCode::kAborted);
+  EXPECT_TRUE(MustListSite("site-stale").empty());
+  EXPECT_TRUE(MustListSite("site-dup").empty());
+  EXPECT_EQ(MustListSite("site-1"), (std::vector<DeviceRecord>{v2}));
+}
+
+TEST_P(DeviceStoreConformance, ARemovedRecordIsNotFoundByItsRcpnAndItsIdCanComeBackElsewhere) {
+  const DeviceRecord d = MustPut(Device("sys-1", "rcpn-1"));
+  ASSERT_TRUE(store_->Remove("sys-1", d.version).ok());
+  EXPECT_EQ(MustFind("rcpn-1"), std::nullopt);
+  DeviceRecord again = OnSite("sys-1", "site-9");
+  again.inverter_rcpn = "rcpn-9";
+  const DeviceRecord back = MustPut(again);
+  EXPECT_EQ(MustFind("rcpn-1"), std::nullopt);
+  EXPECT_EQ(MustFind("rcpn-9"), back);
+  EXPECT_EQ(MustListSite("site-9"), (std::vector<DeviceRecord>{back}));
 }
 
 TEST_P(DeviceStoreConformance, ConcurrentCreatesOfOneDeviceHaveExactlyOneWinner) {

@@ -39,6 +39,7 @@ class UnavailableDeviceStore final : public ports::DeviceStore {
   Result<std::optional<domain::DeviceRecord>> Get(const std::string&) override { return Down(); }
   Result<std::optional<domain::DeviceRecord>> FindByInverterRcpn(const std::string&) override { return Down(); }
   Result<std::vector<domain::DeviceRecord>> List() override { return Down(); }
+  Result<std::vector<domain::DeviceRecord>> ListBySite(const std::string&) override { return Down(); }
   Result<domain::DeviceRecord> Put(const domain::DeviceRecord&) override { return Down(); }
   Status Remove(const std::string&, std::int64_t) override { return Down(); }
 

@@ -1,8 +1,51 @@
 #include "adapters/memory/memory_device_store.h"
 
 namespace pwrcell::adapters {
+namespace {
 
 using domain::DeviceRecord;
+
+// The index keys of a record; empty keys are never indexed, so they match nothing.
+std::vector<std::string> RcpnKeys(const DeviceRecord& record) {
+  if (record.inverter_rcpn.empty()) return {};
+  return {record.inverter_rcpn};
+}
+
+std::string SiteKey(const DeviceRecord& record) {
+  return record.site ? record.site->site_id : std::string();
+}
+
+void Add(std::map<std::string, std::set<std::string>>& index, const std::string& key, const std::string& remote_id) {
+  if (!key.empty()) index[key].insert(remote_id);
+}
+
+void Drop(std::map<std::string, std::set<std::string>>& index, const std::string& key, const std::string& remote_id) {
+  auto it = index.find(key);
+  if (it == index.end()) return;
+  it->second.erase(remote_id);
+  if (it->second.empty()) index.erase(it);
+}
+
+}  // namespace
+
+void MemoryDeviceStore::IndexRecord(const DeviceRecord& record) {
+  for (const auto& rcpn : RcpnKeys(record)) Add(by_rcpn_, rcpn, record.remote_id);
+  Add(by_site_, SiteKey(record), record.remote_id);
+}
+
+void MemoryDeviceStore::UnindexRecord(const DeviceRecord& record) {
+  for (const auto& rcpn : RcpnKeys(record)) Drop(by_rcpn_, rcpn, record.remote_id);
+  Drop(by_site_, SiteKey(record), record.remote_id);
+}
+
+std::vector<DeviceRecord> MemoryDeviceStore::Lookup(const Index& index, const std::string& key) const {
+  std::vector<DeviceRecord> found;
+  auto it = index.find(key);
+  if (key.empty() || it == index.end()) return found;
+  found.reserve(it->second.size());
+  for (const auto& remote_id : it->second) found.push_back(records_.at(remote_id));
+  return found;
+}
 
 Result<std::optional<DeviceRecord>> MemoryDeviceStore::Get(const std::string& remote_id) {
   std::lock_guard lock(mutex_);
@@ -12,14 +55,11 @@ Result<std::optional<DeviceRecord>> MemoryDeviceStore::Get(const std::string& re
 }
 
 Result<std::optional<DeviceRecord>> MemoryDeviceStore::FindByInverterRcpn(const std::string& rcpn) {
-  if (rcpn.empty()) return std::optional<DeviceRecord>();
   std::lock_guard lock(mutex_);
-  // A linear scan in remote_id order gives "smallest remote_id wins" for free; a fake
-  // holds a few thousand records at most.
-  for (const auto& [id, record] : records_) {
-    if (record.inverter_rcpn == rcpn) return std::optional<DeviceRecord>(record);
-  }
-  return std::optional<DeviceRecord>();
+  // The index's sets are ordered, so the first is the smallest remote_id.
+  auto it = by_rcpn_.find(rcpn);
+  if (rcpn.empty() || it == by_rcpn_.end()) return std::optional<DeviceRecord>();
+  return std::optional<DeviceRecord>(records_.at(*it->second.begin()));
 }
 
 Result<std::vector<DeviceRecord>> MemoryDeviceStore::List() {
@@ -28,6 +68,11 @@ Result<std::vector<DeviceRecord>> MemoryDeviceStore::List() {
   all.reserve(records_.size());
   for (const auto& [id, record] : records_) all.push_back(record);
   return all;
+}
+
+Result<std::vector<DeviceRecord>> MemoryDeviceStore::ListBySite(const std::string& site_id) {
+  std::lock_guard lock(mutex_);
+  return Lookup(by_site_, site_id);
 }
 
 Result<DeviceRecord> MemoryDeviceStore::Put(const DeviceRecord& record) {
@@ -40,9 +85,11 @@ Result<DeviceRecord> MemoryDeviceStore::Put(const DeviceRecord& record) {
   } else if (it == records_.end() || it->second.version != record.version) {
     return AbortedError("device " + record.remote_id + " is no longer at version " + std::to_string(record.version));
   }
+  if (it != records_.end()) UnindexRecord(it->second);
   DeviceRecord stored = record;
   stored.version = record.version + 1;
   records_.insert_or_assign(record.remote_id, stored);
+  IndexRecord(stored);
   return stored;
 }
 
@@ -53,6 +100,7 @@ Status MemoryDeviceStore::Remove(const std::string& remote_id, std::int64_t expe
   if (it->second.version != expected_version) {
     return AbortedError("device " + remote_id + " is no longer at version " + std::to_string(expected_version));
   }
+  UnindexRecord(it->second);
   records_.erase(it);
   return Status::Ok();
 }

@@ -313,27 +313,89 @@ Status SqliteDatabase::CheckUnitAlive() const {
   return Status::Ok();
 }
 
+namespace {
+
+// PRAGMA user_version: the file-wide schema version (0 for a new file).
+Result<std::int64_t> FileSchemaVersion(SqliteSession& session) {
+  auto pragma = session.Prepare("PRAGMA user_version");
+  if (!pragma.ok()) return pragma.status();
+  auto row = pragma->Step();
+  if (!row.ok()) return row.status();
+  return *row ? pragma->ColumnInt64(0) : 0;
+}
+
+Status RefuseNewerFile(std::int64_t version, const std::string& path) {
+  if (version <= kSqliteSchemaVersion) return Status::Ok();
+  return FailedPreconditionError(path + " has schema version " + std::to_string(version) +
+                                 ", newer than this adapter's " + std::to_string(kSqliteSchemaVersion) +
+                                 "; run the newer adapter or restore a matching file");
+}
+
+Status RecordFileVersion(SqliteSession& session, std::int64_t version) {
+  if (version >= kSqliteSchemaVersion) return Status::Ok();
+  return session.Exec("PRAGMA user_version = " + std::to_string(kSqliteSchemaVersion));
+}
+
+// The component's recorded version; for a component without a row, 1 when its table exists
+// (the file predates schema_versions) and kSqliteSchemaVersion when it does not (new to the file).
+Result<std::int64_t> ComponentVersion(SqliteSession& session, const SqliteSchema& schema) {
+  {
+    auto recorded = session.Prepare("SELECT version FROM schema_versions WHERE component = ?1");
+    if (!recorded.ok()) return recorded.status();
+    recorded->BindText(1, schema.component);
+    auto row = recorded->Step();
+    if (!row.ok()) return row.status();
+    if (*row) return recorded->ColumnInt64(0);
+  }
+  auto table = session.Prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1");
+  if (!table.ok()) return table.status();
+  table->BindText(1, schema.table);
+  auto row = table->Step();
+  if (!row.ok()) return row.status();
+  return *row ? std::int64_t{1} : std::int64_t{kSqliteSchemaVersion};
+}
+
+}  // namespace
+
 Status SqliteDatabase::EnsureSchema(std::string_view ddl) {
   auto session = Lock();
   auto transaction = session.BeginImmediate();
   if (!transaction.ok()) return transaction.status();
-  std::int64_t version = 0;
-  {
-    auto pragma = session.Prepare("PRAGMA user_version");
-    if (!pragma.ok()) return pragma.status();
-    auto row = pragma->Step();
-    if (!row.ok()) return row.status();
-    if (*row) version = pragma->ColumnInt64(0);
-  }
-  if (version > kSqliteSchemaVersion) {
-    return FailedPreconditionError(path_ + " has schema version " + std::to_string(version) +
-                                   ", newer than this adapter's " + std::to_string(kSqliteSchemaVersion) +
-                                   "; run the newer adapter or restore a matching file");
-  }
+  auto version = FileSchemaVersion(session);
+  if (!version.ok()) return version.status();
+  PWRCELL_RETURN_IF_ERROR(RefuseNewerFile(*version, path_));
   PWRCELL_RETURN_IF_ERROR(session.Exec(ddl));
-  if (version < kSqliteSchemaVersion) {
-    PWRCELL_RETURN_IF_ERROR(session.Exec("PRAGMA user_version = " + std::to_string(kSqliteSchemaVersion)));
+  PWRCELL_RETURN_IF_ERROR(RecordFileVersion(session, *version));
+  return transaction->Commit();
+}
+
+Status SqliteDatabase::EnsureSchema(const SqliteSchema& schema) {
+  auto session = Lock();
+  auto transaction = session.BeginImmediate();
+  if (!transaction.ok()) return transaction.status();
+  auto file_version = FileSchemaVersion(session);
+  if (!file_version.ok()) return file_version.status();
+  PWRCELL_RETURN_IF_ERROR(RefuseNewerFile(*file_version, path_));
+  PWRCELL_RETURN_IF_ERROR(session.Exec(
+      "CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"));
+  auto version = ComponentVersion(session, schema);
+  if (!version.ok()) return version.status();
+  PWRCELL_RETURN_IF_ERROR(RefuseNewerFile(*version, path_));
+  for (const SqliteMigration& migration : schema.migrations) {
+    if (migration.version <= *version) continue;
+    PWRCELL_RETURN_IF_ERROR(migration.apply(session).WithContext(
+        "migrating " + std::string(schema.component) + " to schema version " + std::to_string(migration.version)));
   }
+  PWRCELL_RETURN_IF_ERROR(session.Exec(schema.ddl));
+  {
+    auto record = session.Prepare(
+        "INSERT INTO schema_versions (component, version) VALUES (?1, ?2) "
+        "ON CONFLICT (component) DO UPDATE SET version = excluded.version");
+    if (!record.ok()) return record.status();
+    record->BindText(1, schema.component).BindInt64(2, kSqliteSchemaVersion);
+    PWRCELL_RETURN_IF_ERROR(record->Run());
+  }
+  PWRCELL_RETURN_IF_ERROR(RecordFileVersion(session, *file_version));
   return transaction->Commit();
 }
 

@@ -27,6 +27,7 @@
 #include <string_view>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "common/status.h"
 
@@ -36,11 +37,37 @@ struct sqlite3_stmt;
 namespace pwrcell::adapters {
 
 // The schema version of the adapter's database file (PRAGMA user_version), covering every table
-// the SQLite adapters create. Bump it, with a migration, when any of them changes shape.
-inline constexpr int kSqliteSchemaVersion = 1;
+// the SQLite adapters create. Bump it, with a migration, when any of them changes shape. An
+// adapter refuses a file of a newer version (an older adapter would write it without keeping
+// the newer shape's extra columns and tables in step).
+//   1: devices(remote_id, inverter_rcpn, version, record, updated_at), queue_messages.
+//   2: devices gains site_id (index devices_by_site) and loses inverter_rcpn, replaced by the
+//      table device_inverters(rcpn, remote_id); schema_versions records each component's version.
+inline constexpr int kSqliteSchemaVersion = 2;
 
 class SqliteDatabase;
 class SqliteSession;
+
+// One step of a component's schema history: brings the component's tables from the shape of
+// the previous file version to the shape of `version`. Runs inside EnsureSchema's transaction,
+// before the component's DDL; a failure rolls the whole upgrade back.
+struct SqliteMigration {
+  int version = 0;
+  Status (*apply)(SqliteSession& session) = nullptr;
+};
+
+// What a component (the device table, the queues ...) keeps in the file, for EnsureSchema.
+struct SqliteSchema {
+  // Its key in the schema_versions table ("devices").
+  std::string_view component;
+  // A table the component creates: present means the component has used this file before (at
+  // version 1 when the file has no schema_versions row for it: rows began with version 2).
+  std::string_view table;
+  // CREATE ... IF NOT EXISTS statements for the current shape.
+  std::string_view ddl;
+  // Ascending by version; each runs when the component's recorded version is below it.
+  std::vector<SqliteMigration> migrations;
+};
 
 // A prepared statement borrowed from the connection's cache. Move-only; it must not outlive the
 // SqliteSession that prepared it. Bind* errors are remembered and returned by the next Step /
@@ -197,9 +224,20 @@ class SqliteDatabase {
   Result<SqliteUnitOfWork> BeginUnitOfWork();
 
   // In one transaction: runs `ddl` (CREATE ... IF NOT EXISTS statements) and records
-  // kSqliteSchemaVersion in PRAGMA user_version. Errors: kFailedPrecondition when the file
-  // carries a newer schema version (written by a newer adapter), else as translated above.
+  // kSqliteSchemaVersion in PRAGMA user_version. For tables that never changed shape. Errors:
+  // kFailedPrecondition when the file carries a newer schema version (written by a newer
+  // adapter), else as translated above.
   Status EnsureSchema(std::string_view ddl);
+
+  // The same for a component whose tables have changed shape, in one transaction: the
+  // component's own version is read from schema_versions (see SqliteSchema::table for files that
+  // predate it; a component new to the file starts at kSqliteSchemaVersion), its migrations above
+  // it run in order, then its DDL; the component's row and user_version are set to
+  // kSqliteSchemaVersion. The version is kept per component, not only in the file-wide
+  // user_version, because components open the file one after the other in any order: the first
+  // to open an old file raises user_version, and the others must still upgrade their tables.
+  // Errors: as EnsureSchema(ddl), and those of the migrations.
+  Status EnsureSchema(const SqliteSchema& schema);
 
   const std::string& Path() const { return path_; }
 

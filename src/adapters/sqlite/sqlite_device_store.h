@@ -1,18 +1,27 @@
 // The device table (SPEC section 2) in a SQLite file: the embedded default of `serve`.
 //
-//   devices(remote_id TEXT PRIMARY KEY, inverter_rcpn TEXT, version INTEGER NOT NULL,
+//   devices(remote_id TEXT PRIMARY KEY, site_id TEXT, version INTEGER NOT NULL,
 //           record TEXT NOT NULL, updated_at INTEGER)
-//   index devices_by_inverter_rcpn(inverter_rcpn, remote_id)
+//   index devices_by_site(site_id, remote_id)
+//   device_inverters(rcpn TEXT, remote_id TEXT, PRIMARY KEY (rcpn, remote_id))
+//   index device_inverters_by_device(remote_id)
 //
 // `record` is the device as JSON (domain/device_json.h); `version` is the column of record, and
-// the conditional writes compare it in the same statement that writes, so two writers (threads
-// or processes) at the same version cannot both win. inverter_rcpn is NULL while unknown, so an
-// empty rcpn matches nothing. updated_at (Unix ms) mirrors the record's, for operators' queries.
+// the conditional writes compare it in the statement that writes, so two writers (threads or
+// processes) at the same version cannot both win. site_id (the record's site->site_id) and the
+// device_inverters rows (its inverter RCP numbers) are the indexed copies of the record's keys,
+// written in the same transaction as the record; an empty key is not stored, so it matches
+// nothing. updated_at (Unix ms) mirrors the record's, for operators' queries.
+//
+// Schema version 2 (sqlite_database.h). A file of version 1 (inverter_rcpn column, no site_id)
+// is migrated when the store opens it: site_id and device_inverters are filled from each
+// record's JSON and the old column and its index are dropped, in one transaction.
 #pragma once
 
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "adapters/sqlite/sqlite_database.h"
@@ -27,6 +36,13 @@ namespace pwrcell::adapters {
 // does not decode.
 class SqliteDeviceStore final : public ports::DeviceStore {
  public:
+  // The queries behind the indexed look-ups, exposed so that a test can check their query plan.
+  static constexpr std::string_view kFindByInverterRcpnQuery =
+      "SELECT d.version, d.record FROM device_inverters AS i JOIN devices AS d ON d.remote_id = i.remote_id "
+      "WHERE i.rcpn = ?1 ORDER BY i.remote_id LIMIT 1";
+  static constexpr std::string_view kListBySiteQuery =
+      "SELECT version, record FROM devices WHERE site_id = ?1 ORDER BY remote_id";
+
   // Opens (creating if absent) the file at `path` and its schema. Factories rather than
   // constructors because opening can fail and no exception may cross a port.
   // Errors: those of SqliteDatabase::Open and SqliteDatabase::EnsureSchema.
@@ -37,6 +53,7 @@ class SqliteDeviceStore final : public ports::DeviceStore {
   Result<std::optional<domain::DeviceRecord>> Get(const std::string& remote_id) override;
   Result<std::optional<domain::DeviceRecord>> FindByInverterRcpn(const std::string& rcpn) override;
   Result<std::vector<domain::DeviceRecord>> List() override;
+  Result<std::vector<domain::DeviceRecord>> ListBySite(const std::string& site_id) override;
   Result<domain::DeviceRecord> Put(const domain::DeviceRecord& record) override;
   Status Remove(const std::string& remote_id, std::int64_t expected_version) override;
 
