@@ -16,9 +16,7 @@ long long WholeSeconds(Duration d) { return std::chrono::duration_cast<std::chro
 }  // namespace
 
 bool SourceCaughtUp(const SourceProgress& progress, Duration record_interval) {
-  if (progress.stream_lag && *progress.stream_lag < record_interval) return true;
-  if (progress.ingest_backlog && *progress.ingest_backlog == 0) return true;
-  return false;
+  return progress.stream_lag && *progress.stream_lag < record_interval;
 }
 
 bool InStartupGrace(const LivenessContext& context) {
@@ -27,27 +25,40 @@ bool InStartupGrace(const LivenessContext& context) {
 }
 
 StateDecision EvaluateRemoteState(const DeviceRecord& device, const LivenessContext& context) {
-  if (!device.last_heard_at) return {RemoteState::kOffline, "no telemetry received yet"};
+  if (!device.last_heard_at) return {RemoteState::kOffline, "no telemetry received yet", "never_heard"};
   const Duration silence = context.now - *device.last_heard_at;
   if (silence > context.offline_timeout) {
-    return {RemoteState::kOffline, "no telemetry for " + std::to_string(WholeSeconds(silence)) + " s"};
+    return {RemoteState::kOffline,
+            "no telemetry for " + std::to_string(WholeSeconds(silence)) + " s (last heard " +
+                FormatIso8601(*device.last_heard_at) + ")",
+            "silent:" + std::to_string(ToUnixMillis(*device.last_heard_at))};
   }
   if (!device.is_simulated && device.system_status && *device.system_status != kCesStatusSuccess) {
-    return {RemoteState::kError, "CES status " + *device.system_status};
+    return {RemoteState::kError, "CES status " + *device.system_status, "ces:" + *device.system_status};
   }
-  if (device.inverter_state && IsInverterErrorState(*device.inverter_state)) {
-    return {RemoteState::kError, "inverter state " + HexState(*device.inverter_state)};
+  if (const InverterReading* reading = device.SystemReading(); reading && IsInverterErrorState(reading->state)) {
+    const std::string hex = HexState(reading->state);
+    // With several inverters the reason names the one in error.
+    const std::string which = device.inverter_rcpns.size() > 1 ? "inverter " + reading->rcpn : "inverter";
+    return {RemoteState::kError, which + " state " + hex, "inverter:" + hex};
   }
-  // A record stamped ahead of our clock (clock skew) counts as just heard.
-  const long long ago = silence.count() < 0 ? 0 : WholeSeconds(silence);
-  return {RemoteState::kOnline, "telemetry received " + std::to_string(ago) + " s ago"};
+  return {RemoteState::kOnline, "telemetry current", "online"};
 }
 
-std::optional<StateDecision> RemoteStateChange(const DeviceRecord& device, const LivenessContext& context) {
-  StateDecision decision = EvaluateRemoteState(device, context);
-  if (device.remote_state == decision.state) return std::nullopt;
-  if (decision.state == RemoteState::kOffline && InStartupGrace(context)) return std::nullopt;
-  return decision;
+RemoteStateStep PlanRemoteState(const DeviceRecord& device, const LivenessContext& context) {
+  RemoteStateStep step;
+  step.decision = EvaluateRemoteState(device, context);
+  if (step.decision.state == RemoteState::kOffline && InStartupGrace(context) &&
+      device.evaluated_state != RemoteState::kOffline) {
+    // Held back: keep the previous evaluation; send it only if Concerto has not accepted it yet.
+    step.send = device.evaluated_state && device.evaluated_state != device.remote_state;
+    step.decision = {device.evaluated_state.value_or(RemoteState::kOffline), device.remote_state_reason,
+                     device.remote_state_cause};
+    return step;
+  }
+  step.record = device.evaluated_state != step.decision.state || device.remote_state_cause != step.decision.cause;
+  step.send = device.remote_state != step.decision.state;
+  return step;
 }
 
 StateDecision AggregateSiteState(const std::vector<RemoteState>& system_states) {
@@ -57,10 +68,15 @@ StateDecision AggregateSiteState(const std::vector<RemoteState>& system_states) 
     if (s == RemoteState::kError) ++error;
   }
   const std::string total = std::to_string(system_states.size());
-  if (system_states.empty()) return {RemoteState::kOffline, "no system on the site"};
-  if (online > 0) return {RemoteState::kOnline, std::to_string(online) + " of " + total + " systems ONLINE"};
-  if (error > 0) return {RemoteState::kError, "no system ONLINE; " + std::to_string(error) + " of " + total + " in ERROR"};
-  return {RemoteState::kOffline, "all " + total + " systems OFFLINE"};
+  if (system_states.empty()) return {RemoteState::kOffline, "no system on the site", "site:empty"};
+  if (online > 0) {
+    return {RemoteState::kOnline, std::to_string(online) + " of " + total + " systems ONLINE", "site:online"};
+  }
+  if (error > 0) {
+    return {RemoteState::kError, "no system ONLINE; " + std::to_string(error) + " of " + total + " in ERROR",
+            "site:error"};
+  }
+  return {RemoteState::kOffline, "all " + total + " systems OFFLINE", "site:offline"};
 }
 
 }  // namespace pwrcell::domain

@@ -14,24 +14,23 @@
 namespace pwrcell::domain {
 
 // How far the telemetry source has got with its backlog: the watermark that decides whether
-// it has "caught up" after a start. Either measure may be unknown.
+// it has "caught up" after a start.
 struct SourceProgress {
   // Stream lag: now minus the arrival time of the newest record processed (Kinesis'
-  // MillisBehindLatest, or the age of the oldest unprocessed record of a replay).
+  // MillisBehindLatest). Unset for a push source (HTTP ingest, replay): it cannot see what its
+  // senders still hold, so an empty ingest queue proves nothing (SPEC section 4).
   std::optional<Duration> stream_lag;
-  // Records accepted but not yet processed (the ingest queue of `serve`).
-  std::optional<std::size_t> ingest_backlog;
 };
 
-// True when the backlog is drained: stream lag under one record interval, or the ingest
-// queue empty. Unknown on both counts is not caught up.
+// True when the source reports a lag under one record interval. A source that reports no lag
+// is never caught up (its grace lasts offline_timeout from start).
 bool SourceCaughtUp(const SourceProgress& progress, Duration record_interval);
 
 struct LivenessContext {
   Timestamp now;
   Duration offline_timeout = std::chrono::seconds(900);
-  Timestamp started_at;  // when the adapter (this process) started
-  // Latched by the runtime: the source has been caught up at least once since started_at.
+  Timestamp started_at;  // when the adapter last started (the startup-grace watermark)
+  // The source has been caught up at least once since started_at (latched in the store).
   bool source_caught_up = false;
 };
 
@@ -42,17 +41,35 @@ bool InStartupGrace(const LivenessContext& context);
 struct StateDecision {
   RemoteState state = RemoteState::kOffline;
   std::string reason;  // for operators: "no telemetry for 960 s", "CES status DISCONNECTED"
+  // A stable key of the cause ("silent:<last heard ms>", "ces:DISCONNECTED", ...): the reason's
+  // wording may carry a figure measured at the time (seconds of silence); the cause does not
+  // change while the cause itself stays.
+  std::string cause;
   bool operator==(const StateDecision&) const = default;
 };
 
 // The rule, in order: (1) never heard or now - last_heard_at > offline_timeout -> OFFLINE;
 // (2) system_status known and not SUCCESS -> ERROR (simulated systems count as SUCCESS);
-// (3) inverter_state in 0x7000..0x7FFF -> ERROR; (4) otherwise ONLINE. Ignores startup grace.
+// (3) any inverter's state in 0x7000..0x7FFF (DeviceRecord::SystemReading) -> ERROR; (4) otherwise
+// ONLINE. Ignores startup grace.
 StateDecision EvaluateRemoteState(const DeviceRecord& device, const LivenessContext& context);
 
-// The change to send to Concerto for this system, or nullopt when there is none: the rule's
-// state equals device.remote_state, or it is OFFLINE while the startup grace holds it back.
-std::optional<StateDecision> RemoteStateChange(const DeviceRecord& device, const LivenessContext& context);
+// What one evaluation of a stored system does (the liveness sweep, a CES status answer).
+struct RemoteStateStep {
+  // Write decision.state as evaluated_state and its reason/cause (since = now) to the record:
+  // the state or the cause changed.
+  bool record = false;
+  // Queue an update_remote_state: the wanted state (the decision, or the evaluation held over a
+  // startup grace) differs from the last state Concerto accepted (device.remote_state).
+  bool send = false;
+  StateDecision decision;
+};
+
+// The rule applied to a stored record. An OFFLINE evaluation during the startup grace is held
+// back: the record keeps its previous evaluation (nothing recorded), and only a previous
+// evaluation Concerto has not accepted yet is sent. A system never evaluated is not sent
+// OFFLINE during the grace either.
+RemoteStateStep PlanRemoteState(const DeviceRecord& device, const LivenessContext& context);
 
 // A site's state from its systems' states: ONLINE if any is ONLINE, else ERROR if any is
 // ERROR, else OFFLINE (also when the site has no system).

@@ -7,6 +7,7 @@
 #include "domain/remote_state.h"
 #include "processes/device_updates.h"
 #include "processes/messages.h"
+#include "processes/shared_state.h"
 
 namespace pwrcell::processes {
 
@@ -69,89 +70,106 @@ Status CesStateProcessor::Process(const domain::CesStatusBatch& batch) {
 
 Status CesStateProcessor::Sweep() { return EvaluateAndPublish(std::nullopt); }
 
-Status CesStateProcessor::EvaluateAndPublish(const std::optional<std::set<std::string>>& only) {
-  if (!context_.shared.source_caught_up()) {
-    if (!context_.source_progress ||
-        domain::SourceCaughtUp(context_.source_progress(), context_.settings.record_interval)) {
-      context_.shared.MarkSourceCaughtUp();
-      spdlog::info("liveness: the telemetry source has caught up; the startup grace is over");
-    }
+Result<domain::LivenessContext> CesStateProcessor::Liveness() {
+  const Timestamp now = context_.clock.Now();
+  domain::LivenessContext liveness{now, context_.settings.offline_timeout, now, /*source_caught_up=*/true};
+  if (!context_.source_progress) return liveness;  // no telemetry source to wait for: no grace
+  auto watermark = ReadStartupWatermark(context_.coordination);
+  if (!watermark.ok()) return watermark.status().WithContext("reading the startup-grace watermark");
+  if (!watermark->has_value()) return liveness;  // no adapter start recorded: no grace
+  liveness.started_at = (*watermark)->started_at;
+  liveness.source_caught_up = (*watermark)->caught_up;
+  if (!liveness.source_caught_up && domain::InStartupGrace(liveness) &&
+      domain::SourceCaughtUp(context_.source_progress(), context_.settings.record_interval)) {
+    PWRCELL_RETURN_IF_ERROR(MarkSourceCaughtUp(context_.coordination));
+    liveness.source_caught_up = true;
+    spdlog::info("liveness: the telemetry source has caught up; the startup grace is over");
   }
-  domain::LivenessContext liveness{context_.clock.Now(), context_.settings.offline_timeout,
-                                   context_.shared.started_at(), context_.shared.source_caught_up()};
+  return liveness;
+}
+
+Status CesStateProcessor::EvaluateAndPublish(const std::optional<std::set<std::string>>& only) {
+  auto liveness = Liveness();
+  if (!liveness.ok()) return liveness.status();
+  const Timestamp now = liveness->now;
 
   auto devices = context_.devices.List();
   if (!devices.ok()) return devices.status();
-  std::vector<std::string> changed;
+  std::vector<RemoteStateRequest> requests;
   Status first_error;
+  auto note = [&](const Status& s) {
+    if (!s.ok() && first_error.ok()) first_error = s;
+  };
   for (auto& d : *devices) {
     if (only && !only->count(d.remote_id)) continue;
-    if (!domain::RemoteStateChange(d, liveness)) continue;
-    std::optional<domain::RemoteState> previous;
-    auto updated = MutateDevice(
-        context_.devices, d.remote_id,
-        [&](domain::DeviceRecord& fresh) {
-          auto change = domain::RemoteStateChange(fresh, liveness);
-          if (!change) return false;
-          previous = fresh.remote_state;
-          fresh.remote_state = change->state;
-          fresh.remote_state_reason = change->reason;
-          return true;
-        },
-        context_.clock);
-    if (!updated.ok()) {
-      if (first_error.ok()) first_error = updated.status();
-      continue;
-    }
-    if (!updated->has_value() || (*updated)->remote_state == d.remote_state) continue;
-    d = **updated;
-    changed.push_back(d.remote_id);
-    context_.metrics.Increment("pwrcell_remote_state_changes_total",
-                               {{"state", std::string(domain::RemoteStateName(*d.remote_state))}});
-    spdlog::info("remote_state: system {}: {} -> {} ({})", d.remote_id,
-                 previous ? domain::RemoteStateName(*previous) : "none", domain::RemoteStateName(*d.remote_state),
-                 d.remote_state_reason);
-  }
-  if (changed.empty()) return first_error;
-
-  // Site aggregates over every system of the site, with the states just decided.
-  std::map<std::string, std::vector<domain::RemoteState>> sites;
-  std::map<std::string, const domain::DeviceRecord*> by_id;
-  for (const auto& d : *devices) {
-    by_id[d.remote_id] = &d;
-    if (d.site) sites[d.site->site_id].push_back(d.remote_state.value_or(domain::RemoteState::kOffline));
-  }
-  std::vector<std::string> bodies;
-  for (const auto& id : changed) {
-    const domain::DeviceRecord& d = *by_id[id];
-    RemoteStateRequest request{id, std::nullopt};
-    if (d.site) {
-      auto aggregate = domain::AggregateSiteState(sites[d.site->site_id]);
-      request.site = SiteStateUpdate{d.site->site_id, aggregate.state, aggregate.reason};
-    }
-    bodies.push_back(EncodeConcertoRequest(request));
-  }
-  for (std::size_t begin = 0; begin < bodies.size(); begin += ports::kMaxQueueBatch) {
-    const std::size_t end = std::min(bodies.size(), begin + ports::kMaxQueueBatch);
-    std::vector<std::string> chunk(bodies.begin() + static_cast<std::ptrdiff_t>(begin),
-                                   bodies.begin() + static_cast<std::ptrdiff_t>(end));
-    auto sent = context_.concerto_queue.SendBatch(chunk);
-    if (sent.ok()) continue;
-    // Not queued: forget the decision, so that the next evaluation makes (and sends) it again.
-    spdlog::error("remote_state: queueing {} updates failed: {}", chunk.size(), sent.status().ToString());
-    for (std::size_t k = begin; k < end; ++k) {
-      const domain::DeviceRecord& d = *by_id[changed[k]];
-      auto reverted = MutateDevice(
+    domain::RemoteStateStep step = domain::PlanRemoteState(d, *liveness);
+    bool state_changed = false;
+    if (step.record) {
+      std::optional<domain::RemoteState> previous;
+      auto updated = MutateDevice(
           context_.devices, d.remote_id,
           [&](domain::DeviceRecord& fresh) {
-            if (fresh.remote_state != d.remote_state) return false;
-            fresh.remote_state.reset();
+            const domain::RemoteStateStep again = domain::PlanRemoteState(fresh, *liveness);
+            if (!again.record) return false;
+            previous = fresh.evaluated_state;
+            fresh.evaluated_state = again.decision.state;
+            fresh.remote_state_reason = again.decision.reason;
+            fresh.remote_state_cause = again.decision.cause;
+            fresh.remote_state_since = now;
             return true;
           },
           context_.clock);
-      (void)reverted;
+      if (!updated.ok()) {
+        note(updated.status());
+        continue;
+      }
+      if (!updated->has_value()) continue;  // deregistered meanwhile
+      state_changed = (**updated).evaluated_state != d.evaluated_state;
+      d = std::move(**updated);
+      step = domain::PlanRemoteState(d, *liveness);
+      if (state_changed) {
+        context_.metrics.Increment("pwrcell_remote_state_changes_total",
+                                   {{"state", std::string(domain::RemoteStateName(*d.evaluated_state))}});
+        spdlog::info("remote_state: system {}: {} -> {} ({})", d.remote_id,
+                     previous ? domain::RemoteStateName(*previous) : "none",
+                     domain::RemoteStateName(*d.evaluated_state), d.remote_state_reason);
+      } else {
+        spdlog::debug("remote_state: system {}: still {}, now because {}", d.remote_id,
+                      domain::RemoteStateName(*d.evaluated_state), d.remote_state_reason);
+      }
     }
-    if (first_error.ok()) first_error = sent.status();
+    if (!step.send) continue;
+    // One queued request per system at a time (its lease); a change of state is queued even when
+    // one is waiting, since that one may have read the record before the change.
+    std::string token = NewOwnerToken();
+    auto leased = context_.coordination.TryAcquireLease(SystemKey(d.remote_id, "remote_state"), token, now,
+                                                        context_.settings.list_assets_expiry);
+    if (!leased.ok()) {
+      note(leased.status());
+      continue;
+    }
+    if (!*leased) {
+      if (!state_changed) continue;
+      token.clear();
+    }
+    requests.push_back(RemoteStateRequest{
+        d.remote_id, d.site ? std::optional<std::string>(d.site->site_id) : std::nullopt, token});
+  }
+
+  for (std::size_t begin = 0; begin < requests.size(); begin += ports::kMaxQueueBatch) {
+    const std::size_t end = std::min(requests.size(), begin + ports::kMaxQueueBatch);
+    std::vector<std::string> chunk;
+    for (std::size_t k = begin; k < end; ++k) chunk.push_back(EncodeConcertoRequest(requests[k]));
+    auto sent = context_.concerto_queue.SendBatch(chunk);
+    if (sent.ok()) continue;
+    // Not queued: give the leases back, so that the next evaluation queues them again.
+    spdlog::error("remote_state: queueing {} updates failed: {}", chunk.size(), sent.status().ToString());
+    for (std::size_t k = begin; k < end; ++k) {
+      if (requests[k].lease_owner.empty()) continue;
+      (void)context_.coordination.ReleaseLease(SystemKey(requests[k].remote_id, "remote_state"),
+                                               requests[k].lease_owner);
+    }
+    note(sent.status());
   }
   return first_error;
 }

@@ -4,9 +4,11 @@
 // batches of status_batch_size. The processor stores each system's CES statusName, then
 // evaluates remote_state (domain/remote_state.h: one rule, one timeout) for those systems; the
 // sweep evaluates every system without calling CES, so a silent system goes OFFLINE within
-// offline_timeout + one sweep. On a change the new state and its reason are stored (the record's
-// remote_state is the last value sent) and an update_remote_state request is queued for the
-// SYSTEM asset, its INVERTER and SITE_METER and its site (with the site's aggregate state).
+// offline_timeout + one sweep. The evaluation (evaluated_state, reason, cause, since) is stored
+// when it changes; whenever it differs from the state Concerto last accepted (the record's
+// remote_state), an update_remote_state request is queued for the SYSTEM asset, its INVERTER(s)
+// and SITE_METER and its site: a change, and also a change whose earlier request failed or was
+// dead-lettered (the next sweep queues it again once the earlier request's lease expired).
 // Thread-safe.
 #pragma once
 
@@ -16,6 +18,7 @@
 
 #include "common/status.h"
 #include "domain/ces_types.h"
+#include "domain/remote_state.h"
 #include "processes/context.h"
 
 namespace pwrcell::processes {
@@ -40,8 +43,13 @@ class CesStateProcessor {
   Status Sweep();
 
  private:
-  // Evaluates the systems in `only` (every system when nullopt) and publishes the changes.
+  // Evaluates the systems in `only` (every system when nullopt): records each evaluation that
+  // changed (state or cause) and queues update_remote_state for each system whose evaluation
+  // Concerto has not accepted yet (one queued request per system at a time).
   Status EvaluateAndPublish(const std::optional<std::set<std::string>>& only);
+  // The rule's inputs now, with the startup-grace watermark read from the store (and its
+  // caught-up latch set when the source reports it has caught up).
+  Result<domain::LivenessContext> Liveness();
 
   Context& context_;
 };

@@ -6,6 +6,7 @@
 
 #include "domain/commissioning_plan.h"
 #include "processes/device_updates.h"
+#include "processes/shared_state.h"
 
 namespace pwrcell::processes {
 namespace {
@@ -74,7 +75,7 @@ ConcertoGateway::ConcertoGateway(Context& context, ports::ConcertoApi& concerto,
 
 Status ConcertoGateway::Handle(const ConcertoRequest& request) {
   return std::visit(Overloaded{
-                        [&](const ListAssetsRequest&) { return ListAssets(); },
+                        [&](const ListAssetsRequest& r) { return ListAssets(r); },
                         [&](const CommissionRequest& r) { return Commission(r.remote_id); },
                         [&](const RemoteStateRequest& r) { return UpdateRemoteState(r); },
                         [&](const PushTelemetryRequest& r) { return PushTelemetry(r); },
@@ -82,7 +83,13 @@ Status ConcertoGateway::Handle(const ConcertoRequest& request) {
                     request);
 }
 
-Status ConcertoGateway::ListAssets() {
+Status ConcertoGateway::ListAssets(const ListAssetsRequest& request) {
+  // Gives the listing lease back (shared_state.h) once this request is done for good.
+  auto end_listing = [&] {
+    if (request.lease_owner.empty()) return;
+    auto released = context_.coordination.ReleaseLease(kListingLease, request.lease_owner);
+    if (!released.ok()) spdlog::warn("registrar: giving the listing lease back failed: {}", released.status().ToString());
+  };
   const int per_page = std::clamp(context_.settings.page_size, 1, domain::kMaxAssetsPerPage);
   std::vector<domain::ConcertoAsset> assets;
   std::set<std::string> seen;
@@ -93,7 +100,7 @@ Status ConcertoGateway::ListAssets() {
     auto result = concerto_.ListAssets(page, per_page);
     if (!result.ok()) {
       // A failed page registers and removes nothing; the request is retried as a whole.
-      if (!result.status().IsRetryable()) context_.shared.EndListing();
+      if (!result.status().IsRetryable()) end_listing();
       return result.status().WithContext("allAssets page " + std::to_string(page));
     }
     if (page > 1 && result->total_count < total) shrank = true;
@@ -123,7 +130,7 @@ Status ConcertoGateway::ListAssets() {
     }
   }
   Status registered = registrar_.Register(assets, complete, started);
-  if (registered.ok() || !registered.IsRetryable()) context_.shared.EndListing();
+  if (registered.ok() || !registered.IsRetryable()) end_listing();
   return registered;
 }
 
@@ -151,12 +158,30 @@ Result<bool> ConcertoGateway::ConfirmMissingSystems(const std::vector<domain::Co
 }
 
 Status ConcertoGateway::Commission(const std::string& remote_id) {
+  if (!context_.settings.auto_commissioning) return Status::Ok();
+  // One commissioning run of a system at a time, in any process: a second one (a redelivery while
+  // the first still runs) waits for the first instead of racing it step by step.
+  const std::string lease = SystemKey(remote_id, "commission");
+  const std::string owner = NewOwnerToken();
+  auto leased = context_.coordination.TryAcquireLease(lease, owner, context_.clock.Now(),
+                                                      context_.settings.list_assets_expiry);
+  if (!leased.ok()) return leased.status().WithContext("commissioning lease of " + remote_id);
+  if (!*leased) return UnavailableError("system " + remote_id + " is being commissioned by another worker");
+  Status outcome = CommissionLeased(remote_id);
+  auto released = context_.coordination.ReleaseLease(lease, owner);
+  if (!released.ok()) {
+    spdlog::warn("commissioning {}: giving the lease back failed: {}", remote_id, released.status().ToString());
+  }
+  return outcome;
+}
+
+Status ConcertoGateway::CommissionLeased(const std::string& remote_id) {
   auto& devices = context_.devices;
   auto& clock = context_.clock;
+  // Read under the lease: what an earlier run recorded is seen.
   auto record = devices.Get(remote_id);
   if (!record.ok()) return record.status();
   if (!record->has_value()) return Status::Ok();  // left Concerto meanwhile
-  if (!context_.settings.auto_commissioning) return Status::Ok();
   domain::DeviceRecord device = std::move(**record);
 
   auto set_state = [&](CommissioningState state, std::string reason) {
@@ -181,7 +206,7 @@ Status ConcertoGateway::Commission(const std::string& remote_id) {
   domain::ResolvedIds ids;
   ids.system_asset_id = device.concerto_asset_id;
   if (device.site) ids.site_id = device.site->site_id;
-  if (device.inverter) ids.inverter_asset_id = device.inverter->asset_id;
+  if (const auto* first = device.FindInverter(device.FirstInverterRcpn())) ids.inverter_asset_id = first->asset_id;
 
   for (const auto& planned : *plan) {
     auto step = domain::ResolveStep(planned, ids);
@@ -223,12 +248,12 @@ Status ConcertoGateway::Commission(const std::string& remote_id) {
       if (asset.ok()) {
         domain::AssetRef ref{asset->id, asset->remote_id};
         const auto type = step->asset->asset_type;
-        if (type == AssetType::kInverter) ids.inverter_asset_id = asset->id;
+        if (type == AssetType::kInverter && step->first_inverter) ids.inverter_asset_id = asset->id;
         record_progress = [ref, type](domain::DeviceRecord& d) {
           const domain::DeviceRecord before = d;
           switch (type) {
             case AssetType::kInverter:
-              d.inverter = ref;
+              d.SetInverter(ref);
               break;
             case AssetType::kBattery:
               AddRef(d.batteries, ref);
@@ -257,7 +282,8 @@ Status ConcertoGateway::Commission(const std::string& remote_id) {
     context_.metrics.Increment("pwrcell_commissioning_steps_total", {{"step", kind}, {"outcome", "done"}});
     spdlog::info("commissioning {}: {}", remote_id, step->description);
     if (record_progress) {
-      context_.shared.NoteCommissioningWrite(remote_id, clock.Now());  // before the write (context.h)
+      // Before the write (shared_state.h), so a registrar that sees the write sees the note too.
+      PWRCELL_RETURN_IF_ERROR(NoteCommissioningWrite(context_.coordination, remote_id, clock.Now()));
       auto saved = MutateDevice(devices, remote_id, record_progress, clock);
       if (!saved.ok()) return saved.status();
       if (!saved->has_value()) return Status::Ok();  // deregistered meanwhile
@@ -265,99 +291,153 @@ Status ConcertoGateway::Commission(const std::string& remote_id) {
   }
   set_state(CommissioningState::kDone, "");
   spdlog::info("commissioning {}: done ({} steps)", remote_id, plan->size());
-  // The assets just created have no remote_state yet: give them the system's current one (and
-  // the site its aggregate). Assets that already have it are skipped (see sent_).
+  // The assets just created have no remote_state yet: give them the system's evaluated state (and
+  // the site its aggregate). Targets Concerto already shows it on are skipped.
   auto done = devices.Get(remote_id);
   if (!done.ok()) return done.status();
-  if (!done->has_value() || !(*done)->remote_state) return Status::Ok();
-  auto site = SiteState(**done);
-  if (!site.ok()) return site.status();
-  return UpdateRemoteState(RemoteStateRequest{remote_id, *site});
+  if (!done->has_value()) return Status::Ok();
+  const auto& d = **done;
+  return UpdateRemoteState(RemoteStateRequest{remote_id, d.site ? std::optional<std::string>(d.site->site_id) : std::nullopt, ""});
 }
 
-Result<std::optional<SiteStateUpdate>> ConcertoGateway::SiteState(const domain::DeviceRecord& device) {
-  if (!device.site || device.site->site_id.empty()) return std::optional<SiteStateUpdate>();
-  auto aggregate = SiteAggregate(device.site->site_id);
-  if (!aggregate.ok()) return aggregate.status();
-  return std::optional<SiteStateUpdate>(*aggregate);
-}
-
-Result<SiteStateUpdate> ConcertoGateway::SiteAggregate(const std::string& site_id) {
-  auto all = context_.devices.List();
-  if (!all.ok()) return all.status();
+Result<domain::StateDecision> ConcertoGateway::SiteAggregate(const std::string& site_id) {
+  auto systems = context_.devices.ListBySite(site_id);
+  if (!systems.ok()) return systems.status();
   std::vector<domain::RemoteState> states;
-  for (const auto& d : *all) {
-    if (d.site && d.site->site_id == site_id) states.push_back(d.remote_state.value_or(domain::RemoteState::kOffline));
+  states.reserve(systems->size());
+  for (const auto& d : *systems) {
+    // What the adapter wants Concerto to show for each system (its evaluation), so that a site
+    // follows its systems without waiting for their own updates to be accepted.
+    states.push_back(d.evaluated_state.value_or(d.remote_state.value_or(domain::RemoteState::kOffline)));
   }
-  const auto aggregate = domain::AggregateSiteState(states);
-  return SiteStateUpdate{site_id, aggregate.state, aggregate.reason};
+  return domain::AggregateSiteState(states);
+}
+
+Result<ConcertoGateway::SendOutcome> ConcertoGateway::SendState(const char* target, bool site, const std::string& id,
+                                                                domain::RemoteState state, const std::string& reason,
+                                                                const std::string& remote_id) {
+  if (id.empty()) return SendOutcome::kAlreadyAccepted;
+  auto& coordination = context_.coordination;
+  const std::string key = AcceptedStateKey(site, id);
+  const std::string owner = NewOwnerToken();
+  const Timestamp now = context_.clock.Now();
+  // Claim the target (compare-and-set on its stored value) so that workers of any process that
+  // find the same state send it once.
+  bool claimed = false;
+  for (int attempt = 0; attempt < 16 && !claimed; ++attempt) {
+    auto stored = coordination.GetValue(key);
+    if (!stored.ok()) return stored.status();
+    AcceptedState current = stored->has_value() ? DecodeAcceptedState((*stored)->value) : AcceptedState{};
+    if (current.accepted == state) return SendOutcome::kAlreadyAccepted;
+    if (current.claim_state && current.claim_until && *current.claim_until > now) {
+      return UnavailableError(std::string(target) + " " + id + " is being sent " +
+                              std::string(domain::RemoteStateName(*current.claim_state)) + " by another worker");
+    }
+    current.claim_owner = owner;
+    current.claim_state = state;
+    current.claim_until = now + context_.settings.remote_state_claim;
+    auto put = coordination.PutValue(key, EncodeAcceptedState(current), stored->has_value() ? (*stored)->version : 0);
+    if (put.ok()) {
+      claimed = true;
+    } else if (put.status().code() != StatusCode::kAborted) {
+      return put.status();
+    }
+  }
+  if (!claimed) return AbortedError("remote_state of " + std::string(target) + " " + id + " keeps changing");
+
+  domain::RemoteStateUpdate update{id, state, reason};
+  Status sent = site ? concerto_.UpdateSiteRemoteState(update) : concerto_.UpdateAssetRemoteState(update);
+  // Record the outcome: accepted only after Concerto said so; the claim is given back either way.
+  Status recorded = Status::Ok();
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    auto stored = coordination.GetValue(key);
+    if (!stored.ok()) {
+      recorded = stored.status();
+      break;
+    }
+    AcceptedState current = stored->has_value() ? DecodeAcceptedState((*stored)->value) : AcceptedState{};
+    if (sent.ok()) current.accepted = state;
+    if (current.claim_owner == owner) {
+      current.claim_owner.clear();
+      current.claim_state.reset();
+      current.claim_until.reset();
+    }
+    auto put = coordination.PutValue(key, EncodeAcceptedState(current), stored->has_value() ? (*stored)->version : 0);
+    recorded = put.status();
+    if (put.ok() || put.status().code() != StatusCode::kAborted) break;
+  }
+  if (sent.code() == StatusCode::kNotFound) {
+    spdlog::warn("remote_state: {} {} of system {} is unknown to Concerto; skipped", target, id, remote_id);
+    return SendOutcome::kUnknownTarget;
+  }
+  if (!sent.ok()) return sent;
+  context_.metrics.Increment("pwrcell_remote_state_updates_total", {{"target", target}});
+  if (!recorded.ok()) {
+    // Concerto has it; only our record of it failed: a later request finds it unrecorded and sends
+    // it once more, which Concerto takes as a no-op.
+    spdlog::warn("remote_state: {} {} accepted {}, but recording it failed: {}", target, id,
+                 domain::RemoteStateName(state), recorded.ToString());
+    return recorded;
+  }
+  return SendOutcome::kSent;
 }
 
 Status ConcertoGateway::UpdateRemoteState(const RemoteStateRequest& request) {
-  auto record = context_.devices.Get(request.remote_id);
-  if (!record.ok()) return record.status();
-  auto send = [&](const char* target, const std::string& id, const domain::RemoteState state,
-                  const std::string& reason, bool site) -> Status {
-    if (id.empty()) return Status::Ok();
-    const std::string key = (site ? "s:" : "a:") + id;
-    // Claimed before sending, so that two workers finding the same state send it once; given back
-    // when the send fails (the failing request is retried and sends it then).
-    std::optional<domain::RemoteState> before;
-    {
-      std::lock_guard lock(sent_mutex_);
-      auto it = sent_.find(key);
-      if (it != sent_.end() && it->second == state) return Status::Ok();  // unchanged: not sent again
-      if (it != sent_.end()) before = it->second;
-      sent_[key] = state;
-    }
-    domain::RemoteStateUpdate update{id, state, reason};
-    Status s = site ? concerto_.UpdateSiteRemoteState(update) : concerto_.UpdateAssetRemoteState(update);
-    if (s.ok()) {
-      context_.metrics.Increment("pwrcell_remote_state_updates_total", {{"target", target}});
-    } else {
-      std::lock_guard lock(sent_mutex_);
-      auto it = sent_.find(key);
-      if (it != sent_.end() && it->second == state) {
-        if (before) {
-          it->second = *before;
-        } else {
-          sent_.erase(it);
-        }
-      }
-    }
-    if (s.code() == StatusCode::kNotFound) {
-      spdlog::warn("remote_state: {} {} of system {} is unknown to Concerto; skipped", target, id, request.remote_id);
-      return Status::Ok();
-    }
-    return s;
-  };
-  // The record's state is read when the request runs, so a late request never sends an old state.
-  // Workers run concurrently, though: one that read the state just before it changed may finish
-  // after the one that sent the newer state. So after sending, read again and send once more if
-  // it changed meanwhile: whichever request finishes last has sent the current state.
-  for (int round = 0; round < 3 && record->has_value() && (*record)->remote_state; ++round) {
-    const domain::DeviceRecord& d = **record;
-    const auto state = *d.remote_state;
-    PWRCELL_RETURN_IF_ERROR(send("system", d.concerto_asset_id, state, d.remote_state_reason, false));
-    if (d.inverter) PWRCELL_RETURN_IF_ERROR(send("inverter", d.inverter->asset_id, state, d.remote_state_reason, false));
-    if (d.site_meter) {
-      PWRCELL_RETURN_IF_ERROR(send("site_meter", d.site_meter->asset_id, state, d.remote_state_reason, false));
-    }
-    auto again = context_.devices.Get(request.remote_id);
-    if (!again.ok()) return again.status();
-    if (!again->has_value() || (*again)->remote_state == d.remote_state) break;
-    record = std::move(again);
+  Status outcome = SendRemoteStates(request);
+  // The request is done for good (or will never succeed): the sweep may queue another.
+  if (!request.lease_owner.empty() && (outcome.ok() || !outcome.IsRetryable())) {
+    auto released = context_.coordination.ReleaseLease(SystemKey(request.remote_id, "remote_state"), request.lease_owner);
+    if (!released.ok()) spdlog::warn("remote_state: giving the request lease of {} back failed: {}", request.remote_id, released.status().ToString());
   }
-  if (request.site) {
-    // Aggregated now from the device table, not taken from the request: requests queued for
-    // successive changes may run out of order (several workers), and the state in an older one
-    // would overwrite the newer. The request only names the site.
-    // As for the system above: if it changed while this was sent, send the new one too.
+  return outcome;
+}
+
+Status ConcertoGateway::SendRemoteStates(const RemoteStateRequest& request) {
+  // The record's evaluation is read when the request runs, so a late request never sends an old
+  // state. Workers run concurrently, though: one that read the state just before it changed may
+  // finish after the one that sent the newer state. So after sending, read again and send once
+  // more if it changed meanwhile: whichever request finishes last has sent the current state.
+  std::optional<std::string> site_id = request.site_id;
+  for (int round = 0; round < 3; ++round) {
+    auto record = context_.devices.Get(request.remote_id);
+    if (!record.ok()) return record.status();
+    if (!record->has_value() || !(*record)->evaluated_state) break;
+    const domain::DeviceRecord& d = **record;
+    if (!site_id && d.site) site_id = d.site->site_id;
+    const auto state = *d.evaluated_state;
+    bool all_accepted = true;
+    auto send = [&](const char* target, const std::string& id) -> Status {
+      auto outcome = SendState(target, false, id, state, d.remote_state_reason, d.remote_id);
+      if (!outcome.ok()) return outcome.status();
+      if (*outcome == SendOutcome::kUnknownTarget) all_accepted = false;
+      return Status::Ok();
+    };
+    PWRCELL_RETURN_IF_ERROR(send("system", d.concerto_asset_id));
+    for (const auto& inverter : d.inverters) PWRCELL_RETURN_IF_ERROR(send("inverter", inverter.asset_id));
+    if (d.site_meter) PWRCELL_RETURN_IF_ERROR(send("site_meter", d.site_meter->asset_id));
+    // Accepted: record it on the device (remote_state = the last value Concerto accepted), unless
+    // the evaluation moved on meanwhile (then the next round sends the newer one).
+    bool moved_on = false;
+    auto updated = MutateDevice(
+        context_.devices, d.remote_id,
+        [&](domain::DeviceRecord& fresh) {
+          moved_on = fresh.evaluated_state != state;
+          if (moved_on || !all_accepted || fresh.remote_state == state) return false;
+          fresh.remote_state = state;
+          return true;
+        },
+        context_.clock);
+    if (!updated.ok()) return updated.status();
+    if (!moved_on) break;
+  }
+  if (site_id && !site_id->empty()) {
+    // Aggregated now from the site's systems (an indexed read), not taken from the request.
     for (int round = 0; round < 3; ++round) {
-      auto site = SiteAggregate(request.site->site_id);
+      auto site = SiteAggregate(*site_id);
       if (!site.ok()) return site.status();
-      PWRCELL_RETURN_IF_ERROR(send("site", site->site_id, site->state, site->reason, true));
-      auto again = SiteAggregate(request.site->site_id);
+      auto sent = SendState("site", true, *site_id, site->state, site->reason, request.remote_id);
+      if (!sent.ok()) return sent.status();
+      auto again = SiteAggregate(*site_id);
       if (!again.ok()) return again.status();
       if (again->state == site->state) break;
     }

@@ -9,11 +9,10 @@
 // anything else -> dead-letter.
 #pragma once
 
-#include <map>
-#include <mutex>
 #include <string>
 
 #include "common/status.h"
+#include "domain/remote_state.h"
 #include "ports/concerto_api.h"
 #include "processes/context.h"
 #include "processes/messages.h"
@@ -28,27 +27,28 @@ class ConcertoGateway {
   Status Handle(const ConcertoRequest& request);
 
  private:
-  Status ListAssets();
+  enum class SendOutcome { kSent, kAlreadyAccepted, kUnknownTarget };
+
+  Status ListAssets(const ListAssetsRequest& request);
   // True when every registered system missing from `assets` is confirmed gone from Concerto
   // (or served by another adapter) by a lookup by remoteId.
   Result<bool> ConfirmMissingSystems(const std::vector<domain::ConcertoAsset>& assets);
   Status Commission(const std::string& remote_id);
+  Status CommissionLeased(const std::string& remote_id);  // under the system's commissioning lease
   Status UpdateRemoteState(const RemoteStateRequest& request);
+  Status SendRemoteStates(const RemoteStateRequest& request);
+  // Sends `state` to one asset or site unless Concerto already accepted it (the value in the
+  // Coordination store, shared_state.h); records it as accepted only after Concerto accepted it.
+  // A target another worker is sending to right now is kUnavailable (retry later).
+  Result<SendOutcome> SendState(const char* target, bool site, const std::string& id, domain::RemoteState state,
+                                const std::string& reason, const std::string& remote_id);
   Status PushTelemetry(const PushTelemetryRequest& request);
-  // The site's state aggregated over the systems the device table has on it (nullopt: no site).
-  Result<std::optional<SiteStateUpdate>> SiteState(const domain::DeviceRecord& device);
-  // The state of site `site_id` aggregated over its systems in the device table, as they are now.
-  Result<SiteStateUpdate> SiteAggregate(const std::string& site_id);
+  // The state of site `site_id` aggregated over its systems (DeviceStore::ListBySite), as they are now.
+  Result<domain::StateDecision> SiteAggregate(const std::string& site_id);
 
   Context& context_;
   ports::ConcertoApi& concerto_;
   Registrar& registrar_;
-  // The remote_state this process last sent to each asset ("a:<id>") and site ("s:<id>"). Queued
-  // requests read the state when they run, so two of them (an older one delayed behind others)
-  // may both find the same state: only the first sends it. Lost on restart, which costs at most
-  // one repeated update per asset.
-  std::mutex sent_mutex_;
-  std::map<std::string, domain::RemoteState> sent_;
 };
 
 }  // namespace pwrcell::processes

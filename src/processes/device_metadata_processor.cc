@@ -6,6 +6,7 @@
 #include "domain/coupling.h"
 #include "processes/device_updates.h"
 #include "processes/messages.h"
+#include "processes/shared_state.h"
 
 namespace pwrcell::processes {
 
@@ -15,11 +16,21 @@ constexpr const char* kAwaiting = "awaiting commissioning (auto-commissioning is
 
 Status RequestCommissioningIfNeeded(Context& context, const std::string& remote_id) {
   const bool automatic = context.settings.auto_commissioning;
+  const std::string throttle = SystemKey(remote_id, "commission");
+  // Decided on the record as read, then once more inside the write (a concurrent writer); the
+  // throttle (in the store, shared by every process) is taken outside the write, once.
+  auto current = context.devices.Get(remote_id);
+  if (!current.ok()) return current.status();
+  if (!current->has_value() || !(*current)->metadata) return Status::Ok();
   bool request = false;
+  if (automatic && domain::NeedsCommissioning(**current)) {
+    auto due = context.coordination.TryThrottle(throttle, context.clock.Now(), context.settings.request_repeat_after);
+    if (!due.ok()) return due.status();
+    request = *due;
+  }
   auto updated = MutateDevice(
       context.devices, remote_id,
       [&](domain::DeviceRecord& d) {
-        request = false;
         if (!d.metadata) return false;
         const bool needed = domain::NeedsCommissioning(d);
         domain::Commissioning wanted = d.commissioning;
@@ -29,12 +40,8 @@ Status RequestCommissioningIfNeeded(Context& context, const std::string& remote_
           wanted = {domain::CommissioningState::kDone, ""};
         } else if (!automatic) {
           wanted = {domain::CommissioningState::kNotRequested, kAwaiting};
-        } else if (context.shared.ShouldRequest("commission", d.remote_id, context.clock.Now(),
-                                                context.settings.request_repeat_after)) {
-          request = true;
-          if (d.commissioning.state != domain::CommissioningState::kPending) {
-            wanted = {domain::CommissioningState::kPending, "queued"};
-          }
+        } else if (request && d.commissioning.state != domain::CommissioningState::kPending) {
+          wanted = {domain::CommissioningState::kPending, "queued"};
         }
         if (wanted == d.commissioning) return false;
         d.commissioning = wanted;
@@ -42,13 +49,17 @@ Status RequestCommissioningIfNeeded(Context& context, const std::string& remote_
       },
       context.clock);
   if (!updated.ok()) {
-    if (request) context.shared.ForgetRequest("commission", remote_id);
+    if (request) (void)context.coordination.ClearThrottle(throttle);
     return updated.status();
+  }
+  if (!updated->has_value() || !domain::NeedsCommissioning(**updated)) {
+    if (request) (void)context.coordination.ClearThrottle(throttle);
+    return Status::Ok();
   }
   if (!request) return Status::Ok();
   auto sent = context.concerto_queue.Send(EncodeConcertoRequest(CommissionRequest{remote_id}));
   if (!sent.ok()) {
-    context.shared.ForgetRequest("commission", remote_id);
+    (void)context.coordination.ClearThrottle(throttle);
     return sent.status().WithContext("queueing commissioning of " + remote_id);
   }
   spdlog::info("commissioning: queued system {}", remote_id);
@@ -72,12 +83,10 @@ Status DeviceMetadataProcessor::Process(const std::string& remote_id, const doma
   auto updated = MutateDevice(
       context_.devices, remote_id,
       [&](domain::DeviceRecord& d) {
-        // The inverter telemetry is matched by: keep the one we know when CES still lists it.
-        std::string rcpn = metadata.inverters.empty() ? std::string() : metadata.inverters.front().rcpn;
-        for (const auto& inverter : metadata.inverters) {
-          if (!d.inverter_rcpn.empty() && inverter.rcpn == d.inverter_rcpn) rcpn = d.inverter_rcpn;
-        }
-        d.inverter_rcpn = rcpn;
+        // Every inverter's RCP number, in CES order: the records of each of them match the system.
+        std::vector<std::string> rcpns;
+        for (const auto& inverter : metadata.inverters) rcpns.push_back(inverter.rcpn);
+        d.SetInverterRcpns(std::move(rcpns));
         d.coupling = coupling.coupling;
         d.metadata = metadata;
         d.metadata_fetched_at = now;
@@ -95,9 +104,11 @@ Status DeviceMetadataProcessor::Process(const std::string& remote_id, const doma
   }
   context_.metrics.Increment("pwrcell_metadata_processed_total",
                              {{"coupling", std::string(domain::CouplingName(coupling.coupling))}});
-  spdlog::info("metadata: system {}: inverter {}, {}-coupled, {} batteries, {} PV links{}", remote_id,
-               (*updated)->inverter_rcpn, domain::CouplingName(coupling.coupling), metadata.batteries.size(),
-               metadata.pv_links.size(), metadata.site_meter_id ? ", site meter" : "");
+  std::string inverters;
+  for (const auto& rcpn : (*updated)->inverter_rcpns) inverters += (inverters.empty() ? "" : ", ") + rcpn;
+  spdlog::info("metadata: system {}: inverter{} {}, {}-coupled, {} batteries, {} PV links{}", remote_id,
+               (*updated)->inverter_rcpns.size() == 1 ? "" : "s", inverters, domain::CouplingName(coupling.coupling),
+               metadata.batteries.size(), metadata.pv_links.size(), metadata.site_meter_id ? ", site meter" : "");
   return RequestCommissioningIfNeeded(context_, remote_id);
 }
 

@@ -34,15 +34,16 @@ Result<std::string> RequiredString(const json& j, const char* key) {
 std::string EncodeConcertoRequest(const ConcertoRequest& request) {
   json j = std::visit(
       Overloaded{
-          [](const ListAssetsRequest&) { return json{{"op", "list_assets"}}; },
+          [](const ListAssetsRequest& r) {
+            json out{{"op", "list_assets"}};
+            if (!r.lease_owner.empty()) out["lease"] = r.lease_owner;
+            return out;
+          },
           [](const CommissionRequest& r) { return json{{"op", "commission"}, {"remote_id", r.remote_id}}; },
           [](const RemoteStateRequest& r) {
             json out{{"op", "update_remote_state"}, {"remote_id", r.remote_id}};
-            if (r.site) {
-              out["site"] = {{"id", r.site->site_id},
-                             {"state", std::string(domain::RemoteStateName(r.site->state))},
-                             {"reason", r.site->reason}};
-            }
+            if (r.site_id) out["site"] = {{"id", *r.site_id}};
+            if (!r.lease_owner.empty()) out["lease"] = r.lease_owner;
             return out;
           },
           [](const PushTelemetryRequest& r) {
@@ -65,7 +66,17 @@ Result<ConcertoRequest> DecodeConcertoRequest(std::string_view body) {
   if (!parsed.ok()) return parsed.status();
   const json& j = *parsed;
   const std::string op = j["op"];
-  if (op == "list_assets") return ConcertoRequest{ListAssetsRequest{}};
+  auto lease = [&j]() -> Result<std::string> {
+    auto found = j.find("lease");
+    if (found == j.end() || found->is_null()) return std::string();
+    if (!found->is_string()) return InvalidArgumentError("\"lease\" is not a string");
+    return found->get<std::string>();
+  };
+  if (op == "list_assets") {
+    auto owner = lease();
+    if (!owner.ok()) return owner.status().WithContext("list_assets");
+    return ConcertoRequest{ListAssetsRequest{*owner}};
+  }
   if (op == "commission") {
     auto id = RequiredString(j, "remote_id");
     if (!id.ok()) return id.status();
@@ -74,18 +85,18 @@ Result<ConcertoRequest> DecodeConcertoRequest(std::string_view body) {
   if (op == "update_remote_state") {
     auto id = RequiredString(j, "remote_id");
     if (!id.ok()) return id.status();
-    RemoteStateRequest r{*id, std::nullopt};
+    RemoteStateRequest r{*id, std::nullopt, ""};
     if (auto site = j.find("site"); site != j.end() && !site->is_null()) {
+      // Older producers also put the site's state and reason here; the gateway aggregates the
+      // state itself when the request runs, so only the id counts.
       if (!site->is_object()) return InvalidArgumentError("update_remote_state: \"site\" is not an object");
       auto site_id = RequiredString(*site, "id");
-      auto state = RequiredString(*site, "state");
       if (!site_id.ok()) return site_id.status();
-      if (!state.ok()) return state.status();
-      auto parsed_state = domain::ParseRemoteState(*state);
-      if (!parsed_state) return InvalidArgumentError("update_remote_state: unknown state " + *state);
-      std::string reason = site->value("reason", std::string());
-      r.site = SiteStateUpdate{*site_id, *parsed_state, std::move(reason)};
+      r.site_id = *site_id;
     }
+    auto owner = lease();
+    if (!owner.ok()) return owner.status().WithContext("update_remote_state");
+    r.lease_owner = *owner;
     return ConcertoRequest{std::move(r)};
   }
   if (op == "push_telemetry") {

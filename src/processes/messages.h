@@ -2,10 +2,10 @@
 // producers (pollers, registrar, processors) and the consumers (the gateways) cannot drift.
 //
 // Concerto queue (control, consumed by concerto_gateway):
-//   {"op":"list_assets"}
+//   {"op":"list_assets","lease":"<token>"?}
 //   {"op":"commission","remote_id":"..."}          the create_site / create_asset / update_asset
 //                                                  steps of one system, executed in order
-//   {"op":"update_remote_state","remote_id":"...","site":{"id","state","reason"}?}
+//   {"op":"update_remote_state","remote_id":"...","site":{"id"}?,"lease":"<token>"?}
 // Concerto telemetry queue (consumed by concerto_gateway; separate so that a telemetry backlog
 // never delays registration or state changes):
 //   {"op":"push_telemetry","points":[{"a":assetId,"m":"REAL_POWER","t":unix_ms,"v":1.5},...]}
@@ -27,25 +27,24 @@
 
 namespace pwrcell::processes {
 
+// lease_owner: the token of the registrar-listing lease the poller took (shared_state.h); the
+// gateway gives the lease back with it when the listing is done. Empty: none to give back.
 struct ListAssetsRequest {
+  std::string lease_owner;
   bool operator==(const ListAssetsRequest&) const = default;
 };
 struct CommissionRequest {
   std::string remote_id;
   bool operator==(const CommissionRequest&) const = default;
 };
-struct SiteStateUpdate {
-  std::string site_id;
-  domain::RemoteState state = domain::RemoteState::kOffline;
-  std::string reason;
-  bool operator==(const SiteStateUpdate&) const = default;
-};
 // The system's state is read from the device record when the message runs (so a late or
-// repeated message never sends a stale state); the site's aggregate is computed by the producer,
-// which sees every system of the site.
+// repeated message never sends a stale state); the site it names is aggregated then too, from
+// the site's systems (an indexed read). lease_owner: the token of the "request queued" lease the
+// sweep took for the system, given back when the request is done (empty: none).
 struct RemoteStateRequest {
   std::string remote_id;
-  std::optional<SiteStateUpdate> site;
+  std::optional<std::string> site_id;
+  std::string lease_owner;
   bool operator==(const RemoteStateRequest&) const = default;
 };
 struct PushTelemetryRequest {

@@ -6,6 +6,7 @@
 
 #include "processes/device_updates.h"
 #include "processes/messages.h"
+#include "processes/shared_state.h"
 #include "processes/simulated_systems.h"
 
 namespace pwrcell::processes {
@@ -14,16 +15,6 @@ namespace {
 using domain::AssetChild;
 using domain::AssetRef;
 using domain::AssetType;
-
-const AssetChild* PickInverter(const domain::ConcertoAsset& system, const std::string& inverter_rcpn) {
-  const AssetChild* first = nullptr;
-  for (const auto& child : system.children) {
-    if (child.asset_type != AssetType::kInverter) continue;
-    if (!inverter_rcpn.empty() && child.remote_id == inverter_rcpn) return &child;
-    if (first == nullptr) first = &child;
-  }
-  return first;
-}
 
 }  // namespace
 
@@ -48,13 +39,17 @@ bool ApplyConcertoAsset(const domain::ConcertoAsset& asset, domain::DeviceRecord
   } else {
     record.site.reset();
   }
-  record.inverter.reset();
+  record.inverters.clear();
   record.site_meter.reset();
   record.batteries.clear();
   record.photovoltaics.clear();
-  if (const AssetChild* inverter = PickInverter(asset, record.inverter_rcpn); inverter != nullptr) {
-    record.inverter = AssetRef{inverter->id, inverter->remote_id};
-    for (const auto& grandchild : inverter->children) {
+  // Every INVERTER child: one per inverter (SPEC section 6), each matched to its inverter by
+  // remoteId = RCP number where used. Batteries and PV links are taken under any of them
+  // (commissioning puts them under the first).
+  for (const AssetChild& inverter : asset.children) {
+    if (inverter.asset_type != AssetType::kInverter) continue;
+    record.SetInverter(AssetRef{inverter.id, inverter.remote_id});
+    for (const auto& grandchild : inverter.children) {
       if (grandchild.asset_type == AssetType::kBattery) {
         record.batteries.push_back({grandchild.id, grandchild.remote_id});
       } else if (grandchild.asset_type == AssetType::kPhotovoltaic) {
@@ -97,8 +92,12 @@ Status Registrar::Register(const std::vector<domain::ConcertoAsset>& assets, boo
     auto updated = MutateDevice(
         context_.devices, asset.remote_id,
         [&](domain::DeviceRecord& d) {
-          const bool keep = listing_started &&
-                            context_.shared.CommissioningWroteSince(asset.remote_id, *listing_started);
+          bool keep = false;
+          if (listing_started) {
+            auto wrote = CommissioningWroteSince(context_.coordination, asset.remote_id, *listing_started);
+            // Unknown (the store failed): keep what commissioning recorded rather than lose it.
+            keep = !wrote.ok() || *wrote;
+          }
           return ApplyConcertoAsset(asset, d, keep);
         },
         context_.clock);
@@ -130,9 +129,14 @@ Status Registrar::Register(const std::vector<domain::ConcertoAsset>& assets, boo
         note(metadata_.Process(record.remote_id, SynthesizeMetadata(record.remote_id, record.rated_power_kw)));
         continue;  // Process also requests commissioning
       }
-    } else if ((!record.metadata_fetched_at || now - *record.metadata_fetched_at >= settings.metadata_refresh) &&
-               context_.shared.ShouldRequest("metadata", record.remote_id, now, settings.request_repeat_after)) {
-      metadata_requests.push_back(record.remote_id);
+    } else if (!record.metadata_fetched_at || now - *record.metadata_fetched_at >= settings.metadata_refresh) {
+      auto due = context_.coordination.TryThrottle(SystemKey(record.remote_id, "metadata"), now,
+                                                   settings.request_repeat_after);
+      if (!due.ok()) {
+        note(due.status());
+      } else if (*due) {
+        metadata_requests.push_back(record.remote_id);
+      }
     }
     if (record.metadata) note(RequestCommissioningIfNeeded(context_, record.remote_id));
   }
@@ -145,7 +149,7 @@ Status Registrar::Register(const std::vector<domain::ConcertoAsset>& assets, boo
     auto sent = context_.ces_queue.SendBatch(bodies);
     if (!sent.ok()) {
       for (std::size_t i = begin; i < std::min(metadata_requests.size(), begin + ports::kMaxQueueBatch); ++i) {
-        context_.shared.ForgetRequest("metadata", metadata_requests[i]);
+        (void)context_.coordination.ClearThrottle(SystemKey(metadata_requests[i], "metadata"));
       }
       note(sent.status().WithContext("queueing metadata requests"));
     }
@@ -161,9 +165,8 @@ Status Registrar::Register(const std::vector<domain::ConcertoAsset>& assets, boo
         note(removed.WithContext("removing " + d.remote_id));  // kAborted: retried on the next sweep
         continue;
       }
-      context_.shared.ForgetRequest("metadata", d.remote_id);
-      context_.shared.ForgetRequest("commission", d.remote_id);
-      context_.shared.ForgetCommissioningWrites(d.remote_id);
+      // Its throttles, leases and notes go with it (a re-enrolled system starts afresh).
+      note(context_.coordination.RemovePrefix(SystemKeyPrefix(d.remote_id)));
       context_.metrics.Increment("pwrcell_devices_deregistered_total");
       spdlog::info("registrar: system {} left Concerto; removed from the device table", d.remote_id);
     }
@@ -175,13 +178,20 @@ Status Registrar::Register(const std::vector<domain::ConcertoAsset>& assets, boo
 }
 
 Status RegistrarPoller::Poll() {
-  if (!context_.shared.TryBeginListing(context_.clock.Now(), context_.settings.list_assets_expiry)) {
+  // One list_assets at a time, whichever process polls: the lease is taken here and given back by
+  // the gateway that runs the request (its token travels in the request); a request lost on the
+  // way (dead-lettered) lets its lease expire after list_assets_expiry.
+  const std::string owner = NewOwnerToken();
+  auto leased = context_.coordination.TryAcquireLease(kListingLease, owner, context_.clock.Now(),
+                                                      context_.settings.list_assets_expiry);
+  if (!leased.ok()) return leased.status().WithContext("registrar listing lease");
+  if (!*leased) {
     spdlog::debug("registrar_poller: a list_assets request is still pending");
     return Status::Ok();
   }
-  auto sent = context_.concerto_queue.Send(EncodeConcertoRequest(ListAssetsRequest{}));
+  auto sent = context_.concerto_queue.Send(EncodeConcertoRequest(ListAssetsRequest{owner}));
   if (!sent.ok()) {
-    context_.shared.EndListing();
+    (void)context_.coordination.ReleaseLease(kListingLease, owner);
     return sent.status().WithContext("queueing list_assets");
   }
   return Status::Ok();

@@ -1,8 +1,12 @@
 #include "processes/simulated_systems.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <set>
+
+#include "processes/shared_state.h"
 
 namespace pwrcell::processes {
 namespace {
@@ -28,16 +32,38 @@ bool SimulatedMetadataStale(const domain::DeviceRecord& record) {
 }
 
 SimulatedTelemetry::SimulatedTelemetry(Context& context, Duration interval, Sink sink)
-    : context_(context), interval_(interval), sink_(std::move(sink)) {
+    : context_(context), interval_(interval), sink_(std::move(sink)), owner_(NewOwnerToken()) {
   context_.metrics.Describe("pwrcell_simulated_records_total", Metrics::Type::kCounter,
                             "EnergyRecordSets synthesized for simulated systems");
 }
 
 Result<int> SimulatedTelemetry::Tick() {
   std::lock_guard lock(mutex_);
+  const Timestamp now = context_.clock.Now();
+  // One producer for the whole adapter (several serve processes may share the store): the one
+  // holding the lease, renewed every tick. Another takes over when it stops ticking.
+  auto leased = context_.coordination.TryAcquireLease(kProducerLease, owner_, now,
+                                                      std::max(Duration(interval_ * 3), Duration(std::chrono::seconds(10))));
+  if (!leased.ok()) return leased.status().WithContext("simulated telemetry producer lease");
+  if (!*leased) {
+    running_.clear();  // a later takeover starts from the store's watermark, not from stale slots
+    return 0;
+  }
+  // The newest slot any producer stored: a producer taking over never produces it again.
+  auto watermark = context_.coordination.GetValue(kProducedSlotKey);
+  if (!watermark.ok()) return watermark.status();
+  std::optional<Timestamp> produced_until;
+  std::int64_t watermark_version = 0;
+  if (watermark->has_value()) {
+    watermark_version = (*watermark)->version;
+    try {
+      produced_until = FromUnixMillis(std::stoll((*watermark)->value));
+    } catch (...) {
+      produced_until.reset();  // unreadable: ignore it (it is rewritten below)
+    }
+  }
   auto devices = context_.devices.List();
   if (!devices.ok()) return devices.status();
-  const Timestamp now = context_.clock.Now();
   const auto ms = ToUnixMillis(now);
   const Timestamp slot = FromUnixMillis(ms - ms % interval_.count());
 
@@ -50,7 +76,7 @@ Result<int> SimulatedTelemetry::Tick() {
   };
   std::vector<Produced> produced;
   for (const auto& d : *devices) {
-    if (!d.is_simulated || !d.metadata || d.inverter_rcpn.empty()) continue;
+    if (!d.is_simulated || !d.metadata || d.inverter_rcpns.empty()) continue;
     alive.insert(d.remote_id);
     auto it = running_.find(d.remote_id);
     fleet::SystemSpec spec = SimulatedSystemSpec(d.remote_id, d.rated_power_kw);
@@ -59,6 +85,7 @@ Result<int> SimulatedTelemetry::Tick() {
       it = running_.insert_or_assign(d.remote_id, std::move(fresh)).first;
     }
     Running& run = it->second;
+    if (produced_until && (!run.last_slot || *run.last_slot < *produced_until)) run.last_slot = produced_until;
     if (run.last_slot && *run.last_slot >= slot) continue;
     // Every slot since the last record (the current one only at the first record), each
     // advancing the physics over the time since the one before.
@@ -85,6 +112,12 @@ Result<int> SimulatedTelemetry::Tick() {
     Running& run = running_[p.remote_id];
     run.state = std::move(p.state);
     run.last_slot = p.slot;
+  }
+  if (!produced_until || *produced_until < slot) {
+    // Best effort: lost, a takeover may produce this slot once more (Concerto keeps one point per
+    // asset, metric and time).
+    auto put = context_.coordination.PutValue(kProducedSlotKey, std::to_string(ToUnixMillis(slot)), watermark_version);
+    if (!put.ok()) spdlog::warn("simulated telemetry: recording the produced slot failed: {}", put.status().ToString());
   }
   context_.metrics.Increment("pwrcell_simulated_records_total", {}, static_cast<double>(records.size()));
   return static_cast<int>(records.size());

@@ -30,7 +30,10 @@ domain::SystemMetadata SynthesizeMetadata(const std::string& remote_id, std::opt
 bool SimulatedMetadataStale(const domain::DeviceRecord& record);
 
 // Produces one EnergyRecordSet per simulated system per interval. Thread-safe (Tick is
-// serialized by a mutex; the scheduler calls it from one thread anyway).
+// serialized by a mutex; the scheduler calls it from one thread anyway). Of several producers
+// over one store (serve processes) only the holder of the "simulated/producer" lease produces;
+// the newest slot stored is a watermark in the store, so a takeover does not repeat it. The
+// physics state (battery charge ...) is this producer's own: a takeover starts it afresh.
 class SimulatedTelemetry {
  public:
   using Sink = std::function<Status(const std::vector<std::string>& records)>;
@@ -49,9 +52,13 @@ class SimulatedTelemetry {
     fleet::SystemState state;
     std::optional<Timestamp> last_slot;
   };
+  static constexpr const char* kProducerLease = "simulated/producer";
+  static constexpr const char* kProducedSlotKey = "simulated/produced_slot";  // unix ms of the newest slot stored
+
   Context& context_;
   const Duration interval_;
   Sink sink_;
+  const std::string owner_;  // this object's identity as the producer (not shared state)
   std::mutex mutex_;
   std::map<std::string, Running> running_;
 };

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "adapters/memory/clocks.h"
+#include "adapters/memory/memory_coordination.h"
 #include "adapters/memory/memory_device_store.h"
 #include "adapters/memory/memory_queue.h"
 #include "common/metrics.h"
@@ -22,8 +23,8 @@ namespace pwrcell::processes::test_support {
 
 inline constexpr const char* kAdapterName = "pwrcell-adapter";
 
-// Everything a handler needs, over the in-memory fakes. The adapter "started" at the clock's
-// start; source_progress is unset, so the startup grace is over at the first evaluation.
+// Everything a handler needs, over the in-memory fakes. source_progress is unset and no adapter
+// start is recorded, so there is no startup grace unless a test sets both.
 struct Harness {
   adapters::FakeClock clock;
   adapters::MemoryDeviceStore devices;
@@ -31,8 +32,8 @@ struct Harness {
   adapters::MemoryQueue telemetry_queue{clock, 5};
   adapters::MemoryQueue ces_queue{clock, 5};
   Metrics metrics;
-  Shared shared{clock.Now()};
-  Context context{devices, concerto_queue, telemetry_queue, ces_queue, clock, metrics, shared, Settings{}, {}};
+  adapters::MemoryCoordination coordination;
+  Context context{devices, concerto_queue, telemetry_queue, ces_queue, clock, metrics, coordination, Settings{}, {}};
 
   Harness() { context.settings.adapter_name = kAdapterName; }
 
