@@ -20,16 +20,25 @@ std::string_view StatusCodeName(StatusCode code) {
   return "UNKNOWN";
 }
 
-bool Status::IsRetryable() const {
-  switch (code_) {
+bool IsRetryable(StatusCode code) {
+  switch (code) {
     case StatusCode::kUnavailable:
     case StatusCode::kDeadlineExceeded:
     case StatusCode::kAborted:
     case StatusCode::kResourceExhausted:
       return true;
-    default:
+    // No default: a new code must be placed on one side or the other here.
+    case StatusCode::kOk:
+    case StatusCode::kInvalidArgument:
+    case StatusCode::kFailedPrecondition:
+    case StatusCode::kNotFound:
+    case StatusCode::kAlreadyExists:
+    case StatusCode::kUnauthenticated:
+    case StatusCode::kPermissionDenied:
+    case StatusCode::kInternal:
       return false;
   }
+  return false;
 }
 
 std::string Status::ToString() const {

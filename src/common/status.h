@@ -34,6 +34,18 @@ enum class StatusCode {
 
 std::string_view StatusCodeName(StatusCode code);
 
+// THE retry predicate of the code base: true for kUnavailable, kDeadlineExceeded, kAborted and
+// kResourceExhausted. Queue workers, the ingest endpoint and the HTTP clients' retry loop
+// (adapters/http/retrying_caller.h) all decide from it; there is no other list.
+//
+// kAborted is retryable. It means "the state you read changed under you: re-read and try again"
+// (a store's optimistic-concurrency conflict), and re-running the operation from the start, which
+// is what every retry here does (a redelivered queue message re-reads the device; the HTTP retry
+// loop rebuilds its request), is exactly that. No HTTP answer or transport failure is ever mapped
+// to kAborted (adapters/http/status_table.h: a 409 / CONFLICT means the thing exists and is
+// kAlreadyExists, permanent), so inside the HTTP loop the predicate only ever meets the other three.
+bool IsRetryable(StatusCode code);
+
 class [[nodiscard]] Status {
  public:
   Status() = default;
@@ -45,8 +57,8 @@ class [[nodiscard]] Status {
   StatusCode code() const { return code_; }
   const std::string& message() const { return message_; }
 
-  // True when the same operation may succeed if tried again later.
-  bool IsRetryable() const;
+  // True when the same operation may succeed if tried again later: IsRetryable(code()).
+  bool IsRetryable() const { return pwrcell::IsRetryable(code_); }
 
   // "UNAVAILABLE: message" (or "OK").
   std::string ToString() const;
