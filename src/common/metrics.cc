@@ -1,5 +1,6 @@
 #include "common/metrics.h"
 
+#include <cassert>
 #include <cmath>
 #include <cstdio>
 
@@ -38,13 +39,24 @@ std::string FormatValue(double v) {
 
 }  // namespace
 
-void Metrics::Describe(const std::string& name, Type type, std::string help) {
+void Metrics::Declare(const std::string& name, Type type, std::string help, std::vector<std::string> label_names) {
   std::lock_guard lock(mutex_);
-  auto [it, inserted] = families_.try_emplace(name);
-  if (inserted || it->second.help.empty()) {
-    it->second.type = type;
-    it->second.help = std::move(help);
+  Family& family = families_[name];
+  if (family.declared) {
+    // Two instances of one component declare the same family; two components declaring one name
+    // differently is a bug (their series would mix label sets).
+    assert(family.type == type && (label_names.empty() || family.label_names == label_names) &&
+           "a metric declared twice with different types or labels");
+    return;
   }
+  family.declared = true;
+  family.type = type;
+  family.help = std::move(help);
+  family.label_names = std::move(label_names);
+}
+
+void Metrics::Describe(const std::string& name, Type type, std::string help) {
+  Declare(name, type, std::move(help), {});
 }
 
 void Metrics::Increment(const std::string& name, const Labels& labels, double by) {
@@ -79,6 +91,15 @@ double Metrics::Sum(const std::string& name) const {
   double sum = 0;
   for (const auto& [labels, value] : it->second.series) sum += value;
   return sum;
+}
+
+std::vector<Metrics::Declaration> Metrics::Declarations() const {
+  std::lock_guard lock(mutex_);
+  std::vector<Declaration> out;
+  for (const auto& [name, family] : families_) {
+    if (family.declared) out.push_back({name, family.type, family.help, family.label_names});
+  }
+  return out;
 }
 
 std::string Metrics::RenderPrometheus() const {
