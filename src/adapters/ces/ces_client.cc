@@ -12,8 +12,6 @@ namespace {
 
 using nlohmann::json;
 
-constexpr const char* kRequestsMetric = "pwrcell_ces_requests_total";
-constexpr const char* kRetriesMetric = "pwrcell_ces_retries_total";
 constexpr const char* kMetadata = "metadata";
 constexpr const char* kStatus = "status";
 constexpr std::size_t kMaxMessageChars = 300;
@@ -164,22 +162,35 @@ CesClientOptions CesClientOptions::FromConfig(const config::CesConfig& config) {
   return options;
 }
 
+CesClientMetrics::CesClientMetrics(Metrics* registry)
+    : calls{{registry, "pwrcell_ces_requests_total",
+             "HTTP attempts to the CES API by operation (metadata, status) and outcome.", {"operation", "outcome"}},
+            {registry, "pwrcell_ces_retries_total", "CES requests retried after a transient failure, by operation.",
+             {"operation"}}} {}
+
+namespace {
+
+RetryingCallerOptions CallerOptions(const CesClientOptions& options) {
+  RetryingCallerOptions caller;
+  caller.service = "CES";
+  caller.max_retries = options.max_retries;
+  caller.max_requests_per_second = options.max_requests_per_second;
+  caller.burst = options.burst;
+  caller.backoff = options.backoff;
+  caller.backoff_random = options.backoff_random;
+  caller.backoff_sleep = options.backoff_sleep;
+  return caller;
+}
+
+}  // namespace
+
 CesClient::CesClient(CesClientOptions options, ports::SecretStore& secrets, const ports::Clock& clock,
                      Metrics* metrics)
     : options_(std::move(options)),
       root_(TrimTrailingSlashes(options_.root_url)),
       secrets_(secrets),
-      clock_(clock),
       metrics_(metrics),
-      limiter_(options_.max_requests_per_second, options_.burst),
-      backoff_(options_.backoff, options_.backoff_random, options_.backoff_sleep) {
-  if (metrics_ != nullptr) {
-    metrics_->Describe(kRequestsMetric, Metrics::Type::kCounter,
-                       "HTTP attempts to the CES API by operation (metadata, status) and outcome.");
-    metrics_->Describe(kRetriesMetric, Metrics::Type::kCounter,
-                       "CES requests retried after a transient failure, by operation.");
-  }
-}
+      caller_(CallerOptions(options_), clock, metrics_.calls) {}
 
 Result<domain::SystemMetadata> CesClient::GetMetadata(const std::string& system_id) {
   if (system_id.empty()) return InvalidArgumentError("CES metadata: empty systemId");
@@ -212,85 +223,33 @@ Result<domain::CesStatusBatch> CesClient::GetStatus(const std::vector<std::strin
 }
 
 Result<std::string> CesClient::Get(const char* operation, const std::string& path_and_query) {
-  const std::string url = root_ + path_and_query;
-  const std::string where = std::string("CES ") + operation;
-  int retries = 0;
-  bool reloaded_key = false;
-  for (;;) {
-    auto key = ApiKey(false);
-    if (!key.ok()) return key.status();
-
-    limiter_.Acquire();
-    auto sent = http_.Get(url, {{"x-api-key", *key}, {"Accept", "application/json"}}, options_.timeout);
-    Status failure;
-    std::optional<Duration> retry_after;
-    if (!sent.ok()) {
-      Count(operation, sent.status().code() == StatusCode::kDeadlineExceeded ? "timeout" : "transport_error");
-      failure = sent.status().WithContext(where);
-    } else {
-      const HttpResponse& response = *sent;
-      std::string server_says = ErrorText(response.body);
-      // The key is never echoed by CES, but scrub it should a proxy or a future version do so.
-      for (auto pos = server_says.find(*key); !key->empty() && pos != std::string::npos;
-           pos = server_says.find(*key, pos)) {
-        server_says.replace(pos, key->size(), "***");
-      }
-      const std::string detail =
-          "HTTP " + std::to_string(response.status) + (server_says.empty() ? "" : " (" + server_says + ")");
-      if (response.status >= 200 && response.status < 300) {
-        Count(operation, "ok");
-        return sent->body;
-      }
-      if (response.status == 401) {
-        Count(operation, "unauthorized");
-        if (!reloaded_key) {
-          reloaded_key = true;
-          auto fresh = ApiKey(true);
-          if (fresh.ok() && *fresh != *key) {
-            spdlog::info("{}: API key rejected; the secret holds a new key, retrying with it", where);
-            continue;
-          }
-        }
-        spdlog::error("{}: the API key of secret '{}' was rejected (HTTP 401); fix the secret", where,
-                      options_.credentials_secret);
-        return UnauthenticatedError(where + ": the API key of secret '" + options_.credentials_secret +
-                                    "' was rejected (HTTP 401)");
-      }
-      if (response.status == 429) {
-        Count(operation, "rate_limited");
-        retry_after = response.RetryAfter(clock_.Now());
-        failure = ResourceExhaustedError(where + ": rate limited, " + detail);
-      } else if (response.status >= 500) {
-        Count(operation, "http_5xx");
-        failure = UnavailableError(where + ": " + detail);
-      } else {
-        Count(operation, "http_4xx");
-        StatusCode code = StatusCode::kInvalidArgument;
-        if (response.status == 404) code = StatusCode::kNotFound;
-        if (response.status == 403) code = StatusCode::kPermissionDenied;
-        if (response.status == 408) code = StatusCode::kDeadlineExceeded;
-        if (response.status < 400) code = StatusCode::kFailedPrecondition;  // redirects are not followed
-        failure = Status(code, where + ": " + detail);
-      }
-    }
-
-    if (!IsTransientFailure(failure.code())) return failure;
-    if (backoff_.TooLong(retry_after)) {
-      spdlog::warn("{}: server asks to wait {} ms, more than {} ms; giving up for now", where, retry_after->count(),
-                   backoff_.policy().max_retry_after.count());
-      return failure;
-    }
-    if (retries >= options_.max_retries) {
-      spdlog::warn("{}: {} (gave up after {} retries)", where, failure.ToString(), retries);
-      return failure.WithContext("after " + std::to_string(retries) + " retries");
-    }
-    ++retries;
-    if (metrics_ != nullptr) metrics_->Increment(kRetriesMetric, {{"operation", operation}});
-    const Duration delay = backoff_.Delay(retries, retry_after);
-    spdlog::warn("{}: {}; retry {}/{} in {} ms", where, failure.ToString(), retries, options_.max_retries,
-                 delay.count());
-    backoff_.SleepFor(delay);
-  }
+  std::string key;  // the key of the latest attempt
+  CallSpec spec;
+  spec.operation = operation;
+  spec.build = [&]() -> Result<HttpRequest> {
+    auto current = ApiKey(false);
+    if (!current.ok()) return current.status();
+    key = std::move(current).value();
+    HttpRequest request;
+    request.method = HttpMethod::kGet;
+    request.url = root_ + path_and_query;
+    request.headers = {{"x-api-key", key}, {"Accept", "application/json"}};
+    request.timeout = options_.timeout;
+    return request;
+  };
+  spec.judge = [](const HttpResponse& response, const ExchangeClass& table) {
+    return VerdictFromTable(response, table, ErrorText(response.body));
+  };
+  // The key may have been rotated in the secret: read it again once.
+  spec.renew_credentials = [&]() -> Result<bool> {
+    auto fresh = ApiKey(true);
+    if (!fresh.ok()) return fresh.status().IsRetryable() ? Result<bool>(fresh.status()) : Result<bool>(false);
+    return *fresh != key;
+  };
+  spec.credentials = "the API key of secret '" + options_.credentials_secret + "'";
+  auto answered = caller_.Call(spec);
+  if (!answered.ok()) return answered.status();
+  return std::move(answered->body);
 }
 
 Result<std::string> CesClient::ApiKey(bool reload) {
@@ -299,7 +258,7 @@ Result<std::string> CesClient::ApiKey(bool reload) {
   const std::string& id = options_.credentials_secret;
   auto value = secrets_.Get(id);
   if (!value.ok()) {
-    if (IsTransientFailure(value.status().code())) return value.status().WithContext("reading the CES API key");
+    if (value.status().IsRetryable()) return value.status().WithContext("reading the CES API key");
     return FailedPreconditionError("cannot read the CES credentials secret '" + id + "': " + value.status().ToString());
   }
   const json parsed = json::parse(*value, nullptr, /*allow_exceptions=*/false);
@@ -308,11 +267,8 @@ Result<std::string> CesClient::ApiKey(bool reload) {
     return FailedPreconditionError("the CES credentials secret '" + id + "' needs a string field \"api_key\"");
   }
   api_key_ = key->get<std::string>();
+  caller_.Remember(*api_key_);
   return *api_key_;
-}
-
-void CesClient::Count(const char* operation, const char* outcome) {
-  if (metrics_ != nullptr) metrics_->Increment(kRequestsMetric, {{"operation", operation}, {"outcome", outcome}});
 }
 
 }  // namespace pwrcell::adapters

@@ -5,20 +5,22 @@
 //   {"api_key": "..."}, read on first use and cached. On HTTP 401 the secret is read again once
 //   (the key may have been rotated) and the call retried when the key changed; otherwise the call
 //   fails with kUnauthenticated, logged as an error.
-// - Rate limiting: one token bucket per client, shared by every thread using it.
-// - Retries: transport errors, timeouts, HTTP 5xx and HTTP 429 (waiting at least Retry-After) are
-//   retried with exponential backoff and jitter, at most `max_retries` times; then the transient
-//   Status is returned (kUnavailable, kDeadlineExceeded or kResourceExhausted).
-// - Errors: GetMetadata kNotFound for an unknown systemId (HTTP 404); GetStatus kInvalidArgument
-//   without a request for more than ports::kMaxStatusBatch ids (an empty list answers an empty
-//   batch without a request); kInvalidArgument for other 4xx; kInternal for an answer that does
-//   not parse; kFailedPrecondition for a missing or malformed secret.
+// - Transport, rate limiting, retries and secret redaction: the shared RetryingCaller
+//   (adapters/http/retrying_caller.h), with the key reload above as its renewal hook. Transport
+//   errors, timeouts, HTTP 5xx and HTTP 429 (waiting at least Retry-After) are retried with
+//   exponential backoff and jitter, at most `max_retries` times; then the transient Status is
+//   returned (kUnavailable, kDeadlineExceeded or kResourceExhausted).
+// - Errors (adapters/http/status_table.h): GetMetadata kNotFound for an unknown systemId (HTTP
+//   404); GetStatus kInvalidArgument without a request for more than ports::kMaxStatusBatch ids (an
+//   empty list answers an empty batch without a request) and kFailedPrecondition for a 404 (the
+//   URL is wrong); kInvalidArgument for other 4xx; kInternal for an answer that does not parse;
+//   kFailedPrecondition for a missing or malformed secret.
 //
 // The API key never appears in logs, Status messages or metrics.
 //
-// Metrics (when a registry is given): pwrcell_ces_requests_total{operation=metadata|status,
-// outcome=ok|http_4xx|http_5xx|rate_limited|unauthorized|timeout|transport_error|invalid_response}
-// per HTTP attempt, and pwrcell_ces_retries_total{operation}.
+// Metrics (CesClientMetrics, when a registry is given): pwrcell_ces_requests_total
+// {operation=metadata|status, outcome=ok|http_4xx|http_5xx|rate_limited|unauthorized|timeout|
+// transport_error} per HTTP attempt, and pwrcell_ces_retries_total{operation}.
 //
 // Thread-safe. `secrets`, `clock` and `metrics` must outlive the client.
 #pragma once
@@ -30,7 +32,7 @@
 
 #include "adapters/http/backoff.h"
 #include "adapters/http/http_client.h"
-#include "adapters/http/rate_limiter.h"
+#include "adapters/http/retrying_caller.h"
 #include "common/metrics.h"
 #include "config/config.h"
 #include "ports/ces_api.h"
@@ -38,6 +40,12 @@
 #include "ports/secret_store.h"
 
 namespace pwrcell::adapters {
+
+// The client's metrics, declared once (common/metrics.h). Unbound (nullptr): counts nothing.
+struct CesClientMetrics {
+  explicit CesClientMetrics(Metrics* registry);
+  CallCounters calls;  // pwrcell_ces_requests_total, pwrcell_ces_retries_total
+};
 
 struct CesClientOptions {
   std::string root_url = "http://127.0.0.1:8081";
@@ -67,16 +75,12 @@ class CesClient final : public ports::CesApi {
   // GET `path_and_query` with retries; returns the 2xx body's JSON text.
   Result<std::string> Get(const char* operation, const std::string& path_and_query);
   Result<std::string> ApiKey(bool reload);
-  void Count(const char* operation, const char* outcome);
 
   const CesClientOptions options_;
   const std::string root_;
   ports::SecretStore& secrets_;
-  const ports::Clock& clock_;
-  Metrics* const metrics_;
-  HttpClient http_;
-  RateLimiter limiter_;
-  Backoff backoff_;
+  const CesClientMetrics metrics_;
+  RetryingCaller caller_;  // also scrubs the API key from messages
 
   std::mutex key_mutex_;
   std::optional<std::string> api_key_;

@@ -12,11 +12,7 @@ namespace {
 namespace docs = concerto_documents;
 using nlohmann::json;
 
-constexpr const char* kRequestsMetric = "pwrcell_concerto_requests_total";
-constexpr const char* kRetriesMetric = "pwrcell_concerto_retries_total";
-constexpr const char* kAuthMetric = "pwrcell_concerto_authentications_total";
 constexpr std::size_t kMaxMessageChars = 600;
-constexpr std::size_t kMaxRemembered = 16;
 
 std::string Truncate(std::string text) {
   if (text.size() > kMaxMessageChars) {
@@ -76,6 +72,30 @@ ConcertoClientOptions ConcertoClientOptions::FromConfig(const config::ConcertoCo
   return options;
 }
 
+ConcertoClientMetrics::ConcertoClientMetrics(Metrics* registry)
+    : calls{{registry, "pwrcell_concerto_requests_total",
+             "HTTP attempts to Concerto's GraphQL API by operation and outcome.", {"operation", "outcome"}},
+            {registry, "pwrcell_concerto_retries_total",
+             "Concerto requests retried after a transient failure, by operation.", {"operation"}}},
+      authentications(registry, "pwrcell_concerto_authentications_total",
+                      "Concerto authentications by outcome (ok, rejected credentials, failed).", {"outcome"}) {}
+
+namespace {
+
+RetryingCallerOptions CallerOptions(const ConcertoClientOptions& options) {
+  RetryingCallerOptions caller;
+  caller.service = "Concerto";
+  caller.max_retries = options.max_retries;
+  caller.max_requests_per_second = options.max_requests_per_second;
+  caller.burst = options.burst;
+  caller.backoff = options.backoff;
+  caller.backoff_random = options.backoff_random;
+  caller.backoff_sleep = options.backoff_sleep;
+  return caller;
+}
+
+}  // namespace
+
 ConcertoClient::ConcertoClient(ConcertoClientOptions options, ports::SecretStore& secrets, const ports::Clock& clock,
                                Metrics* metrics)
     : options_(std::move(options)),
@@ -83,17 +103,7 @@ ConcertoClient::ConcertoClient(ConcertoClientOptions options, ports::SecretStore
       secrets_(secrets),
       clock_(clock),
       metrics_(metrics),
-      limiter_(options_.max_requests_per_second, options_.burst),
-      backoff_(options_.backoff, options_.backoff_random, options_.backoff_sleep) {
-  if (metrics_ != nullptr) {
-    metrics_->Describe(kRequestsMetric, Metrics::Type::kCounter,
-                       "HTTP attempts to Concerto's GraphQL API by operation and outcome.");
-    metrics_->Describe(kRetriesMetric, Metrics::Type::kCounter,
-                       "Concerto requests retried after a transient failure, by operation.");
-    metrics_->Describe(kAuthMetric, Metrics::Type::kCounter,
-                       "Concerto authentications by outcome (ok, rejected credentials, failed).");
-  }
-}
+      caller_(CallerOptions(options_), clock_, metrics_.calls) {}
 
 // ---- ports::ConcertoApi ----
 
@@ -174,150 +184,89 @@ Result<domain::IngestResult> ConcertoClient::IngestTelemetry(const std::vector<d
 Result<json> ConcertoClient::Execute(const docs::Operation& op) {
   const bool authenticating = op.name == docs::kAuthenticate;
   const std::string body = op.Body();
-  int retries = 0;
-  bool reauthenticated = false;
-  for (;;) {
-    std::string token;
+  std::string token;          // the token of the latest attempt
+  std::optional<json> data;   // the answer's data, set by the judge on success
+
+  CallSpec spec;
+  spec.operation = op.name;
+  spec.build = [&]() -> Result<HttpRequest> {
+    HttpRequest request;
+    request.method = HttpMethod::kPost;
+    request.url = endpoint_;
+    request.headers = {{"Content-Type", "application/json"}, {"Accept", "application/json"}};
     if (!authenticating) {
       auto ensured = EnsureToken();
       if (!ensured.ok()) return ensured.status();
       token = std::move(ensured).value();
+      request.headers.emplace_back("Authorization", "Bearer " + token);
     }
-    Attempt attempt = AttemptOnce(op, body, token);
-    if (attempt.data.has_value()) return std::move(*attempt.data);
+    request.body = body;
+    request.timeout = options_.timeout;
+    return request;
+  };
+  spec.judge = [&](const HttpResponse& response, const ExchangeClass& table) -> Verdict {
+    const std::optional<json> answer = ParseJson(response.body);
+    const std::optional<GraphqlErrors> errors = answer ? ReadErrors(*answer) : std::nullopt;
+    const std::string server_says = errors ? errors->code + ": " + errors->message : std::string();
 
-    if (attempt.unauthorized) {
-      if (!reauthenticated) {
-        reauthenticated = true;
-        spdlog::info("Concerto {}: access token rejected (HTTP 401); authenticating again", op.name);
-        auto renewed = Reauthenticate(token);
-        if (!renewed.ok()) return renewed.status();
-        continue;
+    if (table.code == StatusCode::kUnauthenticated && authenticating) {
+      return {UnauthenticatedError("credentials rejected (HTTP 401)"), table.outcome, false};
+    }
+    if (table.code != StatusCode::kOk) {
+      Verdict verdict = VerdictFromTable(response, table, server_says);
+      const bool client_error = response.status >= 400 && response.status < 500;
+      if (client_error && table.code != StatusCode::kUnauthenticated && table.code != StatusCode::kResourceExhausted) {
+        // The GraphQL error code says more than the HTTP status; without one, a 404 means there is
+        // no GraphQL endpoint at the configured root URL.
+        if (errors) {
+          verdict.status = Status(docs::StatusCodeForGraphqlError(errors->code), verdict.status.message());
+        } else if (response.status == 404) {
+          verdict.status = FailedPreconditionError(verdict.status.message() + ": no GraphQL endpoint at " + endpoint_);
+        }
       }
-      spdlog::error(
-          "Concerto {}: HTTP 401 again right after re-authenticating with the credentials of secret '{}'; "
-          "not retrying. Check the Concerto account and the secret.",
-          op.name, options_.credentials_secret);
-      return UnauthenticatedError("Concerto " + op.name + ": rejected a freshly issued access token (HTTP 401 twice)");
+      return verdict;
     }
 
-    if (!IsTransientFailure(attempt.status.code())) return attempt.status;
-    if (backoff_.TooLong(attempt.retry_after)) {
-      spdlog::warn("Concerto {}: server asks to wait {} ms, more than {} ms; giving up for now", op.name,
-                   attempt.retry_after->count(), backoff_.policy().max_retry_after.count());
-      return attempt.status;
+    if (!answer || !answer->is_object()) {
+      return {InternalError("HTTP " + std::to_string(response.status) + " with a body that is not JSON"),
+              "invalid_response", false};
     }
-    if (retries >= options_.max_retries) {
-      spdlog::warn("Concerto {}: {} (gave up after {} retries)", op.name, attempt.status.ToString(), retries);
-      return attempt.status.WithContext("after " + std::to_string(retries) + " retries");
-    }
-    ++retries;
-    if (metrics_ != nullptr) metrics_->Increment(kRetriesMetric, {{"operation", op.name}});
-    const Duration delay = backoff_.Delay(retries, attempt.retry_after);
-    spdlog::warn("Concerto {}: {}; retry {}/{} in {} ms", op.name, attempt.status.ToString(), retries,
-                 options_.max_retries, delay.count());
-    backoff_.SleepFor(delay);
-  }
-}
-
-ConcertoClient::Attempt ConcertoClient::AttemptOnce(const docs::Operation& op, const std::string& body,
-                                                    const std::string& token) {
-  const bool authenticating = op.name == docs::kAuthenticate;
-  std::vector<std::pair<std::string, std::string>> headers = {{"Content-Type", "application/json"},
-                                                              {"Accept", "application/json"}};
-  if (!token.empty()) headers.emplace_back("Authorization", "Bearer " + token);
-
-  limiter_.Acquire();
-  auto sent = http_.Post(endpoint_, std::move(headers), body, options_.timeout);
-  Attempt attempt;
-  const std::string where = "Concerto " + op.name;
-  if (!sent.ok()) {
-    Count(op.name, sent.status().code() == StatusCode::kDeadlineExceeded ? "timeout" : "transport_error");
-    attempt.status = sent.status().WithContext(where);
-    return attempt;
-  }
-  const HttpResponse& response = *sent;
-  const std::optional<json> answer = ParseJson(response.body);
-  const std::optional<GraphqlErrors> errors = answer ? ReadErrors(*answer) : std::nullopt;
-  const std::string server_says = errors ? ": " + Redact(errors->code + ": " + errors->message) : std::string();
-
-  if (response.status == 401) {
-    Count(op.name, "unauthorized");
-    if (authenticating) {
-      attempt.status = UnauthenticatedError(where + ": credentials rejected (HTTP 401)");
-    } else {
-      attempt.unauthorized = true;
-      attempt.status = UnauthenticatedError(where + ": HTTP 401");
-    }
-    return attempt;
-  }
-  if (response.status == 429) {
-    Count(op.name, "rate_limited");
-    attempt.retry_after = response.RetryAfter(clock_.Now());
-    attempt.status = ResourceExhaustedError(where + ": rate limited (HTTP 429)");
-    return attempt;
-  }
-  if (response.status >= 500) {
-    Count(op.name, "http_5xx");
-    attempt.status = UnavailableError(where + ": HTTP " + std::to_string(response.status) + server_says);
-    return attempt;
-  }
-  if (response.status < 200 || response.status >= 300) {
-    Count(op.name, "http_4xx");
-    StatusCode code = StatusCode::kInvalidArgument;
     if (errors) {
-      code = docs::StatusCodeForGraphqlError(errors->code);
-    } else if (response.status == 408) {
-      code = StatusCode::kDeadlineExceeded;
-    } else if (response.status == 403) {
-      code = StatusCode::kPermissionDenied;
-    } else if (response.status == 404 || response.status == 405 || response.status < 400) {
-      code = StatusCode::kFailedPrecondition;  // not a GraphQL endpoint: a configuration problem
-    }
-    attempt.status = Status(code, where + ": HTTP " + std::to_string(response.status) + server_says);
-    return attempt;
-  }
-
-  if (!answer || !answer->is_object()) {
-    Count(op.name, "invalid_response");
-    attempt.status = InternalError(where + ": HTTP " + std::to_string(response.status) + " with a body that is not JSON");
-    return attempt;
-  }
-  if (errors) {
-    const StatusCode code = docs::StatusCodeForGraphqlError(errors->code);
-    if (code == StatusCode::kUnauthenticated) {
-      Count(op.name, "unauthorized");
-      if (authenticating) {
-        // Never echo the server's text here: it is about the credentials we sent.
-        attempt.status = UnauthenticatedError(where + ": Concerto rejected the email or password of secret '" +
-                                              options_.credentials_secret + "' (UNAUTHENTICATED)");
-      } else {
-        attempt.unauthorized = true;
-        attempt.status = UnauthenticatedError(where + server_says);
+      const StatusCode code = docs::StatusCodeForGraphqlError(errors->code);
+      if (code == StatusCode::kUnauthenticated) {
+        if (authenticating) {
+          // Never echo the server's text here: it is about the credentials we sent.
+          return {UnauthenticatedError("Concerto rejected the email or password of secret '" +
+                                       options_.credentials_secret + "' (UNAUTHENTICATED)"),
+                  "unauthorized", false};
+        }
+        return {UnauthenticatedError(server_says), "unauthorized", true};
       }
-      return attempt;
+      if (code == StatusCode::kInternal) {
+        spdlog::warn("Concerto {}: unexpected GraphQL error: {}", op.name, caller_.Redact(server_says));
+      }
+      return {Status(code, server_says), code == StatusCode::kResourceExhausted ? "rate_limited" : "graphql_error",
+              false};
     }
-    Count(op.name, code == StatusCode::kResourceExhausted ? "rate_limited" : "graphql_error");
-    if (code == StatusCode::kResourceExhausted) attempt.retry_after = response.RetryAfter(clock_.Now());
-    attempt.status = Status(code, where + server_says);
-    if (code == StatusCode::kInternal) {
-      spdlog::warn("Concerto {}: unexpected GraphQL error{}", op.name, server_says);
+    auto found = answer->find("data");
+    if (found == answer->end() || !found->is_object()) {
+      return {InternalError("answer without data or errors"), "invalid_response", false};
     }
-    return attempt;
+    data = std::move(*found);
+    return {Status::Ok(), "ok", false};
+  };
+  if (!authenticating) {
+    spec.renew_credentials = [&]() -> Result<bool> {
+      auto renewed = Reauthenticate(token);
+      if (!renewed.ok()) return renewed.status();
+      return true;
+    };
+    spec.credentials = "the access token for the credentials of secret '" + options_.credentials_secret + "'";
   }
-  auto data = answer->find("data");
-  if (data == answer->end() || !data->is_object()) {
-    Count(op.name, "invalid_response");
-    attempt.status = InternalError(where + ": answer without data or errors");
-    return attempt;
-  }
-  Count(op.name, "ok");
-  attempt.data = std::move(*data);
-  return attempt;
-}
 
-void ConcertoClient::Count(const std::string& operation, const char* outcome) {
-  if (metrics_ != nullptr) metrics_->Increment(kRequestsMetric, {{"operation", operation}, {"outcome", outcome}});
+  auto answered = caller_.Call(spec);
+  if (!answered.ok()) return answered.status();
+  return std::move(*data);
 }
 
 // ---- Authentication ----
@@ -360,7 +309,7 @@ Result<ConcertoClient::Credentials> ConcertoClient::ReadCredentials() {
   auto value = secrets_.Get(id);
   if (!value.ok()) {
     const Status& status = value.status();
-    if (IsTransientFailure(status.code())) return status.WithContext("reading Concerto credentials");
+    if (status.IsRetryable()) return status.WithContext("reading Concerto credentials");
     return FailedPreconditionError("cannot read the Concerto credentials secret '" + id + "': " + status.ToString());
   }
   const std::optional<json> parsed = ParseJson(*value);
@@ -374,10 +323,10 @@ Result<ConcertoClient::Credentials> ConcertoClient::ReadCredentials() {
   };
   credentials.email = text("email");
   credentials.password = text("password");
-  if (!credentials.password.empty()) RememberSecret(credentials.password);
+  if (!credentials.password.empty()) caller_.Remember(credentials.password);
   const std::string token = text("token");
   if (!token.empty()) {
-    RememberSecret(token);
+    caller_.Remember(token);
     auto expires_at = ParseIso8601(text("token_expires_at"));
     if (expires_at) {
       auto issued_at = ParseIso8601(text("token_issued_at"));
@@ -402,7 +351,7 @@ Result<std::string> ConcertoClient::AuthenticateLocked(const Credentials& creden
   auto data = Execute(docs::Authenticate(credentials.email, credentials.password));
   if (!data.ok()) {
     const bool rejected = data.status().code() == StatusCode::kUnauthenticated;
-    if (metrics_ != nullptr) metrics_->Increment(kAuthMetric, {{"outcome", rejected ? "rejected" : "failed"}});
+    metrics_.authentications.Increment({rejected ? "rejected" : "failed"});
     if (rejected) {
       spdlog::error("Concerto: authentication with the credentials of secret '{}' was rejected; fix the secret",
                     options_.credentials_secret);
@@ -413,17 +362,17 @@ Result<std::string> ConcertoClient::AuthenticateLocked(const Credentials& creden
   }
   auto parsed = docs::ParseAuthenticate(*data);
   if (!parsed.ok()) {
-    if (metrics_ != nullptr) metrics_->Increment(kAuthMetric, {{"outcome", "failed"}});
+    metrics_.authentications.Increment({"failed"});
     return parsed.status();
   }
-  RememberSecret(parsed->token);
+  caller_.Remember(parsed->token);
   Token token{parsed->token, parsed->expires_at, issued_at};
   if (!Fresh(token)) {
     spdlog::warn("Concerto: the new access token expires at {}, within the renewal margin; using it anyway",
                  FormatIso8601(token.expires_at));
   }
   token_ = token;
-  if (metrics_ != nullptr) metrics_->Increment(kAuthMetric, {{"outcome", "ok"}});
+  metrics_.authentications.Increment({"ok"});
   spdlog::info("Concerto: authenticated; access token valid until {}", FormatIso8601(token.expires_at));
   WriteBackLocked(token);
   return token.value;
@@ -447,25 +396,6 @@ void ConcertoClient::WriteBackLocked(const Token& token) {
   if (!put.ok()) {
     spdlog::warn("Concerto: could not store the new token in secret '{}': {}", id, put.ToString());
   }
-}
-
-void ConcertoClient::RememberSecret(const std::string& secret) {
-  if (secret.size() < 4) return;  // too short to scrub without mangling ordinary text
-  std::lock_guard lock(redact_mutex_);
-  if (std::find(sensitive_.begin(), sensitive_.end(), secret) != sensitive_.end()) return;
-  // The first entry is the password (read before any token); evict the oldest token.
-  if (sensitive_.size() >= kMaxRemembered) sensitive_.erase(sensitive_.begin() + 1);
-  sensitive_.push_back(secret);
-}
-
-std::string ConcertoClient::Redact(std::string text) const {
-  std::lock_guard lock(redact_mutex_);
-  for (const std::string& secret : sensitive_) {
-    for (auto pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos + 3)) {
-      text.replace(pos, secret.size(), "***");
-    }
-  }
-  return text;
 }
 
 }  // namespace pwrcell::adapters

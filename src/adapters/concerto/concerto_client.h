@@ -12,20 +12,24 @@
 // - HTTP 401: one re-authentication and one retry; a second 401 is kUnauthenticated, logged as an
 //   error, never retried in a loop. Wrong credentials (authenticate answering UNAUTHENTICATED)
 //   are kUnauthenticated.
-// - Rate limiting: one token bucket per client, shared by every thread using it.
-// - Retries: transport errors, timeouts, HTTP 5xx, HTTP 429 / RATE_LIMITED (waiting at least
-//   Retry-After) and INTERNAL_SERVER_ERROR are retried with exponential backoff and jitter, at most
+// - Transport, rate limiting, retries and secret redaction: the shared RetryingCaller
+//   (adapters/http/retrying_caller.h), with this client's re-authentication as its renewal hook.
+//   Transport errors, timeouts, HTTP 5xx, HTTP 429 / RATE_LIMITED (waiting at least Retry-After)
+//   and INTERNAL_SERVER_ERROR are retried with exponential backoff and jitter, at most
 //   `max_retries` times; then the transient Status is returned for the caller to redeliver.
-// - Error mapping as ports/concerto_api.h documents; an answer it cannot parse is kInternal; a
-//   missing or malformed credentials secret is kFailedPrecondition (kUnavailable when the secret
-//   store cannot be reached).
+// - Error mapping: adapters/http/status_table.h, refined by the answer's GraphQL error code as
+//   ports/concerto_api.h documents (a 4xx with GraphQL errors takes their code; a 404 without is
+//   kFailedPrecondition: no GraphQL endpoint at the root URL). An answer it cannot parse is
+//   kInternal; a missing or malformed credentials secret is kFailedPrecondition (kUnavailable when
+//   the secret store cannot be reached).
 //
 // Secrets (password, token) never appear in logs, Status messages or metrics.
 //
-// Metrics (when a registry is given): pwrcell_concerto_requests_total{operation, outcome} per HTTP
-// attempt, outcome one of ok, graphql_error, http_4xx, http_5xx, rate_limited, unauthorized,
-// timeout, transport_error, invalid_response (a 2xx body that is not a GraphQL answer);
-// pwrcell_concerto_retries_total{operation}; pwrcell_concerto_authentications_total{outcome=ok|rejected|failed}.
+// Metrics (ConcertoClientMetrics, when a registry is given): pwrcell_concerto_requests_total
+// {operation, outcome} per HTTP attempt, outcome one of ok, graphql_error, http_4xx, http_5xx,
+// rate_limited, unauthorized, timeout, transport_error, invalid_response (a 2xx body that is not a
+// GraphQL answer); pwrcell_concerto_retries_total{operation};
+// pwrcell_concerto_authentications_total{outcome=ok|rejected|failed}.
 //
 // Thread-safe. `secrets`, `clock` and `metrics` must outlive the client.
 #pragma once
@@ -41,7 +45,7 @@
 #include "adapters/concerto/concerto_documents.h"
 #include "adapters/http/backoff.h"
 #include "adapters/http/http_client.h"
-#include "adapters/http/rate_limiter.h"
+#include "adapters/http/retrying_caller.h"
 #include "common/metrics.h"
 #include "config/config.h"
 #include "ports/clock.h"
@@ -49,6 +53,13 @@
 #include "ports/secret_store.h"
 
 namespace pwrcell::adapters {
+
+// The client's metrics, declared once (common/metrics.h). Unbound (nullptr): counts nothing.
+struct ConcertoClientMetrics {
+  explicit ConcertoClientMetrics(Metrics* registry);
+  CallCounters calls;          // pwrcell_concerto_requests_total, pwrcell_concerto_retries_total
+  Counter<1> authentications;  // {outcome}
+};
 
 struct ConcertoClientOptions {
   std::string root_url = "http://127.0.0.1:8080";  // requests go to <root_url>/graphql
@@ -98,17 +109,8 @@ class ConcertoClient final : public ports::ConcertoApi {
     std::string password;
     std::optional<Token> token;
   };
-  // One HTTP attempt, classified.
-  struct Attempt {
-    std::optional<nlohmann::json> data;  // set on success
-    Status status;                       // the error otherwise
-    bool unauthorized = false;           // HTTP 401 / UNAUTHENTICATED on an authenticated call
-    std::optional<Duration> retry_after;
-  };
-
-  // Sends `op` with retries, re-authentication and classification; returns the answer's `data`.
+  // Sends `op` through the caller (retries, re-authentication, judging); returns the answer's `data`.
   Result<nlohmann::json> Execute(const concerto_documents::Operation& op);
-  Attempt AttemptOnce(const concerto_documents::Operation& op, const std::string& body, const std::string& token);
   // A usable token: the cached one, the secret's, or a fresh one.
   Result<std::string> EnsureToken();
   // After a 401 with `rejected`: a fresh token, unless another thread already replaced it.
@@ -119,24 +121,15 @@ class ConcertoClient final : public ports::ConcertoApi {
   void WriteBackLocked(const Token& token);
   bool Fresh(const Token& token) const;
 
-  void Count(const std::string& operation, const char* outcome);
-  void RememberSecret(const std::string& secret);
-  std::string Redact(std::string text) const;
-
   const ConcertoClientOptions options_;
   const std::string endpoint_;
   ports::SecretStore& secrets_;
   const ports::Clock& clock_;
-  Metrics* const metrics_;
-  HttpClient http_;
-  RateLimiter limiter_;
-  Backoff backoff_;
+  const ConcertoClientMetrics metrics_;
+  RetryingCaller caller_;  // also scrubs the password and every token seen from messages
 
   std::mutex auth_mutex_;  // one authentication at a time; guards token_
   std::optional<Token> token_;
-
-  mutable std::mutex redact_mutex_;
-  std::vector<std::string> sensitive_;  // password and tokens seen, scrubbed from messages
 };
 
 }  // namespace pwrcell::adapters

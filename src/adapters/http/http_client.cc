@@ -10,6 +10,8 @@
 #include <memory>
 #include <mutex>
 
+#include "adapters/http/status_table.h"
+
 namespace pwrcell::adapters {
 namespace {
 
@@ -123,19 +125,25 @@ std::optional<Duration> HttpResponse::RetryAfter(Timestamp now) const {
 
 HttpClient::HttpClient(HttpClientOptions options) : options_(std::move(options)) { GlobalInitOnce(); }
 
-Result<HttpResponse> HttpClient::Send(const HttpRequest& request) const {
-  if (request.url.empty()) return InvalidArgumentError("HTTP request without a URL");
-  if (request.timeout <= Duration(0)) return InvalidArgumentError("HTTP request timeout must be > 0");
+HttpExchange HttpClient::Exchange(const HttpRequest& request) const {
+  HttpExchange exchange;
+  auto fail = [&exchange](CURLcode code, std::string error) {
+    exchange.curl_code = code;
+    exchange.error = std::move(error);
+    return std::move(exchange);
+  };
+  if (request.url.empty()) return fail(CURLE_URL_MALFORMAT, "HTTP request without a URL");
+  if (request.timeout <= Duration(0)) return fail(CURLE_BAD_FUNCTION_ARGUMENT, "HTTP request timeout must be > 0");
 
   thread_local ThreadHandle thread_handle;
   CURL* curl = thread_handle.Acquire();
-  if (curl == nullptr) return UnavailableError("curl_easy_init failed");
+  if (curl == nullptr) return fail(CURLE_FAILED_INIT, "curl_easy_init failed");
 
   Slist headers;
   for (const auto& [name, value] : request.headers) {
     const std::string line = name + ": " + value;
     curl_slist* appended = curl_slist_append(headers.get(), line.c_str());
-    if (appended == nullptr) return UnavailableError("out of memory building HTTP headers");
+    if (appended == nullptr) return fail(CURLE_OUT_OF_MEMORY, "out of memory building HTTP headers");
     headers.release();
     headers.reset(appended);
   }
@@ -178,21 +186,24 @@ Result<HttpResponse> HttpClient::Send(const HttpRequest& request) const {
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, nullptr);
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, nullptr);
 
-  const char* method = request.method == HttpMethod::kPost ? "POST" : "GET";
+  const std::string what = std::string(request.method == HttpMethod::kPost ? "POST" : "GET") + " " + Where(request.url);
   if (code != CURLE_OK) {
-    std::string detail = error_buffer[0] != '\0' ? std::string(error_buffer) : std::string(curl_easy_strerror(code));
-    std::string message = std::string(method) + " " + Where(request.url) + ": " + detail;
-    if (code == CURLE_OPERATION_TIMEDOUT) {
-      return DeadlineExceededError(message + " (timeout " + std::to_string(request.timeout.count()) + " ms)");
-    }
     if (transfer.body_too_large) {
-      return UnavailableError(std::string(method) + " " + Where(request.url) + ": response larger than " +
-                              std::to_string(options_.max_response_bytes) + " bytes");
+      return fail(code, what + ": response larger than " + std::to_string(options_.max_response_bytes) + " bytes");
     }
-    return UnavailableError(std::move(message));
+    std::string detail = error_buffer[0] != '\0' ? std::string(error_buffer) : std::string(curl_easy_strerror(code));
+    if (code == CURLE_OPERATION_TIMEDOUT) detail += " (timeout " + std::to_string(request.timeout.count()) + " ms)";
+    return fail(code, what + ": " + detail);
   }
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &transfer.response.status);
-  return std::move(transfer.response);
+  exchange.response = std::move(transfer.response);
+  return exchange;
+}
+
+Result<HttpResponse> HttpClient::Send(const HttpRequest& request) const {
+  HttpExchange exchange = Exchange(request);
+  if (!exchange.answered()) return Status(ClassifyExchange(exchange.curl_code, 0).code, std::move(exchange.error));
+  return std::move(exchange.response);
 }
 
 Result<HttpResponse> HttpClient::Get(std::string url, std::vector<std::pair<std::string, std::string>> headers,
@@ -237,11 +248,6 @@ std::string UrlEncode(std::string_view text) {
 std::string TrimTrailingSlashes(std::string url) {
   while (!url.empty() && url.back() == '/') url.pop_back();
   return url;
-}
-
-bool IsTransientFailure(StatusCode code) {
-  return code == StatusCode::kUnavailable || code == StatusCode::kDeadlineExceeded ||
-         code == StatusCode::kResourceExhausted;
 }
 
 }  // namespace pwrcell::adapters

@@ -1,10 +1,10 @@
 // A small HTTP client over libcurl: one request in, {status, headers, body} out.
 //
-// This is the one place where curl errors become a Status (CONVENTIONS.md "Errors": translate
-// vendor errors once, at the adapter edge): a timeout is kDeadlineExceeded, any other transport
-// failure (refused connection, DNS, TLS, reset) is kUnavailable. An HTTP status of any value is
-// NOT an error here: the caller reads `status` and decides (the Concerto and CES clients map
-// 401/429/5xx their own way).
+// curl errors become a Status through the one table of adapters/http/status_table.h
+// (CONVENTIONS.md "Errors": translate vendor errors once, at the adapter edge): a timeout is
+// kDeadlineExceeded, a request curl cannot send (bad URL) kInvalidArgument, any other transport
+// failure (refused connection, DNS, TLS, reset) kUnavailable. An HTTP status of any value is NOT
+// an error here: the retrying caller (retrying_caller.h) classifies answers with the same table.
 //
 // Thread-safety: Send may be called from many threads at once. Each thread reuses its own curl
 // easy handle (so connections are kept alive per thread); curl_global_init runs once per process.
@@ -50,6 +50,18 @@ struct HttpResponse {
   std::optional<Duration> RetryAfter(Timestamp now) const;
 };
 
+// How one exchange ended, before anyone judged it: libcurl's result code and, when an answer
+// arrived (curl_code == 0), the answer. ClassifyExchange(curl_code, response.status) judges it.
+struct HttpExchange {
+  int curl_code = 0;  // CURLcode
+  // When curl_code != 0: what went wrong, naming the method and the URL without its query (never
+  // header values).
+  std::string error;
+  HttpResponse response;
+
+  bool answered() const { return curl_code == 0; }
+};
+
 struct HttpClientOptions {
   // Connect phase limit (capped by the request's timeout).
   Duration connect_timeout = std::chrono::seconds(10);
@@ -62,10 +74,14 @@ class HttpClient {
  public:
   explicit HttpClient(HttpClientOptions options = {});
 
-  // Performs the request. Any HTTP status is a successful Result.
-  // Errors: kDeadlineExceeded when the request timed out; kUnavailable for any other transport
-  // failure (the message names the curl error and the URL's scheme/host/path, never header values);
-  // kInvalidArgument for an empty URL or a timeout <= 0.
+  // Performs the request and reports how it ended; never fails on its own. An empty URL is
+  // CURLE_URL_MALFORMAT, a timeout <= 0 CURLE_BAD_FUNCTION_ARGUMENT.
+  HttpExchange Exchange(const HttpRequest& request) const;
+
+  // Exchange with a transport failure as its Status (status_table.h). Any HTTP status is a
+  // successful Result. Errors: kDeadlineExceeded when the request timed out; kInvalidArgument for
+  // an empty or malformed URL or a timeout <= 0; kUnavailable for any other transport failure (the
+  // message names the curl error and the URL's scheme/host/path, never header values).
   Result<HttpResponse> Send(const HttpRequest& request) const;
 
   Result<HttpResponse> Get(std::string url, std::vector<std::pair<std::string, std::string>> headers,
@@ -83,8 +99,5 @@ std::string UrlEncode(std::string_view text);
 
 // A root URL without its trailing slashes ("http://h:8080/" -> "http://h:8080").
 std::string TrimTrailingSlashes(std::string url);
-
-// A failure worth retrying by the API clients: unavailable, timed out or rate limited.
-bool IsTransientFailure(StatusCode code);
 
 }  // namespace pwrcell::adapters
