@@ -20,8 +20,6 @@ namespace {
 
 using nlohmann::json;
 
-constexpr char kRequestsMetric[] = "pwrcell_ingest_requests_total";
-constexpr char kRecordsMetric[] = "pwrcell_records_total";
 constexpr char kTelemetryPath[] = "/v1/telemetry";
 
 // One record as offered by the client: its bytes, or why they could not be had (invalid base64).
@@ -125,19 +123,22 @@ Status CallSink(const RecordSink& sink, const std::vector<std::string>& records)
 
 }  // namespace
 
+IngestMetrics::IngestMetrics(Metrics* registry)
+    : requests(registry, "pwrcell_ingest_requests_total",
+               "Requests to the telemetry ingest endpoint, by HTTP response status.", {"status"}),
+      records(registry, "pwrcell_records_total",
+              "Telemetry records by outcome: received = offered to HTTP ingest, rejected = refused there "
+              "(invalid base64 or not a decodable EnergyRecordSet).",
+              {"outcome"}) {}
+
 IngestServer::IngestServer(config::TelemetryConfig config, RecordSink sink, Metrics& metrics)
-    : config_(std::move(config)), sink_(std::move(sink)), metrics_(metrics) {
-  metrics_.Describe(kRequestsMetric, Metrics::Type::kCounter,
-                    "Requests to the telemetry ingest endpoint, by HTTP response status.");
-  metrics_.Describe(kRecordsMetric, Metrics::Type::kCounter,
-                    "Telemetry records by outcome: received = offered to HTTP ingest, rejected = refused there "
-                    "(invalid base64 or not a decodable EnergyRecordSet).");
+    : config_(std::move(config)), sink_(std::move(sink)), metrics_(&metrics) {
 
   const auto max_body_bytes = static_cast<std::size_t>(std::max(config_.max_body_bytes, 0));
   listener_ = std::make_unique<Listener>(Listener::Options{.name = "ingest", .max_body_bytes = max_body_bytes});
 
   listener_->SetResponseObserver([this](const httplib::Request&, const httplib::Response& res) {
-    metrics_.Increment(kRequestsMetric, {{"status", std::to_string(res.status)}});
+    metrics_.requests.Increment({std::to_string(res.status)});
   });
 
   listener_->Post(kTelemetryPath, [this, max_body_bytes](const httplib::Request& req, httplib::Response& res,
@@ -178,9 +179,9 @@ IngestServer::IngestServer(config::TelemetryConfig config, RecordSink sink, Metr
       }
       rejected.push_back({{"index", i}, {"error", record.error}});
     }
-    metrics_.Increment(kRecordsMetric, {{"outcome", "received"}}, static_cast<double>(offered.size()));
+    metrics_.records.Increment({"received"}, static_cast<double>(offered.size()));
     if (!rejected.empty()) {
-      metrics_.Increment(kRecordsMetric, {{"outcome", "rejected"}}, static_cast<double>(rejected.size()));
+      metrics_.records.Increment({"rejected"}, static_cast<double>(rejected.size()));
       // Bad input is the client's problem, not ours: logged at info with the first reason.
       spdlog::info("ingest: rejected {} of {} records (first: #{} {})", rejected.size(), offered.size(),
                    rejected[0]["index"].get<std::size_t>(), rejected[0]["error"].get<std::string>());

@@ -25,7 +25,7 @@
 //   and it tells a misconfigured client what to fix); 405 for other methods on /v1/telemetry;
 //   404 elsewhere.
 //
-// Metrics (counters, described at construction):
+// Metrics (IngestMetrics, declared at construction):
 //   pwrcell_ingest_requests_total{status="200|400|405|413|415|500|503|..."}  every response;
 //   pwrcell_records_total{outcome="received"}  records offered in well-formed bodies;
 //   pwrcell_records_total{outcome="rejected"}  records refused at ingest (base64, decoding).
@@ -52,6 +52,13 @@ class Listener;
 // domain::DecodeRecordSet accepted, in request order. Called only with a non-empty vector.
 using RecordSink = std::function<Status(const std::vector<std::string>& records)>;
 
+// The ingest endpoint's metrics, declared once (common/metrics.h).
+struct IngestMetrics {
+  explicit IngestMetrics(Metrics* registry);
+  Counter<1> requests;  // {status}
+  Counter<1> records;   // {outcome}
+};
+
 class IngestServer {
  public:
   // `config.listen` is bound by Start(); `config.max_body_bytes` caps request bodies. `metrics`
@@ -76,7 +83,7 @@ class IngestServer {
  private:
   config::TelemetryConfig config_;
   RecordSink sink_;
-  Metrics& metrics_;
+  const IngestMetrics metrics_;
   std::unique_ptr<Listener> listener_;
 };
 

@@ -6,11 +6,12 @@
 
 namespace pwrcell::runtime::serve {
 
+QueueWorkerMetrics::QueueWorkerMetrics(Metrics* registry)
+    : messages(registry, "pwrcell_queue_messages_total",
+               "Queue messages handled, by worker pool and outcome (done, retry, dead_letter)", {"pool", "outcome"}) {}
+
 QueueWorkers::QueueWorkers(WorkerOptions options, std::vector<ports::Queue*> queues, Handler handler, Metrics& metrics)
-    : options_(std::move(options)), queues_(std::move(queues)), handler_(std::move(handler)), metrics_(metrics) {
-  metrics_.Describe("pwrcell_queue_messages_total", Metrics::Type::kCounter,
-                    "Queue messages handled, by worker pool and outcome (done, retry, dead_letter)");
-}
+    : options_(std::move(options)), queues_(std::move(queues)), handler_(std::move(handler)), metrics_(&metrics) {}
 
 QueueWorkers::~QueueWorkers() { Stop(); }
 
@@ -40,7 +41,7 @@ void QueueWorkers::Dispose(ports::Queue& queue, const ports::ReceivedMessage& me
   if (status.ok()) {
     Status deleted = queue.Delete(message.receipt);
     if (!deleted.ok()) spdlog::warn("{} worker: deleting message {}: {}", pool, message.id, deleted.ToString());
-    metrics_.Increment("pwrcell_queue_messages_total", {{"pool", pool}, {"outcome", "done"}});
+    metrics_.messages.Increment({pool, "done"});
     return;
   }
   if (status.IsRetryable() && options_.max_receives > 0 && message.receive_count >= options_.max_receives) {
@@ -50,7 +51,7 @@ void QueueWorkers::Dispose(ports::Queue& queue, const ports::ReceivedMessage& me
                   message.receive_count, options_.max_receives, status.ToString());
     Status buried = queue.DeadLetter(message.receipt);
     if (!buried.ok()) spdlog::warn("{} worker: dead-lettering message {}: {}", pool, message.id, buried.ToString());
-    metrics_.Increment("pwrcell_queue_messages_total", {{"pool", pool}, {"outcome", "dead_letter"}});
+    metrics_.messages.Increment({pool, "dead_letter"});
     return;
   }
   if (status.IsRetryable()) {
@@ -60,13 +61,13 @@ void QueueWorkers::Dispose(ports::Queue& queue, const ports::ReceivedMessage& me
                  status.ToString());
     Status changed = queue.ChangeVisibility(message.receipt, delay);
     if (!changed.ok()) spdlog::warn("{} worker: rescheduling message {}: {}", pool, message.id, changed.ToString());
-    metrics_.Increment("pwrcell_queue_messages_total", {{"pool", pool}, {"outcome", "retry"}});
+    metrics_.messages.Increment({pool, "retry"});
     return;
   }
   spdlog::error("{} worker: message {} failed permanently, dead-lettered: {}", pool, message.id, status.ToString());
   Status buried = queue.DeadLetter(message.receipt);
   if (!buried.ok()) spdlog::warn("{} worker: dead-lettering message {}: {}", pool, message.id, buried.ToString());
-  metrics_.Increment("pwrcell_queue_messages_total", {{"pool", pool}, {"outcome", "dead_letter"}});
+  metrics_.messages.Increment({pool, "dead_letter"});
 }
 
 void QueueWorkers::Run() {

@@ -55,6 +55,12 @@ struct WorkerOptions {
   std::function<Result<std::unique_ptr<BatchScope>>()> batch_scope;
 };
 
+// The worker pools' metrics, declared once (common/metrics.h); every pool counts on the same family.
+struct QueueWorkerMetrics {
+  explicit QueueWorkerMetrics(Metrics* registry);
+  Counter<2> messages;  // {pool, outcome=done|retry|dead_letter}
+};
+
 class QueueWorkers {
  public:
   // One Status per message, in order.
@@ -79,7 +85,7 @@ class QueueWorkers {
   const WorkerOptions options_;
   const std::vector<ports::Queue*> queues_;
   Handler handler_;
-  Metrics& metrics_;
+  const QueueWorkerMetrics metrics_;
   std::atomic<bool> stopping_{false};
   std::mutex mutex_;
   std::condition_variable wake_;

@@ -1,0 +1,44 @@
+#include "runtime/serve/serve_metrics.h"
+
+#include <string>
+
+#include "domain/device.h"
+#include "domain/concerto_types.h"
+
+namespace pwrcell::runtime::serve {
+
+ServeMetrics::ServeMetrics(Metrics* registry)
+    : up(registry, "pwrcell_up", "1 while serve runs"),
+      queue_depth(registry, "pwrcell_queue_depth", "Messages in a queue, by queue and state (visible, in_flight)",
+                  {"queue", "state"}),
+      dead_letters(registry, "pwrcell_dead_letters", "Messages in a queue's dead-letter store", {"queue"}),
+      devices(registry, "pwrcell_devices", "Registered systems, by kind and remote_state", {"kind", "remote_state"}),
+      devices_by_commissioning(registry, "pwrcell_devices_by_commissioning",
+                               "Registered systems, by kind and commissioning state", {"kind", "state"}) {}
+
+void ServeMetrics::Refresh(const std::vector<std::pair<std::string_view, ports::Queue*>>& queues,
+                           ports::DeviceStore& device_store) const {
+  up.Set(1);
+  for (const auto& [name, queue] : queues) {
+    auto stats = queue->Stats();
+    if (!stats.ok()) continue;
+    queue_depth.Set({name, "visible"}, static_cast<double>(stats->visible));
+    queue_depth.Set({name, "in_flight"}, static_cast<double>(stats->in_flight));
+    dead_letters.Set({name}, static_cast<double>(stats->dead_letter));
+  }
+  auto listed = device_store.List();
+  if (!listed.ok()) return;
+  devices.Clear();
+  devices_by_commissioning.Clear();
+  for (const char* kind : {"real", "simulated"}) {
+    for (const char* state : {"ONLINE", "OFFLINE", "ERROR", "NONE"}) devices.Set({kind, state}, 0);
+  }
+  for (const auto& d : *listed) {
+    const char* kind = d.is_simulated ? "simulated" : "real";
+    const std::string_view state = d.remote_state ? domain::RemoteStateName(*d.remote_state) : "NONE";
+    devices.Add({kind, state});
+    devices_by_commissioning.Add({kind, domain::CommissioningStateName(d.commissioning.state)});
+  }
+}
+
+}  // namespace pwrcell::runtime::serve
