@@ -9,7 +9,6 @@
 #include <ostream>
 #include <sstream>
 
-#include "adapters/memory/clocks.h"
 #include "adapters/sqlite/sqlite_device_store.h"
 #include "cli/exit_codes.h"
 #include "config/config.h"
@@ -65,7 +64,7 @@ std::variant<std::string, int> ResolveDbPath(const StoreLocation& where, std::os
   auto cfg = config::LoadConfigFile(config_path, config::ProcessEnvironment());
   if (!cfg.ok()) {
     err << "error: " << cfg.status().message() << "\n";
-    return cfg.status().code() == StatusCode::kNotFound ? kExitNotFound : kExitBadConfig;
+    return ExitCodeFor(Step::kLoadConfig, cfg.status());
   }
   return cfg->storage.path;
 }
@@ -74,7 +73,7 @@ int ConfigCheck(const std::string& path, bool print_effective, std::ostream& out
   auto cfg = config::LoadConfigFile(path, config::ProcessEnvironment());
   if (!cfg.ok()) {
     err << "error: " << cfg.status().message() << "\n";
-    return cfg.status().code() == StatusCode::kNotFound ? kExitNotFound : kExitBadConfig;
+    return ExitCodeFor(Step::kLoadConfig, cfg.status());
   }
   out << path << ": OK\n";
   if (print_effective) out << config::DescribeConfig(*cfg);

@@ -15,9 +15,9 @@
 #include <variant>
 #include <vector>
 
-#include "adapters/memory/clocks.h"
 #include "adapters/sqlite/sqlite_database.h"
 #include "adapters/sqlite/sqlite_queue.h"
+#include "adapters/system/system_clock.h"
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
 #include "config/config.h"

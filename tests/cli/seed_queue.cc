@@ -17,9 +17,9 @@
 #include <thread>
 #include <vector>
 
-#include "adapters/memory/clocks.h"
 #include "adapters/sqlite/sqlite_database.h"
 #include "adapters/sqlite/sqlite_queue.h"
+#include "adapters/system/system_clock.h"
 #include "energy_record_set.pb.h"
 
 namespace {

@@ -11,8 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include "adapters/ces/ces_client.h"
-#include "adapters/memory/clocks.h"
 #include "adapters/memory/memory_secret_store.h"
+#include "adapters/system/system_clock.h"
 #include "sim_process.h"
 
 namespace pwrcell::adapters {

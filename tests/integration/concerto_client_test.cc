@@ -14,6 +14,7 @@
 #include "adapters/concerto/concerto_client.h"
 #include "adapters/memory/clocks.h"
 #include "adapters/memory/memory_secret_store.h"
+#include "adapters/system/system_clock.h"
 #include "sim_process.h"
 
 namespace pwrcell::adapters {

@@ -1,4 +1,4 @@
-// Clock implementations: the real system clock, and a fake one that tests move by hand.
+// The fake clock of the tests. The production clock is adapters/system/system_clock.h.
 #pragma once
 
 #include <atomic>
@@ -6,12 +6,6 @@
 #include "ports/clock.h"
 
 namespace pwrcell::adapters {
-
-// Wall-clock UTC time. Thread-safe.
-class SystemClock final : public ports::Clock {
- public:
-  Timestamp Now() const override;
-};
 
 // A clock that only moves when told to. Thread-safe.
 class FakeClock final : public ports::Clock {

@@ -1,22 +1,20 @@
 #include "runtime/serve/serve.h"
 
-#include <pthread.h>
-#include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <fstream>
-#include <iostream>
-#include <memory>
-#include <thread>
+#include <ostream>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "adapters/ces/ces_client.h"
 #include "adapters/concerto/concerto_client.h"
 #include "adapters/file/file_secret_store.h"
-#include "adapters/memory/clocks.h"
-#include "adapters/sqlite/sqlite_database.h"
-#include "adapters/sqlite/sqlite_device_store.h"
-#include "adapters/sqlite/sqlite_queue.h"
 #include "common/metrics.h"
 #include "domain/record_decoding.h"
 #include "processes/ces_state.h"
@@ -24,46 +22,17 @@
 #include "processes/device_metadata_processor.h"
 #include "processes/pwrcell_gateway.h"
 #include "processes/registrar.h"
+#include "processes/settings_from_config.h"
 #include "processes/simulated_systems.h"
 #include "processes/telemetry_processor.h"
 #include "runtime/http/admin_server.h"
 #include "runtime/http/ingest_server.h"
 #include "runtime/serve/queue_workers.h"
 #include "runtime/serve/scheduler.h"
+#include "runtime/serve/worker_options.h"
 
 namespace pwrcell::runtime::serve {
 namespace {
-
-Duration Clamp(Duration d, Duration lo, Duration hi) { return std::min(std::max(d, lo), hi); }
-
-// Everything `serve` and `replay` open in the store file.
-struct Store {
-  std::shared_ptr<adapters::SqliteDatabase> database;
-  std::unique_ptr<adapters::SqliteDeviceStore> devices;
-  std::unique_ptr<adapters::SqliteQueue> ingest, concerto, concerto_telemetry, ces;
-};
-
-Result<Store> OpenStore(const config::Config& config, const ports::Clock& clock) {
-  Store store;
-  auto database = adapters::SqliteDatabase::Open(config.storage.path);
-  if (!database.ok()) return database.status();
-  store.database = *database;
-  auto devices = adapters::SqliteDeviceStore::Create(store.database);
-  if (!devices.ok()) return devices.status();
-  store.devices = std::move(*devices);
-  const int max_receives = config.queues.max_receives;
-  auto open = [&](const char* name, std::unique_ptr<adapters::SqliteQueue>& out) -> Status {
-    auto queue = adapters::SqliteQueue::Create(store.database, name, clock, max_receives);
-    if (!queue.ok()) return queue.status();
-    out = std::move(*queue);
-    return Status::Ok();
-  };
-  PWRCELL_RETURN_IF_ERROR(open(kIngestQueue, store.ingest));
-  PWRCELL_RETURN_IF_ERROR(open(kConcertoQueue, store.concerto));
-  PWRCELL_RETURN_IF_ERROR(open(kConcertoTelemetryQueue, store.concerto_telemetry));
-  PWRCELL_RETURN_IF_ERROR(open(kCesQueue, store.ces));
-  return store;
-}
 
 // One SQLite transaction as the scope of a worker round (queue_workers.h): one fsync per batch.
 class SqliteBatchScope final : public BatchScope {
@@ -86,8 +55,9 @@ std::function<Result<std::unique_ptr<BatchScope>>()> SqliteBatchScopes(adapters:
 // Stores records in the ingest queue, in batches of the queue's limit.
 Status SendRecords(ports::Queue& queue, const std::vector<std::string>& records) {
   for (std::size_t begin = 0; begin < records.size(); begin += ports::kMaxQueueBatch) {
-    std::vector<std::string> chunk(records.begin() + static_cast<std::ptrdiff_t>(begin),
-                                   records.begin() + static_cast<std::ptrdiff_t>(std::min(records.size(), begin + ports::kMaxQueueBatch)));
+    std::vector<std::string> chunk(
+        records.begin() + static_cast<std::ptrdiff_t>(begin),
+        records.begin() + static_cast<std::ptrdiff_t>(std::min(records.size(), begin + ports::kMaxQueueBatch)));
     auto sent = queue.SendBatch(chunk);
     if (!sent.ok()) return sent.status().WithContext("storing telemetry records");
   }
@@ -103,149 +73,115 @@ void DescribeGauges(Metrics& m) {
   m.Describe("pwrcell_up", Metrics::Type::kGauge, "1 while serve runs");
 }
 
+// A handler of single messages as a pool handler: one Status per message, in order.
+template <typename Handle>
+QueueWorkers::Handler OneByOne(Handle handle) {
+  return [handle](const std::vector<ports::ReceivedMessage>& batch) {
+    std::vector<Status> results;
+    results.reserve(batch.size());
+    for (const auto& m : batch) results.push_back(handle(m));
+    return results;
+  };
+}
+
 }  // namespace
 
-int RunServe(const config::Config& config, const ServeOptions& options) {
-  // Block the stop signals in every thread; the main thread waits for them with sigwait.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
-  adapters::SystemClock clock;
-  Metrics metrics;
-  DescribeGauges(metrics);
-
-  auto secrets = adapters::FileSecretStore::Open(config.secrets.path);
-  if (!secrets.ok()) {
-    spdlog::critical("cannot start: secrets file: {}", secrets.status().ToString());
-    return 1;
+Result<std::unique_ptr<ports::SecretStore>> OpenSecretStore(const config::SecretsConfig& config) {
+  if (config.backend != "file") {
+    return InvalidArgumentError("secrets backend \"" + config.backend + "\" is not supported (only \"file\")");
   }
-  for (const auto& id : {config.concerto.credentials_secret, config.ces.credentials_secret}) {
-    auto value = (*secrets)->Get(id);
-    if (!value.ok()) {
-      spdlog::critical("cannot start: secret {}: {}", id, value.status().ToString());
-      return 1;
-    }
-  }
-  auto opened = OpenStore(config, clock);
-  if (!opened.ok()) {
-    spdlog::critical("cannot start: store {}: {}", config.storage.path, opened.status().ToString());
-    return 1;
-  }
-  Store& store = *opened;
+  auto store = adapters::FileSecretStore::Open(config.path);
+  if (!store.ok()) return store.status();  // its messages name the file
+  return std::unique_ptr<ports::SecretStore>(std::move(*store));
+}
 
-  adapters::ConcertoClient concerto(adapters::ConcertoClientOptions::FromConfig(config.concerto), **secrets, clock,
-                                    &metrics);
-  adapters::CesClient ces(adapters::CesClientOptions::FromConfig(config.ces), **secrets, clock, &metrics);
-
-  processes::Settings settings;
-  settings.adapter_name = config.adapter.name;
-  settings.auto_commissioning = config.adapter.auto_commissioning;
-  settings.offline_timeout = config.liveness.offline_timeout_s;
-  settings.record_interval = config.liveness.record_interval_s;
-  settings.metadata_refresh = config.schedule.metadata_refresh_s;
-  settings.page_size = config.concerto.page_size;
-  settings.status_batch_size = config.ces.status_batch_size;
-  const Duration poll = config.schedule.registrar_poll_s;
-  settings.request_repeat_after = Clamp(poll * 10, std::chrono::seconds(30), std::chrono::minutes(10));
-  settings.list_assets_expiry =
-      Clamp(Duration(config.queues.visibility_timeout_s) * (config.queues.max_receives + 1), std::chrono::minutes(1),
-            std::chrono::hours(1));
-
-  processes::Shared shared(clock.Now());
-  processes::Context context{*store.devices, *store.concerto, *store.concerto_telemetry, *store.ces, clock, metrics,
-                             shared, settings, nullptr};
-  context.source_progress = [&store] {
-    domain::SourceProgress progress;
-    auto stats = store.ingest->Stats();
-    if (stats.ok()) progress.ingest_backlog = stats->visible + stats->in_flight;
-    return progress;
-  };
-
-  processes::TelemetryProcessor telemetry(context);
-  processes::DeviceMetadataProcessor metadata(context);
-  processes::CesStateProcessor ces_state(context);
-  processes::Registrar registrar(context, metadata);
-  processes::RegistrarPoller registrar_poller(context);
-  processes::CesStatePoller ces_poller(context);
-  processes::ConcertoGateway concerto_gateway(context, concerto, registrar);
-  processes::PwrcellGateway pwrcell_gateway(context, ces, metadata, ces_state);
-
-  const Duration visibility = config.queues.visibility_timeout_s;
-  auto worker_options = [&](std::string name, int threads, std::size_t batch) {
-    WorkerOptions o;
-    o.name = std::move(name);
-    o.threads = threads;
-    o.batch = batch;
-    o.visibility_timeout = visibility;
-    o.max_receives = config.queues.max_receives;
-    // The backoff between deliveries, not the visibility timeout, decides how long an outage the
-    // max_receives deliveries of a message span before it is dead-lettered: capped at the
-    // visibility timeout, a short one (10 s) buried telemetry after ~45 s of Concerto outage. With
-    // a cap of at least 60 s, 5 deliveries span 5+10+20+40 s: a minute-long outage loses nothing.
-    o.retry_max = std::max(visibility, Duration(std::chrono::seconds(60)));
-    o.retry_base = std::min(Duration(std::chrono::seconds(5)), visibility);
-    return o;
-  };
-  // The telemetry handler makes no network call: a whole round (receive up to 100 records,
-  // update their devices, queue their points, delete them) is one transaction, one fsync.
-  WorkerOptions telemetry_options = worker_options("telemetry", 2, 100);
-  telemetry_options.batch_scope = SqliteBatchScopes(*store.database);
-  QueueWorkers telemetry_workers(
-      telemetry_options, {store.ingest.get()},
-      [&](const std::vector<ports::ReceivedMessage>& batch) {
-        std::vector<processes::StreamRecord> records;
-        records.reserve(batch.size());
-        for (const auto& m : batch) records.push_back({m.body, m.id});
-        return telemetry.ProcessRecords(records);
-      },
-      metrics);
-  auto one_by_one = [](auto handle) {
-    return [handle](const std::vector<ports::ReceivedMessage>& batch) {
-      std::vector<Status> results;
-      results.reserve(batch.size());
-      for (const auto& m : batch) results.push_back(handle(m));
-      return results;
+// Everything the app wires, declared in construction order: each member refers only to members
+// above it, and is destroyed before them.
+struct ServeApp::Parts {
+  Parts(const config::Config& cfg, const ports::Clock& clk, ports::SecretStore& secrets, Store opened)
+      : config(cfg),
+        clock(clk),
+        store(std::move(opened)),
+        concerto(adapters::ConcertoClientOptions::FromConfig(config.concerto), secrets, clock, &metrics),
+        ces(adapters::CesClientOptions::FromConfig(config.ces), secrets, clock, &metrics),
+        shared(clock.Now()),
+        context{*store.devices, *store.concerto, *store.concerto_telemetry, *store.ces, clock, metrics,
+                shared,         processes::SettingsFromConfig(config), nullptr},
+        telemetry(context),
+        metadata(context),
+        ces_state(context),
+        registrar(context, metadata),
+        registrar_poller(context),
+        ces_poller(context),
+        concerto_gateway(context, concerto, registrar),
+        pwrcell_gateway(context, ces, metadata, ces_state),
+        pools(PoolOptionsFromConfig(config)),
+        telemetry_workers(TelemetryPoolOptions(), {store.ingest.get()}, TelemetryHandler(), metrics),
+        concerto_workers(pools.concerto, {store.concerto.get(), store.concerto_telemetry.get()},
+                         OneByOne([this](const ports::ReceivedMessage& m) -> Status {
+                           auto request = processes::DecodeConcertoRequest(m.body);
+                           if (!request.ok()) return request.status();
+                           return concerto_gateway.Handle(*request);
+                         }),
+                         metrics),
+        ces_workers(pools.ces, {store.ces.get()},
+                    OneByOne([this](const ports::ReceivedMessage& m) -> Status {
+                      auto request = processes::DecodeCesRequest(m.body);
+                      if (!request.ok()) return request.status();
+                      return pwrcell_gateway.Handle(*request);
+                    }),
+                    metrics),
+        simulated(context, config.simulated.record_interval_s, [this](const auto& records) { return Ingest(records); }),
+        ingest_server(config.telemetry, [this](const auto& records) { return Ingest(records); }, metrics),
+        admin_server(config.admin, *store.devices, metrics, MakeAdminHooks()) {
+    context.source_progress = [this] {
+      domain::SourceProgress progress;
+      auto stats = store.ingest->Stats();
+      if (stats.ok()) progress.ingest_backlog = stats->visible + stats->in_flight;
+      return progress;
     };
-  };
-  QueueWorkers concerto_workers(worker_options("concerto", config.concerto.workers, 1),
-                                {store.concerto.get(), store.concerto_telemetry.get()},
-                                one_by_one([&](const ports::ReceivedMessage& m) -> Status {
-                                  auto request = processes::DecodeConcertoRequest(m.body);
-                                  if (!request.ok()) return request.status();
-                                  return concerto_gateway.Handle(*request);
-                                }),
-                                metrics);
-  QueueWorkers ces_workers(worker_options("ces", config.ces.workers, 1), {store.ces.get()},
-                           one_by_one([&](const ports::ReceivedMessage& m) -> Status {
-                             auto request = processes::DecodeCesRequest(m.body);
-                             if (!request.ok()) return request.status();
-                             return pwrcell_gateway.Handle(*request);
-                           }),
-                           metrics);
+    Schedule();
+  }
 
-  auto ingest_sink = [&](const std::vector<std::string>& records) {
-    // All chunks in one transaction: one fsync, and stored all or none (the sender retries).
+  WorkerOptions TelemetryPoolOptions() {
+    WorkerOptions options = pools.telemetry;
+    options.batch_scope = SqliteBatchScopes(*store.database);
+    return options;
+  }
+
+  QueueWorkers::Handler TelemetryHandler() {
+    return [this](const std::vector<ports::ReceivedMessage>& batch) {
+      std::vector<processes::StreamRecord> records;
+      records.reserve(batch.size());
+      for (const auto& m : batch) records.push_back({m.body, m.id});
+      return telemetry.ProcessRecords(records);
+    };
+  }
+
+  // The sink of the ingest server and of simulated telemetry: all chunks in one transaction, one
+  // fsync, stored all or none (the sender retries).
+  Status Ingest(const std::vector<std::string>& records) {
     auto unit = store.database->BeginUnitOfWork();
     if (!unit.ok()) return unit.status().WithContext("storing telemetry records");
     Status stored = SendRecords(*store.ingest, records);
     if (stored.ok()) stored = unit->Commit().WithContext("storing telemetry records");
     if (stored.ok()) telemetry_workers.Wake();
     return stored;
-  };
-  processes::SimulatedTelemetry simulated(context, config.simulated.record_interval_s, ingest_sink);
+  }
 
-  std::atomic<bool> ready{false};
-  http::AdminHooks hooks;
-  hooks.readiness = [&]() -> std::pair<bool, std::string> {
-    if (!ready.load()) return {false, "starting or stopping"};
-    auto stats = store.ingest->Stats();
-    if (!stats.ok()) return {false, "store: " + stats.status().ToString()};
-    return {true, "ready"};
-  };
-  hooks.refresh_gauges = [&] {
+  http::AdminHooks MakeAdminHooks() {
+    http::AdminHooks hooks;
+    hooks.readiness = [this]() -> std::pair<bool, std::string> {
+      if (!ready.load()) return {false, "starting or stopping"};
+      auto stats = store.ingest->Stats();
+      if (!stats.ok()) return {false, "store: " + stats.status().ToString()};
+      return {true, "ready"};
+    };
+    hooks.refresh_gauges = [this] { RefreshGauges(); };
+    return hooks;
+  }
+
+  void RefreshGauges() {
     metrics.Set("pwrcell_up", {}, 1);
     const std::pair<const char*, ports::Queue*> queues[] = {{kIngestQueue, store.ingest.get()},
                                                             {kConcertoQueue, store.concerto.get()},
@@ -275,139 +211,167 @@ int RunServe(const config::Config& config, const ServeOptions& options) {
       metrics.Increment("pwrcell_devices_by_commissioning",
                         {{"kind", kind}, {"state", std::string(domain::CommissioningStateName(d.commissioning.state))}});
     }
-  };
-
-  http::IngestServer ingest_server(config.telemetry, ingest_sink, metrics);
-  http::AdminServer admin_server(config.admin, *store.devices, metrics, hooks);
-  if (Status s = admin_server.Start(); !s.ok()) {
-    spdlog::critical("cannot start: admin server: {}", s.ToString());
-    return 1;
-  }
-  if (Status s = ingest_server.Start(); !s.ok()) {
-    spdlog::critical("cannot start: telemetry ingest: {}", s.ToString());
-    admin_server.Stop();
-    return 1;
   }
 
-  telemetry_workers.Start();
-  concerto_workers.Start();
-  ces_workers.Start();
+  void Schedule() {
+    scheduler.Add("registrar_poller", config.schedule.registrar_poll_s, [this] {
+      Status s = registrar_poller.Poll();
+      concerto_workers.Wake();
+      return s;
+    });
+    // The first CES state poll waits for the first registration to have a chance to finish.
+    scheduler.Add(
+        "ces_state_poller", config.schedule.ces_state_poll_s,
+        [this] {
+          Status s = ces_poller.Poll();
+          ces_workers.Wake();
+          return s;
+        },
+        std::min(Duration(config.schedule.ces_state_poll_s), Duration(std::chrono::seconds(5))));
+    scheduler.Add(
+        "liveness_sweep", config.schedule.liveness_sweep_s,
+        [this] {
+          Status s = ces_state.Sweep();
+          concerto_workers.Wake();
+          return s;
+        },
+        std::min(Duration(config.schedule.liveness_sweep_s), Duration(std::chrono::seconds(2))));
+    const Duration sim_tick = std::min(Duration(config.simulated.record_interval_s), Duration(std::chrono::seconds(1)));
+    scheduler.Add("simulated_telemetry", sim_tick, [this]() -> Status { return simulated.Tick().status(); });
+  }
 
+  const config::Config config;
+  const ports::Clock& clock;
+  Metrics metrics;
+  Store store;
+  adapters::ConcertoClient concerto;
+  adapters::CesClient ces;
+  processes::Shared shared;
+  processes::Context context;
+  processes::TelemetryProcessor telemetry;
+  processes::DeviceMetadataProcessor metadata;
+  processes::CesStateProcessor ces_state;
+  processes::Registrar registrar;
+  processes::RegistrarPoller registrar_poller;
+  processes::CesStatePoller ces_poller;
+  processes::ConcertoGateway concerto_gateway;
+  processes::PwrcellGateway pwrcell_gateway;
+  PoolOptions pools;
+  QueueWorkers telemetry_workers;
+  QueueWorkers concerto_workers;
+  QueueWorkers ces_workers;
+  processes::SimulatedTelemetry simulated;
+  std::atomic<bool> ready{false};
+  http::IngestServer ingest_server;
+  http::AdminServer admin_server;
   Scheduler scheduler;
-  scheduler.Add("registrar_poller", config.schedule.registrar_poll_s, [&] {
-    Status s = registrar_poller.Poll();
-    concerto_workers.Wake();
-    return s;
-  });
-  // The first CES state poll waits for the first registration to have a chance to finish.
-  scheduler.Add(
-      "ces_state_poller", config.schedule.ces_state_poll_s,
-      [&] {
-        Status s = ces_poller.Poll();
-        ces_workers.Wake();
-        return s;
-      },
-      std::min(Duration(config.schedule.ces_state_poll_s), Duration(std::chrono::seconds(5))));
-  scheduler.Add(
-      "liveness_sweep", config.schedule.liveness_sweep_s,
-      [&] {
-        Status s = ces_state.Sweep();
-        concerto_workers.Wake();
-        return s;
-      },
-      std::min(Duration(config.schedule.liveness_sweep_s), Duration(std::chrono::seconds(2))));
-  const Duration sim_tick = std::min(Duration(config.simulated.record_interval_s), Duration(std::chrono::seconds(1)));
-  scheduler.Add("simulated_telemetry", sim_tick, [&]() -> Status {
-    auto produced = simulated.Tick();
-    return produced.status();
-  });
-  scheduler.Start();
-  ready.store(true);
+};
 
+Result<std::unique_ptr<ServeApp>> ServeApp::Create(const config::Config& config, const ports::Clock& clock,
+                                                   ports::SecretStore& secrets) {
+  for (const auto& id : {config.concerto.credentials_secret, config.ces.credentials_secret}) {
+    auto value = secrets.Get(id);
+    if (!value.ok()) return value.status().WithContext("secret " + id);
+  }
+  auto store = Store::Open(config, clock);
+  if (!store.ok()) return store.status();
+  auto parts = std::make_unique<Parts>(config, clock, secrets, std::move(*store));
+  return std::unique_ptr<ServeApp>(new ServeApp(std::move(parts)));
+}
+
+ServeApp::ServeApp(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) { DescribeGauges(parts_->metrics); }
+
+ServeApp::~ServeApp() { (void)Stop(); }
+
+Status ServeApp::Start() {
+  if (state_ != State::kCreated) return FailedPreconditionError("serve: an app starts once");
+  Parts& p = *parts_;
+  state_ = State::kStopped;  // whatever fails below leaves nothing running
+  if (Status s = p.admin_server.Start(); !s.ok()) return s.WithContext("admin server");
+  if (Status s = p.ingest_server.Start(); !s.ok()) {
+    p.admin_server.Stop();
+    return s.WithContext("telemetry ingest");
+  }
+  p.telemetry_workers.Start();
+  p.concerto_workers.Start();
+  p.ces_workers.Start();
+  p.scheduler.Start();
+  p.ready.store(true);
+  state_ = State::kRunning;
+
+  const config::Config& config = p.config;
   spdlog::info("serve: adapter \"{}\", Concerto {}, CES {}, auto-commissioning {}", config.adapter.name,
                config.concerto.root_url, config.ces.root_url, config.adapter.auto_commissioning ? "on" : "off");
   spdlog::info("serve: telemetry ingest on http://{}:{}/v1/telemetry", config.telemetry.listen.host,
-               ingest_server.port());
+               p.ingest_server.port());
   spdlog::info("serve: admin API on http://{}:{}/ (healthz, readyz, metrics, api/devices)", config.admin.listen.host,
-               admin_server.port());
-  spdlog::info("serve: store {}; workers: concerto {}, ces {}, telemetry 2", config.storage.path,
-               config.concerto.workers, config.ces.workers);
-  if (options.on_ready) options.on_ready(ingest_server.port(), admin_server.port());
-
-  if (options.stop_flag != nullptr) {
-    while (!options.stop_flag->load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  } else {
-    int signal_number = 0;
-    sigwait(&signals, &signal_number);
-    spdlog::info("serve: {} received; stopping", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
-  }
-
-  ready.store(false);
-  ingest_server.Stop();  // no new records; accepted ones are already stored
-  scheduler.Stop();
-  telemetry_workers.Stop();  // in-flight work finishes; unfinished messages come back later
-  concerto_workers.Stop();
-  ces_workers.Stop();
-  admin_server.Stop();
-  spdlog::info("serve: stopped cleanly");
-  return 0;
+               p.admin_server.port());
+  spdlog::info("serve: store {}; workers: concerto {}, ces {}, telemetry {}", config.storage.path,
+               p.pools.concerto.threads, p.pools.ces.threads, p.pools.telemetry.threads);
+  return Status::Ok();
 }
 
-int Replay(const config::Config& config, const std::string& path) {
+Status ServeApp::Stop() {
+  if (state_ != State::kRunning) {
+    state_ = State::kStopped;
+    return Status::Ok();
+  }
+  state_ = State::kStopped;
+  Parts& p = *parts_;
+  p.ready.store(false);
+  p.ingest_server.Stop();  // no new records; accepted ones are already stored
+  p.scheduler.Stop();
+  p.telemetry_workers.Stop();  // in-flight work finishes; unfinished messages come back later
+  p.concerto_workers.Stop();
+  p.ces_workers.Stop();
+  p.admin_server.Stop();
+  spdlog::info("serve: stopped cleanly");
+  return Status::Ok();
+}
+
+int ServeApp::ingest_port() const { return state_ == State::kRunning ? parts_->ingest_server.port() : 0; }
+int ServeApp::admin_port() const { return state_ == State::kRunning ? parts_->admin_server.port() : 0; }
+
+Result<ReplaySummary> Replay(const config::Config& config, const ports::Clock& clock, const std::string& path,
+                             std::ostream& notes) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    std::cerr << "replay: cannot open " << path << "\n";
-    return 4;
-  }
-  adapters::SystemClock clock;
-  auto opened = OpenStore(config, clock);
-  if (!opened.ok()) {
-    std::cerr << "replay: store " << config.storage.path << ": " << opened.status().ToString() << "\n";
-    return 1;
-  }
+  if (!in) return NotFoundError("cannot open " + path);
+  auto opened = Store::Open(config, clock);
+  if (!opened.ok()) return opened.status();
+  ReplaySummary summary;
   std::vector<std::string> pending;
-  std::size_t stored = 0, skipped = 0, index = 0;
-  auto flush = [&]() -> bool {
-    Status s = SendRecords(*opened->ingest, pending);
-    if (!s.ok()) {
-      std::cerr << "replay: " << s.ToString() << "\n";
-      return false;
-    }
-    stored += pending.size();
+  auto flush = [&]() -> Status {
+    PWRCELL_RETURN_IF_ERROR(SendRecords(*opened->ingest, pending));
+    summary.stored += pending.size();
     pending.clear();
-    return true;
+    return Status::Ok();
   };
-  while (true) {
+  // The whole records before a cut are kept: they are stored, then the cut is reported.
+  auto truncated = [&](const std::string& where) -> Status {
+    PWRCELL_RETURN_IF_ERROR(flush());
+    return InvalidArgumentError(path + " is truncated " + where + " (" + std::to_string(summary.stored) +
+                                " whole records before it stored)");
+  };
+  for (std::size_t index = 0;; ++index) {
     unsigned char header[4];
     in.read(reinterpret_cast<char*>(header), 4);
     if (in.gcount() == 0) break;
-    if (in.gcount() != 4) {
-      std::cerr << "replay: " << path << " is truncated after record " << index << "\n";
-      if (!flush()) return 1;
-      return 5;
-    }
+    if (in.gcount() != 4) return truncated("after record " + std::to_string(index));
     const std::uint32_t size = (std::uint32_t{header[0]} << 24) | (std::uint32_t{header[1]} << 16) |
                                (std::uint32_t{header[2]} << 8) | std::uint32_t{header[3]};
     std::string data(size, '\0');
     in.read(data.data(), size);
-    if (static_cast<std::uint32_t>(in.gcount()) != size) {
-      std::cerr << "replay: " << path << " is truncated in record " << index << "\n";
-      if (!flush()) return 1;
-      return 5;
-    }
+    if (static_cast<std::uint32_t>(in.gcount()) != size) return truncated("in record " + std::to_string(index));
     if (auto decoded = domain::DecodeRecordSet(data); !decoded.ok()) {
-      std::cerr << "replay: skipping record " << index << ": " << decoded.status().message() << "\n";
-      ++skipped;
+      notes << "replay: skipping record " << index << ": " << decoded.status().message() << "\n";
+      ++summary.skipped;
     } else {
       pending.push_back(std::move(data));
-      if (pending.size() >= 100 && !flush()) return 1;
+      if (pending.size() >= 100) PWRCELL_RETURN_IF_ERROR(flush());
     }
-    ++index;
   }
-  if (!flush()) return 1;
-  std::cout << "replay: " << stored << " records stored in " << config.storage.path << " for serve, " << skipped
-            << " skipped\n";
-  return 0;
+  PWRCELL_RETURN_IF_ERROR(flush());
+  return summary;
 }
 
 }  // namespace pwrcell::runtime::serve

@@ -1,4 +1,4 @@
-#include "adapters/memory/clocks.h"
+#include "adapters/system/system_clock.h"
 
 #include <chrono>
 

@@ -1,0 +1,41 @@
+// The store of `serve` and `replay`: one SQLite file (`[storage] path`) holding the device table
+// and the durable queues. Opening it is this one place, so a new store-backed port (coordination)
+// joins the Store struct here and every runtime command gets it.
+#pragma once
+
+#include <array>
+#include <memory>
+
+#include "adapters/sqlite/sqlite_database.h"
+#include "adapters/sqlite/sqlite_device_store.h"
+#include "adapters/sqlite/sqlite_queue.h"
+#include "common/status.h"
+#include "config/config.h"
+#include "ports/clock.h"
+
+namespace pwrcell::runtime::serve {
+
+// The durable queues `serve` keeps in its store file (SqliteQueue names; the CLI's `queues`
+// commands offer exactly these).
+inline constexpr const char* kIngestQueue = "ingest";
+inline constexpr const char* kConcertoQueue = "concerto";
+inline constexpr const char* kConcertoTelemetryQueue = "concerto-telemetry";
+inline constexpr const char* kCesQueue = "ces";
+inline constexpr std::array<const char*, 4> kQueueNames = {kIngestQueue, kConcertoQueue, kConcertoTelemetryQueue,
+                                                           kCesQueue};
+
+// Everything `serve` and `replay` open in the store file. Movable, not copyable; the queues and
+// the device table share `database` (one connection).
+struct Store {
+  std::shared_ptr<adapters::SqliteDatabase> database;
+  std::unique_ptr<adapters::SqliteDeviceStore> devices;
+  std::unique_ptr<adapters::SqliteQueue> ingest, concerto, concerto_telemetry, ces;
+
+  // Opens (creating when missing) the file at `config.storage.path`, with `config.queues`'
+  // max_receives; `clock` (the queues' time) must outlive the Store. Errors: those of
+  // SqliteDatabase::Open and the table creation (kUnavailable when the file cannot be opened or
+  // written, kInternal for a file that is not a database), prefixed with "store <path>".
+  static Result<Store> Open(const config::Config& config, const ports::Clock& clock);
+};
+
+}  // namespace pwrcell::runtime::serve

@@ -1,0 +1,37 @@
+#include "runtime/serve/worker_options.h"
+
+#include <algorithm>
+#include <chrono>
+#include <utility>
+
+namespace pwrcell::runtime::serve {
+
+WorkerOptions WorkerOptionsFromConfig(const config::QueuesConfig& queues, std::string name, int threads,
+                                      std::size_t batch) {
+  const Duration visibility = queues.visibility_timeout_s;
+  WorkerOptions options;
+  options.name = std::move(name);
+  options.threads = threads;
+  options.batch = batch;
+  options.visibility_timeout = visibility;
+  options.max_receives = queues.max_receives;
+  // The backoff between deliveries, not the visibility timeout, decides how long an outage the
+  // max_receives deliveries of a message span before it is dead-lettered: capped at the
+  // visibility timeout, a short one (10 s) buried telemetry after ~45 s of Concerto outage. With
+  // a cap of at least 60 s, 5 deliveries span 5+10+20+40 s: a minute-long outage loses nothing.
+  options.retry_max = std::max(visibility, Duration(std::chrono::seconds(60)));
+  options.retry_base = std::min(Duration(std::chrono::seconds(5)), visibility);
+  return options;
+}
+
+PoolOptions PoolOptionsFromConfig(const config::Config& config) {
+  return PoolOptions{
+      // The telemetry handler makes no network call: a whole round (receive up to 100 records,
+      // update their devices, queue their points, delete them) can be one transaction, one fsync.
+      .telemetry = WorkerOptionsFromConfig(config.queues, "telemetry", 2, 100),
+      .concerto = WorkerOptionsFromConfig(config.queues, "concerto", config.concerto.workers, 1),
+      .ces = WorkerOptionsFromConfig(config.queues, "ces", config.ces.workers, 1),
+  };
+}
+
+}  // namespace pwrcell::runtime::serve

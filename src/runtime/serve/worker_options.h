@@ -1,0 +1,27 @@
+// The options of serve's three worker pools, derived from the configuration: a pure function, so
+// the retry schedule a deployment gets is unit-tested rather than read out of the composition root.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "config/config.h"
+#include "runtime/serve/queue_workers.h"
+
+namespace pwrcell::runtime::serve {
+
+// One pool over queues configured by `queues`: visibility_timeout and max_receives as configured;
+// retry_base = min(5 s, visibility_timeout); retry_max = max(visibility_timeout, 60 s).
+WorkerOptions WorkerOptionsFromConfig(const config::QueuesConfig& queues, std::string name, int threads,
+                                      std::size_t batch);
+
+struct PoolOptions {
+  WorkerOptions telemetry;  // "telemetry": 2 threads, batches of 100 (no network call in a round)
+  WorkerOptions concerto;   // "concerto": [concerto] workers threads, one message at a time
+  WorkerOptions ces;        // "ces": [ces] workers threads, one message at a time
+};
+
+// No batch_scope is set: the composition root that owns the store adds the telemetry pool's.
+PoolOptions PoolOptionsFromConfig(const config::Config& config);
+
+}  // namespace pwrcell::runtime::serve

@@ -1,0 +1,160 @@
+// The serve composition root in process: ServeApp over a temporary store, listeners on port 0,
+// a fake clock and in-memory secrets; Concerto and CES point at a closed port (nothing is posted).
+#include "runtime/serve/serve.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "adapters/memory/clocks.h"
+#include "adapters/memory/memory_secret_store.h"
+
+namespace pwrcell::runtime::serve {
+namespace {
+
+using nlohmann::json;
+
+class ServeAppTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (std::filesystem::temp_directory_path() / "serve-app-XXXXXX").string();
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+    config_.storage.path = (dir_ / "store.db").string();
+    config_.telemetry.listen = {"127.0.0.1", 0};
+    config_.admin.listen = {"127.0.0.1", 0};
+    // Nothing listens on port 1: a request, should the scheduler make one, fails at once.
+    config_.concerto.root_url = "http://127.0.0.1:1";
+    config_.ces.root_url = "http://127.0.0.1:1";
+    config_.concerto.timeout_s = std::chrono::seconds(1);
+    config_.ces.timeout_s = std::chrono::seconds(1);
+    ASSERT_TRUE(secrets_.Put("ConcertoCredentials", R"({"email": "a@example.com", "password": "p"})").ok());
+    ASSERT_TRUE(secrets_.Put("CesCredentials", R"({"api_key": "k"})").ok());
+  }
+
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::unique_ptr<ServeApp> Create() {
+    auto app = ServeApp::Create(config_, clock_, secrets_);
+    EXPECT_TRUE(app.ok()) << app.status().ToString();
+    return app.ok() ? std::move(*app) : nullptr;
+  }
+
+  static httplib::Result Get(int port, const std::string& path) {
+    httplib::Client client("127.0.0.1", port);
+    client.set_connection_timeout(2, 0);
+    client.set_read_timeout(5, 0);
+    return client.Get(path);
+  }
+
+  std::filesystem::path dir_;
+  config::Config config_;
+  adapters::FakeClock clock_;
+  adapters::MemorySecretStore secrets_;
+};
+
+TEST_F(ServeAppTest, StartsAnswersHealthAndReadinessOnTheBoundAdminPortAndStops) {
+  auto app = Create();
+  ASSERT_NE(app, nullptr);
+  EXPECT_EQ(app->admin_port(), 0);  // nothing bound before Start
+  EXPECT_EQ(app->ingest_port(), 0);
+
+  Status started = app->Start();
+  ASSERT_TRUE(started.ok()) << started.ToString();
+  const int admin_port = app->admin_port();
+  EXPECT_GT(admin_port, 0);
+  EXPECT_GT(app->ingest_port(), 0);
+  EXPECT_NE(app->ingest_port(), admin_port);
+
+  httplib::Result health = Get(admin_port, "/healthz");
+  ASSERT_TRUE(health) << httplib::to_string(health.error());
+  EXPECT_EQ(health->status, 200);
+  EXPECT_EQ(json::parse(health->body), (json{{"status", "ok"}}));
+  httplib::Result ready = Get(admin_port, "/readyz");
+  ASSERT_TRUE(ready) << httplib::to_string(ready.error());
+  EXPECT_EQ(ready->status, 200) << ready->body;
+  EXPECT_EQ(json::parse(ready->body), (json{{"status", "ready"}}));
+  EXPECT_TRUE(std::filesystem::exists(config_.storage.path));
+
+  Status stopped = app->Stop();
+  EXPECT_TRUE(stopped.ok()) << stopped.ToString();
+  EXPECT_EQ(app->admin_port(), 0);
+  EXPECT_FALSE(Get(admin_port, "/healthz"));  // the admin listener is closed
+  EXPECT_TRUE(app->Stop().ok());              // idempotent
+  EXPECT_EQ(app->Start().code(), StatusCode::kFailedPrecondition);  // an app starts once
+}
+
+// A listening socket on a free loopback port, closed at the end of the test.
+class TakenPort {
+ public:
+  TakenPort() {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = 0;
+    socklen_t length = sizeof(address);
+    if (fd_ < 0 || bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 || listen(fd_, 1) != 0 ||
+        getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+      ADD_FAILURE() << "cannot take a port";
+      return;
+    }
+    port_ = ntohs(address.sin_port);
+  }
+  ~TakenPort() {
+    if (fd_ >= 0) close(fd_);
+  }
+  TakenPort(const TakenPort&) = delete;
+  TakenPort& operator=(const TakenPort&) = delete;
+  std::uint16_t port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  std::uint16_t port_ = 0;
+};
+
+TEST_F(ServeAppTest, StartFailsWithAClearStatusWhenTheAdminPortIsTaken) {
+  TakenPort taken;
+  ASSERT_GT(taken.port(), 0);
+  config_.admin.listen = {"127.0.0.1", taken.port()};
+  auto app = Create();
+  ASSERT_NE(app, nullptr);
+
+  Status started = app->Start();
+  EXPECT_EQ(started.code(), StatusCode::kUnavailable) << started.ToString();
+  const std::string address = "127.0.0.1:" + std::to_string(taken.port());
+  EXPECT_EQ(started.message().rfind("admin server: cannot listen on " + address, 0), 0u) << started.ToString();
+  EXPECT_EQ(app->admin_port(), 0);
+  EXPECT_EQ(app->ingest_port(), 0);  // nothing was left listening
+  EXPECT_TRUE(app->Stop().ok());
+  EXPECT_EQ(app->Start().code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(ServeAppTest, CreateFailsNamingAMissingCredentialsSecret) {
+  adapters::MemorySecretStore only_concerto;
+  ASSERT_TRUE(only_concerto.Put("ConcertoCredentials", R"({"email": "a@example.com", "password": "p"})").ok());
+  auto app = ServeApp::Create(config_, clock_, only_concerto);
+  ASSERT_FALSE(app.ok());
+  EXPECT_EQ(app.status().code(), StatusCode::kNotFound) << app.status().ToString();
+  EXPECT_EQ(app.status().message().rfind("secret CesCredentials", 0), 0u) << app.status().ToString();
+}
+
+TEST_F(ServeAppTest, CreateFailsNamingAStoreThatCannotBeOpened) {
+  config_.storage.path = (dir_ / "no-such-dir" / "store.db").string();
+  auto app = ServeApp::Create(config_, clock_, secrets_);
+  ASSERT_FALSE(app.ok());
+  EXPECT_EQ(app.status().code(), StatusCode::kUnavailable) << app.status().ToString();
+  EXPECT_EQ(app.status().message().rfind("store " + config_.storage.path, 0), 0u) << app.status().ToString();
+}
+
+}  // namespace
+}  // namespace pwrcell::runtime::serve
