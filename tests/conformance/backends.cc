@@ -6,8 +6,10 @@
 #include <system_error>
 
 #include "adapters/memory/clocks.h"
+#include "adapters/memory/memory_coordination.h"
 #include "adapters/memory/memory_device_store.h"
 #include "adapters/memory/memory_queue.h"
+#include "adapters/sqlite/sqlite_coordination.h"
 #include "adapters/sqlite/sqlite_database.h"
 #include "adapters/sqlite/sqlite_device_store.h"
 #include "adapters/sqlite/sqlite_queue.h"
@@ -26,11 +28,17 @@ class MemoryBackend final : public Backend {
     if (!queue) queue = std::make_shared<adapters::MemoryQueue>(clock_, max_receives);
     return queue;
   }
+  std::shared_ptr<ports::Coordination> MakeCoordination() override {
+    if (!coordination_) coordination_ = std::make_shared<adapters::MemoryCoordination>();
+    return coordination_;
+  }
+  std::shared_ptr<ports::Coordination> MakeSecondCoordination() override { return nullptr; }
   void AdvanceTime(Duration by) override { clock_.Advance(by); }
 
  private:
   adapters::FakeClock clock_;  // declared first: outlives the queues that read it
   std::shared_ptr<ports::DeviceStore> store_;
+  std::shared_ptr<ports::Coordination> coordination_;
   std::map<std::string, std::shared_ptr<ports::Queue>> queues_;
 };
 
@@ -60,12 +68,38 @@ class SqliteBackend final : public Backend {
     }
     return queue;
   }
+  std::shared_ptr<ports::Coordination> MakeCoordination() override {
+    if (!coordination_ && Database()) {
+      auto opened = adapters::SqliteCoordination::Create(database_);
+      if (!opened.ok()) {
+        ADD_FAILURE() << "opening the SQLite coordination tables: " << opened.status().ToString();
+        return nullptr;
+      }
+      coordination_ = std::move(opened).value();
+    }
+    return coordination_;
+  }
+  // Its own SqliteDatabase (connection, mutex, statement cache) on the same file: what another
+  // process has.
+  std::shared_ptr<ports::Coordination> MakeSecondCoordination() override {
+    if (!second_coordination_) {
+      auto opened = adapters::SqliteCoordination::Open(Path());
+      if (!opened.ok()) {
+        ADD_FAILURE() << "opening the SQLite coordination tables again: " << opened.status().ToString();
+        return nullptr;
+      }
+      second_coordination_ = std::move(opened).value();
+    }
+    return second_coordination_;
+  }
   void AdvanceTime(Duration by) override { clock_.Advance(by); }
 
  private:
+  std::string Path() const { return (dir_.Path() / "adapter.db").string(); }
+
   bool Database() {
     if (database_) return true;
-    auto opened = adapters::SqliteDatabase::Open((dir_.Path() / "adapter.db").string());
+    auto opened = adapters::SqliteDatabase::Open(Path());
     if (!opened.ok()) {
       ADD_FAILURE() << "opening the SQLite database: " << opened.status().ToString();
       return false;
@@ -80,6 +114,8 @@ class SqliteBackend final : public Backend {
   std::shared_ptr<adapters::SqliteDatabase> database_;
   std::shared_ptr<ports::DeviceStore> store_;
   std::map<std::string, std::shared_ptr<ports::Queue>> queues_;
+  std::shared_ptr<ports::Coordination> coordination_;
+  std::shared_ptr<ports::Coordination> second_coordination_;
 };
 
 }  // namespace

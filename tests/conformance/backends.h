@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/time.h"
+#include "ports/coordination.h"
 #include "ports/device_store.h"
 #include "ports/queue.h"
 
@@ -27,6 +28,15 @@ class Backend {
   // The queue called `name`: the same object for the same name within a test, empty at first.
   // nullptr (with a recorded test failure) when it cannot be opened.
   virtual std::shared_ptr<ports::Queue> MakeQueue(int max_receives, const std::string& name = "test") = 0;
+  // The coordination state of this test: the same object on every call, empty at the start.
+  // nullptr (with a recorded test failure) when it cannot be opened.
+  virtual std::shared_ptr<ports::Coordination> MakeCoordination() = 0;
+  // The same coordination state through a second, independent connection, as another process
+  // sees it (SQLite: another SqliteDatabase::Open of the same file), so that races can run across
+  // connections; the same object on every call. nullptr when the backend has no such thing (the
+  // in-memory fake lives in one object): the tests then use MakeCoordination()'s object. Call it
+  // after MakeCoordination().
+  virtual std::shared_ptr<ports::Coordination> MakeSecondCoordination() = 0;
   // Moves the time that visibility timeouts are judged by.
   virtual void AdvanceTime(Duration by) = 0;
 };
