@@ -23,6 +23,7 @@
 #include "processes/pwrcell_gateway.h"
 #include "processes/registrar.h"
 #include "processes/settings_from_config.h"
+#include "processes/shared_state.h"
 #include "processes/simulated_systems.h"
 #include "processes/telemetry_processor.h"
 #include "runtime/http/admin_server.h"
@@ -104,9 +105,9 @@ struct ServeApp::Parts {
         store(std::move(opened)),
         concerto(adapters::ConcertoClientOptions::FromConfig(config.concerto), secrets, clock, &metrics),
         ces(adapters::CesClientOptions::FromConfig(config.ces), secrets, clock, &metrics),
-        shared(clock.Now()),
-        context{*store.devices, *store.concerto, *store.concerto_telemetry, *store.ces, clock, metrics,
-                shared,         processes::SettingsFromConfig(config), nullptr},
+        context{*store.devices, *store.concerto,     *store.concerto_telemetry,
+                *store.ces,     clock,               metrics,
+                *store.coordination, processes::SettingsFromConfig(config), nullptr},
         telemetry(context),
         metadata(context),
         ces_state(context),
@@ -134,12 +135,9 @@ struct ServeApp::Parts {
         simulated(context, config.simulated.record_interval_s, [this](const auto& records) { return Ingest(records); }),
         ingest_server(config.telemetry, [this](const auto& records) { return Ingest(records); }, metrics),
         admin_server(config.admin, *store.devices, metrics, MakeAdminHooks()) {
-    context.source_progress = [this] {
-      domain::SourceProgress progress;
-      auto stats = store.ingest->Stats();
-      if (stats.ok()) progress.ingest_backlog = stats->visible + stats->in_flight;
-      return progress;
-    };
+    // HTTP ingest (and replay) is a push source: it cannot see what its senders still hold, so it
+    // reports no lag and the startup grace lasts offline_timeout from start (SPEC section 4).
+    context.source_progress = [] { return domain::SourceProgress{}; };
     Schedule();
   }
 
@@ -246,7 +244,6 @@ struct ServeApp::Parts {
   Store store;
   adapters::ConcertoClient concerto;
   adapters::CesClient ces;
-  processes::Shared shared;
   processes::Context context;
   processes::TelemetryProcessor telemetry;
   processes::DeviceMetadataProcessor metadata;
@@ -287,6 +284,11 @@ Status ServeApp::Start() {
   if (state_ != State::kCreated) return FailedPreconditionError("serve: an app starts once");
   Parts& p = *parts_;
   state_ = State::kStopped;  // whatever fails below leaves nothing running
+  // The startup grace begins (again, for every process on this store): records held by the
+  // senders while this process was down may still come.
+  if (Status s = processes::MarkAdapterStarted(*p.store.coordination, p.clock.Now()); !s.ok()) {
+    return s.WithContext("recording the start in the store");
+  }
   if (Status s = p.admin_server.Start(); !s.ok()) return s.WithContext("admin server");
   if (Status s = p.ingest_server.Start(); !s.ok()) {
     p.admin_server.Stop();

@@ -24,6 +24,9 @@ Result<Store> OpenIn(const config::Config& config, const ports::Clock& clock) {
   PWRCELL_RETURN_IF_ERROR(open(kConcertoQueue, store.concerto));
   PWRCELL_RETURN_IF_ERROR(open(kConcertoTelemetryQueue, store.concerto_telemetry));
   PWRCELL_RETURN_IF_ERROR(open(kCesQueue, store.ces));
+  auto coordination = adapters::SqliteCoordination::Create(store.database);
+  if (!coordination.ok()) return coordination.status();
+  store.coordination = std::move(*coordination);
   return store;
 }
 

@@ -1,11 +1,11 @@
-// The store of `serve` and `replay`: one SQLite file (`[storage] path`) holding the device table
-// and the durable queues. Opening it is this one place, so a new store-backed port (coordination)
-// joins the Store struct here and every runtime command gets it.
+// The store of `serve` and `replay`: one SQLite file (`[storage] path`) holding the device table,
+// the durable queues and the coordination state. Opening it is this one place.
 #pragma once
 
 #include <array>
 #include <memory>
 
+#include "adapters/sqlite/sqlite_coordination.h"
 #include "adapters/sqlite/sqlite_database.h"
 #include "adapters/sqlite/sqlite_device_store.h"
 #include "adapters/sqlite/sqlite_queue.h"
@@ -30,6 +30,9 @@ struct Store {
   std::shared_ptr<adapters::SqliteDatabase> database;
   std::unique_ptr<adapters::SqliteDeviceStore> devices;
   std::unique_ptr<adapters::SqliteQueue> ingest, concerto, concerto_telemetry, ces;
+  // The state the processes share between invocations (leases, throttles, accepted states, the
+  // startup-grace watermark): in the same file, so several serve processes on it act as one.
+  std::unique_ptr<adapters::SqliteCoordination> coordination;
 
   // Opens (creating when missing) the file at `config.storage.path`, with `config.queues`'
   // max_receives; `clock` (the queues' time) must outlive the Store. Errors: those of
