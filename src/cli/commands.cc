@@ -99,7 +99,7 @@ int DevicesList(const StoreLocation& where, bool json, std::ostream& out, std::o
   for (const auto& d : *devices) {
     out << fmt::format("{:<38} {:<24} {:<4} {:<8} {:<14} {:<14} {:<8} {}\n", d.remote_id, d.name,
                        d.is_simulated ? "yes" : "no", domain::CouplingName(d.coupling),
-                       d.inverter_rcpn.empty() ? "-" : d.inverter_rcpn,
+                       d.inverter_rcpns.empty() ? "-" : fmt::format("{}", fmt::join(d.inverter_rcpns, ",")),
                        domain::CommissioningStateName(d.commissioning.state), StateCell(d), OrDash(d.last_heard_at));
   }
   out << devices->size() << (devices->size() == 1 ? " system\n" : " systems\n");
@@ -131,18 +131,21 @@ int DevicesShow(const StoreLocation& where, const std::string& remote_id, bool j
   row("simulated", d.is_simulated ? "yes" : "no");
   row("rated_power_kw", d.rated_power_kw ? fmt::format("{}", *d.rated_power_kw) : "-");
   row("site", d.site ? fmt::format("{} (remoteId {}, {})", d.site->site_id, d.site->remote_id, d.site->name) : "-");
-  row("inverter", d.inverter ? fmt::format("{} (remoteId {})", d.inverter->asset_id, d.inverter->remote_id) : "-");
+  std::vector<std::string> inverters;
+  for (const auto& i : d.inverters) inverters.push_back(fmt::format("{} (remoteId {})", i.asset_id, i.remote_id));
+  row("inverters", inverters.empty() ? "-" : fmt::format("{}", fmt::join(inverters, ", ")));
   row("batteries", std::to_string(d.batteries.size()));
   row("photovoltaics", std::to_string(d.photovoltaics.size()));
   row("site_meter", d.site_meter ? d.site_meter->asset_id : "-");
-  row("inverter_rcpn", d.inverter_rcpn.empty() ? "-" : d.inverter_rcpn);
+  row("inverter_rcpns", d.inverter_rcpns.empty() ? "-" : fmt::format("{}", fmt::join(d.inverter_rcpns, ", ")));
   row("coupling", std::string(domain::CouplingName(d.coupling)));
   row("metadata_fetched_at", OrDash(d.metadata_fetched_at));
   row("commissioning", std::string(domain::CommissioningStateName(d.commissioning.state)) +
                            (d.commissioning.reason.empty() ? "" : " (" + d.commissioning.reason + ")"));
   row("last_heard_at", OrDash(d.last_heard_at));
-  row("inverter_state", d.inverter_state ? fmt::format("{} (0x{:04X})", *d.inverter_state, *d.inverter_state) : "-");
-  row("sys_mode", d.sys_mode ? std::to_string(*d.sys_mode) : "-");
+  const auto inverter_state = d.InverterState();  // the system's: see DeviceRecord::SystemReading
+  row("inverter_state", inverter_state ? fmt::format("{} (0x{:04X})", *inverter_state, *inverter_state) : "-");
+  row("sys_mode", d.SysMode() ? std::to_string(*d.SysMode()) : "-");
   row("system_status", OrDash(d.system_status));
   row("system_status_at", OrDash(d.system_status_at));
   row("remote_state", StateCell(d) + (d.remote_state_reason.empty() ? "" : " (" + d.remote_state_reason + ")"));

@@ -34,16 +34,6 @@ bool Knows(const std::optional<AssetRef>& known, const std::string& remote_id) {
   return known.has_value() && known->remote_id == remote_id;
 }
 
-// The inverter the record is matched by (inverter_rcpn, as the metadata processor stored it);
-// the first CES inverter when the record has not picked one yet. nullptr when there is none.
-const CesInverter* ChosenInverter(const DeviceRecord& record) {
-  const auto& inverters = record.metadata->inverters;
-  if (record.inverter_rcpn.empty()) return inverters.empty() ? nullptr : &inverters.front();
-  auto it = std::find_if(inverters.begin(), inverters.end(),
-                         [&](const CesInverter& inverter) { return inverter.rcpn == record.inverter_rcpn; });
-  return it == inverters.end() ? nullptr : &*it;
-}
-
 // How operators recognise the site in a log line: its remoteId, else its Concerto id (a site an
 // operator made by hand may have no remoteId).
 std::string SiteLabel(const DeviceRecord& record) {
@@ -98,11 +88,6 @@ Result<std::vector<CommissioningStep>> PlanCommissioning(const DeviceRecord& rec
   if (record.metadata->inverters.empty()) {
     return FailedPreconditionError("CES metadata of system " + record.remote_id + " lists no inverter");
   }
-  const CesInverter* inverter = ChosenInverter(record);
-  if (inverter == nullptr) {
-    return FailedPreconditionError("inverter " + record.inverter_rcpn + " of system " + record.remote_id +
-                                   " is not in its CES metadata");
-  }
   if (record.concerto_asset_id.empty()) {
     return FailedPreconditionError("system " + record.remote_id + " has no Concerto asset id");
   }
@@ -131,14 +116,20 @@ Result<std::vector<CommissioningStep>> PlanCommissioning(const DeviceRecord& rec
   }
 
   const std::string site_label = SiteLabel(record);
-  if (!Knows(record.inverter, inverter->rcpn)) {
-    CreateAssetRequest request =
-        AssetRequest(record, adapter_name, AssetType::kInverter, inverter->rcpn, system_name + " inverter");
-    request.rated_power_kw = KiloFromUnit(inverter->rated_power_w);
+  // Batteries and PV links go under the first inverter (CES lists them per system).
+  const CesInverter& first = metadata.inverters.front();
+  const bool several = metadata.inverters.size() > 1;
+  for (const CesInverter& inverter : metadata.inverters) {
+    if (Knows(record.inverters, inverter.rcpn)) continue;
+    CreateAssetRequest request = AssetRequest(record, adapter_name, AssetType::kInverter, inverter.rcpn,
+                                              system_name + " inverter" + (several ? " " + inverter.rcpn : ""));
+    request.rated_power_kw = KiloFromUnit(inverter.rated_power_w);
     request.ac_coupled = AcCoupled(record.coupling);
-    steps.push_back(AssetStep(
+    CommissioningStep step = AssetStep(
         CommissioningStepKind::kEnsureInverter, std::move(request), ParentRef::kSystem, SiteTarget::kSystemSite,
-        "create INVERTER " + inverter->rcpn + " under system " + record.remote_id + " on site " + site_label));
+        "create INVERTER " + inverter.rcpn + " under system " + record.remote_id + " on site " + site_label);
+    step.first_inverter = &inverter == &first;
+    steps.push_back(std::move(step));
   }
 
   for (const CesBattery& battery : metadata.batteries) {
@@ -148,8 +139,7 @@ Result<std::vector<CommissioningStep>> PlanCommissioning(const DeviceRecord& rec
     request.rated_power_kw = KiloFromUnit(battery.rated_power_w);
     request.energy_capacity_kwh = KiloFromUnit(battery.capacity_wh);
     steps.push_back(AssetStep(CommissioningStepKind::kEnsureBattery, std::move(request), ParentRef::kInverter,
-                              SiteTarget::kNone,
-                              "create BATTERY " + battery.rcpn + " under inverter " + inverter->rcpn));
+                              SiteTarget::kNone, "create BATTERY " + battery.rcpn + " under inverter " + first.rcpn));
   }
 
   for (const CesPvLink& pv : metadata.pv_links) {
@@ -158,8 +148,7 @@ Result<std::vector<CommissioningStep>> PlanCommissioning(const DeviceRecord& rec
         AssetRequest(record, adapter_name, AssetType::kPhotovoltaic, pv.rcpn, system_name + " PV " + pv.rcpn);
     request.rated_power_kw = KiloFromUnit(pv.rated_power_w);
     steps.push_back(AssetStep(CommissioningStepKind::kEnsurePhotovoltaic, std::move(request), ParentRef::kInverter,
-                              SiteTarget::kNone,
-                              "create PHOTOVOLTAIC " + pv.rcpn + " under inverter " + inverter->rcpn));
+                              SiteTarget::kNone, "create PHOTOVOLTAIC " + pv.rcpn + " under inverter " + first.rcpn));
   }
 
   if (metadata.site_meter_id && !Knows(record.site_meter, *metadata.site_meter_id)) {
@@ -185,9 +174,10 @@ Result<std::vector<CommissioningStep>> PlanCommissioning(const DeviceRecord& rec
 bool NeedsCommissioning(const DeviceRecord& record) {
   if (!record.metadata) return false;
   if (!record.site) return true;
-  const CesInverter* inverter = ChosenInverter(record);
-  if (!record.inverter || (inverter != nullptr && record.inverter->remote_id != inverter->rcpn)) return true;
   const SystemMetadata& metadata = *record.metadata;
+  for (const CesInverter& inverter : metadata.inverters) {
+    if (!Knows(record.inverters, inverter.rcpn)) return true;
+  }
   for (const CesBattery& battery : metadata.batteries) {
     if (!Knows(record.batteries, battery.rcpn)) return true;
   }

@@ -38,7 +38,7 @@ std::string_view CommissioningStepKindName(CommissioningStepKind kind);  // "ENS
 enum class ParentRef {
   kNone,
   kSystem,    // the SYSTEM asset (DeviceRecord::concerto_asset_id)
-  kInverter,  // the record's inverter, or the one the plan's EnsureInverter step produces
+  kInverter,  // the first inverter (CES order): the record's, or the one its EnsureInverter step produces
 };
 
 // Which site an asset is placed on.
@@ -58,24 +58,29 @@ struct CommissioningStep {
   std::optional<UpdateAssetRequest> update;
   ParentRef parent = ParentRef::kNone;
   SiteTarget site_target = SiteTarget::kNone;
+  // kEnsureInverter of the system's first inverter (CES order): the asset it produces is the
+  // parent of the batteries and PV links (ResolvedIds::inverter_asset_id).
+  bool first_inverter = false;
   // For logs and the device record: "create INVERTER 000100073534 under system <remoteId>".
   std::string description;
   bool operator==(const CommissioningStep&) const = default;
 };
 
-// The steps still to do for `record`, in execution order: EnsureSite, EnsureInverter, one
-// EnsureBattery per CES battery, one EnsurePhotovoltaic per PV link, EnsureSiteMeter (when CES
+// The steps still to do for `record`, in execution order: EnsureSite, one EnsureInverter per CES
+// inverter (CES order; each with its own rating, the system's coupling, under the SYSTEM and on
+// the site), one EnsureBattery per CES battery, one EnsurePhotovoltaic per PV link (both under
+// the first inverter: CES lists them per system, not per inverter), EnsureSiteMeter (when CES
 // reports a meter), AttachSystemToSite. A step whose result the record already knows (an asset
 // with the same remoteId, or a site under the SYSTEM) is left out, so a complete system yields an
 // empty plan and a re-plan after a partial run yields only the rest.
 // Every created asset carries `adapter_name` and the SYSTEM's simulated flag.
 // Errors (all kFailedPrecondition: re-planning cannot help until the record changes):
-//   no CES metadata yet; no inverter in the metadata; record.inverter_rcpn not among the
-//   metadata's inverters; no concerto_asset_id; a site is needed but CES gave no siteId.
+//   no CES metadata yet; no inverter in the metadata; no concerto_asset_id; a site is needed but
+//   CES gave no siteId.
 Result<std::vector<CommissioningStep>> PlanCommissioning(const DeviceRecord& record, std::string_view adapter_name);
 
 // True when the record has CES metadata and Concerto lacks part of the structure the plan would
-// ensure: the site (or the SYSTEM is not on one), the inverter, a battery, a PV link or the site
+// ensure: the site (or the SYSTEM is not on one), an inverter, a battery, a PV link or the site
 // meter. Cheap enough for the registrar to call on every record of every sweep.
 bool NeedsCommissioning(const DeviceRecord& record);
 
@@ -83,7 +88,7 @@ bool NeedsCommissioning(const DeviceRecord& record);
 struct ResolvedIds {
   std::string system_asset_id;
   std::optional<std::string> site_id;
-  std::optional<std::string> inverter_asset_id;
+  std::optional<std::string> inverter_asset_id;  // the first inverter's (see ParentRef::kInverter)
   bool operator==(const ResolvedIds&) const = default;
 };
 

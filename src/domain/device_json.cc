@@ -33,6 +33,14 @@ json AssetsJson(const std::vector<AssetRef>& assets) {
   return array;
 }
 
+json ReadingsJson(const std::vector<InverterReading>& readings) {
+  json array = json::array();
+  for (const auto& r : readings) {
+    array.push_back({{"rcpn", r.rcpn}, {"state", r.state}, {"sys_mode", r.sys_mode}, {"at", FormatIso8601(r.at)}});
+  }
+  return array;
+}
+
 json MetadataJson(const SystemMetadata& m) {
   json inverters = json::array();
   for (const auto& i : m.inverters) {
@@ -191,6 +199,27 @@ class ObjectReader {
   // The member `key` when present and not null (the caller decodes it), else nullptr.
   const json* Nested(const char* key) { return IsNull(key) ? nullptr : Member(key); }
 
+  // True when the member `key` is present (null included).
+  bool Has(const char* key) const { return Member(key) != nullptr; }
+
+  // A required timestamp (the member must be present).
+  void RequiredTimestamp(const char* key, Timestamp& out) {
+    Require(key);
+    std::optional<Timestamp> t;
+    OptionalTimestamp(key, t);
+    if (t) out = *t;
+  }
+
+  // An array of strings.
+  void Strings(const char* key, std::vector<std::string>& out) {
+    std::vector<std::string> values;
+    Array(key, [&](const json& e, const std::string& p) {
+      if (!e.is_string()) return Fail(p, "expected a string");
+      values.push_back(e.get<std::string>());
+    });
+    if (error_.ok() && Member(key) != nullptr) out = std::move(values);
+  }
+
   std::string Field(const char* key) const { return path_.empty() ? std::string(key) : path_ + "." + key; }
 
  private:
@@ -230,6 +259,45 @@ std::vector<AssetRef> ReadAssets(ObjectReader& parent, const char* key, Status& 
   std::vector<AssetRef> assets;
   parent.Array(key, [&](const json& j, const std::string& path) { assets.push_back(ReadAsset(j, path, error)); });
   return assets;
+}
+
+std::vector<InverterReading> ReadReadings(ObjectReader& parent, const char* key, Status& error) {
+  std::vector<InverterReading> readings;
+  parent.Array(key, [&](const json& j, const std::string& path) {
+    InverterReading reading;
+    ObjectReader r(j, path, error);
+    r.String("rcpn", reading.rcpn);
+    r.Integer("state", reading.state);
+    r.Integer("sys_mode", reading.sys_mode);
+    r.RequiredTimestamp("at", reading.at);
+    readings.push_back(std::move(reading));
+  });
+  return readings;
+}
+
+// A record written before systems had several inverters has one "inverter" asset, one
+// "inverter_rcpn" and the newest record's "inverter_state" and "sys_mode": each is read as the
+// current field it became, unless the record has that field. The reading is dated last_heard_at
+// (the record it came from was the newest), so read last_heard_at first.
+void ReadSingleInverterFields(ObjectReader& r, DeviceRecord& d, Status& error) {
+  if (!r.Has("inverters")) {
+    if (auto inverter = ReadOptionalAsset(r, "inverter", error)) d.inverters = {std::move(*inverter)};
+  }
+  if (!r.Has("inverter_rcpns")) {
+    std::string rcpn;
+    r.String("inverter_rcpn", rcpn);
+    if (!rcpn.empty()) d.inverter_rcpns = {std::move(rcpn)};
+  }
+  if (!r.Has("inverter_readings")) {
+    std::optional<std::uint32_t> state;
+    std::optional<int> sys_mode;
+    r.OptionalInteger("inverter_state", state);
+    r.OptionalInteger("sys_mode", sys_mode);
+    if (state) {
+      d.inverter_readings = {InverterReading{std::string(d.FirstInverterRcpn()), *state, sys_mode.value_or(0),
+                                             d.last_heard_at.value_or(Timestamp{})}};
+    }
+  }
 }
 
 SystemMetadata ReadMetadata(const json& j, const std::string& path, Status& error) {
@@ -282,23 +350,29 @@ nlohmann::json ToJson(const DeviceRecord& r) {
   j["rated_power_kw"] = OrNull(r.rated_power_kw);
   j["site"] = r.site ? json{{"site_id", r.site->site_id}, {"remote_id", r.site->remote_id}, {"name", r.site->name}}
                      : json(nullptr);
-  j["inverter"] = OptionalAssetJson(r.inverter);
+  j["inverters"] = AssetsJson(r.inverters);
   j["batteries"] = AssetsJson(r.batteries);
   j["photovoltaics"] = AssetsJson(r.photovoltaics);
   j["site_meter"] = OptionalAssetJson(r.site_meter);
-  j["inverter_rcpn"] = r.inverter_rcpn;
+  j["inverter_rcpns"] = r.inverter_rcpns;
   j["coupling"] = std::string(CouplingName(r.coupling));
   j["metadata"] = r.metadata ? MetadataJson(*r.metadata) : json(nullptr);
   j["metadata_fetched_at"] = TimestampOrNull(r.metadata_fetched_at);
   j["commissioning"] = {{"state", std::string(CommissioningStateName(r.commissioning.state))},
                         {"reason", r.commissioning.reason}};
   j["last_heard_at"] = TimestampOrNull(r.last_heard_at);
-  j["inverter_state"] = OrNull(r.inverter_state);
-  j["sys_mode"] = OrNull(r.sys_mode);
+  j["inverter_readings"] = ReadingsJson(r.inverter_readings);
+  // The system's state and mode (DeviceRecord::SystemReading), derived from inverter_readings for
+  // readers of the device API; DeviceFromJson reads them only in a record without inverter_readings.
+  j["inverter_state"] = OrNull(r.InverterState());
+  j["sys_mode"] = OrNull(r.SysMode());
   j["system_status"] = OrNull(r.system_status);
   j["system_status_at"] = TimestampOrNull(r.system_status_at);
   j["remote_state"] = r.remote_state ? json(std::string(RemoteStateName(*r.remote_state))) : json(nullptr);
+  j["evaluated_state"] = r.evaluated_state ? json(std::string(RemoteStateName(*r.evaluated_state))) : json(nullptr);
   j["remote_state_reason"] = r.remote_state_reason;
+  j["remote_state_cause"] = r.remote_state_cause;
+  j["remote_state_since"] = TimestampOrNull(r.remote_state_since);
   j["registered_at"] = TimestampOrNull(r.registered_at);
   j["updated_at"] = TimestampOrNull(r.updated_at);
   j["version"] = r.version;
@@ -323,11 +397,11 @@ Result<DeviceRecord> DeviceFromJson(const nlohmann::json& j) {
     sr.String("name", s.name);
     d.site = std::move(s);
   }
-  d.inverter = ReadOptionalAsset(r, "inverter", error);
+  if (r.Has("inverters")) d.inverters = ReadAssets(r, "inverters", error);
   d.batteries = ReadAssets(r, "batteries", error);
   d.photovoltaics = ReadAssets(r, "photovoltaics", error);
   d.site_meter = ReadOptionalAsset(r, "site_meter", error);
-  r.String("inverter_rcpn", d.inverter_rcpn);
+  r.Strings("inverter_rcpns", d.inverter_rcpns);
   r.EnumName("coupling", d.coupling, ParseCoupling);
   if (const json* metadata = r.Nested("metadata"); metadata != nullptr) {
     d.metadata = ReadMetadata(*metadata, r.Field("metadata"), error);
@@ -339,12 +413,15 @@ Result<DeviceRecord> DeviceFromJson(const nlohmann::json& j) {
     cr.String("reason", d.commissioning.reason);
   }
   r.OptionalTimestamp("last_heard_at", d.last_heard_at);
-  r.OptionalInteger("inverter_state", d.inverter_state);
-  r.OptionalInteger("sys_mode", d.sys_mode);
+  if (r.Has("inverter_readings")) d.inverter_readings = ReadReadings(r, "inverter_readings", error);
+  ReadSingleInverterFields(r, d, error);
   r.OptionalString("system_status", d.system_status);
   r.OptionalTimestamp("system_status_at", d.system_status_at);
   r.OptionalEnumName("remote_state", d.remote_state, ParseRemoteState);
+  r.OptionalEnumName("evaluated_state", d.evaluated_state, ParseRemoteState);
   r.String("remote_state_reason", d.remote_state_reason);
+  r.String("remote_state_cause", d.remote_state_cause);
+  r.OptionalTimestamp("remote_state_since", d.remote_state_since);
   r.OptionalTimestamp("registered_at", d.registered_at);
   r.OptionalTimestamp("updated_at", d.updated_at);
   r.Integer("version", d.version);

@@ -71,21 +71,55 @@ struct MetricValue {
   double value;
 };
 
+// The Concerto asset id of the INVERTER whose remoteId is `rcpn`, or nullptr.
+const std::string* InverterAsset(const DeviceRecord& device, const std::string& rcpn) {
+  const AssetRef* inverter = device.FindInverter(rcpn);
+  return inverter != nullptr && !inverter->asset_id.empty() ? &inverter->asset_id : nullptr;
+}
+
+// True for the records of a system's second, third ... inverter (CES order). The SYSTEM asset
+// stands for the first inverter only: two inverters' points at one timestamp would collide on it
+// (Concerto keeps one point per asset, metric and timestamp). A record of an inverter the device
+// does not list (a hand-written device for `telemetry map`) counts as the first.
+bool IsOtherInverter(const DeviceRecord& device, const std::string& rcpn) {
+  const auto& rcpns = device.inverter_rcpns;
+  auto it = std::find(rcpns.begin(), rcpns.end(), rcpn);
+  return it != rcpns.end() && it != rcpns.begin();
+}
+
 class Mapper {
  public:
-  Mapper(const DeviceRecord& device, MappingResult& result) : device_(device), result_(result) {}
+  Mapper(const DeviceRecord& device, const std::string& inverter_id, MappingResult& result)
+      : device_(device),
+        inverter_id_(inverter_id),
+        inverter_asset_(InverterAsset(device, inverter_id)),
+        other_inverter_(IsOtherInverter(device, inverter_id)),
+        result_(result) {}
 
   void MapRecord(const EnergyRecord& record, Timestamp timestamp) {
     for (const auto& channel : record.channel()) MapChannel(channel, timestamp);
     const std::string where = "record " + FormatIso8601(timestamp);
+    const std::initializer_list<MetricValue> states{
+        {Metric::kInverterState, static_cast<double>(record.inverterstate())},
+        {Metric::kSystemMode, static_cast<double>(static_cast<int>(record.sysmode()))}};
+    // In a system with several inverters each INVERTER asset also gets its own inverter's state,
+    // so that none is hidden behind the SYSTEM's (which is the first inverter's).
+    if (device_.inverter_rcpns.size() > 1 && inverter_asset_ != nullptr)
+      Emit(*inverter_asset_, timestamp, where, states);
+    if (other_inverter_) {
+      if (inverter_asset_ == nullptr) {
+        ++result_.unmapped_system_records;
+        result_.details.push_back(where + ": no INVERTER asset for inverter " + inverter_id_ +
+                                  " for INVERTER_STATE, SYSTEM_MODE");
+      }
+      return;
+    }
     if (device_.concerto_asset_id.empty()) {
       ++result_.unmapped_system_records;
       result_.details.push_back(where + ": no SYSTEM asset id for INVERTER_STATE, SYSTEM_MODE");
       return;
     }
-    Emit(device_.concerto_asset_id, timestamp, where,
-         {{Metric::kInverterState, static_cast<double>(record.inverterstate())},
-          {Metric::kSystemMode, static_cast<double>(static_cast<int>(record.sysmode()))}});
+    Emit(device_.concerto_asset_id, timestamp, where, states);
   }
 
  private:
@@ -101,15 +135,16 @@ class Mapper {
                      {Metric::kEnergyExported, KilowattHours(channel.exportedenergy_ws())},
                      {Metric::kVoltage, WidenFloat(channel.voltage_v())}});
       case pwrcell::ces::v1::INVERTER_OUTPUT: {
-        const std::string* asset = nullptr;
-        if (device_.inverter && !device_.inverter->asset_id.empty()) {
-          asset = &device_.inverter->asset_id;
-        } else if (!device_.concerto_asset_id.empty()) {
-          // Before commissioning there is no INVERTER asset; the SYSTEM stands for the whole system.
-          asset = &device_.concerto_asset_id;
-        } else {
-          return Unmapped(channel, "no inverter asset and no SYSTEM asset id");
+        // The INVERTER asset of the inverter that sent the record.
+        const std::string* asset = inverter_asset_;
+        if (asset == nullptr && other_inverter_) {
+          return Unmapped(channel, "no INVERTER asset for inverter " + inverter_id_);
         }
+        if (asset == nullptr && !device_.concerto_asset_id.empty()) {
+          // Before commissioning there is no INVERTER asset; the SYSTEM stands for the (first) inverter.
+          asset = &device_.concerto_asset_id;
+        }
+        if (asset == nullptr) return Unmapped(channel, "no inverter asset and no SYSTEM asset id");
         return Emit(*asset, timestamp, ChannelLabel(channel),
                     {{Metric::kRealPower, RealPowerWatts(channel) / kWattsPerKilowatt},
                      {Metric::kReactivePower, static_cast<double>(channel.reactivepower_var()) / kWattsPerKilowatt},
@@ -174,6 +209,9 @@ class Mapper {
   }
 
   const DeviceRecord& device_;
+  const std::string& inverter_id_;
+  const std::string* inverter_asset_;  // nullptr: no INVERTER asset with remoteId inverter_id_
+  bool other_inverter_;
   MappingResult& result_;
   std::set<std::tuple<std::string, Metric, std::int64_t>> emitted_;
 };
@@ -182,7 +220,7 @@ class Mapper {
 
 MappingResult MapRecordSet(const EnergyRecordSet& set, const DeviceRecord& device) {
   MappingResult result;
-  Mapper mapper(device, result);
+  Mapper mapper(device, set.inverterid(), result);
   for (const auto& record : set.energyrecord()) {
     const double seconds = record.currenttimestamp();
     if (!IsUsableRecordTimestamp(seconds)) {

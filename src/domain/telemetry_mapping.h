@@ -28,7 +28,8 @@ struct MappingResult {
   // UNKNOWN_CHANNEL, values unknown to the contract) or an asset the device does not know.
   int unmapped_channels = 0;
   // Records whose INVERTER_STATE and SYSTEM_MODE were not emitted because the device has no
-  // SYSTEM asset id.
+  // SYSTEM asset id (or, for a record of a system's second or later inverter, no INVERTER asset
+  // for that inverter).
   int unmapped_system_records = 0;
   // Points dropped because an earlier channel or record already gave (asset, metric, timestamp).
   int duplicate_points = 0;
@@ -49,6 +50,13 @@ struct MappingResult {
 };
 
 // Maps every record of `set` for `device`. Never fails: what cannot be mapped is counted, not guessed.
+//
+// Several inverters (SPEC section 6): the set's inverterId says which inverter sent it.
+// INVERTER_OUTPUT goes to that inverter's INVERTER asset (remoteId = inverterId); without one, to
+// the SYSTEM asset for the first inverter (CES order) and nowhere for the others (unmapped: two
+// inverters' outputs must not merge into one series). INVERTER_STATE and SYSTEM_MODE go to the
+// SYSTEM asset from the first inverter's records; in a system with several inverters every
+// inverter's records also give them to its own INVERTER asset.
 MappingResult MapRecordSet(const pwrcell::ces::v1::EnergyRecordSet& set, const DeviceRecord& device);
 
 // Splits `points` into consecutive batches of at most `max_batch` (> 0) points, keeping their order.

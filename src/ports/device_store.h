@@ -1,5 +1,6 @@
 // DeviceStore port: the one device table (SPEC section 2), keyed by remote_id, with secondary
-// indexes from inverter_rcpn and from site id to remote_id, and optimistic concurrency by version.
+// indexes from each inverter RCP number and from site id to remote_id, and optimistic concurrency
+// by version.
 //
 // Implementations: adapters/memory (fake), adapters/sqlite; all must pass
 // tests/conformance/device_store_conformance. All methods are thread-safe.
@@ -26,8 +27,10 @@ class DeviceStore {
   // The record, or nullopt when there is none.
   virtual Result<std::optional<domain::DeviceRecord>> Get(const std::string& remote_id) = 0;
 
-  // The record whose inverter_rcpn equals `rcpn`, or nullopt. When several records claim the
-  // same RCP number (a CES misconfiguration), the one with the smallest remote_id is returned.
+  // The record that lists `rcpn` among its inverter_rcpns (any of a system's inverters), or
+  // nullopt; an empty rcpn matches nothing. Served by an index kept in step with Put and Remove.
+  // When several records claim the same RCP number (a CES misconfiguration), the one with the
+  // smallest remote_id is returned.
   virtual Result<std::optional<domain::DeviceRecord>> FindByInverterRcpn(const std::string& rcpn) = 0;
 
   // Every record, ordered by remote_id.

@@ -54,17 +54,11 @@ std::vector<Status> TelemetryProcessor::ProcessRecords(const std::vector<StreamR
       auto updated = MutateDevice(
           context_.devices, device.remote_id,
           [&](domain::DeviceRecord& d) {
-            const bool is_newest = !d.last_heard_at || newest >= *d.last_heard_at;
             bool changed = d.RaiseLastHeard(newest);
-            if (is_newest) {
-              if (mapped.inverter_state && d.inverter_state != mapped.inverter_state) {
-                d.inverter_state = mapped.inverter_state;
-                changed = true;
-              }
-              if (mapped.sys_mode && d.sys_mode != mapped.sys_mode) {
-                d.sys_mode = mapped.sys_mode;
-                changed = true;
-              }
+            // Per inverter (a system may have several): this inverter's newest record wins, whatever
+            // its other inverters sent since.
+            if (mapped.inverter_state && mapped.sys_mode) {
+              changed |= d.RecordInverterReading({set.inverterid(), *mapped.inverter_state, *mapped.sys_mode, newest});
             }
             return changed;
           },

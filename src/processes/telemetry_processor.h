@@ -2,10 +2,12 @@
 //
 // For each record: decode it as an EnergyRecordSet (a poison record is counted, logged with its
 // sequence number and skipped: it never blocks the stream); find the device by inverterId =
-// inverter_rcpn (an unknown system is counted and dropped, never created); raise last_heard_at
-// to the newest currentTimestamp (never lower) and store inverter_state and sys_mode when the
-// record is the newest heard; map the channels (SPEC section 5) and enqueue the points on the
-// Concerto telemetry queue in batches of at most 500 (points of several records share a batch).
+// any of the system's inverter RCP numbers (an unknown system is counted and dropped, never
+// created); raise last_heard_at to the newest currentTimestamp (never lower) and store the
+// inverter's state and sys_mode when the record is the newest heard from that inverter (one
+// reading per inverter, DeviceRecord::RecordInverterReading); map the channels (SPEC section 5)
+// and enqueue the points on the Concerto telemetry queue in batches of at most 500 (points of
+// several records share a batch).
 //
 // Only a transient fault (store or queue unavailable) fails a record, so that its source
 // delivers it again; re-processing is harmless (last_heard_at only rises, Concerto de-duplicates

@@ -45,14 +45,19 @@ expect env-override-bad 3 'PWRCELL_CONCERTO_WORKERS' -- env PWRCELL_CONCERTO_WOR
 
 expect no-table 4 'no device table' -- "$bin" devices list --db "$work/absent.db"
 "$seed" "$work/devices.db" "$src/tests/data/devices.json" || { echo "FAIL seeding"; exit 1; }
-expect list-table 0 '2 systems' -- "$bin" devices list --db "$work/devices.db"
+# tests/data/devices.json: two records in the single-inverter shape of older versions, one with two inverters.
+expect list-table 0 '3 systems' -- "$bin" devices list --db "$work/devices.db"
 expect list-shows-rows 0 'sys-dc-0001.*DC.*000100007010' -- "$bin" devices list --db "$work/devices.db"
 expect list-json 0 '"remote_id": "sys-ac-0002"' -- "$bin" devices list --db "$work/devices.db" --json
 expect show 0 'remote_state +ONLINE \(telemetry received 30 s ago\)' -- "$bin" devices show sys-dc-0001 --db "$work/devices.db"
-expect show-json 0 '"inverter_rcpn": "000100007010"' -- "$bin" devices show sys-dc-0001 --db "$work/devices.db" --json
+expect show-json 0 '"inverter_rcpns": \[' -- "$bin" devices show sys-dc-0001 --db "$work/devices.db" --json
+expect show-old-shape 0 'inverter_rcpns +000100007010$' -- "$bin" devices show sys-dc-0001 --db "$work/devices.db"
+expect list-two-inverters 0 'sys-dc-0003.*000100007030,000100007031' -- "$bin" devices list --db "$work/devices.db"
+expect show-two-inverters 0 'inverters +asset-31 \(remoteId 000100007030\), asset-32 \(remoteId 000100007031\)' -- "$bin" devices show sys-dc-0003 --db "$work/devices.db"
+expect show-inverter-in-error 0 'inverter_state +28688 \(0x7010\)' -- "$bin" devices show sys-dc-0003 --db "$work/devices.db"
 expect show-unknown 4 'no device with remote_id nobody' -- "$bin" devices show nobody --db "$work/devices.db"
 printf '[storage]\npath = "%s"\n' "$work/devices.db" >"$work/with-storage.toml"
-expect list-via-config 0 '2 systems' -- "$bin" devices list --config "$work/with-storage.toml"
+expect list-via-config 0 '3 systems' -- "$bin" devices list --config "$work/with-storage.toml"
 
 expect map-vector 0 '33 points, 0 unmapped' -- "$bin" telemetry map --device "$src/examples/dc_system.json" --text "$src/examples/dc_record.textproto"
 expect map-json 0 '"metric": "STATE_OF_CHARGE"' -- "$bin" telemetry map --device "$src/examples/dc_system.json" --text "$src/examples/dc_record.textproto" --json

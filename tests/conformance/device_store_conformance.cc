@@ -17,7 +17,7 @@ DeviceRecord Device(const std::string& remote_id, const std::string& rcpn = "") 
   DeviceRecord d;
   d.remote_id = remote_id;
   d.name = "system " + remote_id;
-  d.inverter_rcpn = rcpn;
+  if (!rcpn.empty()) d.inverter_rcpns = {rcpn};
   return d;
 }
 
@@ -34,7 +34,8 @@ DeviceRecord FullDevice() {
   d.is_simulated = true;
   d.rated_power_kw = 7.6;
   d.site = domain::SiteRef{"site-1", "site-ces-1", "Smith \xc3\xa9"};
-  d.inverter = domain::AssetRef{"asset-2", "000100007010"};
+  d.inverter_rcpns = {"000100007010", "000100007011"};  // two inverters
+  d.inverters = {{"asset-2", "000100007010"}, {"asset-7", "000100007011"}};
   d.batteries = {{"asset-3", "000100008010"}, {"asset-4", "000100008011"}};
   d.photovoltaics = {{"asset-5", "000100003010"}};
   d.site_meter = domain::AssetRef{"asset-6", "sys-full-meter"};
@@ -46,7 +47,7 @@ DeviceRecord FullDevice() {
   m.latitude = 39.7392;
   m.longitude = -104.9903;
   m.status_name = "SUCCESS";
-  m.inverters = {{"000100007010", "XVT076A03", 7600, 7.6}};
+  m.inverters = {{"000100007010", "XVT076A03", 7600, 7.6}, {"000100007011", "XVT076A03", 7600, 0.0}};
   m.batteries = {{"000100008010", "PWRcell M6", 17100, 3400}};
   m.pv_links = {{"000100003010", 2500.5}};
   m.site_meter_id = "meter-1";
@@ -54,8 +55,8 @@ DeviceRecord FullDevice() {
   d.metadata_fetched_at = FromUnixMillis(1'763'800'000'123);
   d.commissioning = {domain::CommissioningState::kFailed, "Concerto said no"};
   d.last_heard_at = FromUnixMillis(1'763'800'300'000);
-  d.inverter_state = 2080;
-  d.sys_mode = 2;
+  d.inverter_readings = {{"000100007010", 2080, 2, FromUnixMillis(1'763'800'300'000)},
+                         {"000100007011", 0x7010, 4, FromUnixMillis(1'763'800'000'000)}};
   d.system_status = "SUCCESS";
   d.system_status_at = FromUnixMillis(1'763'800'200'000);
   d.remote_state = domain::RemoteState::kError;
@@ -149,7 +150,7 @@ TEST_P(DeviceStoreConformance, FindsByInverterRcpn) {
 
 TEST_P(DeviceStoreConformance, AfterTheRcpnChangesTheOldOneFindsNothing) {
   DeviceRecord d = MustPut(Device("sys-1", "rcpn-old"));
-  d.inverter_rcpn = "rcpn-new";  // the inverter was replaced
+  d.inverter_rcpns = {"rcpn-new"};  // the inverter was replaced
   const DeviceRecord updated = MustPut(d);
   EXPECT_EQ(MustFind("rcpn-old"), std::nullopt);
   EXPECT_EQ(MustFind("rcpn-new"), updated);
@@ -158,6 +159,63 @@ TEST_P(DeviceStoreConformance, AfterTheRcpnChangesTheOldOneFindsNothing) {
 TEST_P(DeviceStoreConformance, AnEmptyRcpnMatchesNothing) {
   MustPut(Device("sys-1", ""));  // metadata not fetched yet
   EXPECT_EQ(MustFind(""), std::nullopt);
+}
+
+TEST_P(DeviceStoreConformance, FindsARecordByAnyOfItsInverters) {
+  DeviceRecord d = Device("sys-1");
+  d.inverter_rcpns = {"rcpn-a", "rcpn-b", "rcpn-c"};
+  const DeviceRecord stored = MustPut(d);
+  MustPut(Device("sys-2", "rcpn-d"));
+  EXPECT_EQ(MustFind("rcpn-a"), stored);
+  EXPECT_EQ(MustFind("rcpn-b"), stored);
+  EXPECT_EQ(MustFind("rcpn-c"), stored);
+  EXPECT_EQ(MustFind("rcpn-e"), std::nullopt);
+}
+
+TEST_P(DeviceStoreConformance, FindByInverterRcpnFollowsTheRecordsInverters) {
+  DeviceRecord d = Device("sys-1");
+  d.inverter_rcpns = {"rcpn-a", "rcpn-b"};
+  d = MustPut(d);
+  d.inverter_rcpns = {"rcpn-b", "rcpn-c"};  // CES lists another set: one replaced, one kept
+  d = MustPut(d);
+  EXPECT_EQ(MustFind("rcpn-a"), std::nullopt);
+  EXPECT_EQ(MustFind("rcpn-b"), d);
+  EXPECT_EQ(MustFind("rcpn-c"), d);
+  d.inverter_rcpns.clear();
+  d = MustPut(d);
+  EXPECT_EQ(MustFind("rcpn-b"), std::nullopt);
+  EXPECT_EQ(MustFind("rcpn-c"), std::nullopt);
+  d.inverter_rcpns = {"", "rcpn-d", "rcpn-d"};  // an empty one matches nothing; a repeat is one
+  d = MustPut(d);
+  EXPECT_EQ(MustFind(""), std::nullopt);
+  EXPECT_EQ(MustFind("rcpn-d"), d);
+  EXPECT_EQ(MustGet("sys-1")->inverter_rcpns, (std::vector<std::string>{"", "rcpn-d", "rcpn-d"}))
+      << "the record keeps what it was given";
+}
+
+TEST_P(DeviceStoreConformance, ARemovedRecordIsFoundByNoneOfItsInverters) {
+  DeviceRecord d = Device("sys-1");
+  d.inverter_rcpns = {"rcpn-a", "rcpn-b"};
+  d = MustPut(d);
+  const DeviceRecord other = MustPut(Device("sys-2", "rcpn-c"));
+  ASSERT_TRUE(store_->Remove("sys-1", d.version).ok());
+  EXPECT_EQ(MustFind("rcpn-a"), std::nullopt);
+  EXPECT_EQ(MustFind("rcpn-b"), std::nullopt);
+  EXPECT_EQ(MustFind("rcpn-c"), other);
+}
+
+TEST_P(DeviceStoreConformance, AnRcpnSharedByTwoMultiInverterRecordsFindsTheSmallestRemoteId) {
+  DeviceRecord b = Device("sys-b");
+  b.inverter_rcpns = {"rcpn-x", "rcpn-y"};
+  b = MustPut(b);
+  DeviceRecord a = Device("sys-a");
+  a.inverter_rcpns = {"rcpn-z", "rcpn-y"};
+  a = MustPut(a);
+  EXPECT_EQ(MustFind("rcpn-y"), a);
+  EXPECT_EQ(MustFind("rcpn-x"), b);
+  EXPECT_EQ(MustFind("rcpn-z"), a);
+  ASSERT_TRUE(store_->Remove("sys-a", a.version).ok());
+  EXPECT_EQ(MustFind("rcpn-y"), b);
 }
 
 TEST_P(DeviceStoreConformance, SharedRcpnFindsTheSmallestRemoteId) {
@@ -199,7 +257,7 @@ TEST_P(DeviceStoreConformance, AStaleUpdateIsAbortedAndChangesNothing) {
   const DeviceRecord v2 = MustPut(fresh);
   DeviceRecord stale = v1;  // still at version 1
   stale.name = "second writer";
-  stale.inverter_rcpn = "rcpn-stale";
+  stale.inverter_rcpns = {"rcpn-1", "rcpn-stale"};
   auto result = store_->Put(stale);
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.status().code(), StatusCode::kAborted);
@@ -361,7 +419,7 @@ TEST_P(DeviceStoreConformance, ARemovedRecordIsNotFoundByItsRcpnAndItsIdCanComeB
   ASSERT_TRUE(store_->Remove("sys-1", d.version).ok());
   EXPECT_EQ(MustFind("rcpn-1"), std::nullopt);
   DeviceRecord again = OnSite("sys-1", "site-9");
-  again.inverter_rcpn = "rcpn-9";
+  again.inverter_rcpns = {"rcpn-9"};
   const DeviceRecord back = MustPut(again);
   EXPECT_EQ(MustFind("rcpn-1"), std::nullopt);
   EXPECT_EQ(MustFind("rcpn-9"), back);

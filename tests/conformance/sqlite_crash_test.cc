@@ -107,7 +107,7 @@ domain::DeviceRecord Device(int i) {
   domain::DeviceRecord d;
   d.remote_id = "sys-" + std::to_string(1000 + i);
   d.name = "system " + std::to_string(i);
-  d.inverter_rcpn = "rcpn-" + std::to_string(i);
+  d.inverter_rcpns = {"rcpn-" + std::to_string(i)};
   d.last_heard_at = FromUnixMillis(1'763'800'000'000 + i);
   return d;
 }

@@ -122,6 +122,13 @@ PRAGMA user_version = 1;
     ASSERT_TRUE(b->has_value());
     EXPECT_EQ((*b)->version, 3);
     EXPECT_EQ((*b)->name, "B");
+    // The single-inverter fields of version 1 read as the lists they became.
+    EXPECT_EQ((*b)->inverter_rcpns, (std::vector<std::string>{"000100007020"}));
+    EXPECT_EQ((*b)->inverters, (std::vector<domain::AssetRef>{{"asset-b-inv", "000100007020"}}));
+    ASSERT_EQ((*b)->inverter_readings.size(), 1U);
+    EXPECT_EQ((*b)->inverter_readings.front().rcpn, "000100007020");
+    EXPECT_EQ((*b)->InverterState(), std::optional<std::uint32_t>(28688));
+    EXPECT_EQ((*b)->SysMode(), std::optional<int>(2));
     ASSERT_TRUE((*b)->site.has_value());
     EXPECT_EQ((*b)->site->site_id, "site-1");
 
@@ -142,7 +149,7 @@ PRAGMA user_version = 1;
     // And it keeps working: a record moved to another site and given another inverter.
     domain::DeviceRecord moved = **b;
     moved.site = domain::SiteRef{"site-2", "ces-site-2", "Jones"};
-    moved.inverter_rcpn = "000100007099";
+    moved.inverter_rcpns = {"000100007020", "000100007099"};  // a second inverter
     auto stored = store.Put(moved);
     ASSERT_TRUE(stored.ok()) << stored.status().ToString();
     EXPECT_EQ(stored->version, 4);
@@ -150,9 +157,11 @@ PRAGMA user_version = 1;
     ASSERT_TRUE(listed.ok());
     ASSERT_EQ(listed->size(), 1U);
     EXPECT_EQ(listed->front(), *stored);
-    found = store.FindByInverterRcpn("000100007020");
-    ASSERT_TRUE(found.ok());
-    EXPECT_FALSE(found->has_value());
+    for (const char* rcpn : {"000100007020", "000100007099"}) {
+      found = store.FindByInverterRcpn(rcpn);
+      ASSERT_TRUE(found.ok() && found->has_value()) << rcpn;
+      EXPECT_EQ(**found, *stored);
+    }
   }
 
   void ExpectVersion2Shape(SqliteDatabase& database) {
@@ -181,7 +190,7 @@ TEST_F(SqliteDeviceTable, TheIndexedLookUpsUseTheirIndexes) {
   for (int i = 0; i < 50; ++i) {
     domain::DeviceRecord d;
     d.remote_id = "sys-" + std::to_string(i);
-    d.inverter_rcpn = "rcpn-" + std::to_string(i);
+    d.inverter_rcpns = {"rcpn-" + std::to_string(i), "rcpn-" + std::to_string(i) + "-b"};
     d.site = domain::SiteRef{"site-" + std::to_string(i % 7), "", ""};
     ASSERT_TRUE((*store)->Put(d).ok());
   }

@@ -21,7 +21,7 @@ using std::chrono::seconds;
 domain::DeviceRecord Device(const std::string& remote_id) {
   domain::DeviceRecord d;
   d.remote_id = remote_id;
-  d.inverter_rcpn = "rcpn-" + remote_id;
+  d.inverter_rcpns = {"rcpn-" + remote_id};
   return d;
 }
 

@@ -6,9 +6,13 @@ namespace {
 using domain::DeviceRecord;
 
 // The index keys of a record; empty keys are never indexed, so they match nothing.
-std::vector<std::string> RcpnKeys(const DeviceRecord& record) {
-  if (record.inverter_rcpn.empty()) return {};
-  return {record.inverter_rcpn};
+// Distinct, so that unindexing a record removes each of its keys once.
+std::set<std::string> RcpnKeys(const DeviceRecord& record) {
+  std::set<std::string> keys;
+  for (const auto& rcpn : record.inverter_rcpns) {
+    if (!rcpn.empty()) keys.insert(rcpn);
+  }
+  return keys;
 }
 
 std::string SiteKey(const DeviceRecord& record) {

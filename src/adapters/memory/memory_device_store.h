@@ -24,7 +24,6 @@ class MemoryDeviceStore final : public ports::DeviceStore {
   MemoryDeviceStore() = default;
 
   Result<std::optional<domain::DeviceRecord>> Get(const std::string& remote_id) override;
-  // An empty rcpn matches nothing: an empty inverter_rcpn means "metadata not fetched yet".
   Result<std::optional<domain::DeviceRecord>> FindByInverterRcpn(const std::string& rcpn) override;
   Result<std::vector<domain::DeviceRecord>> List() override;
   Result<std::vector<domain::DeviceRecord>> ListBySite(const std::string& site_id) override;

@@ -1,8 +1,9 @@
 #include "adapters/sqlite/sqlite_device_store.h"
 
 #include <algorithm>
-#include <nlohmann/json.hpp>
 #include <utility>
+
+#include <nlohmann/json.hpp>
 
 #include "domain/device_json.h"
 
@@ -36,7 +37,9 @@ std::string SiteKey(const DeviceRecord& record) {
 // Sorted and distinct, to compare with what the table holds.
 std::vector<std::string> RcpnKeys(const DeviceRecord& record) {
   std::vector<std::string> keys;
-  if (!record.inverter_rcpn.empty()) keys.push_back(record.inverter_rcpn);
+  for (const auto& rcpn : record.inverter_rcpns) {
+    if (!rcpn.empty()) keys.push_back(rcpn);
+  }
   std::sort(keys.begin(), keys.end());
   keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
   return keys;

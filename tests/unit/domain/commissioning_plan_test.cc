@@ -31,7 +31,7 @@ DeviceRecord FreshRecord() {
   r.name = "Smith";
   r.is_simulated = false;
   r.metadata = DcMetadata();
-  r.inverter_rcpn = "000100073534";
+  r.inverter_rcpns = {"000100073534"};
   r.coupling = Coupling::kDc;
   return r;
 }
@@ -40,7 +40,7 @@ DeviceRecord FreshRecord() {
 DeviceRecord CompleteRecord() {
   DeviceRecord r = FreshRecord();
   r.site = SiteRef{"site-1", "site-ces-1", "Smith residence"};
-  r.inverter = AssetRef{"asset-8", "000100073534"};
+  r.inverters = {{"asset-8", "000100073534"}};
   r.batteries = {{"asset-9", "000100080112"}, {"asset-10", "000100080113"}};
   r.photovoltaics = {{"asset-11", "000100030a41"}, {"asset-12", "000100030a42"}, {"asset-13", "000100030a43"}};
   r.site_meter = AssetRef{"asset-14", "sys-1-meter"};
@@ -99,6 +99,7 @@ TEST(CommissioningPlan, FreshDcSystemGetsEveryStepInOrderWithExactPayloads) {
                                Asset(AssetType::kInverter, "000100073534", "Smith inverter", 7.6, std::nullopt, false),
                                ParentRef::kSystem, SiteTarget::kSystemSite,
                                "create INVERTER 000100073534 under system sys-1 on site site-ces-1"));
+  expected.back().first_inverter = true;
   expected.push_back(
       AssetStep(K::kEnsureBattery, Asset(AssetType::kBattery, "000100080112", "Smith battery 000100080112", 6.7, 18.0),
                 ParentRef::kInverter, SiteTarget::kNone, "create BATTERY 000100080112 under inverter 000100073534"));
@@ -217,11 +218,64 @@ TEST(CommissioningPlan, NoSiteMeterInMetadataMeansNoMeterStep) {
 TEST(CommissioningPlan, ReplacedInverterIsEnsuredAgain) {
   DeviceRecord r = CompleteRecord();
   r.metadata->inverters = {{"000100099999", "XVT076A03", 7600, 0.0}};
-  r.inverter_rcpn = "000100099999";
+  r.inverter_rcpns = {"000100099999"};
   const auto plan = Plan(r);
   ASSERT_EQ(plan.size(), 1u);
   EXPECT_EQ(plan[0].asset->remote_id, "000100099999");
+  EXPECT_TRUE(plan[0].first_inverter);
   EXPECT_TRUE(NeedsCommissioning(r));
+}
+
+// SPEC section 6: one INVERTER per inverter, batteries and PV links under the first listed.
+TEST(CommissioningPlan, EachInverterGetsItsOwnAssetAndComponentsGoUnderTheFirst) {
+  DeviceRecord r = FreshRecord();
+  r.coupling = Coupling::kAc;
+  r.metadata->inverters = {{"000100073534", "XVT076A03", 7600, 3.8}, {"000100073535", "XVT114G03", 11400, 0.0}};
+  r.inverter_rcpns = {"000100073534", "000100073535"};
+  using K = CommissioningStepKind;
+  const auto plan = Plan(r);
+  EXPECT_EQ(Kinds(plan), (std::vector<K>{K::kEnsureSite, K::kEnsureInverter, K::kEnsureInverter, K::kEnsureBattery,
+                                         K::kEnsureBattery, K::kEnsurePhotovoltaic, K::kEnsurePhotovoltaic,
+                                         K::kEnsurePhotovoltaic, K::kEnsureSiteMeter, K::kAttachSystemToSite}));
+  ASSERT_EQ(plan.size(), 10u);
+  CommissioningStep first_step =
+      AssetStep(K::kEnsureInverter,
+                Asset(AssetType::kInverter, "000100073534", "Smith inverter 000100073534", 7.6, std::nullopt, true),
+                ParentRef::kSystem, SiteTarget::kSystemSite,
+                "create INVERTER 000100073534 under system sys-1 on site site-ces-1");
+  first_step.first_inverter = true;  // the batteries' and PV links' parent
+  EXPECT_EQ(plan[1], first_step);
+  CommissioningStep second =
+      AssetStep(K::kEnsureInverter,
+                Asset(AssetType::kInverter, "000100073535", "Smith inverter 000100073535", 11.4, std::nullopt, true),
+                ParentRef::kSystem, SiteTarget::kSystemSite,
+                "create INVERTER 000100073535 under system sys-1 on site site-ces-1");
+  EXPECT_EQ(plan[2], second) << "its own rating; the system's coupling; under the SYSTEM, on the site";
+  for (std::size_t i = 3; i < 8; ++i) {
+    EXPECT_EQ(plan[i].parent, ParentRef::kInverter);
+    EXPECT_NE(plan[i].description.find("under inverter 000100073534"), std::string::npos) << plan[i].description;
+  }
+
+  // The first inverter exists (an earlier run): only the second is ensured.
+  DeviceRecord partial = CompleteRecord();
+  partial.metadata = r.metadata;
+  partial.inverter_rcpns = r.inverter_rcpns;
+  EXPECT_TRUE(NeedsCommissioning(partial));
+  const auto rest = Plan(partial);
+  ASSERT_EQ(rest.size(), 1u);
+  EXPECT_EQ(rest[0].asset->remote_id, "000100073535");
+  EXPECT_FALSE(rest[0].first_inverter);
+
+  // Only the second exists: the first is ensured, and it is the parent of what may follow.
+  partial.inverters = {{"asset-20", "000100073535"}};
+  const auto first = Plan(partial);
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].asset->remote_id, "000100073534");
+  EXPECT_TRUE(first[0].first_inverter);
+
+  partial.inverters = {{"asset-8", "000100073534"}, {"asset-20", "000100073535"}};
+  EXPECT_TRUE(Plan(partial).empty());
+  EXPECT_FALSE(NeedsCommissioning(partial));
 }
 
 TEST(CommissioningPlan, SiteNameFallsBackToSystemNameAndUnknownRatingsStayUnset) {
@@ -234,9 +288,9 @@ TEST(CommissioningPlan, SiteNameFallsBackToSystemNameAndUnknownRatingsStayUnset)
   EXPECT_EQ(plan[1].asset->rated_power_kw, std::nullopt);
 }
 
-TEST(CommissioningPlan, FirstInverterIsUsedWhenRecordHasNoRcpnYet) {
+TEST(CommissioningPlan, TheMetadataDecidesTheInvertersNotTheRecordsRcpns) {
   DeviceRecord r = FreshRecord();
-  r.inverter_rcpn.clear();
+  r.inverter_rcpns.clear();
   const auto plan = Plan(r);
   ASSERT_GE(plan.size(), 2u);
   EXPECT_EQ(plan[1].asset->remote_id, "000100073534");
@@ -253,10 +307,6 @@ TEST(CommissioningPlan, Errors) {
   DeviceRecord no_inverter = FreshRecord();
   no_inverter.metadata->inverters.clear();
   EXPECT_EQ(PlanCommissioning(no_inverter, kAdapter).status().code(), StatusCode::kFailedPrecondition);
-
-  DeviceRecord stale_rcpn = FreshRecord();
-  stale_rcpn.inverter_rcpn = "000100000000";
-  EXPECT_EQ(PlanCommissioning(stale_rcpn, kAdapter).status().code(), StatusCode::kFailedPrecondition);
 
   DeviceRecord no_asset = FreshRecord();
   no_asset.concerto_asset_id.clear();
@@ -277,7 +327,7 @@ TEST(NeedsCommissioning, FollowsWhatConcertoLacks) {
   EXPECT_TRUE(NeedsCommissioning(FreshRecord()));
 
   DeviceRecord no_inverter = CompleteRecord();
-  no_inverter.inverter.reset();
+  no_inverter.inverters.clear();
   EXPECT_TRUE(NeedsCommissioning(no_inverter));
 
   DeviceRecord no_pv = CompleteRecord();

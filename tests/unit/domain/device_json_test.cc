@@ -20,11 +20,11 @@ DeviceRecord FullRecord() {
   r.is_simulated = true;
   r.rated_power_kw = 7.6;
   r.site = SiteRef{"site-1", "site-ces-1", "Smith"};
-  r.inverter = AssetRef{"asset-2", "000100007010"};
+  r.inverters = {{"asset-2", "000100007010"}, {"asset-7", "000100007011"}};
   r.batteries = {{"asset-3", "000100008010"}, {"asset-4", "000100008011"}};
   r.photovoltaics = {{"asset-5", "000100003010"}};
   r.site_meter = AssetRef{"asset-6", "sys-dc-0001-meter"};
-  r.inverter_rcpn = "000100007010";
+  r.inverter_rcpns = {"000100007010", "000100007011"};
   r.coupling = Coupling::kAc;
   SystemMetadata m;
   m.system_id = "sys-dc-0001";
@@ -42,8 +42,8 @@ DeviceRecord FullRecord() {
   r.metadata_fetched_at = FromUnixMillis(1'763'800'000'123);
   r.commissioning = {CommissioningState::kPending, "creating site"};
   r.last_heard_at = FromUnixMillis(1'763'800'300'000);
-  r.inverter_state = 0xFFFF'FFFFu;
-  r.sys_mode = -3;
+  r.inverter_readings = {{"000100007010", 0xFFFF'FFFFu, -3, FromUnixMillis(1'763'800'300'000)},
+                         {"000100007011", 0x7010, 4, FromUnixMillis(1'763'800'000'000)}};
   r.system_status = "SUCCESS";
   r.system_status_at = FromUnixMillis(1'763'800'200'000);
   r.remote_state = RemoteState::kOnline;
@@ -70,11 +70,15 @@ TEST(DeviceJson, DefaultRecordRoundTripsWithNulls) {
   DeviceRecord original;
   original.remote_id = "sys-1";
   const json j = ToJson(original);
-  for (const char* key : {"rated_power_kw", "site", "inverter", "site_meter", "metadata", "metadata_fetched_at",
-                          "last_heard_at", "inverter_state", "sys_mode", "system_status", "system_status_at",
-                          "remote_state", "registered_at", "updated_at"}) {
+  for (const char* key :
+       {"rated_power_kw", "site", "site_meter", "metadata", "metadata_fetched_at", "last_heard_at", "inverter_state",
+        "sys_mode", "system_status", "system_status_at", "remote_state", "registered_at", "updated_at"}) {
     ASSERT_TRUE(j.contains(key)) << key;
     EXPECT_TRUE(j[key].is_null()) << key;
+  }
+  for (const char* key : {"inverters", "inverter_rcpns", "inverter_readings"}) {
+    ASSERT_TRUE(j.contains(key)) << key;
+    EXPECT_EQ(j[key], json::array()) << key;
   }
   auto back = ThroughText(original);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
@@ -90,7 +94,14 @@ TEST(DeviceJson, UsesSnakeCaseKeysEnumNamesAndIsoTimestamps) {
   EXPECT_EQ(j["remote_state"], "ONLINE");
   EXPECT_EQ(j["metadata_fetched_at"], "2025-11-22T08:26:40.123Z");
   EXPECT_EQ(j["last_heard_at"], "2025-11-22T08:31:40Z");
-  EXPECT_EQ(j["inverter_state"], 4294967295u);
+  EXPECT_EQ(j["inverter_rcpns"], (json{"000100007010", "000100007011"}));
+  EXPECT_EQ(j["inverters"][1], (json{{"asset_id", "asset-7"}, {"remote_id", "000100007011"}}));
+  EXPECT_EQ(j["inverter_readings"][0],
+            (json{{"rcpn", "000100007010"}, {"state", 4294967295u}, {"sys_mode", -3}, {"at", "2025-11-22T08:31:40Z"}}));
+  // The system's state and mode, for readers of the device API: the second inverter's error state
+  // speaks for the system although the first reported later.
+  EXPECT_EQ(j["inverter_state"], 0x7010);
+  EXPECT_EQ(j["sys_mode"], 4);
   EXPECT_EQ(j["version"], 42);
   EXPECT_EQ(j["site"]["site_id"], "site-1");
   EXPECT_EQ(j["batteries"][1]["asset_id"], "asset-4");
@@ -98,6 +109,47 @@ TEST(DeviceJson, UsesSnakeCaseKeysEnumNamesAndIsoTimestamps) {
   EXPECT_EQ(j["metadata"]["inverters"][0]["ac_pv_power_rating_kw"], 7.6);
   EXPECT_TRUE(j["metadata"]["inverters"][1]["ac_pv_power_rating_kw"].is_null());
   EXPECT_EQ(j["metadata"]["site_meter_id"], "meter-9");
+}
+
+// What a version before several inverters wrote: one "inverter", one "inverter_rcpn" and the
+// newest record's "inverter_state" and "sys_mode" (tests/data/devices.json, SQLite files).
+TEST(DeviceJson, ASingleInverterRecordReadsAsTheInverterLists) {
+  auto d = DeviceFromJson(json::parse(R"({
+    "remote_id": "sys-old", "inverter": {"asset_id": "asset-2", "remote_id": "000100007010"},
+    "inverter_rcpn": "000100007010", "last_heard_at": "2025-11-22T08:31:40Z",
+    "inverter_state": 28688, "sys_mode": 2})"));
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(d->inverters, (std::vector<AssetRef>{{"asset-2", "000100007010"}}));
+  EXPECT_EQ(d->inverter_rcpns, (std::vector<std::string>{"000100007010"}));
+  EXPECT_EQ(d->inverter_readings,
+            (std::vector<InverterReading>{{"000100007010", 28688, 2, FromUnixMillis(1'763'800'300'000)}}));
+  EXPECT_EQ(d->InverterState(), std::optional<std::uint32_t>(28688));
+  // Written back, it has the current shape and reads the same.
+  const json j = ToJson(*d);
+  EXPECT_FALSE(j.contains("inverter"));
+  EXPECT_FALSE(j.contains("inverter_rcpn"));
+  auto again = DeviceFromJson(j);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(*again, *d);
+}
+
+TEST(DeviceJson, ASingleInverterRecordWithoutMetadataOrTelemetryHasEmptyLists) {
+  auto d = DeviceFromJson(json::parse(R"({"remote_id": "sys-old", "inverter": null, "inverter_rcpn": "",
+                                          "inverter_state": null, "sys_mode": null})"));
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_TRUE(d->inverters.empty());
+  EXPECT_TRUE(d->inverter_rcpns.empty());
+  EXPECT_TRUE(d->inverter_readings.empty());
+}
+
+TEST(DeviceJson, TheListsWinOverTheSingleInverterKeys) {
+  json j = ToJson(FullRecord());
+  j["inverter"] = {{"asset_id", "old"}, {"remote_id", "old"}};
+  j["inverter_rcpn"] = "old";
+  j["inverter_state"] = 1;  // derived by ToJson; never read back when inverter_readings is there
+  auto d = DeviceFromJson(j);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(*d, FullRecord());
 }
 
 TEST(DeviceJson, AbsentKeysTakeTheDefaults) {
@@ -139,9 +191,22 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"unknown remote_state", [](json& j) { j["remote_state"] = "SLEEPING"; }, "remote_state"},
         BadCase{"timestamp without zone", [](json& j) { j["last_heard_at"] = "2025-11-22 08:31:40"; }, "last_heard_at"},
         BadCase{"timestamp as number", [](json& j) { j["updated_at"] = 1763800000; }, "updated_at"},
-        BadCase{"negative inverter_state", [](json& j) { j["inverter_state"] = -1; }, "inverter_state"},
-        BadCase{"inverter_state above 32 bits", [](json& j) { j["inverter_state"] = 4294967296ull; }, "inverter_state"},
-        BadCase{"fractional sys_mode", [](json& j) { j["sys_mode"] = 1.5; }, "sys_mode"},
+        BadCase{"negative inverter state", [](json& j) { j["inverter_readings"][0]["state"] = -1; },
+                "inverter_readings[0].state"},
+        BadCase{"inverter state above 32 bits", [](json& j) { j["inverter_readings"][1]["state"] = 4294967296ull; },
+                "inverter_readings[1].state"},
+        BadCase{"fractional sys_mode", [](json& j) { j["inverter_readings"][0]["sys_mode"] = 1.5; },
+                "inverter_readings[0].sys_mode"},
+        BadCase{"reading without its time", [](json& j) { j["inverter_readings"][1].erase("at"); },
+                "inverter_readings[1].at"},
+        BadCase{"legacy negative inverter_state",
+                [](json& j) {
+                  j.erase("inverter_readings");
+                  j["inverter_state"] = -1;
+                },
+                "inverter_state"},
+        BadCase{"rcpn not a string", [](json& j) { j["inverter_rcpns"][1] = 7010; }, "inverter_rcpns[1]"},
+        BadCase{"inverters not an array", [](json& j) { j["inverters"] = json::object(); }, "inverters"},
         BadCase{"version above int64", [](json& j) { j["version"] = 18446744073709551615ull; }, "version"},
         BadCase{"site not an object", [](json& j) { j["site"] = "site-1"; }, "site"},
         BadCase{"battery asset id not a string", [](json& j) { j["batteries"][1]["asset_id"] = true; },

@@ -7,11 +7,12 @@
 #include <algorithm>
 #include <fstream>
 #include <limits>
-#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <tuple>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace pwrcell::domain {
 namespace {
@@ -35,8 +36,8 @@ DeviceRecord FullDevice() {
   DeviceRecord device;
   device.remote_id = "sys-1";
   device.concerto_asset_id = "asset-system";
-  device.inverter_rcpn = "000100007010";
-  device.inverter = AssetRef{"asset-inverter", "000100007010"};
+  device.inverter_rcpns = {"000100007010"};
+  device.inverters = {{"asset-inverter", "000100007010"}};
   device.site_meter = AssetRef{"asset-meter", "meter-7010"};
   device.batteries = {{"asset-battery-1", "000100008010"}, {"asset-battery-2", "000100008011"}};
   device.photovoltaics = {{"asset-pv-1", "000100003010"}};
@@ -85,12 +86,13 @@ nlohmann::json LoadVectors() {
 }
 
 // The vector names assets by role; the device's asset ids are those names, and each component's
-// remoteId is the RCP number after the colon.
-DeviceRecord DeviceForVector(const nlohmann::json& expected_points) {
+// remoteId is the RCP number after the colon. The INVERTER is the record's own (its inverterId).
+DeviceRecord DeviceForVector(const nlohmann::json& expected_points, const std::string& inverter_id) {
   DeviceRecord device;
   device.remote_id = "vector-system";
   device.concerto_asset_id = "SYSTEM";
-  device.inverter = AssetRef{"INVERTER", "inverter"};
+  device.inverter_rcpns = {inverter_id};
+  device.inverters = {{"INVERTER", inverter_id}};
   device.site_meter = AssetRef{"SITE_METER", "site-meter"};
   for (const auto& point : expected_points) {
     const std::string asset = point.at("asset").get<std::string>();
@@ -111,7 +113,7 @@ TEST(TelemetryMapping, WorkedVectors) {
     SCOPED_TRACE(vector.at("about").get<std::string>());
     const EnergyRecordSet set = FromText(vector.at("record_textproto").get<std::string>());
     const auto& expected = vector.at("expected_points");
-    const MappingResult result = MapRecordSet(set, DeviceForVector(expected));
+    const MappingResult result = MapRecordSet(set, DeviceForVector(expected, set.inverterid()));
 
     EXPECT_EQ(result.unmapped_channels, 0);
     EXPECT_EQ(result.duplicate_points, 0);
@@ -275,7 +277,7 @@ TEST(TelemetryMapping, NetWithoutSiteMeterIsUnmappedAndCounted) {
 
 TEST(TelemetryMapping, InverterOutputFallsBackToTheSystemAsset) {
   DeviceRecord device = FullDevice();
-  device.inverter.reset();
+  device.inverters.clear();
   const auto result = MapRecordSet(
       OneRecord("channel { channel: 2 channelType: INVERTER_OUTPUT realPower_W: 3500 realPowerSourceMax_W: 7600 }"),
       device);
@@ -287,9 +289,83 @@ TEST(TelemetryMapping, InverterOutputFallsBackToTheSystemAsset) {
   EXPECT_EQ(result.points.size(), 8U);
 }
 
+// ---- a system with two inverters (SPEC section 6) ----
+
+constexpr const char* kFirstInverter = "000100007010";
+constexpr const char* kSecondInverter = "000100007011";
+
+DeviceRecord TwoInverterDevice() {
+  DeviceRecord device = FullDevice();
+  device.inverter_rcpns = {kFirstInverter, kSecondInverter};
+  device.inverters = {{"asset-inverter", kFirstInverter}, {"asset-inverter-2", kSecondInverter}};
+  return device;
+}
+
+EnergyRecordSet RecordFrom(const std::string& inverter_id, std::uint32_t inverter_state, const std::string& channels) {
+  EnergyRecordSet set = OneRecord(channels);
+  set.set_inverterid(inverter_id);
+  set.mutable_energyrecord(0)->set_inverterstate(inverter_state);
+  return set;
+}
+
+constexpr const char* kInverterOutput =
+    "channel { channel: 2 channelType: INVERTER_OUTPUT realPower_W: 3500 realPowerSourceMax_W: 7600 }";
+
+TEST(TelemetryMapping, EachInverterOfASystemFeedsItsOwnInverterAsset) {
+  const DeviceRecord device = TwoInverterDevice();
+  const auto first = MapRecordSet(RecordFrom(kFirstInverter, 2080, kInverterOutput), device);
+  EXPECT_EQ(first.unmapped_channels, 0);
+  EXPECT_EQ(ValueOf(first, "asset-inverter", Metric::kRealPower), 3.5);
+  // The SYSTEM's INVERTER_STATE is the first inverter's; each INVERTER asset also gets its own.
+  EXPECT_EQ(ValueOf(first, "asset-system", Metric::kInverterState), 2080.0);
+  EXPECT_EQ(ValueOf(first, "asset-inverter", Metric::kInverterState), 2080.0);
+  EXPECT_EQ(ValueOf(first, "asset-inverter", Metric::kSystemMode), 2.0);
+  EXPECT_EQ(AssetsOf(first), (std::vector<std::string>{"asset-inverter", "asset-system"}));
+
+  const auto second = MapRecordSet(RecordFrom(kSecondInverter, 0x7010, kInverterOutput), device);
+  EXPECT_EQ(second.unmapped_channels, 0);
+  EXPECT_EQ(second.unmapped_system_records, 0);
+  EXPECT_EQ(ValueOf(second, "asset-inverter-2", Metric::kRealPower), 3.5);
+  EXPECT_EQ(ValueOf(second, "asset-inverter-2", Metric::kSourceMaxPower), 7.6);
+  EXPECT_EQ(ValueOf(second, "asset-inverter-2", Metric::kInverterState), 28688.0);
+  // Nothing of the second inverter lands on the SYSTEM or on the first inverter: at the same
+  // timestamp it would collide with the first inverter's points (Concerto keeps one of them).
+  EXPECT_EQ(AssetsOf(second), (std::vector<std::string>{"asset-inverter-2"}));
+  EXPECT_EQ(second.inverter_state, 0x7010U);
+}
+
+TEST(TelemetryMapping, ASecondInverterWithoutItsAssetIsCountedNotMergedIntoTheSystem) {
+  DeviceRecord device = TwoInverterDevice();
+  device.inverters = {{"asset-inverter", kFirstInverter}};  // the second not commissioned yet
+  const auto second = MapRecordSet(RecordFrom(kSecondInverter, 2080, std::string(kInverterOutput) + R"pb(
+                                     channel { channel: 10 channelType: STORAGE deviceId: "000100008010" soc: 50 }
+                                   )pb"),
+                                   device);
+  EXPECT_EQ(second.unmapped_channels, 1);
+  EXPECT_EQ(second.unmapped_system_records, 1);
+  EXPECT_THAT(second.details, Contains("channel 2 INVERTER_OUTPUT: no INVERTER asset for inverter 000100007011"));
+  // Components are matched by their own deviceId, whichever inverter's record carries them.
+  EXPECT_EQ(AssetsOf(second), (std::vector<std::string>{"asset-battery-1"}));
+
+  // Before commissioning: the SYSTEM stands for the first inverter only.
+  device.inverters.clear();
+  const auto first = MapRecordSet(RecordFrom(kFirstInverter, 2080, kInverterOutput), device);
+  EXPECT_EQ(ValueOf(first, "asset-system", Metric::kRealPower), 3.5);
+  EXPECT_EQ(ValueOf(first, "asset-system", Metric::kInverterState), 2080.0);
+  const auto again = MapRecordSet(RecordFrom(kSecondInverter, 2080, kInverterOutput), device);
+  EXPECT_TRUE(again.points.empty());
+  EXPECT_EQ(again.unmapped_channels, 1);
+}
+
+TEST(TelemetryMapping, ASingleInverterSystemSendsItsStateToTheSystemOnly) {
+  const auto result = MapRecordSet(RecordFrom(kFirstInverter, 2080, kInverterOutput), FullDevice());
+  EXPECT_TRUE(PointsFor(result, "asset-inverter", Metric::kInverterState).empty());
+  EXPECT_EQ(ValueOf(result, "asset-system", Metric::kInverterState), 2080.0);
+}
+
 TEST(TelemetryMapping, WithoutAnySystemAssetIdSystemLevelPointsAreCountedNotInvented) {
   DeviceRecord device = FullDevice();
-  device.inverter.reset();
+  device.inverters.clear();
   device.concerto_asset_id.clear();
   const auto result = MapRecordSet(OneRecord(R"pb(
                                      channel { channel: 2 channelType: INVERTER_OUTPUT realPower_W: 3500 }

@@ -25,7 +25,7 @@ TEST_F(DeviceMetadataProcessorTest, StoresWhatCesSaysAboutADcSystem) {
   ASSERT_TRUE(processor.Process("sys-1", md).ok());
 
   const auto d = h.Device("sys-1");
-  EXPECT_EQ(d.inverter_rcpn, "000100000001");
+  EXPECT_EQ(d.inverter_rcpns, std::vector<std::string>{"000100000001"});
   EXPECT_EQ(d.coupling, Coupling::kDc);
   EXPECT_EQ(d.metadata, std::optional<domain::SystemMetadata>(md));
   EXPECT_EQ(d.metadata_fetched_at, h.clock.Now());
@@ -55,24 +55,40 @@ TEST_F(DeviceMetadataProcessorTest, MixedRatingsAreAcCoupledAndCountedAsAnError)
   ASSERT_TRUE(processor.Process("sys-1", md).ok());
   const auto d = h.Device("sys-1");
   EXPECT_EQ(d.coupling, Coupling::kAc);
-  EXPECT_EQ(d.inverter_rcpn, "000100000001");
+  EXPECT_EQ(d.inverter_rcpns, (std::vector<std::string>{"000100000001", "000100000002"}));
   EXPECT_EQ(h.metrics.Value("pwrcell_coupling_errors_total"), 1);
   EXPECT_EQ(h.metrics.Value("pwrcell_metadata_processed_total", {{"coupling", "AC"}}), 1);
 }
 
-TEST_F(DeviceMetadataProcessorTest, KeepsTheKnownInverterWhileCesStillListsIt) {
+TEST_F(DeviceMetadataProcessorTest, StoresEveryInverterSoThatEachOnesTelemetryMatches) {
   auto md = test_support::DcMetadata("sys-1");
   md.inverters = {domain::CesInverter{"000100000001", "X7602", 7600, 0.0},
                   domain::CesInverter{"000100000002", "X7602", 7600, 0.0}};
-  auto d = h.Device("sys-1");
-  d.inverter_rcpn = "000100000002";
-  ASSERT_TRUE(h.devices.Put(d).ok());
   ASSERT_TRUE(processor.Process("sys-1", md).ok());
-  EXPECT_EQ(h.Device("sys-1").inverter_rcpn, "000100000002");
+  EXPECT_EQ(h.Device("sys-1").inverter_rcpns, (std::vector<std::string>{"000100000001", "000100000002"}));
+  EXPECT_EQ(h.Device("sys-1").coupling, Coupling::kDc) << "the coupling rule is unchanged";
+  for (const char* rcpn : {"000100000001", "000100000002"}) {
+    auto found = h.devices.FindByInverterRcpn(rcpn);
+    ASSERT_TRUE(found.ok() && found->has_value()) << rcpn;
+    EXPECT_EQ((*found)->remote_id, "sys-1");
+  }
 
-  md.inverters.pop_back();  // replaced in the field
+  // The second inverter reported an error; then CES stops listing it (replaced in the field):
+  // its RCP number matches no more, and its old reading no longer holds the system in error.
+  auto d = h.Device("sys-1");
+  d.inverter_readings = {{"000100000001", 2080, 2, h.clock.Now()}, {"000100000002", 0x7010, 2, h.clock.Now()}};
+  ASSERT_TRUE(h.devices.Put(d).ok());
+  md.inverters = {domain::CesInverter{"000100000003", "X7602", 7600, 0.0},
+                  domain::CesInverter{"000100000001", "X7602", 7600, 0.0}};
   ASSERT_TRUE(processor.Process("sys-1", md).ok());
-  EXPECT_EQ(h.Device("sys-1").inverter_rcpn, "000100000001");
+  d = h.Device("sys-1");
+  EXPECT_EQ(d.inverter_rcpns, (std::vector<std::string>{"000100000003", "000100000001"})) << "CES order";
+  EXPECT_EQ(d.inverter_readings, (std::vector<domain::InverterReading>{{"000100000001", 2080, 2, h.clock.Now()}}));
+  auto gone = h.devices.FindByInverterRcpn("000100000002");
+  ASSERT_TRUE(gone.ok());
+  EXPECT_FALSE(gone->has_value());
+  auto added = h.devices.FindByInverterRcpn("000100000003");
+  ASSERT_TRUE(added.ok() && added->has_value());
 }
 
 TEST_F(DeviceMetadataProcessorTest, AnswerForAnUnregisteredSystemIsIgnored) {
@@ -111,7 +127,7 @@ TEST_F(DeviceMetadataProcessorTest, ACompleteSystemIsDoneWithoutARequest) {
   const auto md = test_support::DcMetadata("sys-1");
   auto d = h.Device("sys-1");
   d.site = domain::SiteRef{"site-1", md.site_id, md.site_name};
-  d.inverter = domain::AssetRef{"asset-2", "000100000001"};
+  d.inverters = {{"asset-2", "000100000001"}};
   d.batteries = {{"asset-3", "000200000001"}, {"asset-4", "000200000002"}};
   d.photovoltaics = {{"asset-5", "000300000001"}, {"asset-6", "000300000002"}, {"asset-7", "000300000003"}};
   d.site_meter = domain::AssetRef{"asset-8", "sys-1-meter"};
@@ -125,6 +141,26 @@ TEST_F(DeviceMetadataProcessorTest, ACompleteSystemIsDoneWithoutARequest) {
   auto grown = md;
   grown.batteries.push_back(domain::CesBattery{"000200000003", "module", 3000, 1125});
   ASSERT_TRUE(processor.Process("sys-1", grown).ok());
+  EXPECT_EQ(DrainConcerto(h.concerto_queue), (std::vector<ConcertoRequest>{CommissionRequest{"sys-1"}}));
+  EXPECT_EQ(h.Device("sys-1").commissioning.state, CommissioningState::kPending);
+}
+
+TEST_F(DeviceMetadataProcessorTest, ASecondInverterInCesMakesCommissioningDueAgain) {
+  h.context.settings.auto_commissioning = true;
+  const auto md = test_support::DcMetadata("sys-1");
+  auto d = h.Device("sys-1");
+  d.site = domain::SiteRef{"site-1", md.site_id, md.site_name};
+  d.inverters = {{"asset-2", "000100000001"}};
+  d.batteries = {{"asset-3", "000200000001"}, {"asset-4", "000200000002"}};
+  d.photovoltaics = {{"asset-5", "000300000001"}, {"asset-6", "000300000002"}, {"asset-7", "000300000003"}};
+  d.site_meter = domain::AssetRef{"asset-8", "sys-1-meter"};
+  ASSERT_TRUE(h.devices.Put(d).ok());
+  ASSERT_TRUE(processor.Process("sys-1", md).ok());
+  ASSERT_EQ(h.Device("sys-1").commissioning.state, CommissioningState::kDone);
+
+  auto two = md;
+  two.inverters.push_back(domain::CesInverter{"000100000002", "X7602", 7600, 0.0});
+  ASSERT_TRUE(processor.Process("sys-1", two).ok());
   EXPECT_EQ(DrainConcerto(h.concerto_queue), (std::vector<ConcertoRequest>{CommissionRequest{"sys-1"}}));
   EXPECT_EQ(h.Device("sys-1").commissioning.state, CommissioningState::kPending);
 }

@@ -33,7 +33,7 @@ TEST_F(PwrcellGatewayTest, MetadataIsFetchedAndStored) {
   ASSERT_TRUE(gateway.Handle(MetadataRequest{"sys-1"}).ok());
   EXPECT_EQ(ces.Calls(), (std::vector<CesCall>{{std::string(FakeCes::kGetMetadata), {"sys-1"}}}));
   const auto d = h.Device("sys-1");
-  EXPECT_EQ(d.inverter_rcpn, "000100000001");
+  EXPECT_EQ(d.inverter_rcpns, std::vector<std::string>{"000100000001"});
   EXPECT_EQ(d.metadata, std::optional<domain::SystemMetadata>(test_support::DcMetadata("sys-1")));
 }
 

@@ -86,7 +86,7 @@ class SimulatedTelemetryTest : public ::testing::Test {
     }
     return ids;
   }
-  std::string Rcpn(const std::string& remote_id) { return h.Device(remote_id).inverter_rcpn; }
+  std::string Rcpn(const std::string& remote_id) { return std::string(h.Device(remote_id).FirstInverterRcpn()); }
 
   test_support::Harness h;
   DeviceMetadataProcessor metadata{h.context};

@@ -61,8 +61,8 @@ class TelemetryProcessorTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto d = test_support::Registered("sys-1", "asset-1", h.clock.Now());
-    d.inverter_rcpn = kRcpn;
-    d.inverter = domain::AssetRef{"asset-2", kRcpn};
+    d.inverter_rcpns = {kRcpn};
+    d.inverters = {{"asset-2", kRcpn}};
     d.site_meter = domain::AssetRef{"asset-3", "sys-1-meter"};
     d.batteries = {{"asset-4", "000200000001"}};
     d.photovoltaics = {{"asset-5", "000300000001"}};
@@ -114,8 +114,9 @@ TEST_F(TelemetryProcessorTest, KnownSystemsRecordBecomesPointsAndRaisesLastHeard
 
   const auto d = h.Device("sys-1");
   EXPECT_EQ(d.last_heard_at, t);
-  EXPECT_EQ(d.inverter_state, std::optional<std::uint32_t>(2080));
-  EXPECT_EQ(d.sys_mode, std::optional<int>(2));
+  EXPECT_EQ(d.inverter_readings, (std::vector<domain::InverterReading>{{kRcpn, 2080, 2, t}}));
+  EXPECT_EQ(d.InverterState(), std::optional<std::uint32_t>(2080));
+  EXPECT_EQ(d.SysMode(), std::optional<int>(2));
   EXPECT_EQ(h.metrics.Value("pwrcell_telemetry_records_total", {{"outcome", "decoded"}}), 1);
   EXPECT_EQ(h.metrics.Value("pwrcell_telemetry_points_total"), 21);
 }
@@ -129,8 +130,52 @@ TEST_F(TelemetryProcessorTest, LastHeardNeverMovesBackwards) {
 
   const auto d = h.Device("sys-1");
   EXPECT_EQ(d.last_heard_at, FromUnixSeconds(kT0 + 600));
-  EXPECT_EQ(d.inverter_state, std::optional<std::uint32_t>(2080)) << "the older record's state is not the latest";
+  EXPECT_EQ(d.InverterState(), std::optional<std::uint32_t>(2080)) << "the older record's state is not the latest";
   EXPECT_EQ(Pushed().size(), 2U) << "the older record's points are still forwarded";
+}
+
+// SPEC section 6: the records of every inverter of a system match it; each feeds its own INVERTER
+// asset, and one inverter's OK does not hide another's error (SPEC section 4, rule 3).
+TEST_F(TelemetryProcessorTest, EveryInverterOfASystemMatchesItAndKeepsItsOwnState) {
+  constexpr const char* kSecond = "000100000002";
+  auto d = h.Device("sys-1");
+  d.inverter_rcpns = {kRcpn, kSecond};
+  d.inverters = {{"asset-2", kRcpn}, {"asset-6", kSecond}};
+  ASSERT_TRUE(h.devices.Put(d).ok());
+
+  EnergyRecordSet second;
+  second.set_inverterid(kSecond);
+  AddRecord(second, kT0, 0x7010);  // the second inverter is in error ...
+  ASSERT_TRUE(processor.ProcessRecords({{second.SerializeAsString(), "seq-1"}})[0].ok());
+  // ... and the first reports GRID_CONNECTED afterwards, for a later time.
+  ASSERT_TRUE(processor.ProcessRecords({{RecordSet(1, kT0 + 300), "seq-2"}})[0].ok());
+  EXPECT_EQ(h.metrics.Value("pwrcell_telemetry_records_total", {{"outcome", "decoded"}}), 2);
+  EXPECT_EQ(h.metrics.Value("pwrcell_telemetry_records_total", {{"outcome", "unmatched"}}), 0);
+
+  d = h.Device("sys-1");
+  EXPECT_EQ(d.last_heard_at, FromUnixSeconds(kT0 + 300));
+  EXPECT_EQ(d.inverter_readings, (std::vector<domain::InverterReading>{{kRcpn, 2080, 2, FromUnixSeconds(kT0 + 300)},
+                                                                       {kSecond, 0x7010, 2, FromUnixSeconds(kT0)}}));
+  EXPECT_EQ(d.InverterState(), std::optional<std::uint32_t>(0x7010)) << "the error is not hidden";
+
+  const auto pushed = Pushed();
+  ASSERT_EQ(pushed.size(), 2U);
+  // The second inverter's output and state went to its own INVERTER asset, not to the SYSTEM.
+  EXPECT_DOUBLE_EQ(Find(pushed[0].points, "asset-6", Metric::kRealPower)->value, -2.5);
+  EXPECT_DOUBLE_EQ(Find(pushed[0].points, "asset-6", Metric::kInverterState)->value, 0x7010);
+  EXPECT_EQ(Find(pushed[0].points, "asset-1", Metric::kInverterState), nullptr);
+  EXPECT_EQ(Find(pushed[0].points, "asset-2", Metric::kRealPower), nullptr);
+  // The first inverter's went to its asset and to the SYSTEM.
+  EXPECT_DOUBLE_EQ(Find(pushed[1].points, "asset-2", Metric::kRealPower)->value, -2.5);
+  EXPECT_DOUBLE_EQ(Find(pushed[1].points, "asset-1", Metric::kInverterState)->value, 2080);
+  EXPECT_EQ(Find(pushed[1].points, "asset-6", Metric::kRealPower), nullptr);
+
+  // The second inverter recovers: the system's state follows.
+  EnergyRecordSet recovered;
+  recovered.set_inverterid(kSecond);
+  AddRecord(recovered, kT0 + 300, 2080);
+  ASSERT_TRUE(processor.ProcessRecords({{recovered.SerializeAsString(), "seq-3"}})[0].ok());
+  EXPECT_EQ(h.Device("sys-1").InverterState(), std::optional<std::uint32_t>(2080));
 }
 
 TEST_F(TelemetryProcessorTest, LastHeardIsTheNewestRecordOfTheSet) {
@@ -223,7 +268,7 @@ class DownQueue final : public ports::Queue {
 
 TEST_F(TelemetryProcessorTest, QueueOutageFailsTheRecordRetryably) {
   DownQueue down;
-  Context context{h.devices, h.concerto_queue, down, h.ces_queue, h.clock, h.metrics, h.shared, h.context.settings, {}};
+  Context context{h.devices, h.concerto_queue, down, h.ces_queue, h.clock, h.metrics, h.coordination, h.context.settings, {}};
   TelemetryProcessor failing(context);
   const auto results = failing.ProcessRecords({{"garbage", "seq-1"}, {RecordSet(1), "seq-2"}});
   ASSERT_EQ(results.size(), 2U);
