@@ -8,6 +8,31 @@
 namespace pwrcell::fleetsim {
 namespace {
 
+// The record of a system's second inverter for the interval ending at `t`: standing by (no
+// batteries or PV links of its own), GRID_CONNECTED unless a fault says otherwise.
+pwrcell::ces::v1::EnergyRecordSet SecondInverterRecord(const std::string& rcpn, double rated_power_w,
+                                                       std::optional<std::uint32_t> inverter_state, Timestamp t,
+                                                       Duration interval) {
+  namespace v1 = pwrcell::ces::v1;
+  v1::EnergyRecordSet set;
+  set.set_inverterid(rcpn);
+  set.set_ishighfrequency(false);
+  v1::EnergyRecord* record = set.add_energyrecord();
+  record->set_currenttimestamp(static_cast<double>(ToUnixMillis(t)) / 1000.0);
+  record->set_previoustimestamp(static_cast<double>(ToUnixMillis(t - interval)) / 1000.0);
+  record->set_sysmode(v1::SELF_SUPPLY);
+  record->set_inverterstate(inverter_state.value_or(fleet::kInverterStateGridConnected));
+  v1::ChannelSample* output = record->add_channel();
+  output->set_channel(fleet::kInverterChannel);
+  output->set_channeltype(v1::INVERTER_OUTPUT);
+  output->set_deviceid(rcpn);
+  output->set_devicetype(v1::INVERTER);
+  output->set_realpower_w(0);
+  output->set_realpowersourcemax_w(static_cast<float>(rated_power_w));
+  output->set_realpowersinkmax_w(0);
+  return set;
+}
+
 // Whole numbers print as integers ("ratedPowerW": 7600), as in the contract's example.
 nlohmann::ordered_json Number(double value) {
   if (std::floor(value) == value && std::fabs(value) < 9e15) return static_cast<std::int64_t>(value);
@@ -39,6 +64,21 @@ Result<Fleet> Fleet::Build(const Scenario& scenario) {
       }
     }
   }
+  fleet.second_.assign(n, std::nullopt);
+  for (const Fault& fault : scenario.faults) {
+    if (!FaultAddsInverter(fault.kind) || !fault.system_index) continue;
+    const auto i = static_cast<std::size_t>(*fault.system_index);
+    if (fleet.second_[i]) continue;  // one second inverter per system, as ces-sim adds one
+    const fleet::SystemSpec& spec = fleet.specs_[i];
+    const std::string rcpn = NextRcpn(spec.inverter.rcpn);
+    const auto [it, inserted] = owner.emplace(rcpn, i);
+    if (rcpn.empty() || !inserted) {
+      return InvalidArgumentError("the second inverter of system " + std::to_string(i) + " (RCP number " + rcpn +
+                                  ") collides with a device of system " + std::to_string(it->second) +
+                                  "; choose another seed or id_prefix");
+    }
+    fleet.second_[i] = SecondInverter{rcpn, spec.inverter.rated_power_w, false, std::nullopt};
+  }
   fleet.faults_.assign(n, fleet::SystemFaults{});
   fleet.fault_order_.resize(scenario.faults.size());
   std::iota(fleet.fault_order_.begin(), fleet.fault_order_.end(), 0);
@@ -51,7 +91,14 @@ void Fleet::ApplyFaultsUpTo(double offset_s) {
   while (next_fault_ < fault_order_.size() && scenario_.faults[fault_order_[next_fault_]].at_s <= offset_s) {
     const Fault& fault = scenario_.faults[fault_order_[next_fault_++]];
     if (!fault.system_index) continue;
-    fleet::SystemFaults& target = faults_[static_cast<std::size_t>(*fault.system_index)];
+    const auto index = static_cast<std::size_t>(*fault.system_index);
+    fleet::SystemFaults& target = faults_[index];
+    std::optional<SecondInverter>& second = second_[index];
+    if (fault.inverter.value_or(0) == 1) {  // the scenario guarantees the system has a second inverter
+      if (second && fault.kind == FaultKind::kInverterError) second->inverter_state = fault.inverter_state;
+      if (second && fault.kind == FaultKind::kInverterOk) second->inverter_state.reset();
+      continue;
+    }
     switch (fault.kind) {
       case FaultKind::kSilent:
         target.silent = true;
@@ -65,8 +112,11 @@ void Fleet::ApplyFaultsUpTo(double offset_s) {
       case FaultKind::kInverterOk:
         target.inverter_state.reset();
         break;
-      case FaultKind::kCesStatus:
       case FaultKind::kMixedRatings:
+      case FaultKind::kSecondInverter:
+        if (second) second->active = true;  // CES lists it from now on (ces-sim); it sends records
+        break;
+      case FaultKind::kCesStatus:
       case FaultKind::kCes5xx:
       case FaultKind::kCes429:
         break;  // CES-side: the CES simulator applies these on its clock
@@ -85,6 +135,11 @@ std::vector<OutRecord> Fleet::Tick(Timestamp t, std::size_t* silent) {
       continue;
     }
     out.push_back(OutRecord{specs_[i].system_id, record->SerializeAsString()});
+    if (const auto& second = second_[i]; second && second->active) {
+      out.push_back(OutRecord{specs_[i].system_id, SecondInverterRecord(second->rcpn, second->rated_power_w,
+                                                                        second->inverter_state, t, scenario_.interval)
+                                                       .SerializeAsString()});
+    }
   }
   if (silent) *silent = unheard;
   return out;
@@ -134,6 +189,7 @@ nlohmann::ordered_json FleetJson(const Fleet& fleet) {
     if (fault.system_index) entry["system"] = *fault.system_index;
     if (fault.system_id) entry["system_id"] = *fault.system_id;
     if (fault.inverter_state) entry["inverter_state"] = *fault.inverter_state;
+    if (fault.inverter) entry["inverter"] = *fault.inverter;
     if (fault.status) entry["status"] = *fault.status;
     if (fault.duration_s) entry["duration_s"] = Number(*fault.duration_s);
     faults.push_back(std::move(entry));

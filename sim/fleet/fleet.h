@@ -3,10 +3,11 @@
 #pragma once
 
 #include <cstddef>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "domain/ces_types.h"
 #include "fleet/physics.h"
@@ -24,7 +25,8 @@ struct OutRecord {
 class Fleet {
  public:
   // Fails (kInvalidArgument) if two devices of the fleet share an RCP number: the adapter matches
-  // telemetry by the inverter's, so a fleet must not contain a collision.
+  // telemetry by the inverter's, so a fleet must not contain a collision. The second inverters
+  // that mixed_ratings / second_inverter faults add count as devices too.
   static Result<Fleet> Build(const Scenario& scenario);
 
   const Scenario& scenario() const { return scenario_; }
@@ -35,7 +37,10 @@ class Fleet {
   void ApplyFaultsUpTo(double offset_s);
 
   // The records of every non-silent system for the interval ending at `t`; advances the physics
-  // of every system (silent ones too). `silent` counts the systems that sent nothing.
+  // of every system (silent ones too). `silent` counts the systems that sent nothing. A system
+  // with a second inverter (from its mixed_ratings / second_inverter fault's time on) sends two
+  // records: the first inverter's, then the second's (its own inverterId, one INVERTER_OUTPUT
+  // channel: it has no batteries or PV links of its own, CES lists them under the first).
   std::vector<OutRecord> Tick(Timestamp t, std::size_t* silent = nullptr);
 
  private:
@@ -46,6 +51,14 @@ class Fleet {
   std::vector<fleet::SystemState> states_;
   std::vector<fleet::SystemFaults> faults_;
   std::vector<std::size_t> fault_order_;  // indexes into scenario_.faults by (at_s, file order)
+
+  struct SecondInverter {
+    std::string rcpn;
+    double rated_power_w = 0;
+    bool active = false;                          // its fault has come
+    std::optional<std::uint32_t> inverter_state;  // overrides GRID_CONNECTED (inverter_error, inverter = 1)
+  };
+  std::vector<std::optional<SecondInverter>> second_;  // per system: those a fault gives one
   std::size_t next_fault_ = 0;
 };
 

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
+#include <cstdio>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -15,13 +17,14 @@
 namespace pwrcell::fleetsim {
 namespace {
 
-constexpr std::array<std::pair<FaultKind, std::string_view>, 8> kFaultKinds{{
+constexpr std::array<std::pair<FaultKind, std::string_view>, 9> kFaultKinds{{
     {FaultKind::kSilent, "silent"},
     {FaultKind::kResume, "resume"},
     {FaultKind::kInverterError, "inverter_error"},
     {FaultKind::kInverterOk, "inverter_ok"},
     {FaultKind::kCesStatus, "ces_status"},
     {FaultKind::kMixedRatings, "mixed_ratings"},
+    {FaultKind::kSecondInverter, "second_inverter"},
     {FaultKind::kCes5xx, "ces_5xx"},
     {FaultKind::kCes429, "ces_429"},
 }};
@@ -159,6 +162,20 @@ bool FaultNeedsSystem(FaultKind kind) {
   return kind != FaultKind::kCes5xx && kind != FaultKind::kCes429;
 }
 
+bool FaultAddsInverter(FaultKind kind) {
+  return kind == FaultKind::kMixedRatings || kind == FaultKind::kSecondInverter;
+}
+
+std::string NextRcpn(const std::string& first) {
+  std::uint64_t value = 0;
+  const auto [end, error] = std::from_chars(first.data(), first.data() + first.size(), value, 16);
+  if (error != std::errc() || end != first.data() + first.size() || first.empty()) return "";
+  constexpr std::uint64_t kMask = (std::uint64_t{1} << 48) - 1;
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%012llX", static_cast<unsigned long long>((value + 1) & kMask));
+  return buf;
+}
+
 Result<Scenario> LoadScenarioString(std::string_view text, std::string_view source_name) {
   const std::string source(source_name);
   toml::table root;
@@ -232,6 +249,7 @@ Result<Scenario> LoadScenarioString(std::string_view text, std::string_view sour
       const auto system = fr.Integer("system", false);
       const auto system_id = fr.String("system_id", false);
       const auto inverter_state = fr.Integer("inverter_state", false);
+      const auto inverter = fr.Integer("inverter", false);
       fault.status = fr.String("status", false);
       fault.duration_s = fr.Number("duration_s", false);
       fr.RejectUnknownKeys();
@@ -277,6 +295,15 @@ Result<Scenario> LoadScenarioString(std::string_view text, std::string_view sour
       if (fault.kind == FaultKind::kInverterError) {
         fault.inverter_state = static_cast<std::uint32_t>(inverter_state.value_or(kDefaultErrorInverterState));
       }
+      if (inverter) {
+        if (fault.kind != FaultKind::kInverterError && fault.kind != FaultKind::kInverterOk) {
+          fr.Problem("inverter", "only applies to kinds \"inverter_error\" and \"inverter_ok\"");
+        } else if (*inverter != 0 && *inverter != 1) {
+          fr.Problem("inverter", "expected 0 (the first inverter) or 1 (the second)");
+        } else {
+          fault.inverter = static_cast<int>(*inverter);
+        }
+      }
       if (fault.kind == FaultKind::kCesStatus) {
         if (!fault.status) {
           fr.Missing("kind \"ces_status\" needs status (SUCCESS | UNKNOWN | NEVER_CONNECTED | DISCONNECTED | ERROR)");
@@ -295,6 +322,18 @@ Result<Scenario> LoadScenarioString(std::string_view text, std::string_view sour
       }
       if (fr.status()) return *fr.status();
       scenario.faults.push_back(std::move(fault));
+    }
+  }
+  for (std::size_t i = 0; i < scenario.faults.size(); ++i) {
+    const Fault& fault = scenario.faults[i];
+    if (fault.inverter.value_or(0) != 1) continue;
+    const bool added = std::any_of(scenario.faults.begin(), scenario.faults.end(), [&](const Fault& other) {
+      return FaultAddsInverter(other.kind) && other.system_index == fault.system_index;
+    });
+    if (!added) {
+      return InvalidArgumentError(source + ": fault[" + std::to_string(i) +
+                                  "].inverter = 1: the system has no second inverter (add a \"second_inverter\" or "
+                                  "\"mixed_ratings\" fault for it)");
     }
   }
   return scenario;

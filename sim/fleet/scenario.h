@@ -13,20 +13,28 @@
 namespace pwrcell::fleetsim {
 
 enum class FaultKind {
-  kSilent,         // the system stops sending telemetry
-  kResume,         // ... and starts again
-  kInverterError,  // inverterState becomes `inverter_state` (an error state by default)
-  kInverterOk,     // back to GRID_CONNECTED
-  kCesStatus,      // CES reports `status` for the system (applied by ces-sim)
-  kMixedRatings,   // CES metadata gains a second inverter with a conflicting acPVPowerRating (ces-sim)
-  kCes5xx,         // every CES API call fails with 503 for `duration_s` (ces-sim)
-  kCes429,         // every CES API call is rate limited for `duration_s` (ces-sim)
+  kSilent,          // the system stops sending telemetry
+  kResume,          // ... and starts again
+  kInverterError,   // inverterState of inverter `inverter` becomes `inverter_state` (an error state by default)
+  kInverterOk,      // back to GRID_CONNECTED
+  kCesStatus,       // CES reports `status` for the system (applied by ces-sim)
+  kMixedRatings,    // a second inverter whose acPVPowerRating contradicts the first's: CES lists it
+                    // (ces-sim), and fleet-sim streams its records
+  kSecondInverter,  // a second inverter like the first (same model, rating and coupling): as above
+  kCes5xx,          // every CES API call fails with 503 for `duration_s` (ces-sim)
+  kCes429,          // every CES API call is rate limited for `duration_s` (ces-sim)
 };
 
 std::string_view FaultKindName(FaultKind kind);
 std::optional<FaultKind> ParseFaultKind(std::string_view name);
 // True for the kinds that concern one system (all but ces_5xx / ces_429).
 bool FaultNeedsSystem(FaultKind kind);
+// True for the kinds that give a system its second inverter (mixed_ratings, second_inverter).
+bool FaultAddsInverter(FaultKind kind);
+
+// The RCP number of the inverter such a fault adds: the first inverter's plus one (12 upper-case
+// hex digits, wrapping at 48 bits), as ces-sim computes it. "" when `first` is not hex.
+std::string NextRcpn(const std::string& first);
 
 inline constexpr std::uint32_t kDefaultErrorInverterState = 28688;  // 0x7010
 
@@ -37,8 +45,11 @@ struct Fault {
   std::optional<int> system_index;
   std::optional<std::string> system_id;
   std::optional<std::uint32_t> inverter_state;  // kInverterError
-  std::optional<std::string> status;            // kCesStatus
-  std::optional<double> duration_s;             // kCes5xx / kCes429
+  // kInverterError / kInverterOk: which inverter, 0 (the first, the default) or 1 (the second, which
+  // a kMixedRatings or kSecondInverter fault of the same system adds).
+  std::optional<int> inverter;
+  std::optional<std::string> status;  // kCesStatus
+  std::optional<double> duration_s;   // kCes5xx / kCes429
 };
 
 struct Scenario {

@@ -24,16 +24,19 @@ class Refusal(Exception):
         self.status, self.code, self.message, self.headers = status, code, message, headers or {}
 
 
-def second_inverter(first: dict) -> dict:
-    """The inverter a mixed_ratings fault adds: same model and rating, the next RCP number, and an
-    acPVPowerRating that contradicts the first one's (zero against non-zero)."""
+def second_inverter(first: dict, contradicting: bool = True) -> dict:
+    """The inverter a mixed_ratings or second_inverter fault adds: same model and rating, the next
+    RCP number (fleet-sim streams its records under it), and an acPVPowerRating that contradicts
+    the first one's (mixed_ratings: zero against non-zero) or equals it (second_inverter)."""
     rcpn = format((int(first["rcpn"], 16) + 1) % (1 << 48), "012X")
     rating = first.get("inverterSetting", {}).get("acPVPowerRating", 0.0)
+    if contradicting:
+        rating = 0.0 if rating else 3.8
     return {
         "rcpn": rcpn,
         "model": first.get("model", ""),
         "ratedPowerW": first.get("ratedPowerW", 0),
-        "inverterSetting": {"acPVPowerRating": 0.0 if rating else 3.8},
+        "inverterSetting": {"acPVPowerRating": rating},
     }
 
 
@@ -70,9 +73,9 @@ class CesState:
         system = self._systems.get(system_id) if system_id else None
         if kind == "ces_status" and system is not None:
             system["statusName"] = fault["status"]
-        elif kind == "mixed_ratings" and system is not None and system.get("inverters"):
+        elif kind in ("mixed_ratings", "second_inverter") and system is not None and system.get("inverters"):
             if len(system["inverters"]) == 1:
-                system["inverters"].append(second_inverter(system["inverters"][0]))
+                system["inverters"].append(second_inverter(system["inverters"][0], kind == "mixed_ratings"))
         elif kind == "silent":
             self._silent_since[system_id] = fault["at_s"]
         elif kind == "resume":

@@ -57,6 +57,11 @@ system = 6
 kind = "silent"
 
 [[fault]]
+at_s = 0
+system = 9
+kind = "second_inverter"
+
+[[fault]]
 at_s = 3600
 system = 7
 kind = "ces_status"
@@ -244,6 +249,11 @@ class CesSimOverHttpTest(unittest.TestCase):
         self.assertEqual(sum(1 for r in ratings if r == 0), 1, ratings)
         self.assertNotEqual(mixed["inverters"][0]["rcpn"], mixed["inverters"][1]["rcpn"])
         self.assertEqual(mixed["inverters"][0], self.fleet["systems"][5]["inverters"][0])
+        # second_inverter: the same but consistent; its RCP number is the one fleet-sim streams under.
+        two = http("GET", f"{self.api}/{self.ids[9]}/metadata?inverterSetting=true").body
+        first = self.fleet["systems"][9]["inverters"][0]
+        self.assertEqual(two["inverters"][0], first)
+        self.assertEqual(two["inverters"][1], {**first, "rcpn": format(int(first["rcpn"], 16) + 1, "012X")})
 
     def test_admin_status_is_visible_in_status_and_metadata(self):
         target = self.ids[20]

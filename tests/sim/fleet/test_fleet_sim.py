@@ -321,6 +321,111 @@ class FleetSimTelemetryTest(unittest.TestCase):
         self.assertEqual(read_frames(again), self.frames)
 
 
+SECOND_INVERTER_SCENARIO = """
+[scenario]
+name = "two-inverters"
+seed = 4242
+systems = 3
+start = "2026-06-21T04:00:00Z"
+interval_s = 300
+speed = 60
+ac_coupled_fraction = 0.4
+site_meter_fraction = 1.0
+
+[[fault]]
+at_s = 900
+system = 0
+kind = "second_inverter"
+
+[[fault]]
+at_s = 0
+system = 1
+kind = "mixed_ratings"
+
+[[fault]]
+at_s = 1800
+system = 0
+kind = "inverter_error"
+inverter = 1
+
+[[fault]]
+at_s = 2700
+system = 0
+kind = "inverter_ok"
+inverter = 1
+"""
+
+
+class FleetSimSecondInverterTest(unittest.TestCase):
+    """Systems whose second inverter (second_inverter, mixed_ratings) streams its own records."""
+
+    HOUR = 3600
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.scenario = os.path.join(cls.tmp.name, "scenario.toml")
+        with open(cls.scenario, "w") as f:
+            f.write(SECOND_INVERTER_SCENARIO)
+        out = os.path.join(cls.tmp.name, "records.bin")
+        result = run("--scenario", cls.scenario, "--sink", "file:" + out, "--speed", "1e7", "--duration",
+                     str(cls.HOUR))
+        if result.returncode != 0:
+            raise AssertionError("fleet-sim failed: " + result.stderr)
+        cls.fleet = json.loads(run("--scenario", cls.scenario, "--print-fleet").stdout)
+        cls.records = decode_all(read_frames(out), cls.tmp.name)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def second_rcpn(self, index):
+        first = self.fleet["systems"][index]["inverters"][0]["rcpn"]
+        return format((int(first, 16) + 1) % (1 << 48), "012X")  # as ces-sim names it
+
+    def records_from(self, rcpn):
+        return [r for r in self.records if one(r, "inverterId") == rcpn]
+
+    def stamps(self, records):
+        return [one(one(r, "energyRecord"), "currentTimestamp") - START for r in records]
+
+    def test_the_second_inverter_streams_from_its_faults_time(self):
+        ticks = self.HOUR // INTERVAL + 1
+        self.assertEqual(self.stamps(self.records_from(self.second_rcpn(0))),
+                         [k * INTERVAL for k in range(ticks) if k * INTERVAL >= 900])
+        self.assertEqual(self.stamps(self.records_from(self.second_rcpn(1))), [k * INTERVAL for k in range(ticks)])
+        self.assertEqual(self.records_from(self.second_rcpn(2)), [], "no fault, no second inverter")
+        for index in range(3):  # the first inverters are unchanged
+            first = self.fleet["systems"][index]["inverters"][0]["rcpn"]
+            self.assertEqual(self.stamps(self.records_from(first)), [k * INTERVAL for k in range(ticks)])
+        self.assertEqual(len(self.records), 3 * ticks + (ticks - 3) + ticks)
+
+    def test_its_record_carries_its_own_inverter_output_only(self):
+        system = self.fleet["systems"][0]
+        rcpn = self.second_rcpn(0)
+        for record in self.records_from(rcpn):
+            energy = one(record, "energyRecord")
+            self.assertEqual(one(energy, "currentTimestamp") - one(energy, "previousTimestamp"), INTERVAL)
+            self.assertEqual(one(energy, "sysMode"), "SELF_SUPPLY")
+            (channel,) = energy["channel"]
+            self.assertEqual(one(channel, "channelType"), "INVERTER_OUTPUT")
+            self.assertEqual(one(channel, "deviceId"), rcpn)
+            self.assertEqual(one(channel, "realPowerSourceMax_W"), system["inverters"][0]["ratedPowerW"])
+
+    def test_inverter_faults_reach_the_inverter_they_name(self):
+        for record in self.records_from(self.second_rcpn(0)):
+            t = one(one(record, "energyRecord"), "currentTimestamp") - START
+            self.assertEqual(one(one(record, "energyRecord"), "inverterState"), 28688 if 1800 <= t < 2700 else 2080, t)
+        first = self.fleet["systems"][0]["inverters"][0]["rcpn"]
+        for record in self.records_from(first):
+            self.assertEqual(one(one(record, "energyRecord"), "inverterState"), 2080)
+
+    def test_print_fleet_lists_the_faults_with_their_inverter(self):
+        self.assertEqual([len(s["inverters"]) for s in self.fleet["systems"]], [1, 1, 1], "the fleet at its start")
+        self.assertEqual([f.get("inverter") for f in self.fleet["faults"]], [None, None, 1, 1])
+        self.assertEqual(self.fleet["faults"][0]["kind"], "second_inverter")
+
+
 class FleetSimCommandLineTest(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory()
@@ -429,6 +534,9 @@ class FleetSimCommandLineTest(unittest.TestCase):
             (base + '[[fault]]\nat_s = 1\nsystem_id = "nope"\nkind = "silent"\n', "nope"),
             (base + '[[fault]]\nat_s = 1\nsystem = 0\nkind = "ces_status"\nstatus = "FINE"\n', "status"),
             (base + '[[fault]]\nat_s = 1\nkind = "ces_429"\n', "duration_s"),
+            (base + '[[fault]]\nat_s = 1\nsystem = 0\nkind = "inverter_error"\ninverter = 1\n', "second inverter"),
+            (base + '[[fault]]\nat_s = 1\nsystem = 0\nkind = "inverter_error"\ninverter = 2\n', "inverter"),
+            (base + '[[fault]]\nat_s = 1\nsystem = 0\nkind = "silent"\ninverter = 0\n', "inverter"),
             (base + "[scenario\n", "s.toml"),
         ]
         for text, named in cases:
