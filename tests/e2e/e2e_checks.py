@@ -55,7 +55,7 @@ def expected_counts(systems):
     return {
         "sites": len({s["siteId"] for s in systems}),
         "SYSTEM": len(systems),
-        "INVERTER": len(systems),
+        "INVERTER": sum(len(s["inverters"]) for s in systems),  # one per inverter (SPEC section 6)
         "BATTERY": sum(len(s["batteries"]) for s in systems),
         "PHOTOVOLTAIC": sum(len(s["pvLinks"]) for s in systems),
         "SITE_METER": sum(1 for s in systems if s.get("siteMeter")),
@@ -100,7 +100,9 @@ def wait_sweeps(stack, n=2, timeout=30.0):
 
 def check_commissioned(test, stack, systems, mixed=()):
     """Asserts that Concerto holds exactly the structure of `systems` (no duplicate, nothing
-    missing, right parents and sites) and that each device record names those assets."""
+    missing, right parents and sites) and that each device record names those assets. `systems`
+    are CES metadata objects: one INVERTER per listed inverter, batteries and PV links under the
+    first (SPEC section 6)."""
     test.assertEqual(concerto_counts(stack), expected_counts(systems), "assets and sites in Concerto")
     assets = stack.assets()
     by_type_remote = {}
@@ -123,11 +125,13 @@ def check_commissioned(test, stack, systems, mixed=()):
             test.assertEqual(system["siteId"], site["id"], "the SYSTEM sits on its CES site")
 
             first = s["inverters"][0]
-            inverter = by_type_remote[("INVERTER", first["rcpn"])]
-            test.assertEqual(inverter["parentId"], system["id"], "inverter parent = SYSTEM")
-            test.assertEqual(inverter["siteId"], site["id"], "inverter on the site")
-            test.assertAlmostEqual(inverter["ratedPower"], first["ratedPowerW"] / 1000.0)
-            test.assertIs(inverter["acCoupled"], expected_coupling(s, sid in mixed) == "AC")
+            inverters = [by_type_remote[("INVERTER", spec["rcpn"])] for spec in s["inverters"]]
+            inverter = inverters[0]
+            for spec, asset in zip(s["inverters"], inverters):
+                test.assertEqual(asset["parentId"], system["id"], "inverter parent = SYSTEM")
+                test.assertEqual(asset["siteId"], site["id"], "inverter on the site")
+                test.assertAlmostEqual(asset["ratedPower"], spec["ratedPowerW"] / 1000.0, msg="its own rating")
+                test.assertIs(asset["acCoupled"], expected_coupling(s, sid in mixed) == "AC")
 
             batteries = [by_type_remote[("BATTERY", b["rcpn"])] for b in s["batteries"]]
             for battery, spec in zip(batteries, s["batteries"]):
@@ -139,12 +143,15 @@ def check_commissioned(test, stack, systems, mixed=()):
                 test.assertEqual(pv["parentId"], inverter["id"], "PV parent = inverter")
                 test.assertAlmostEqual(pv["ratedPower"], spec["ratedPowerW"] / 1000.0)
             test.assertEqual(sorted(inverter["childIds"]), sorted(a["id"] for a in batteries + pvs))
+            for other in inverters[1:]:
+                test.assertEqual(other["childIds"], [], "batteries and PV links go under the first inverter")
 
             meter = None
             if s.get("siteMeter"):
                 meter = by_type_remote[("SITE_METER", s["siteMeter"]["id"])]
                 test.assertEqual(meter["parentId"], system["id"], "site meter parent = SYSTEM")
-            test.assertEqual(sorted(system["childIds"]), sorted([inverter["id"]] + ([meter["id"]] if meter else [])))
+            test.assertEqual(sorted(system["childIds"]),
+                             sorted([a["id"] for a in inverters] + ([meter["id"]] if meter else [])))
 
             device = stack.device(sid)
             test.assertIsNotNone(device)
@@ -152,7 +159,8 @@ def check_commissioned(test, stack, systems, mixed=()):
             test.assertEqual(device["concerto_asset_id"], system["id"])
             test.assertEqual(device["site"]["site_id"], site["id"])
             test.assertEqual(device["site"]["remote_id"], s["siteId"])
-            test.assertEqual(device["inverter"], {"asset_id": inverter["id"], "remote_id": first["rcpn"]})
+            test.assertEqual(device["inverters"], [{"asset_id": a["id"], "remote_id": spec["rcpn"]}
+                                                   for spec, a in zip(s["inverters"], inverters)])
             test.assertEqual(sorted((b["asset_id"], b["remote_id"]) for b in device["batteries"]),
                              sorted((a["id"], a["remoteId"]) for a in batteries))
             test.assertEqual(sorted((p["asset_id"], p["remote_id"]) for p in device["photovoltaics"]),

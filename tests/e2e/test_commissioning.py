@@ -50,7 +50,7 @@ class CommissioningTest(unittest.TestCase):
         check_commissioned(self, stack, systems)
         device = stack.device(partial["systemId"])
         self.assertEqual(device["site"]["site_id"], site["id"], "the operator's site is used")
-        self.assertEqual(device["inverter"]["asset_id"], inverter["id"], "the operator's inverter is used")
+        self.assertEqual(device["inverters"][0]["asset_id"], inverter["id"], "the operator's inverter is used")
         # Later sweeps find everything in place: nothing more is created.
         wait_sweeps(stack, 3)
         check_commissioned(self, stack, systems)
@@ -156,7 +156,7 @@ class CommissioningTest(unittest.TestCase):
                          "CONFLICT is not a failure")
         device = stack.device(remote_id)
         self.assertEqual(device["site"]["site_id"], site["id"])
-        self.assertEqual(device["inverter"]["asset_id"], inverter["id"])
+        self.assertEqual(device["inverters"][0]["asset_id"], inverter["id"])
         wait_sweeps(stack, 2)
         check_commissioned(self, stack, [system])
 

@@ -90,7 +90,8 @@ class RegistrationTest(unittest.TestCase):
                 self.assertEqual(m["inverters"][0]["rcpn"], s["inverters"][0]["rcpn"])
                 self.assertEqual(m["inverters"][0]["ac_pv_power_rating_kw"],
                                  s["inverters"][0]["inverterSetting"]["acPVPowerRating"])
-                self.assertEqual(d["inverter_rcpn"], s["inverters"][0]["rcpn"], "telemetry is matched by it")
+                self.assertEqual(d["inverter_rcpns"], [i["rcpn"] for i in m["inverters"]], "telemetry is matched by them")
+                self.assertEqual(d["inverter_rcpns"][0], s["inverters"][0]["rcpn"])
                 self.assertEqual(d["coupling"], expected_coupling(s, sid in mixed))
                 self.assertEqual(d["system_status"], "SUCCESS")
         self.assertEqual(sorted(devices[systems[i]["systemId"]]["coupling"] for i in mixed_idx), ["AC", "AC"])
@@ -154,7 +155,7 @@ class RegistrationTest(unittest.TestCase):
         self.assertEqual(d["coupling"], "DC", "simulated systems are DC-coupled")
         m = d["metadata"]
         self.assertEqual(len(m["inverters"]), 1)
-        self.assertEqual(d["inverter_rcpn"], m["inverters"][0]["rcpn"])
+        self.assertEqual(d["inverter_rcpns"], [m["inverters"][0]["rcpn"]])
         self.assertGreaterEqual(len(m["batteries"]), 1)
         self.assertEqual(d["commissioning"]["state"], "NOT_REQUESTED")
 

@@ -16,7 +16,7 @@ class ReplayTest(unittest.TestCase):
     def test_recorded_stream_is_forwarded_once_however_often_it_is_replayed(self):
         stack = Stack(self, scenario=live_scenario(systems=SYSTEMS, seed=515), auto_commissioning=False).start()
         ids = stack.enroll_fleet()
-        devices = wait_for(lambda: all((d := stack.device(i)) and d.get("inverter_rcpn") for i in ids)
+        devices = wait_for(lambda: all((d := stack.device(i)) and d.get("inverter_rcpns") for i in ids)
                            and [stack.device(i) for i in ids], "registration and metadata")
         system_assets = [d["concerto_asset_id"] for d in devices]
 

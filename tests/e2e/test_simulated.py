@@ -86,7 +86,7 @@ class SimulatedSystemsTest(unittest.TestCase):
         self.assertGreater(len(md["batteries"]), 0)
         self.assertGreater(len(md["pv_links"]), 0, "pick a remoteId with PV links if the fleet model changed")
         self.assertTrue(md["site_meter_id"], "pick a remoteId with a site meter if the fleet model changed")
-        self.assertEqual(device["inverter_rcpn"], md["inverters"][0]["rcpn"])
+        self.assertEqual(device["inverter_rcpns"], [md["inverters"][0]["rcpn"]])
 
         assets = {a["id"]: a for a in stack.assets()}
         system = assets[sim["id"]]
@@ -96,7 +96,7 @@ class SimulatedSystemsTest(unittest.TestCase):
         (inverter,) = [a for a in assets.values() if a["assetType"] == "INVERTER" and a["parentId"] == system["id"]]
         self.assertEqual((inverter["remoteId"], inverter["siteId"], inverter["ratedPower"], inverter["acCoupled"]),
                          (md["inverters"][0]["rcpn"], site["id"], 9.6, False))
-        self.assertEqual(device["inverter"], {"asset_id": inverter["id"], "remote_id": inverter["remoteId"]})
+        self.assertEqual(device["inverters"], [{"asset_id": inverter["id"], "remote_id": inverter["remoteId"]}])
 
         def children(asset_type, parent):
             return {a["remoteId"]: a["id"] for a in assets.values()
@@ -256,7 +256,7 @@ class SimulatedSystemsTest(unittest.TestCase):
         for remote_id, rated in enrolments:
             a, b = first[remote_id], second[remote_id]
             self.assertEqual(a["metadata"], b["metadata"], remote_id)
-            self.assertEqual((a["inverter_rcpn"], a["coupling"]), (b["inverter_rcpn"], b["coupling"]))
+            self.assertEqual((a["inverter_rcpns"], a["coupling"]), (b["inverter_rcpns"], b["coupling"]))
             rating_kw = a["metadata"]["inverters"][0]["rated_power_w"] / 1000
             if rated is None:
                 self.assertIn(rating_kw, PWRCELL_RATINGS_KW)

@@ -16,7 +16,7 @@ class SmokeTest(unittest.TestCase):
         device = wait_for(lambda: (d := stack.device(remote_id)) and d["remote_state"] == "ONLINE" and d,
                           "the system ONLINE")
         self.assertEqual(device["coupling"], "DC")
-        wait_for(lambda: stack.telemetry(asset_id=device["inverter"]["asset_id"], limit=1), "inverter points")
+        wait_for(lambda: stack.telemetry(asset_id=device["inverters"][0]["asset_id"], limit=1), "inverter points")
         samples = stack.metrics()
         self.assertGreater(metric(samples, "pwrcell_telemetry_points_total"), 0)
         stack.fleet.stop()
