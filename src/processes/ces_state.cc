@@ -106,11 +106,14 @@ Status CesStateProcessor::EvaluateAndPublish(const std::optional<std::set<std::s
     bool state_changed = false;
     if (step.record) {
       std::optional<domain::RemoteState> previous;
+      bool wrote = false;  // this call recorded the evaluation (not a concurrent sweep)
       auto updated = MutateDevice(
           context_.devices, d.remote_id,
           [&](domain::DeviceRecord& fresh) {
+            wrote = false;
             const domain::RemoteStateStep again = domain::PlanRemoteState(fresh, *liveness);
             if (!again.record) return false;
+            wrote = true;
             previous = fresh.evaluated_state;
             fresh.evaluated_state = again.decision.state;
             fresh.remote_state_reason = again.decision.reason;
@@ -124,7 +127,9 @@ Status CesStateProcessor::EvaluateAndPublish(const std::optional<std::set<std::s
         continue;
       }
       if (!updated->has_value()) continue;  // deregistered meanwhile
-      state_changed = (**updated).evaluated_state != d.evaluated_state;
+      // Compared with what this write replaced, not with the record listed earlier: a concurrent
+      // sweep that recorded the change first has counted and queued it.
+      state_changed = wrote && (**updated).evaluated_state != previous;
       d = std::move(**updated);
       step = domain::PlanRemoteState(d, *liveness);
       if (state_changed) {
@@ -133,7 +138,7 @@ Status CesStateProcessor::EvaluateAndPublish(const std::optional<std::set<std::s
         spdlog::info("remote_state: system {}: {} -> {} ({})", d.remote_id,
                      previous ? domain::RemoteStateName(*previous) : "none",
                      domain::RemoteStateName(*d.evaluated_state), d.remote_state_reason);
-      } else {
+      } else if (wrote) {
         spdlog::debug("remote_state: system {}: still {}, now because {}", d.remote_id,
                       domain::RemoteStateName(*d.evaluated_state), d.remote_state_reason);
       }

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "process_test_support.h"
+#include "processes/shared_state.h"
 
 namespace pwrcell::processes {
 namespace {
@@ -112,6 +113,39 @@ TEST_F(DeviceMetadataProcessorTest, RequestsCommissioningWhenDueWithAutoCommissi
   h.clock.Advance(h.context.settings.request_repeat_after);
   ASSERT_TRUE(processor.Process("sys-1", test_support::DcMetadata("sys-1")).ok());
   EXPECT_EQ(DrainConcerto(h.concerto_queue).size(), 1U);
+}
+
+TEST_F(DeviceMetadataProcessorTest, TheCommissionThrottleIsInTheStoreSharedByEveryProcess) {
+  h.context.settings.auto_commissioning = true;
+  ASSERT_TRUE(processor.Process("sys-1", test_support::DcMetadata("sys-1")).ok());
+  EXPECT_EQ(DrainConcerto(h.concerto_queue).size(), 1U);
+
+  // Another process (its own Context and processor, the same store and coordination).
+  Context other_context{h.devices, h.concerto_queue, h.telemetry_queue, h.ces_queue, h.clock, h.metrics,
+                        h.coordination, h.context.settings, {}};
+  DeviceMetadataProcessor other(other_context);
+  h.clock.Advance(std::chrono::minutes(1));
+  ASSERT_TRUE(other.Process("sys-1", test_support::DcMetadata("sys-1")).ok());
+  EXPECT_TRUE(DrainConcerto(h.concerto_queue).empty());
+
+  // The throttle is the store's: forgetting it there lets the next answer queue again.
+  ASSERT_TRUE(h.coordination.ClearThrottle(SystemKey("sys-1", "commission")).ok());
+  ASSERT_TRUE(other.Process("sys-1", test_support::DcMetadata("sys-1")).ok());
+  EXPECT_EQ(DrainConcerto(h.concerto_queue), (std::vector<ConcertoRequest>{CommissionRequest{"sys-1"}}));
+}
+
+TEST_F(DeviceMetadataProcessorTest, AFailedCommissionRequestIsNotThrottled) {
+  h.context.settings.auto_commissioning = true;
+  test_support::SwitchableQueue queue(h.concerto_queue);
+  Context context{h.devices, queue, h.telemetry_queue, h.ces_queue, h.clock, h.metrics, h.coordination,
+                  h.context.settings, {}};
+  DeviceMetadataProcessor failing(context);
+  queue.down = true;
+  EXPECT_EQ(failing.Process("sys-1", test_support::DcMetadata("sys-1")).code(), StatusCode::kUnavailable);
+  queue.down = false;
+  h.clock.Advance(std::chrono::minutes(1));
+  ASSERT_TRUE(failing.Process("sys-1", test_support::DcMetadata("sys-1")).ok());
+  EXPECT_EQ(DrainConcerto(h.concerto_queue), (std::vector<ConcertoRequest>{CommissionRequest{"sys-1"}}));
 }
 
 TEST_F(DeviceMetadataProcessorTest, NeverRequestsCommissioningWithAutoCommissioningOff) {

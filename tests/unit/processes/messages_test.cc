@@ -9,7 +9,6 @@ namespace pwrcell::processes {
 namespace {
 
 using domain::Metric;
-using domain::RemoteState;
 
 ConcertoRequest RoundTrip(const ConcertoRequest& request) {
   const std::string body = EncodeConcertoRequest(request);
@@ -26,10 +25,18 @@ CesRequest RoundTrip(const CesRequest& request) {
 }
 
 TEST(Messages, ListAssetsRoundTripsAndHasTheDocumentedBody) {
-  const ConcertoRequest request = ListAssetsRequest{};
-  EXPECT_EQ(EncodeConcertoRequest(request), R"({"op":"list_assets"})");
-  EXPECT_EQ(RoundTrip(request), request);
-  EXPECT_EQ(OperationName(request), "list_assets");
+  const ConcertoRequest bare = ListAssetsRequest{};
+  EXPECT_EQ(EncodeConcertoRequest(bare), R"({"op":"list_assets"})");
+  EXPECT_EQ(RoundTrip(bare), bare);
+  EXPECT_EQ(OperationName(bare), "list_assets");
+
+  const ConcertoRequest leased = ListAssetsRequest{"host-1-42-7"};
+  EXPECT_EQ(EncodeConcertoRequest(leased), R"({"lease":"host-1-42-7","op":"list_assets"})");
+  EXPECT_EQ(RoundTrip(leased), leased);
+  // A null lease is none.
+  auto decoded = DecodeConcertoRequest(R"({"op":"list_assets","lease":null})");
+  ASSERT_TRUE(decoded.ok());
+  EXPECT_EQ(*decoded, bare);
 }
 
 TEST(Messages, CommissionRoundTrips) {
@@ -39,14 +46,29 @@ TEST(Messages, CommissionRoundTrips) {
   EXPECT_EQ(OperationName(request), "commission");
 }
 
-TEST(Messages, RemoteStateRoundTripsWithAndWithoutSite) {
-  const ConcertoRequest bare = RemoteStateRequest{"sys-1", std::nullopt};
+TEST(Messages, RemoteStateRoundTripsWithAndWithoutSiteAndLease) {
+  const ConcertoRequest bare = RemoteStateRequest{"sys-1", std::nullopt, ""};
+  EXPECT_EQ(EncodeConcertoRequest(bare), R"({"op":"update_remote_state","remote_id":"sys-1"})");
   EXPECT_EQ(RoundTrip(bare), bare);
   EXPECT_EQ(OperationName(bare), "update_remote_state");
-  for (RemoteState state : {RemoteState::kOnline, RemoteState::kOffline, RemoteState::kError}) {
-    const ConcertoRequest with_site =
-        RemoteStateRequest{"sys-1", SiteStateUpdate{"site-7", state, "no system ONLINE; 1 of 2 in ERROR"}};
-    EXPECT_EQ(RoundTrip(with_site), with_site) << domain::RemoteStateName(state);
+
+  const ConcertoRequest full = RemoteStateRequest{"sys-1", "site-7", "host-1-42-8"};
+  EXPECT_EQ(EncodeConcertoRequest(full),
+            R"({"lease":"host-1-42-8","op":"update_remote_state","remote_id":"sys-1","site":{"id":"site-7"}})");
+  EXPECT_EQ(RoundTrip(full), full);
+
+  const ConcertoRequest site_only = RemoteStateRequest{"sys-1", "site-7", ""};
+  EXPECT_EQ(RoundTrip(site_only), site_only);
+}
+
+TEST(Messages, AnOlderRemoteStateBodyWithTheSitesStateStillDecodesAndOnlyTheIdCounts) {
+  for (const char* state : {"ONLINE", "OFFLINE", "ERROR", "SLEEPY"}) {
+    const std::string body =
+        std::string(R"({"op":"update_remote_state","remote_id":"sys-1","site":{"id":"site-7","state":")") + state +
+        R"(","reason":"no system ONLINE; 1 of 2 in ERROR"}})";
+    auto decoded = DecodeConcertoRequest(body);
+    ASSERT_TRUE(decoded.ok()) << body << ": " << decoded.status().ToString();
+    EXPECT_EQ(*decoded, (ConcertoRequest{RemoteStateRequest{"sys-1", "site-7", ""}})) << body;
   }
 }
 
@@ -98,9 +120,13 @@ TEST(Messages, MalformedConcertoMessagesAreInvalidArgumentAndNotRetryable) {
       R"({"op":"commission","remote_id":""})",
       R"({"op":"commission","remote_id":7})",
       R"({"op":"update_remote_state"})",
+      R"({"op":"update_remote_state","remote_id":""})",
       R"({"op":"update_remote_state","remote_id":"s","site":"site-1"})",
-      R"({"op":"update_remote_state","remote_id":"s","site":{"id":"site-1"}})",
-      R"({"op":"update_remote_state","remote_id":"s","site":{"id":"site-1","state":"SLEEPY"}})",
+      R"({"op":"update_remote_state","remote_id":"s","site":{}})",
+      R"({"op":"update_remote_state","remote_id":"s","site":{"id":""}})",
+      R"({"op":"update_remote_state","remote_id":"s","site":{"id":7}})",
+      R"({"op":"update_remote_state","remote_id":"s","lease":7})",
+      R"({"op":"list_assets","lease":["tok"]})",
       R"({"op":"push_telemetry"})",
       R"({"op":"push_telemetry","points":{}})",
       R"({"op":"push_telemetry","points":[{"a":"x","m":"REAL_POWER","t":1}]})",

@@ -66,6 +66,39 @@ struct Harness {
   }
 };
 
+// A queue over another one whose Send and SendBatch fail with kUnavailable while `down` is set
+// (an outage of the queue a handler writes to).
+class SwitchableQueue final : public ports::Queue {
+ public:
+  explicit SwitchableQueue(ports::Queue& inner) : inner_(inner) {}
+  bool down = false;
+
+  Result<std::string> Send(const std::string& body) override {
+    if (down) return UnavailableError("queue down");
+    return inner_.Send(body);
+  }
+  Result<std::vector<std::string>> SendBatch(const std::vector<std::string>& bodies) override {
+    if (down) return UnavailableError("queue down");
+    return inner_.SendBatch(bodies);
+  }
+  Result<std::vector<ports::ReceivedMessage>> Receive(std::size_t n, Duration timeout) override {
+    return inner_.Receive(n, timeout);
+  }
+  Status Delete(const std::string& receipt) override { return inner_.Delete(receipt); }
+  Status DeadLetter(const std::string& receipt) override { return inner_.DeadLetter(receipt); }
+  Status ChangeVisibility(const std::string& receipt, Duration timeout) override {
+    return inner_.ChangeVisibility(receipt, timeout);
+  }
+  Result<ports::QueueStats> Stats() override { return inner_.Stats(); }
+  Result<std::vector<ports::ReceivedMessage>> PeekDeadLetters(std::size_t n) override {
+    return inner_.PeekDeadLetters(n);
+  }
+  Result<std::size_t> RedriveDeadLetters(std::size_t n) override { return inner_.RedriveDeadLetters(n); }
+
+ private:
+  ports::Queue& inner_;
+};
+
 // Every visible message body of `queue`, oldest first; the messages are deleted.
 inline std::vector<std::string> Drain(ports::Queue& queue) {
   std::vector<std::string> bodies;

@@ -53,8 +53,12 @@ TEST_F(PwrcellGatewayTest, SystemUnknownToCesIsShownAsError) {
   ASSERT_TRUE(lost.Handle(MetadataRequest{"sys-1"}).ok());
   const auto after = h.Device("sys-1");
   EXPECT_EQ(after.system_status, std::optional<std::string>("UNKNOWN"));
-  EXPECT_EQ(after.remote_state, std::optional<RemoteState>(RemoteState::kError));
+  EXPECT_EQ(after.evaluated_state, std::optional<RemoteState>(RemoteState::kError));
+  EXPECT_EQ(after.remote_state, std::nullopt) << "not accepted by Concerto yet";
   EXPECT_EQ(after.remote_state_reason, "CES status UNKNOWN");
+  EXPECT_EQ(after.remote_state_cause, "ces:UNKNOWN");
+  // The evaluation is queued for Concerto.
+  EXPECT_EQ(test_support::DrainConcerto(h.concerto_queue).size(), 1U);
 }
 
 TEST_F(PwrcellGatewayTest, StatusOnlyAsksForRealRegisteredSystems) {
@@ -64,7 +68,8 @@ TEST_F(PwrcellGatewayTest, StatusOnlyAsksForRealRegisteredSystems) {
   ces.SetStatus("sys-1", "DISCONNECTED");
   ASSERT_TRUE(gateway.Handle(StatusRequest{{"sim-1", "sys-1", "nobody"}}).ok());
   EXPECT_EQ(ces.Calls(), (std::vector<CesCall>{{std::string(FakeCes::kGetStatus), {"sys-1"}}}));
-  EXPECT_EQ(h.Device("sys-1").remote_state, std::optional<RemoteState>(RemoteState::kError));
+  EXPECT_EQ(h.Device("sys-1").evaluated_state, std::optional<RemoteState>(RemoteState::kError));
+  EXPECT_EQ(h.Device("sys-1").remote_state_reason, "CES status DISCONNECTED");
 }
 
 TEST_F(PwrcellGatewayTest, CesFailureIsRetryableAndChangesNothing) {

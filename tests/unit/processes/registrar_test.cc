@@ -5,6 +5,7 @@
 #include "domain/coupling.h"
 #include "process_test_support.h"
 #include "processes/device_metadata_processor.h"
+#include "processes/shared_state.h"
 #include "processes/simulated_systems.h"
 
 namespace pwrcell::processes {
@@ -108,7 +109,7 @@ TEST_F(RegistrarTest, CopiesSiteAndComponentAssetsFromChildren) {
   ASSERT_TRUE(d.site.has_value());
   EXPECT_EQ(d.site->site_id, "site-1");
   EXPECT_EQ(d.site->remote_id, "ces-site-sys-1");
-  EXPECT_EQ(d.inverter, (domain::AssetRef{"asset-inv", "000100000001"}));
+  EXPECT_EQ(d.inverters, (std::vector<domain::AssetRef>{{"asset-inv", "000100000001"}}));
   EXPECT_EQ(d.batteries, (std::vector<domain::AssetRef>{{"asset-bat-1", "000200000001"},
                                                         {"asset-bat-2", "000200000002"}}));
   EXPECT_EQ(d.photovoltaics, (std::vector<domain::AssetRef>{{"asset-pv-3", "000300000001"},
@@ -121,20 +122,20 @@ TEST_F(RegistrarTest, AListOlderThanACommissioningWriteKeepsTheRecordedComponent
   const auto md = test_support::DcMetadata("sys-1");
   ASSERT_TRUE(registrar.Register({CommissionedSystem("asset-1", "sys-1", md)}, true).ok());
   const auto commissioned = h.Device("sys-1");
-  ASSERT_TRUE(commissioned.site && commissioned.inverter && commissioned.site_meter);
+  ASSERT_TRUE(commissioned.site && !commissioned.inverters.empty() && commissioned.site_meter);
 
   // A listing begins; commissioning then records assets on the device; the list, read before
   // that, shows the SYSTEM without them.
   const Timestamp listing_started = h.clock.Now();
   h.clock.Advance(std::chrono::seconds(1));
-  h.shared.NoteCommissioningWrite("sys-1", h.clock.Now());
+  ASSERT_TRUE(NoteCommissioningWrite(h.coordination, "sys-1", h.clock.Now()).ok());
   ConcertoAsset bare = System("asset-1", "sys-1");
   bare.name = "Renamed";
   ASSERT_TRUE(registrar.Register({bare}, true, listing_started).ok());
   auto d = h.Device("sys-1");
   EXPECT_EQ(d.name, "Renamed");  // what only Concerto says still applies
   EXPECT_EQ(d.site, commissioned.site);
-  EXPECT_EQ(d.inverter, commissioned.inverter);
+  EXPECT_EQ(d.inverters, commissioned.inverters);
   EXPECT_EQ(d.batteries, commissioned.batteries);
   EXPECT_EQ(d.photovoltaics, commissioned.photovoltaics);
   EXPECT_EQ(d.site_meter, commissioned.site_meter);
@@ -144,7 +145,7 @@ TEST_F(RegistrarTest, AListOlderThanACommissioningWriteKeepsTheRecordedComponent
   ASSERT_TRUE(registrar.Register({bare}, true, h.clock.Now()).ok());
   d = h.Device("sys-1");
   EXPECT_FALSE(d.site.has_value());
-  EXPECT_FALSE(d.inverter.has_value());
+  EXPECT_TRUE(d.inverters.empty());
   EXPECT_TRUE(d.batteries.empty());
   EXPECT_TRUE(d.photovoltaics.empty());
   EXPECT_FALSE(d.site_meter.has_value());
@@ -203,7 +204,7 @@ TEST_F(RegistrarTest, SimulatedSystemGetsSynthesizedMetadataAtOnceAndNoCesReques
   ASSERT_TRUE(d.metadata.has_value());
   EXPECT_EQ(*d.metadata, SynthesizeMetadata("sim-1", 11.4));
   EXPECT_EQ(d.metadata->inverters.front().rated_power_w, 11400);
-  EXPECT_EQ(d.inverter_rcpn, d.metadata->inverters.front().rcpn);
+  EXPECT_EQ(d.inverter_rcpns, std::vector<std::string>{d.metadata->inverters.front().rcpn});
   EXPECT_EQ(d.coupling, domain::Coupling::kDc);
   EXPECT_EQ(d.metadata_fetched_at, h.clock.Now());
   EXPECT_EQ(d.system_status, std::nullopt) << "a simulated system has no CES status";
@@ -230,7 +231,7 @@ TEST_F(RegistrarTest, RealSystemMarkedSimulatedGetsSynthesizedMetadataAndNoCesSt
   const auto d = h.Device("sys-1");
   EXPECT_TRUE(d.is_simulated);
   EXPECT_EQ(d.metadata, std::optional<domain::SystemMetadata>(SynthesizeMetadata("sys-1", std::nullopt)));
-  EXPECT_EQ(d.inverter_rcpn, d.metadata->inverters.front().rcpn);
+  EXPECT_EQ(d.inverter_rcpns, std::vector<std::string>{d.metadata->inverters.front().rcpn});
   EXPECT_EQ(d.system_status, std::nullopt);
   EXPECT_TRUE(DrainCes(h.ces_queue).empty());
 }
@@ -299,21 +300,178 @@ TEST_F(RegistrarTest, CompleteStructureInConcertoNeedsNoCommissioning) {
   EXPECT_EQ(h.Device("sys-1").commissioning.state, CommissioningState::kDone);
 }
 
+TEST_F(RegistrarTest, DeregistrationRemovesTheSystemsCoordinationKeysOnly) {
+  ASSERT_TRUE(registrar.Register({System("asset-1", "sys-1"), System("asset-2", "sys-2"),
+                                  System("asset-3", "sys-20")},
+                                 true)
+                  .ok());
+  DrainCes(h.ces_queue);
+  const Timestamp now = h.clock.Now();
+  for (const std::string id : {"sys-1", "sys-2", "sys-20"}) {
+    ASSERT_TRUE(NoteCommissioningWrite(h.coordination, id, now).ok());
+    auto leased = h.coordination.TryAcquireLease(SystemKey(id, "remote_state"), "token-" + id, now, std::chrono::hours(1));
+    ASSERT_TRUE(leased.ok() && *leased);
+    leased = h.coordination.TryAcquireLease(SystemKey(id, "commission"), "token-" + id, now, std::chrono::hours(1));
+    ASSERT_TRUE(leased.ok() && *leased);
+    auto throttled = h.coordination.TryThrottle(SystemKey(id, "commission"), now, std::chrono::hours(1));
+    ASSERT_TRUE(throttled.ok() && *throttled);
+  }
+  // The state Concerto accepted for an asset is not under the system's prefix.
+  ASSERT_TRUE(h.coordination.PutValue(AcceptedStateKey(false, "asset-2"), "{}", 0).ok());
+
+  // sys-2 leaves Concerto.
+  ASSERT_TRUE(registrar.Register({System("asset-1", "sys-1"), System("asset-3", "sys-20")}, true).ok());
+  ASSERT_EQ(h.RemoteIds(), (std::vector<std::string>{"sys-1", "sys-20"}));
+
+  auto gone_values = h.coordination.ListValues(SystemKeyPrefix("sys-2"));
+  ASSERT_TRUE(gone_values.ok());
+  EXPECT_TRUE(gone_values->empty());
+  for (const char* lease : {"remote_state", "commission"}) {
+    auto held = h.coordination.GetLease(SystemKey("sys-2", lease));
+    ASSERT_TRUE(held.ok());
+    EXPECT_FALSE(held->has_value()) << lease;
+  }
+  // Another system's keys stay, also one whose id merely starts with "sys-2".
+  for (const std::string id : {"sys-1", "sys-20"}) {
+    auto wrote = CommissioningWroteSince(h.coordination, id, now);
+    ASSERT_TRUE(wrote.ok());
+    EXPECT_TRUE(*wrote) << id;
+    auto held = h.coordination.GetLease(SystemKey(id, "remote_state"));
+    ASSERT_TRUE(held.ok() && held->has_value()) << id;
+    auto due = h.coordination.TryThrottle(SystemKey(id, "metadata"), now, std::chrono::hours(1));
+    ASSERT_TRUE(due.ok());
+    EXPECT_FALSE(*due) << id;
+  }
+  auto accepted = h.coordination.GetValue(AcceptedStateKey(false, "asset-2"));
+  ASSERT_TRUE(accepted.ok());
+  EXPECT_TRUE(accepted->has_value());
+
+  // Its throttles are forgotten too, so a re-enrolled system starts afresh: its metadata is
+  // requested again at once (the first sweep took the metadata throttle), and commissioning may be.
+  ASSERT_TRUE(registrar.Register({System("asset-1", "sys-1"), System("asset-2", "sys-2"),
+                                  System("asset-3", "sys-20")},
+                                 true)
+                  .ok());
+  EXPECT_EQ(DrainCes(h.ces_queue), (std::vector<CesRequest>{MetadataRequest{"sys-2"}}));
+  auto due = h.coordination.TryThrottle(SystemKey("sys-2", "commission"), now, std::chrono::hours(1));
+  ASSERT_TRUE(due.ok());
+  EXPECT_TRUE(*due);
+}
+
+TEST_F(RegistrarTest, TheMetadataThrottleIsSharedByRegistrarsOfTwoProcesses) {
+  // A second process: its own Context, handlers and settings, over the same store, queues and
+  // coordination.
+  Context other_context{h.devices, h.concerto_queue, h.telemetry_queue, h.ces_queue, h.clock, h.metrics,
+                        h.coordination, h.context.settings, {}};
+  DeviceMetadataProcessor other_metadata{other_context};
+  Registrar other{other_context, other_metadata};
+
+  ASSERT_TRUE(registrar.Register({System("asset-1", "sys-1")}, true).ok());
+  EXPECT_EQ(DrainCes(h.ces_queue), (std::vector<CesRequest>{MetadataRequest{"sys-1"}}));
+  h.clock.Advance(std::chrono::minutes(1));
+  ASSERT_TRUE(other.Register({System("asset-1", "sys-1")}, true).ok());
+  EXPECT_TRUE(DrainCes(h.ces_queue).empty()) << "the other process sees the request already made";
+
+  h.clock.Advance(h.context.settings.request_repeat_after - std::chrono::minutes(1));
+  ASSERT_TRUE(other.Register({System("asset-1", "sys-1")}, true).ok());
+  EXPECT_EQ(DrainCes(h.ces_queue), (std::vector<CesRequest>{MetadataRequest{"sys-1"}}))
+      << "after request_repeat_after it is asked again (the first answer may be lost)";
+  ASSERT_TRUE(registrar.Register({System("asset-1", "sys-1")}, true).ok());
+  EXPECT_TRUE(DrainCes(h.ces_queue).empty());
+}
+
+TEST_F(RegistrarTest, AFailedMetadataRequestIsNotThrottled) {
+  test_support::SwitchableQueue ces(h.ces_queue);
+  Context context{h.devices, h.concerto_queue, h.telemetry_queue, ces, h.clock, h.metrics, h.coordination,
+                  h.context.settings, {}};
+  DeviceMetadataProcessor md{context};
+  Registrar failing{context, md};
+  ces.down = true;
+  EXPECT_EQ(failing.Register({System("asset-1", "sys-1")}, true).code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(h.Has("sys-1"));
+  ces.down = false;
+  h.clock.Advance(std::chrono::minutes(1));
+  ASSERT_TRUE(failing.Register({System("asset-1", "sys-1")}, true).ok());
+  EXPECT_EQ(DrainCes(h.ces_queue), (std::vector<CesRequest>{MetadataRequest{"sys-1"}}));
+}
+
+TEST_F(RegistrarTest, TheCommissionThrottleIsSharedByRegistrarsOfTwoProcesses) {
+  ASSERT_TRUE(registrar.Register({System("asset-1", "sys-1")}, true).ok());
+  GiveMetadata("sys-1");
+  h.context.settings.auto_commissioning = true;
+  Context other_context{h.devices, h.concerto_queue, h.telemetry_queue, h.ces_queue, h.clock, h.metrics,
+                        h.coordination, h.context.settings, {}};
+  DeviceMetadataProcessor other_metadata{other_context};
+  Registrar other{other_context, other_metadata};
+
+  ASSERT_TRUE(registrar.Register({System("asset-1", "sys-1")}, true).ok());
+  EXPECT_EQ(DrainConcerto(h.concerto_queue), (std::vector<ConcertoRequest>{CommissionRequest{"sys-1"}}));
+  h.clock.Advance(std::chrono::minutes(1));
+  ASSERT_TRUE(other.Register({System("asset-1", "sys-1")}, true).ok());
+  EXPECT_TRUE(DrainConcerto(h.concerto_queue).empty());
+}
+
+// The list_assets token of the poller's lease, or "" when the request is not a list_assets.
+std::string ListingToken(const ConcertoRequest& request) {
+  const auto* list = std::get_if<ListAssetsRequest>(&request);
+  return list ? list->lease_owner : std::string();
+}
+
 TEST(RegistrarPoller, QueuesOneListAssetsWhileOneIsPending) {
   test_support::Harness h;
   RegistrarPoller poller(h.context);
   ASSERT_TRUE(poller.Poll().ok());
   h.clock.Advance(std::chrono::minutes(1));
   ASSERT_TRUE(poller.Poll().ok());
-  EXPECT_EQ(DrainConcerto(h.concerto_queue), (std::vector<ConcertoRequest>{ListAssetsRequest{}}));
+  auto queued = DrainConcerto(h.concerto_queue);
+  ASSERT_EQ(queued.size(), 1U);
+  const std::string first = ListingToken(queued[0]);
+  ASSERT_FALSE(first.empty());
+  auto lease = h.coordination.GetLease(kListingLease);
+  ASSERT_TRUE(lease.ok() && lease->has_value());
+  EXPECT_EQ((*lease)->owner, first);
+  EXPECT_EQ((*lease)->expires_at, h.clock.Now() - std::chrono::minutes(1) + h.context.settings.list_assets_expiry);
 
-  // Finished (the gateway ends the listing): the next poll queues again.
-  h.shared.EndListing();
+  // Another process's poller shares the lease.
+  Context other_context{h.devices, h.concerto_queue, h.telemetry_queue, h.ces_queue, h.clock, h.metrics,
+                        h.coordination, h.context.settings, {}};
+  RegistrarPoller other(other_context);
+  ASSERT_TRUE(other.Poll().ok());
+  EXPECT_TRUE(DrainConcerto(h.concerto_queue).empty());
+
+  // Finished (the gateway gives the lease back with the request's token): the next poll queues again.
+  auto released = h.coordination.ReleaseLease(kListingLease, first);
+  ASSERT_TRUE(released.ok() && *released);
   ASSERT_TRUE(poller.Poll().ok());
-  EXPECT_EQ(DrainConcerto(h.concerto_queue).size(), 1U);
+  queued = DrainConcerto(h.concerto_queue);
+  ASSERT_EQ(queued.size(), 1U);
+  const std::string second = ListingToken(queued[0]);
+  EXPECT_FALSE(second.empty());
+  EXPECT_NE(second, first);
 
   // Pending and lost: after list_assets_expiry another one goes out.
-  h.clock.Advance(h.context.settings.list_assets_expiry);
+  h.clock.Advance(h.context.settings.list_assets_expiry - std::chrono::milliseconds(1));
+  ASSERT_TRUE(poller.Poll().ok());
+  EXPECT_TRUE(DrainConcerto(h.concerto_queue).empty());
+  h.clock.Advance(std::chrono::milliseconds(1));
+  ASSERT_TRUE(poller.Poll().ok());
+  queued = DrainConcerto(h.concerto_queue);
+  ASSERT_EQ(queued.size(), 1U);
+  EXPECT_NE(ListingToken(queued[0]), second);
+}
+
+TEST(RegistrarPoller, AFailedQueueSendGivesTheLeaseBack) {
+  test_support::Harness h;
+  test_support::SwitchableQueue queue(h.concerto_queue);
+  Context context{h.devices, queue, h.telemetry_queue, h.ces_queue, h.clock, h.metrics, h.coordination,
+                  h.context.settings, {}};
+  RegistrarPoller poller(context);
+  queue.down = true;
+  EXPECT_EQ(poller.Poll().code(), StatusCode::kUnavailable);
+  auto lease = h.coordination.GetLease(kListingLease);
+  ASSERT_TRUE(lease.ok());
+  EXPECT_FALSE(lease->has_value());
+  queue.down = false;
   ASSERT_TRUE(poller.Poll().ok());
   EXPECT_EQ(DrainConcerto(h.concerto_queue).size(), 1U);
 }
