@@ -165,6 +165,9 @@ TEST_F(AdminServerTest, DashboardIsASelfContainedPage) {
   EXPECT_NE(res->body.find("<table"), std::string::npos);
   EXPECT_NE(res->body.find("fetch(\"/api/devices\""), std::string::npos);
   EXPECT_NE(res->body.find("setInterval(refresh, 5000)"), std::string::npos);
+  // Each system's inverters (several per system, SPEC section 6) with their newest state.
+  EXPECT_NE(res->body.find("<th>inverters</th>"), std::string::npos);
+  EXPECT_NE(res->body.find("d.inverter_readings"), std::string::npos);
   // No external assets: no absolute URLs and no <script src> / <link> to load.
   EXPECT_EQ(res->body.find("http://"), std::string::npos);
   EXPECT_EQ(res->body.find("https://"), std::string::npos);

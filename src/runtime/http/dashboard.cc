@@ -42,9 +42,9 @@ constexpr std::string_view kDashboardHtml = R"html(<!doctype html>
 <div class="cards" id="by-commissioning"></div>
 
 <table>
-  <thead><tr><th>remote_id</th><th>name</th><th>kind</th><th>coupling</th><th>commissioning</th>
-    <th>remote_state</th><th>last heard</th></tr></thead>
-  <tbody id="devices"><tr><td class="empty" colspan="7">loading&hellip;</td></tr></tbody>
+  <thead><tr><th>remote_id</th><th>name</th><th>kind</th><th>coupling</th><th>inverters</th>
+    <th>commissioning</th><th>remote_state</th><th>last heard</th></tr></thead>
+  <tbody id="devices"><tr><td class="empty" colspan="8">loading&hellip;</td></tr></tbody>
 </table>
 
 <script>
@@ -84,11 +84,28 @@ function withNote(text, note, className) {
   return td;
 }
 
+// One line per inverter (a system may have several): its RCP number and its newest state, marked
+// ERROR when in 0x7000..0x7FFF (SPEC section 4 rule 3).
+function inverterCell(d) {
+  const td = el("td", null, "mono");
+  const readings = {};
+  for (const r of d.inverter_readings || []) readings[r.rcpn] = r;
+  const rcpns = d.inverter_rcpns || [];
+  if (rcpns.length === 0) td.textContent = "-";
+  for (const rcpn of rcpns) {
+    const r = readings[rcpn];
+    const error = r && r.state >= 0x7000 && r.state <= 0x7FFF;
+    td.append(el("div", rcpn + (r ? " \u00b7 0x" + r.state.toString(16).toUpperCase().padStart(4, "0") : ""),
+                 error ? "ERROR" : null));
+  }
+  return td;
+}
+
 function renderRow(d) {
   const tr = el("tr");
   const state = d.remote_state || NOT_SENT;
   const commissioning = d.commissioning || {};
-  tr.append(el("td", d.remote_id, "mono"), el("td", d.name), el("td", d.kind), el("td", d.coupling),
+  tr.append(el("td", d.remote_id, "mono"), el("td", d.name), el("td", d.kind), el("td", d.coupling), inverterCell(d),
             withNote(commissioning.state, commissioning.reason, commissioning.state),
             withNote(state, d.remote_state_reason, state),
             el("td", d.last_heard_at ? d.last_heard_at.replace("T", " ") : "never", "mono"));
@@ -109,7 +126,7 @@ async function refresh() {
     if (devices.length === 0) {
       const tr = el("tr");
       const td = el("td", "no devices registered yet", "empty");
-      td.colSpan = 7;
+      td.colSpan = 8;
       tr.append(td);
       rows.append(tr);
     }
