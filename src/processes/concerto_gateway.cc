@@ -398,25 +398,61 @@ Status ConcertoGateway::SendRemoteStates(const RemoteStateRequest& request) {
   // finish after the one that sent the newer state. So after sending, read again and send once
   // more if it changed meanwhile: whichever request finishes last has sent the current state.
   std::optional<std::string> site_id = request.site_id;
+  auto send_site = [&]() -> Status {
+    if (!site_id || site_id->empty()) return Status::Ok();
+    // Aggregated now from the site's systems (an indexed read), not taken from the request.
+    for (int round = 0; round < 3; ++round) {
+      auto site = SiteAggregate(*site_id);
+      if (!site.ok()) return site.status();
+      auto sent = SendState("site", true, *site_id, site->state, site->reason, request.remote_id);
+      if (!sent.ok()) return sent.status();
+      auto again = SiteAggregate(*site_id);
+      if (!again.ok()) return again.status();
+      if (again->state == site->state) break;
+    }
+    return Status::Ok();
+  };
   for (int round = 0; round < 3; ++round) {
     auto record = context_.devices.Get(request.remote_id);
     if (!record.ok()) return record.status();
-    if (!record->has_value() || !(*record)->evaluated_state) break;
+    if (!record->has_value() || !(*record)->evaluated_state) return send_site();  // gone: its site still changes
     const domain::DeviceRecord& d = **record;
     if (!site_id && d.site) site_id = d.site->site_id;
     const auto state = *d.evaluated_state;
     bool all_accepted = true;
+    bool sent_any = false;
     auto send = [&](const char* target, const std::string& id) -> Status {
       auto outcome = SendState(target, false, id, state, d.remote_state_reason, d.remote_id);
       if (!outcome.ok()) return outcome.status();
       if (*outcome == SendOutcome::kUnknownTarget) all_accepted = false;
+      if (*outcome == SendOutcome::kSent) sent_any = true;
       return Status::Ok();
     };
-    PWRCELL_RETURN_IF_ERROR(send("system", d.concerto_asset_id));
-    for (const auto& inverter : d.inverters) PWRCELL_RETURN_IF_ERROR(send("inverter", inverter.asset_id));
-    if (d.site_meter) PWRCELL_RETURN_IF_ERROR(send("site_meter", d.site_meter->asset_id));
-    // Accepted: record it on the device (remote_state = the last value Concerto accepted), unless
-    // the evaluation moved on meanwhile (then the next round sends the newer one).
+    Status outcome = send("system", d.concerto_asset_id);
+    for (const auto& inverter : d.inverters) {
+      if (outcome.ok()) outcome = send("inverter", inverter.asset_id);
+    }
+    if (outcome.ok() && d.site_meter) outcome = send("site_meter", d.site_meter->asset_id);
+    if (outcome.ok()) outcome = send_site();
+    if (!outcome.ok()) {
+      // Some of the system's targets may now show `state` and others not: the device no longer
+      // has one state Concerto accepted. Forget it, so the sweep sends again whatever the
+      // evaluation is then (the targets that already have it are skipped).
+      if (sent_any) {
+        auto forgotten = MutateDevice(
+            context_.devices, d.remote_id,
+            [&](domain::DeviceRecord& fresh) {
+              if (!fresh.remote_state || fresh.remote_state == state) return false;
+              fresh.remote_state.reset();
+              return true;
+            },
+            context_.clock);
+        if (!forgotten.ok()) spdlog::warn("remote_state: system {}: {}", d.remote_id, forgotten.status().ToString());
+      }
+      return outcome;
+    }
+    // Every target (the site too) has it: record it on the device (remote_state = the last value
+    // Concerto accepted), unless the evaluation moved on meanwhile (the next round sends that).
     bool moved_on = false;
     auto updated = MutateDevice(
         context_.devices, d.remote_id,
@@ -429,18 +465,6 @@ Status ConcertoGateway::SendRemoteStates(const RemoteStateRequest& request) {
         context_.clock);
     if (!updated.ok()) return updated.status();
     if (!moved_on) break;
-  }
-  if (site_id && !site_id->empty()) {
-    // Aggregated now from the site's systems (an indexed read), not taken from the request.
-    for (int round = 0; round < 3; ++round) {
-      auto site = SiteAggregate(*site_id);
-      if (!site.ok()) return site.status();
-      auto sent = SendState("site", true, *site_id, site->state, site->reason, request.remote_id);
-      if (!sent.ok()) return sent.status();
-      auto again = SiteAggregate(*site_id);
-      if (!again.ok()) return again.status();
-      if (again->state == site->state) break;
-    }
   }
   return Status::Ok();
 }

@@ -531,6 +531,41 @@ TEST_F(ConcertoGatewayRemoteStateTest, AFailureHalfwayKeepsWhatWasAcceptedAndThe
   EXPECT_EQ(h.Device("sys-1").remote_state, std::optional<RemoteState>(RemoteState::kError));
 }
 
+TEST_F(ConcertoGatewayRemoteStateTest, AFailureHalfwayThenAFlipBackLeavesNoTargetWrong) {
+  // Accepted ERROR everywhere, then evaluated ONLINE: the SYSTEM asset takes ONLINE, the inverter
+  // fails for good.
+  ASSERT_TRUE(gateway.Handle(RemoteStateRequest{"sys-1", site_id, ""}).ok());
+  ASSERT_EQ(h.Device("sys-1").remote_state, std::optional<RemoteState>(RemoteState::kError));
+  SetEvaluated(RemoteState::kOnline, "telemetry current");
+  concerto.fail_ids = {{record.inverters[0].asset_id, InvalidArgumentError("400")}};
+  EXPECT_EQ(gateway.Handle(RemoteStateRequest{"sys-1", site_id, ""}).code(), StatusCode::kInvalidArgument);
+  concerto.fail_ids.clear();
+  EXPECT_EQ(Accepted(record.concerto_asset_id).accepted, std::optional<RemoteState>(RemoteState::kOnline));
+  // The device no longer has one accepted state: forgotten, so that whatever the evaluation is
+  // next differs from it and is sent.
+  EXPECT_EQ(h.Device("sys-1").remote_state, std::nullopt);
+
+  // The evaluation flips back to ERROR: the SYSTEM asset (now ONLINE) gets ERROR again.
+  SetEvaluated(RemoteState::kError, "CES status DISCONNECTED");
+  ASSERT_TRUE(gateway.Handle(RemoteStateRequest{"sys-1", site_id, ""}).ok());
+  EXPECT_EQ(fake.Asset(record.concerto_asset_id)->remote_state, std::optional<RemoteState>(RemoteState::kError));
+  EXPECT_EQ(h.Device("sys-1").remote_state, std::optional<RemoteState>(RemoteState::kError));
+}
+
+TEST_F(ConcertoGatewayRemoteStateTest, AFailedSiteSendLeavesTheSystemUnacceptedSoTheSweepSendsAgain) {
+  fake.FailNext(FakeConcerto::kUpdateSiteRemoteState, InvalidArgumentError("400"));
+  EXPECT_EQ(gateway.Handle(RemoteStateRequest{"sys-1", site_id, ""}).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(fake.AssetRemoteStateHistory().size(), 3U) << "the assets have it";
+  EXPECT_NE(h.Device("sys-1").remote_state, std::optional<RemoteState>(RemoteState::kError))
+      << "not recorded accepted while its site lacks it";
+  // The next request (queued by the sweep, since evaluated != accepted) sends only the site.
+  ASSERT_TRUE(gateway.Handle(RemoteStateRequest{"sys-1", site_id, ""}).ok());
+  EXPECT_EQ(fake.AssetRemoteStateHistory().size(), 3U);
+  ASSERT_FALSE(SiteUpdates().empty());
+  EXPECT_EQ(SiteUpdates().back().state, RemoteState::kError);
+  EXPECT_EQ(h.Device("sys-1").remote_state, std::optional<RemoteState>(RemoteState::kError));
+}
+
 TEST_F(ConcertoGatewayRemoteStateTest, APermanentFailureGivesTheLeaseBack) {
   TakeRequestLease("token-1");
   fake.FailNext(FakeConcerto::kUpdateAssetRemoteState, InvalidArgumentError("400"));
