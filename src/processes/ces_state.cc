@@ -93,15 +93,26 @@ Status CesStateProcessor::EvaluateAndPublish(const std::optional<std::set<std::s
   if (!liveness.ok()) return liveness.status();
   const Timestamp now = liveness->now;
 
-  auto devices = context_.devices.List();
-  if (!devices.ok()) return devices.status();
+  // The systems of a CES answer are read one by one (a batch of 100 must not decode the whole
+  // table); the sweep reads them all.
+  std::vector<domain::DeviceRecord> devices;
+  if (only) {
+    for (const auto& id : *only) {
+      auto got = context_.devices.Get(id);
+      if (!got.ok()) return got.status();
+      if (got->has_value()) devices.push_back(std::move(**got));
+    }
+  } else {
+    auto all = context_.devices.List();
+    if (!all.ok()) return all.status();
+    devices = std::move(*all);
+  }
   std::vector<RemoteStateRequest> requests;
   Status first_error;
   auto note = [&](const Status& s) {
     if (!s.ok() && first_error.ok()) first_error = s;
   };
-  for (auto& d : *devices) {
-    if (only && !only->count(d.remote_id)) continue;
+  for (auto& d : devices) {
     domain::RemoteStateStep step = domain::PlanRemoteState(d, *liveness);
     bool state_changed = false;
     if (step.record) {
