@@ -20,7 +20,11 @@ nlohmann::json ToJson(const DeviceRecord& record);
 
 // The inverse of ToJson. "remote_id" is required; any other key may be absent (it then takes
 // the DeviceRecord default), so hand-written examples stay short; unknown keys are ignored so
-// that a record written by a newer version still reads.
+// that a record written by a newer version still reads. A record written before systems had
+// several inverters ("inverter", "inverter_rcpn", "inverter_state" + "sys_mode") reads as the
+// lists those became (one asset, one RCP number, one reading dated last_heard_at); ToJson's
+// "inverter_state" and "sys_mode" (the system's, derived) are not read back when
+// "inverter_readings" is present.
 // Errors: kInvalidArgument naming the offending field ("metadata.inverters[1].rated_power_w:
 // expected a number") when `json` is not an object, a value has the wrong type or range, an
 // enum name or timestamp does not parse.
