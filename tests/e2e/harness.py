@@ -198,6 +198,7 @@ class Stack:
         with open(self.scenario_path, "w") as f:
             f.write(self.scenario_text)
         self.concerto = self.ces = self.adapter = self.fleet = None
+        self.adapters = []  # every serve process started, in order (start_adapter)
         self.concerto_url = self.ces_url = self.admin_url = self.ingest_url = None
         self._fleet_cache = None
         self._adapter_runs = 0
@@ -254,17 +255,23 @@ class Stack:
                     lines.append(f"{key} = {json.dumps(value)}")
         return "\n".join(lines) + "\n"
 
-    def start_adapter(self):
-        """Starts `serve` (again, on the same database after a stop or kill)."""
+    def start_adapter(self, additional=False):
+        """Starts `serve` (again, on the same database after a stop or kill); the process carries
+        its own `admin_url` and `ingest_url`. With `additional`, one more `serve` beside the running
+        one(s) (same configuration and store file, its own ports): `self.adapter`, `self.admin_url`
+        and `self.ingest_url` keep naming the one started before."""
         self._adapter_runs += 1
         path = os.path.join(self.dir, "deployment.toml")
         with open(path, "w") as f:
             f.write(self.config_text())
-        self.adapter = Process(f"adapter-{self._adapter_runs}", [ADAPTER, "serve", "--config", path], self.dir)
-        self.admin_url = "http://" + self.adapter.wait_line(r"admin server listening on (\S+)").group(1)
-        self.ingest_url = "http://" + self.adapter.wait_line(r"ingest server listening on (\S+)").group(1) + \
+        process = Process(f"adapter-{self._adapter_runs}", [ADAPTER, "serve", "--config", path], self.dir)
+        self.adapters.append(process)
+        process.admin_url = "http://" + process.wait_line(r"admin server listening on (\S+)").group(1)
+        process.ingest_url = "http://" + process.wait_line(r"ingest server listening on (\S+)").group(1) + \
             "/v1/telemetry"
-        return self.adapter
+        if not additional or self.adapter is None:
+            self.adapter, self.admin_url, self.ingest_url = process, process.admin_url, process.ingest_url
+        return process
 
     def start_fleet(self, extra=()):
         self.fleet = Process("fleet-sim", [FLEET_SIM, "--scenario", self.scenario_path, "--sink", self.ingest_url,
@@ -272,7 +279,7 @@ class Stack:
         return self.fleet
 
     def close(self):
-        for process in (self.fleet, self.adapter, self.ces, self.concerto):
+        for process in (self.fleet, *reversed(self.adapters), self.ces, self.concerto):
             if process is not None:
                 try:
                     process.stop(timeout=15)
