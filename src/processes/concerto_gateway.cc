@@ -163,11 +163,10 @@ Status ConcertoGateway::Commission(const std::string& remote_id) {
   // the first still runs) waits for the first instead of racing it step by step.
   const std::string lease = SystemKey(remote_id, "commission");
   const std::string owner = NewOwnerToken();
-  auto leased = context_.coordination.TryAcquireLease(lease, owner, context_.clock.Now(),
-                                                      context_.settings.list_assets_expiry);
+  auto leased = context_.coordination.TryAcquireLease(lease, owner, context_.clock.Now(), context_.settings.work_lease);
   if (!leased.ok()) return leased.status().WithContext("commissioning lease of " + remote_id);
   if (!*leased) return UnavailableError("system " + remote_id + " is being commissioned by another worker");
-  Status outcome = CommissionLeased(remote_id);
+  Status outcome = CommissionLeased(remote_id, owner);
   auto released = context_.coordination.ReleaseLease(lease, owner);
   if (!released.ok()) {
     spdlog::warn("commissioning {}: giving the lease back failed: {}", remote_id, released.status().ToString());
@@ -175,7 +174,7 @@ Status ConcertoGateway::Commission(const std::string& remote_id) {
   return outcome;
 }
 
-Status ConcertoGateway::CommissionLeased(const std::string& remote_id) {
+Status ConcertoGateway::CommissionLeased(const std::string& remote_id, const std::string& owner) {
   auto& devices = context_.devices;
   auto& clock = context_.clock;
   // Read under the lease: what an earlier run recorded is seen.
@@ -209,6 +208,11 @@ Status ConcertoGateway::CommissionLeased(const std::string& remote_id) {
   if (const auto* first = device.FindInverter(device.FirstInverterRcpn())) ids.inverter_asset_id = first->asset_id;
 
   for (const auto& planned : *plan) {
+    // Renewed before each step; lost (expired and taken over) means another run goes on: stop.
+    auto renewed = context_.coordination.TryAcquireLease(SystemKey(remote_id, "commission"), owner, clock.Now(),
+                                                         context_.settings.work_lease);
+    if (!renewed.ok()) return renewed.status().WithContext("renewing the commissioning lease");
+    if (!*renewed) return UnavailableError("system " + remote_id + ": the commissioning lease was taken over");
     auto step = domain::ResolveStep(planned, ids);
     if (!step.ok()) {
       set_state(CommissioningState::kFailed, step.status().message());
@@ -335,7 +339,7 @@ Result<ConcertoGateway::SendOutcome> ConcertoGateway::SendState(const char* targ
     }
     current.claim_owner = owner;
     current.claim_state = state;
-    current.claim_until = now + context_.settings.remote_state_claim;
+    current.claim_until = now + context_.settings.work_lease;
     auto put = coordination.PutValue(key, EncodeAcceptedState(current), stored->has_value() ? (*stored)->version : 0);
     if (put.ok()) {
       claimed = true;

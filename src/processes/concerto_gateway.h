@@ -34,7 +34,7 @@ class ConcertoGateway {
   // (or served by another adapter) by a lookup by remoteId.
   Result<bool> ConfirmMissingSystems(const std::vector<domain::ConcertoAsset>& assets);
   Status Commission(const std::string& remote_id);
-  Status CommissionLeased(const std::string& remote_id);  // under the system's commissioning lease
+  Status CommissionLeased(const std::string& remote_id, const std::string& owner);  // under its lease
   Status UpdateRemoteState(const RemoteStateRequest& request);
   Status SendRemoteStates(const RemoteStateRequest& request);
   // Sends `state` to one asset or site unless Concerto already accepted it (the value in the

@@ -34,8 +34,14 @@ struct Settings {
   // A queued request (list_assets, update_remote_state) not finished after this long is considered
   // lost (dead-lettered) and another may be queued; also the lease of one commissioning run.
   Duration list_assets_expiry = std::chrono::minutes(10);
-  // How long one remote_state send to one target may take before another worker may send it.
-  Duration remote_state_claim = std::chrono::minutes(3);
+  // How long a commissioning run (renewed before each step) or a remote_state send to one target
+  // holds its claim before another worker may take over: the queues' visibility timeout, so a
+  // message redelivered after a crash finds the claim expired. Expiring under a very slow call
+  // costs at most a repeated idempotent step or a repeated state, never a duplicate asset.
+  Duration work_lease = std::chrono::seconds(60);
+  // The registrar poll's interval: the polls of several processes on one store are throttled to
+  // one per (about) this interval, as one adapter would poll.
+  Duration registrar_poll = std::chrono::seconds(60);
 };
 
 struct Context {

@@ -181,9 +181,15 @@ Status RegistrarPoller::Poll() {
   // One list_assets at a time, whichever process polls: the lease is taken here and given back by
   // the gateway that runs the request (its token travels in the request); a request lost on the
   // way (dead-lettered) lets its lease expire after list_assets_expiry.
+  const Timestamp now = context_.clock.Now();
+  // Several processes on one store poll on their own schedules: together they list about as
+  // often as one adapter (a little under the interval, so one process's own ticks are not
+  // throttled by their jitter).
+  auto due = context_.coordination.TryThrottle(kPollThrottle, now, context_.settings.registrar_poll * 9 / 10);
+  if (!due.ok()) return due.status().WithContext("registrar poll throttle");
+  if (!*due) return Status::Ok();
   const std::string owner = NewOwnerToken();
-  auto leased = context_.coordination.TryAcquireLease(kListingLease, owner, context_.clock.Now(),
-                                                      context_.settings.list_assets_expiry);
+  auto leased = context_.coordination.TryAcquireLease(kListingLease, owner, now, context_.settings.list_assets_expiry);
   if (!leased.ok()) return leased.status().WithContext("registrar listing lease");
   if (!*leased) {
     spdlog::debug("registrar_poller: a list_assets request is still pending");
@@ -192,6 +198,7 @@ Status RegistrarPoller::Poll() {
   auto sent = context_.concerto_queue.Send(EncodeConcertoRequest(ListAssetsRequest{owner}));
   if (!sent.ok()) {
     (void)context_.coordination.ReleaseLease(kListingLease, owner);
+    (void)context_.coordination.ClearThrottle(kPollThrottle);
     return sent.status().WithContext("queueing list_assets");
   }
   return Status::Ok();

@@ -19,6 +19,8 @@ Settings SettingsFromConfig(const config::Config& config) {
   settings.list_assets_expiry =
       std::clamp<Duration>(Duration(config.queues.visibility_timeout_s) * (config.queues.max_receives + 1),
                            std::chrono::minutes(1), std::chrono::hours(1));
+  settings.work_lease = config.queues.visibility_timeout_s;
+  settings.registrar_poll = config.schedule.registrar_poll_s;
   return settings;
 }
 

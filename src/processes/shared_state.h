@@ -9,6 +9,7 @@
 //   lease    system/<remote_id>/commission       one commissioning run of a system at a time
 //   lease    system/<remote_id>/remote_state     an update_remote_state request is queued (owner:
 //                                                its token); the sweep does not queue another
+//   throttle registrar/poll                     the last registrar poll (of any process)
 //   throttle system/<remote_id>/metadata         get_metadata requested at
 //   throttle system/<remote_id>/commission       commission requested at
 //   value    system/<remote_id>/commissioning_write   unix ms of the latest commissioning write
@@ -28,6 +29,7 @@
 namespace pwrcell::processes {
 
 inline constexpr const char* kListingLease = "registrar/listing";
+inline constexpr const char* kPollThrottle = "registrar/poll";
 
 // The prefix of every key of one system ("system/<remote_id>/").
 std::string SystemKeyPrefix(const std::string& remote_id);

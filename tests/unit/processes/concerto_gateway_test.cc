@@ -462,7 +462,7 @@ TEST_F(ConcertoGatewayRemoteStateTest, ClaimsEachTargetWhileSendingIt) {
   // While the SYSTEM asset was being sent, the store showed a live claim of ERROR on it, not yet accepted.
   EXPECT_FALSE(during[0].claim_owner.empty());
   EXPECT_EQ(during[0].claim_state, std::optional<RemoteState>(RemoteState::kError));
-  EXPECT_EQ(during[0].claim_until, h.clock.Now() + h.context.settings.remote_state_claim);
+  EXPECT_EQ(during[0].claim_until, h.clock.Now() + h.context.settings.work_lease);
   EXPECT_EQ(during[0].accepted, std::nullopt);
   // Once sent: accepted, claim gone.
   EXPECT_EQ(during[1].accepted, std::optional<RemoteState>(RemoteState::kError));

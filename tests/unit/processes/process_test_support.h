@@ -35,7 +35,11 @@ struct Harness {
   adapters::MemoryCoordination coordination;
   Context context{devices, concerto_queue, telemetry_queue, ces_queue, clock, metrics, coordination, Settings{}, {}};
 
-  Harness() { context.settings.adapter_name = kAdapterName; }
+  Harness() {
+    context.settings.adapter_name = kAdapterName;
+    // Polls are not throttled unless a test says so (RegistrarPoller.SeveralProcessesPollAsOne).
+    context.settings.registrar_poll = Duration::zero();
+  }
 
   // The stored record; fails the test when there is none.
   domain::DeviceRecord Device(const std::string& remote_id) {

@@ -476,5 +476,32 @@ TEST(RegistrarPoller, AFailedQueueSendGivesTheLeaseBack) {
   EXPECT_EQ(DrainConcerto(h.concerto_queue).size(), 1U);
 }
 
+TEST(RegistrarPoller, SeveralProcessesPollAsOne) {
+  // Two processes' pollers on one store, each ticking every registrar_poll on its own schedule:
+  // together they queue about one list_assets per interval, not one each.
+  test_support::Harness h;
+  h.context.settings.registrar_poll = std::chrono::seconds(60);
+  Context other_context{h.devices, h.concerto_queue, h.telemetry_queue, h.ces_queue, h.clock, h.metrics,
+                        h.coordination, h.context.settings, {}};
+  RegistrarPoller mine(h.context);
+  RegistrarPoller other(other_context);
+  int queued = 0;
+  auto finish = [&] {
+    for (const auto& r : DrainConcerto(h.concerto_queue)) {
+      ++queued;
+      ASSERT_TRUE(h.coordination.ReleaseLease(kListingLease, std::get<ListAssetsRequest>(r).lease_owner).ok());
+    }
+  };
+  for (int minute = 0; minute < 10; ++minute) {
+    ASSERT_TRUE(mine.Poll().ok());
+    finish();
+    h.clock.Advance(std::chrono::seconds(20));
+    ASSERT_TRUE(other.Poll().ok());
+    finish();
+    h.clock.Advance(std::chrono::seconds(40));
+  }
+  EXPECT_EQ(queued, 10);
+}
+
 }  // namespace
 }  // namespace pwrcell::processes
