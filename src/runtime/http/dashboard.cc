@@ -101,13 +101,27 @@ function inverterCell(d) {
   return td;
 }
 
+// remote_state is what Concerto accepted; the note is the current cause and since when, and an
+// evaluation Concerto has not accepted yet shows as "-> STATE (pending)".
+function remoteStateCell(d, state) {
+  const td = withNote(state, null, state);
+  if (d.evaluated_state && d.evaluated_state !== d.remote_state) {
+    td.append(el("span", " \u2192 " + d.evaluated_state + " (pending)", d.evaluated_state));
+  }
+  if (d.remote_state_reason) {
+    const since = d.remote_state_since ? " (since " + d.remote_state_since.replace("T", " ") + ")" : "";
+    td.append(el("div", d.remote_state_reason + since, "note"));
+  }
+  return td;
+}
+
 function renderRow(d) {
   const tr = el("tr");
   const state = d.remote_state || NOT_SENT;
   const commissioning = d.commissioning || {};
   tr.append(el("td", d.remote_id, "mono"), el("td", d.name), el("td", d.kind), el("td", d.coupling), inverterCell(d),
             withNote(commissioning.state, commissioning.reason, commissioning.state),
-            withNote(state, d.remote_state_reason, state),
+            remoteStateCell(d, state),
             el("td", d.last_heard_at ? d.last_heard_at.replace("T", " ") : "never", "mono"));
   return tr;
 }
