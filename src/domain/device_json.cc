@@ -355,6 +355,12 @@ nlohmann::json ToJson(const DeviceRecord& r) {
   j["photovoltaics"] = AssetsJson(r.photovoltaics);
   j["site_meter"] = OptionalAssetJson(r.site_meter);
   j["inverter_rcpns"] = r.inverter_rcpns;
+  // The first inverter (CES order) under the single-inverter names of SPEC section 2, for readers of
+  // the device API; DeviceFromJson reads them only in a record without the lists.
+  const AssetRef* first = r.FindInverter(r.FirstInverterRcpn());
+  if (first == nullptr && !r.inverters.empty()) first = &r.inverters.front();
+  j["inverter"] = first != nullptr ? OptionalAssetJson(*first) : json(nullptr);
+  j["inverter_rcpn"] = std::string(r.FirstInverterRcpn());
   j["coupling"] = std::string(CouplingName(r.coupling));
   j["metadata"] = r.metadata ? MetadataJson(*r.metadata) : json(nullptr);
   j["metadata_fetched_at"] = TimestampOrNull(r.metadata_fetched_at);

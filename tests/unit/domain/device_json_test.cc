@@ -124,10 +124,12 @@ TEST(DeviceJson, ASingleInverterRecordReadsAsTheInverterLists) {
   EXPECT_EQ(d->inverter_readings,
             (std::vector<InverterReading>{{"000100007010", 28688, 2, FromUnixMillis(1'763'800'300'000)}}));
   EXPECT_EQ(d->InverterState(), std::optional<std::uint32_t>(28688));
-  // Written back, it has the current shape and reads the same.
+  // Written back, it has the current shape (plus the first inverter under the single names, for
+  // readers of the device API) and reads the same.
   const json j = ToJson(*d);
-  EXPECT_FALSE(j.contains("inverter"));
-  EXPECT_FALSE(j.contains("inverter_rcpn"));
+  EXPECT_EQ(j["inverters"], json::parse(R"([{"asset_id": "asset-2", "remote_id": "000100007010"}])"));
+  EXPECT_EQ(j["inverter"], json::parse(R"({"asset_id": "asset-2", "remote_id": "000100007010"})"));
+  EXPECT_EQ(j["inverter_rcpn"], "000100007010");
   auto again = DeviceFromJson(j);
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   EXPECT_EQ(*again, *d);
