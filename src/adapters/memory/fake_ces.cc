@@ -20,6 +20,7 @@ std::optional<Status> FakeCes::BeginCall(std::string_view operation, std::vector
 Result<domain::SystemMetadata> FakeCes::GetMetadata(const std::string& system_id) {
   std::lock_guard lock(mutex_);
   if (auto fault = BeginCall(kGetMetadata, {system_id})) return *fault;
+  if (system_id.empty()) return InvalidArgumentError("CES metadata: empty systemId");
   auto it = systems_.find(system_id);
   if (it == systems_.end()) return NotFoundError("CES knows no system '" + system_id + "'");
   return it->second.metadata;
@@ -31,6 +32,12 @@ Result<domain::CesStatusBatch> FakeCes::GetStatus(const std::vector<std::string>
   if (system_ids.size() > ports::kMaxStatusBatch) {
     return InvalidArgumentError("at most " + std::to_string(ports::kMaxStatusBatch) + " systemIds per call, got " +
                                 std::to_string(system_ids.size()));
+  }
+  for (const std::string& id : system_ids) {
+    // The batch travels as systemIds=a,b: an id holding the separator would be read as two.
+    if (id.empty() || id.find(',') != std::string::npos) {
+      return InvalidArgumentError("CES status: systemId '" + id + "' is empty or holds ','");
+    }
   }
   domain::CesStatusBatch batch;
   std::set<std::string_view> seen;

@@ -24,7 +24,11 @@ struct CesCall {
 
 // Thread-safe: every call takes one mutex.
 // Errors: GetMetadata kNotFound for an unknown systemId; GetStatus kInvalidArgument for more than
-// ports::kMaxStatusBatch ids (unknown ids are listed in not_found, not an error).
+// ports::kMaxStatusBatch ids (unknown ids are listed in not_found, not an error); kInvalidArgument
+// for an empty systemId, and in GetStatus for one holding ',' (the batch separator of
+// contracts/ces-api.md: no request can ask for it).
+// The same behaviour is checked on CesClient against ces-sim by the conformance suite
+// tests/conformance/api/ces_api_suite.cc: change both together.
 // Every call, failed or not, is logged (Calls) and counted (CallCount).
 class FakeCes final : public ports::CesApi {
  public:

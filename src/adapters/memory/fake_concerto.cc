@@ -4,6 +4,7 @@
 #include <array>
 #include <cassert>
 #include <charconv>
+#include <cmath>
 #include <utility>
 
 namespace pwrcell::adapters {
@@ -125,7 +126,12 @@ std::vector<domain::AssetChild> FakeConcerto::ChildrenOf(std::int64_t key, int d
 domain::ConcertoAsset FakeConcerto::Render(std::int64_t key) const {
   const StoredAsset& stored = assets_.at(key);
   domain::ConcertoAsset asset = stored.asset;
-  if (stored.site_key) asset.site = sites_.at(*stored.site_key);
+  if (stored.site_key) {
+    // An asset's site carries what ConcertoClient reads of it (`site { id remoteId name }`), no more,
+    // so that no process comes to rely on a field the real client leaves empty.
+    const domain::ConcertoSite& site = sites_.at(*stored.site_key);
+    asset.site = domain::ConcertoSite{site.id, site.remote_id, site.name, "", std::nullopt, std::nullopt, std::nullopt};
+  }
   // Two levels: the SYSTEM's children (INVERTER, SITE_METER) and the inverter's own children.
   asset.children = ChildrenOf(key, 2);
   return asset;
@@ -270,6 +276,14 @@ Result<domain::IngestResult> FakeConcerto::IngestTelemetry(const std::vector<dom
     if (points.size() > domain::kMaxPointsPerIngest) {
       return InvalidArgumentError("ingestTelemetry takes at most " + std::to_string(domain::kMaxPointsPerIngest) +
                                   " points per call, got " + std::to_string(points.size()) + "; nothing stored");
+    }
+    // value is a GraphQL Float!, which has no NaN or infinity: such a call cannot be sent (the
+    // client refuses it the same way), so nothing of it is stored.
+    for (std::size_t i = 0; i < points.size(); ++i) {
+      if (!std::isfinite(points[i].value)) {
+        return InvalidArgumentError("ingestTelemetry: point " + std::to_string(i) +
+                                    " has a value that is not a finite number; nothing stored");
+      }
     }
     domain::IngestResult result;
     for (std::size_t i = 0; i < points.size(); ++i) {

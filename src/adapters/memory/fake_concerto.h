@@ -24,7 +24,8 @@ namespace pwrcell::adapters {
 // Ids: sites "site-1", "site-2", ...; assets "asset-1", "asset-2", ...; assets are listed by
 // numeric id (so "asset-10" follows "asset-9"). Children are derived from parent links: an
 // asset lists its children, and each child its own children (one level deeper), so a SYSTEM's
-// INVERTER shows its BATTERY and PHOTOVOLTAIC assets.
+// INVERTER shows its BATTERY and PHOTOVOLTAIC assets. An asset's `site` holds the site's id,
+// remoteId and name only (what ConcertoClient reads); Site() and the site calls return all of it.
 //
 // Errors, as the port maps Concerto's codes:
 //   ListAssets: kInvalidArgument when page < 1, per_page < 1 or per_page > kMaxAssetsPerPage.
@@ -32,8 +33,11 @@ namespace pwrcell::adapters {
 //   CreateAsset: kAlreadyExists when an asset of this type has this remoteId (checked first,
 //     nothing created); kNotFound for an unknown siteId or parentId.
 //   UpdateAsset, Update*RemoteState: kNotFound for an unknown id (or siteId).
-//   IngestTelemetry: kInvalidArgument for more than kMaxPointsPerIngest points (nothing stored);
-//     otherwise unknown assets are rejected by index, repeats counted in duplicates.
+//   IngestTelemetry: kInvalidArgument for more than kMaxPointsPerIngest points or a value that is
+//     not finite (nothing stored); otherwise unknown assets are rejected by index, repeats counted
+//     in duplicates.
+// The same behaviour is checked on ConcertoClient against concerto-sim by the conformance suite
+// tests/conformance/api/concerto_api_suite.cc: change both together.
 // Every call, failed or not, counts in CallCount under its method name (kListAssets, ...).
 class FakeConcerto final : public ports::ConcertoApi {
  public:
