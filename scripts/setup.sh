@@ -10,6 +10,7 @@ PACKAGES=(
   nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev
   libcpp-httplib-dev libcurl4-openssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  clang-format  # scripts/format.sh (CI's format check)
 )
 
 # The simulators run on the python3 on PATH and need graphql-core and Flask. A machine whose
