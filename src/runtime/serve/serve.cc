@@ -30,6 +30,7 @@
 #include "runtime/http/ingest_server.h"
 #include "runtime/serve/queue_workers.h"
 #include "runtime/serve/scheduler.h"
+#include "runtime/serve/serve_metrics.h"
 #include "runtime/serve/worker_options.h"
 
 namespace pwrcell::runtime::serve {
@@ -63,15 +64,6 @@ Status SendRecords(ports::Queue& queue, const std::vector<std::string>& records)
     if (!sent.ok()) return sent.status().WithContext("storing telemetry records");
   }
   return Status::Ok();
-}
-
-void DescribeGauges(Metrics& m) {
-  m.Describe("pwrcell_queue_depth", Metrics::Type::kGauge, "Messages in a queue, by queue and state (visible, in_flight)");
-  m.Describe("pwrcell_dead_letters", Metrics::Type::kGauge, "Messages in a queue's dead-letter store");
-  m.Describe("pwrcell_devices", Metrics::Type::kGauge, "Registered systems, by kind and remote_state");
-  m.Describe("pwrcell_devices_by_commissioning", Metrics::Type::kGauge,
-             "Registered systems, by kind and commissioning state");
-  m.Describe("pwrcell_up", Metrics::Type::kGauge, "1 while serve runs");
 }
 
 // A handler of single messages as a pool handler: one Status per message, in order.
@@ -180,35 +172,11 @@ struct ServeApp::Parts {
   }
 
   void RefreshGauges() {
-    metrics.Set("pwrcell_up", {}, 1);
-    const std::pair<const char*, ports::Queue*> queues[] = {{kIngestQueue, store.ingest.get()},
-                                                            {kConcertoQueue, store.concerto.get()},
-                                                            {kConcertoTelemetryQueue, store.concerto_telemetry.get()},
-                                                            {kCesQueue, store.ces.get()}};
-    for (const auto& [name, queue] : queues) {
-      auto stats = queue->Stats();
-      if (!stats.ok()) continue;
-      metrics.Set("pwrcell_queue_depth", {{"queue", name}, {"state", "visible"}}, static_cast<double>(stats->visible));
-      metrics.Set("pwrcell_queue_depth", {{"queue", name}, {"state", "in_flight"}},
-                  static_cast<double>(stats->in_flight));
-      metrics.Set("pwrcell_dead_letters", {{"queue", name}}, static_cast<double>(stats->dead_letter));
-    }
-    auto devices = store.devices->List();
-    if (!devices.ok()) return;
-    metrics.ClearFamily("pwrcell_devices");
-    metrics.ClearFamily("pwrcell_devices_by_commissioning");
-    for (const char* kind : {"real", "simulated"}) {
-      for (const char* state : {"ONLINE", "OFFLINE", "ERROR", "NONE"}) {
-        metrics.Set("pwrcell_devices", {{"kind", kind}, {"remote_state", state}}, 0);
-      }
-    }
-    for (const auto& d : *devices) {
-      const std::string kind = d.is_simulated ? "simulated" : "real";
-      const std::string state = d.remote_state ? std::string(domain::RemoteStateName(*d.remote_state)) : "NONE";
-      metrics.Increment("pwrcell_devices", {{"kind", kind}, {"remote_state", state}});
-      metrics.Increment("pwrcell_devices_by_commissioning",
-                        {{"kind", kind}, {"state", std::string(domain::CommissioningStateName(d.commissioning.state))}});
-    }
+    gauges.Refresh({{kIngestQueue, store.ingest.get()},
+                    {kConcertoQueue, store.concerto.get()},
+                    {kConcertoTelemetryQueue, store.concerto_telemetry.get()},
+                    {kCesQueue, store.ces.get()}},
+                   *store.devices);
   }
 
   void Schedule() {
@@ -241,6 +209,7 @@ struct ServeApp::Parts {
   const config::Config config;
   const ports::Clock& clock;
   Metrics metrics;
+  const ServeMetrics gauges{&metrics};
   Store store;
   adapters::ConcertoClient concerto;
   adapters::CesClient ces;
@@ -276,7 +245,7 @@ Result<std::unique_ptr<ServeApp>> ServeApp::Create(const config::Config& config,
   return std::unique_ptr<ServeApp>(new ServeApp(std::move(parts)));
 }
 
-ServeApp::ServeApp(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) { DescribeGauges(parts_->metrics); }
+ServeApp::ServeApp(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
 
 ServeApp::~ServeApp() { (void)Stop(); }
 
