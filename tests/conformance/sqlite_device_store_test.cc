@@ -164,10 +164,11 @@ PRAGMA user_version = 1;
     }
   }
 
+  // The device table's shape of version 2 (unchanged since), in a file of the current version.
   void ExpectVersion2Shape(SqliteDatabase& database) {
-    EXPECT_EQ(Texts(database, "PRAGMA user_version"), (std::vector<std::string>{"2"}));
-    EXPECT_EQ(Texts(database, "SELECT version FROM schema_versions WHERE component = 'devices'"),
-              (std::vector<std::string>{"2"}));
+    const std::vector<std::string> current{std::to_string(adapters::kSqliteSchemaVersion)};
+    EXPECT_EQ(Texts(database, "PRAGMA user_version"), current);
+    EXPECT_EQ(Texts(database, "SELECT version FROM schema_versions WHERE component = 'devices'"), current);
     const auto columns = Columns(database, "devices");
     EXPECT_TRUE(Contains(columns, "site_id"));
     EXPECT_FALSE(Contains(columns, "inverter_rcpn")) << "the old column is dropped";
@@ -242,10 +243,11 @@ TEST_F(SqliteDeviceTable, AVersion1FileIsMigratedAlsoWhenAQueueOpensItFirst) {
   auto database = OpenDatabase();
   ASSERT_NE(database, nullptr);
   adapters::FakeClock clock;
-  // The queue raises the file's user_version to 2; the device table must still be migrated.
+  // The queue raises the file's user_version to the current one; the device table must still be migrated.
   auto queue = adapters::SqliteQueue::Create(database, "ces", clock, 5);
   ASSERT_TRUE(queue.ok()) << queue.status().ToString();
-  EXPECT_EQ(Texts(*database, "PRAGMA user_version"), (std::vector<std::string>{"2"}));
+  EXPECT_EQ(Texts(*database, "PRAGMA user_version"),
+            (std::vector<std::string>{std::to_string(adapters::kSqliteSchemaVersion)}));
   auto store = SqliteDeviceStore::Create(database);
   ASSERT_TRUE(store.ok()) << store.status().ToString();
   ExpectVersion2Shape(*database);

@@ -43,7 +43,9 @@ namespace pwrcell::adapters {
 //   1: devices(remote_id, inverter_rcpn, version, record, updated_at), queue_messages.
 //   2: devices gains site_id (index devices_by_site) and loses inverter_rcpn, replaced by the
 //      table device_inverters(rcpn, remote_id); schema_versions records each component's version.
-inline constexpr int kSqliteSchemaVersion = 2;
+//   3: queue_messages gains leased (ready / leased messages, three partial indexes instead of
+//      queue_messages_ready) and queue_counts (sqlite_queue.h).
+inline constexpr int kSqliteSchemaVersion = 3;
 
 class SqliteDatabase;
 class SqliteSession;

@@ -19,10 +19,54 @@ CREATE TABLE IF NOT EXISTS queue_messages (
   visible_at INTEGER NOT NULL,
   receive_count INTEGER NOT NULL DEFAULT 0,
   dead INTEGER NOT NULL DEFAULT 0,
-  dead_at INTEGER
+  dead_at INTEGER,
+  leased INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS queue_messages_ready ON queue_messages (queue, dead, visible_at, id);
+CREATE INDEX IF NOT EXISTS queue_messages_by_ready ON queue_messages (queue, id) WHERE dead = 0 AND leased = 0;
+-- dead and leased ride along so that Stats' count of run-out leases reads the index alone.
+CREATE INDEX IF NOT EXISTS queue_messages_by_lease ON queue_messages (queue, visible_at, dead, leased)
+  WHERE dead = 0 AND leased = 1;
+CREATE INDEX IF NOT EXISTS queue_messages_by_dead ON queue_messages (queue, dead_at, id) WHERE dead = 1;
+CREATE TABLE IF NOT EXISTS queue_counts (
+  queue TEXT PRIMARY KEY,
+  ready INTEGER NOT NULL DEFAULT 0,
+  leased INTEGER NOT NULL DEFAULT 0,
+  dead INTEGER NOT NULL DEFAULT 0
+);
 )sql";
+
+// Version 1 and 2 files (the same queue table: no leased column, one index on
+// (queue, dead, visible_at, id) that Receive had to sort from) -> version 3. A delivered live
+// message (receive_count > 0) becomes a lease with its visible_at, whether or not it has
+// expired (the next Receive promotes the expired ones); a never-delivered or redriven one is
+// ready. The counts are taken once here; every statement that changes a message's state keeps
+// them from then on. O(rows), once, inside EnsureSchema's transaction.
+Status MigrateToVersion3(SqliteSession& session) {
+  return session.Exec(R"sql(
+DROP INDEX IF EXISTS queue_messages_ready;
+ALTER TABLE queue_messages ADD COLUMN leased INTEGER NOT NULL DEFAULT 0;
+UPDATE queue_messages SET leased = 1 WHERE dead = 0 AND receive_count > 0;
+CREATE TABLE queue_counts (
+  queue TEXT PRIMARY KEY,
+  ready INTEGER NOT NULL DEFAULT 0,
+  leased INTEGER NOT NULL DEFAULT 0,
+  dead INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO queue_counts (queue, ready, leased, dead)
+  SELECT queue, SUM(dead = 0 AND leased = 0), SUM(dead = 0 AND leased = 1), SUM(dead = 1)
+  FROM queue_messages GROUP BY queue;
+)sql");
+}
+
+const SqliteSchema& QueueSchema() {
+  static const SqliteSchema schema{
+      .component = "queues",
+      .table = "queue_messages",
+      .ddl = kSchema,
+      .migrations = {{.version = 3, .apply = MigrateToVersion3}},
+  };
+  return schema;
+}
 
 struct Receipt {
   std::int64_t id = 0;
@@ -53,6 +97,40 @@ ports::ReceivedMessage MessageFromRow(const SqliteStatement& row) {
   return m;
 }
 
+// How one operation changes the queue's counts (queue_counts), added in the operation's own
+// transaction, so that the counts always equal the rows.
+struct CountsDelta {
+  std::int64_t ready = 0;
+  std::int64_t leased = 0;
+  std::int64_t dead = 0;
+};
+
+Status AddToCounts(SqliteSession& session, const std::string& queue, const CountsDelta& delta) {
+  if (delta.ready == 0 && delta.leased == 0 && delta.dead == 0) return Status::Ok();
+  // An upsert: a queue's row is made by its first message.
+  auto add = session.Prepare(
+      "INSERT INTO queue_counts (queue, ready, leased, dead) VALUES (?1, ?2, ?3, ?4) "
+      "ON CONFLICT (queue) DO UPDATE SET "
+      "ready = ready + excluded.ready, leased = leased + excluded.leased, dead = dead + excluded.dead");
+  if (!add.ok()) return add.status();
+  add->BindText(1, queue).BindInt64(2, delta.ready).BindInt64(3, delta.leased).BindInt64(4, delta.dead);
+  return add->Run();
+}
+
+// The state of the live message a receipt names: leased (true) or ready (false); nullopt when the
+// receipt is not the latest delivery of a live message of `queue`.
+Result<std::optional<bool>> LiveMessageIsLeased(SqliteSession& session, const std::string& queue,
+                                                const Receipt& receipt) {
+  auto query = session.Prepare(
+      "SELECT leased FROM queue_messages WHERE id = ?1 AND queue = ?2 AND receive_count = ?3 AND dead = 0");
+  if (!query.ok()) return query.status();
+  query->BindInt64(1, receipt.id).BindText(2, queue).BindInt64(3, receipt.receive_count);
+  auto row = query->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return std::optional<bool>();
+  return std::optional<bool>(query->ColumnInt64(0) != 0);
+}
+
 }  // namespace
 
 Result<std::unique_ptr<SqliteQueue>> SqliteQueue::Open(const std::string& path, std::string name,
@@ -66,7 +144,7 @@ Result<std::unique_ptr<SqliteQueue>> SqliteQueue::Create(std::shared_ptr<SqliteD
                                                          const ports::Clock& clock, int max_receives) {
   if (name.empty()) return InvalidArgumentError("a queue needs a name");
   if (max_receives < 1) return InvalidArgumentError("queue " + name + ": max_receives must be at least 1");
-  PWRCELL_RETURN_IF_ERROR(database->EnsureSchema(kSchema).WithContext("queue table in " + database->Path()));
+  PWRCELL_RETURN_IF_ERROR(database->EnsureSchema(QueueSchema()).WithContext("queue table in " + database->Path()));
   return std::unique_ptr<SqliteQueue>(new SqliteQueue(std::move(database), std::move(name), clock, max_receives));
 }
 
@@ -86,8 +164,8 @@ Result<std::vector<std::string>> SqliteQueue::SendBatch(const std::vector<std::s
   ids.reserve(bodies.size());
   {
     auto insert = session.Prepare(
-        "INSERT INTO queue_messages (queue, body, sent_at, visible_at, receive_count, dead) "
-        "VALUES (?1, ?2, ?3, ?3, 0, 0)");
+        "INSERT INTO queue_messages (queue, body, sent_at, visible_at, receive_count, dead, leased) "
+        "VALUES (?1, ?2, ?3, ?3, 0, 0, 0)");
     if (!insert.ok()) return insert.status();
     for (const auto& body : bodies) {
       insert->BindText(1, name_).BindBlob(2, body).BindInt64(3, now);
@@ -96,6 +174,8 @@ Result<std::vector<std::string>> SqliteQueue::SendBatch(const std::vector<std::s
       ids.push_back(std::to_string(session.LastInsertRowId()));
     }
   }
+  PWRCELL_RETURN_IF_ERROR(AddToCounts(session, name_, {.ready = static_cast<std::int64_t>(bodies.size())})
+                              .WithContext("sending to queue " + name_));
   PWRCELL_RETURN_IF_ERROR(transaction->Commit().WithContext("sending to queue " + name_));
   return ids;
 }
@@ -113,13 +193,23 @@ Result<std::vector<ports::ReceivedMessage>> SqliteQueue::Receive(std::size_t max
   auto transaction = session.BeginImmediate();
   if (!transaction.ok()) return transaction.status();
   std::vector<ports::ReceivedMessage> received;
+  CountsDelta counts;
   {
-    auto select = session.Prepare(
-        "SELECT id, body, sent_at, receive_count FROM queue_messages "
-        "WHERE queue = ?1 AND dead = 0 AND visible_at <= ?2 AND id > ?3 ORDER BY id LIMIT ?4");
-    auto deliver =
-        session.Prepare("UPDATE queue_messages SET receive_count = receive_count + 1, visible_at = ?2 WHERE id = ?1");
-    auto bury = session.Prepare("UPDATE queue_messages SET dead = 1, dead_at = ?2 WHERE id = ?1");
+    // Every lease that has run out is ready again before the oldest ready messages are chosen,
+    // so that "oldest first" holds over all visible messages. Each lease is promoted once, so
+    // this costs O(log n) per delivery that expired, not per message waiting.
+    auto promote = session.Prepare(kPromoteExpiredLeasesQuery);
+    if (!promote.ok()) return promote.status();
+    promote->BindText(1, name_).BindInt64(2, now);
+    PWRCELL_RETURN_IF_ERROR(promote->Run().WithContext("receiving from queue " + name_));
+    counts.ready += session.Changes();
+    counts.leased -= session.Changes();
+  }
+  {
+    auto select = session.Prepare(kReceiveQuery);
+    auto deliver = session.Prepare(
+        "UPDATE queue_messages SET receive_count = receive_count + 1, visible_at = ?2, leased = 1 WHERE id = ?1");
+    auto bury = session.Prepare("UPDATE queue_messages SET dead = 1, dead_at = ?2, leased = 0 WHERE id = ?1");
     for (const auto* s : {&select, &deliver, &bury}) {
       if (!s->ok()) return s->status();
     }
@@ -129,10 +219,7 @@ Result<std::vector<ports::ReceivedMessage>> SqliteQueue::Receive(std::size_t max
     while (received.size() < max_messages) {
       const std::size_t wanted = max_messages - received.size();
       std::vector<std::pair<std::int64_t, ports::ReceivedMessage>> candidates;
-      select->BindText(1, name_)
-          .BindInt64(2, now)
-          .BindInt64(3, after_id)
-          .BindInt64(4, static_cast<std::int64_t>(wanted));
+      select->BindText(1, name_).BindInt64(2, after_id).BindInt64(3, static_cast<std::int64_t>(wanted));
       while (true) {
         auto row = select->Step();
         if (!row.ok()) return row.status().WithContext("receiving from queue " + name_);
@@ -147,11 +234,15 @@ Result<std::vector<ports::ReceivedMessage>> SqliteQueue::Receive(std::size_t max
           bury->BindInt64(1, id).BindInt64(2, now);
           PWRCELL_RETURN_IF_ERROR(bury->Run().WithContext("dead-lettering in queue " + name_));
           bury->Reset();
+          counts.ready -= 1;
+          counts.dead += 1;
           continue;
         }
         deliver->BindInt64(1, id).BindInt64(2, hidden_until);
         PWRCELL_RETURN_IF_ERROR(deliver->Run().WithContext("receiving from queue " + name_));
         deliver->Reset();
+        counts.ready -= 1;
+        counts.leased += 1;
         m.receive_count += 1;
         m.receipt = m.id + ":" + std::to_string(m.receive_count);
         received.push_back(std::move(m));
@@ -159,81 +250,86 @@ Result<std::vector<ports::ReceivedMessage>> SqliteQueue::Receive(std::size_t max
       if (candidates.size() < wanted) break;
     }
   }
+  PWRCELL_RETURN_IF_ERROR(AddToCounts(session, name_, counts).WithContext("receiving from queue " + name_));
   PWRCELL_RETURN_IF_ERROR(transaction->Commit().WithContext("receiving from queue " + name_));
   return received;
 }
 
 Status SqliteQueue::Delete(const std::string& receipt) {
-  const auto parsed = ParseReceipt(receipt);
-  if (!parsed) return InvalidArgumentError("malformed receipt '" + receipt + "'");
-  auto session = database_->Lock();
-  {
-    auto remove =
-        session.Prepare("DELETE FROM queue_messages WHERE id = ?1 AND queue = ?2 AND receive_count = ?3 AND dead = 0");
-    if (!remove.ok()) return remove.status();
-    remove->BindInt64(1, parsed->id).BindText(2, name_).BindInt64(3, parsed->receive_count);
-    PWRCELL_RETURN_IF_ERROR(remove->Run().WithContext("deleting from queue " + name_));
-  }
-  if (session.Changes() == 0) {
-    return NotFoundError("receipt " + receipt + " is not the latest delivery of a message in queue " + name_);
-  }
-  return Status::Ok();
+  return Settle(receipt, Settlement::kDelete, 0);
 }
 
 Status SqliteQueue::DeadLetter(const std::string& receipt) {
-  const auto parsed = ParseReceipt(receipt);
-  if (!parsed) return InvalidArgumentError("malformed receipt '" + receipt + "'");
-  const std::int64_t now = ToUnixMillis(clock_.Now());
-  auto session = database_->Lock();
-  {
-    auto bury = session.Prepare(
-        "UPDATE queue_messages SET dead = 1, dead_at = ?4 "
-        "WHERE id = ?1 AND queue = ?2 AND receive_count = ?3 AND dead = 0");
-    if (!bury.ok()) return bury.status();
-    bury->BindInt64(1, parsed->id).BindText(2, name_).BindInt64(3, parsed->receive_count).BindInt64(4, now);
-    PWRCELL_RETURN_IF_ERROR(bury->Run().WithContext("dead-lettering in queue " + name_));
-  }
-  if (session.Changes() == 0) {
-    return NotFoundError("receipt " + receipt + " is not the latest delivery of a message in queue " + name_);
-  }
-  return Status::Ok();
+  return Settle(receipt, Settlement::kDeadLetter, ToUnixMillis(clock_.Now()));
 }
 
 Status SqliteQueue::ChangeVisibility(const std::string& receipt, Duration timeout) {
   PWRCELL_RETURN_IF_ERROR(ports::CheckVisibilityTimeout(timeout));
+  return Settle(receipt, Settlement::kLease, ToUnixMillis(clock_.Now()) + timeout.count());
+}
+
+Status SqliteQueue::Settle(const std::string& receipt, Settlement settlement, std::int64_t at) {
   const auto parsed = ParseReceipt(receipt);
   if (!parsed) return InvalidArgumentError("malformed receipt '" + receipt + "'");
-  const std::int64_t visible_at = ToUnixMillis(clock_.Now()) + timeout.count();
-  auto session = database_->Lock();
-  {
-    auto update = session.Prepare(
-        "UPDATE queue_messages SET visible_at = ?4 "
-        "WHERE id = ?1 AND queue = ?2 AND receive_count = ?3 AND dead = 0");
-    if (!update.ok()) return update.status();
-    update->BindInt64(1, parsed->id).BindText(2, name_).BindInt64(3, parsed->receive_count).BindInt64(4, visible_at);
-    PWRCELL_RETURN_IF_ERROR(update->Run().WithContext("changing visibility in queue " + name_));
+  std::string context;
+  std::string_view sql;
+  CountsDelta counts;
+  switch (settlement) {
+    case Settlement::kDelete:
+      context = "deleting from queue " + name_;
+      sql = "DELETE FROM queue_messages WHERE id = ?1";
+      break;
+    case Settlement::kDeadLetter:
+      context = "dead-lettering in queue " + name_;
+      sql = "UPDATE queue_messages SET dead = 1, dead_at = ?2, leased = 0 WHERE id = ?1";
+      counts.dead = 1;
+      break;
+    case Settlement::kLease:
+      context = "changing visibility in queue " + name_;
+      sql = "UPDATE queue_messages SET visible_at = ?2, leased = 1 WHERE id = ?1";
+      counts.leased = 1;
+      break;
   }
-  if (session.Changes() == 0) {
+  auto session = database_->Lock();
+  // IMMEDIATE: the state read is the state changed, also against another process.
+  auto transaction = session.BeginImmediate();
+  if (!transaction.ok()) return transaction.status().WithContext(context);
+  auto leased = LiveMessageIsLeased(session, name_, *parsed);
+  if (!leased.ok()) return leased.status().WithContext(context);
+  if (!leased->has_value()) {
     return NotFoundError("receipt " + receipt + " is not the latest delivery of a message in queue " + name_);
   }
-  return Status::Ok();
+  (**leased ? counts.leased : counts.ready) -= 1;
+  {
+    auto change = session.Prepare(sql);
+    if (!change.ok()) return change.status();
+    change->BindInt64(1, parsed->id);
+    if (settlement != Settlement::kDelete) change->BindInt64(2, at);
+    PWRCELL_RETURN_IF_ERROR(change->Run().WithContext(context));
+  }
+  PWRCELL_RETURN_IF_ERROR(AddToCounts(session, name_, counts).WithContext(context));
+  return transaction->Commit().WithContext(context);
 }
 
 Result<ports::QueueStats> SqliteQueue::Stats() {
   const std::int64_t now = ToUnixMillis(clock_.Now());
   auto session = database_->Lock();
-  auto query = session.Prepare(
-      "SELECT TOTAL(dead = 0 AND visible_at <= ?2), TOTAL(dead = 0 AND visible_at > ?2), TOTAL(dead <> 0) "
-      "FROM queue_messages WHERE queue = ?1");
+  auto query = session.Prepare(kStatsQuery);
   if (!query.ok()) return query.status();
   query->BindText(1, name_).BindInt64(2, now);
   auto row = query->Step();
   if (!row.ok()) return row.status().WithContext("counting queue " + name_);
   ports::QueueStats stats;
-  if (*row) {
-    stats.visible = static_cast<std::size_t>(query->ColumnInt64(0));
-    stats.in_flight = static_cast<std::size_t>(query->ColumnInt64(1));
-    stats.dead_letter = static_cast<std::size_t>(query->ColumnInt64(2));
+  if (*row) {  // no row: nothing was ever sent to this queue
+    const std::int64_t ready = query->ColumnInt64(0);
+    const std::int64_t leased = query->ColumnInt64(1);
+    const std::int64_t expired = query->ColumnInt64(3);  // leases run out, not yet promoted
+    // The counts equal the rows (tests/conformance/sqlite_queue_test.cc checks it); a file edited
+    // by hand must still not show a negative count as 2^64 on /metrics.
+    auto count = [](std::int64_t n) { return static_cast<std::size_t>(std::max<std::int64_t>(n, 0)); };
+    stats.visible = count(ready + expired);
+    stats.in_flight = count(leased - expired);
+    stats.dead_letter = count(query->ColumnInt64(2));
   }
   return stats;
 }
@@ -241,9 +337,7 @@ Result<ports::QueueStats> SqliteQueue::Stats() {
 Result<std::vector<ports::ReceivedMessage>> SqliteQueue::PeekDeadLetters(std::size_t max_messages) {
   if (max_messages == 0) return InvalidArgumentError("PeekDeadLetters needs max_messages >= 1");
   auto session = database_->Lock();
-  auto query = session.Prepare(
-      "SELECT id, body, sent_at, receive_count FROM queue_messages "
-      "WHERE queue = ?1 AND dead = 1 ORDER BY dead_at, id LIMIT ?2");
+  auto query = session.Prepare(kPeekDeadLettersQuery);
   if (!query.ok()) return query.status();
   query->BindText(1, name_).BindInt64(2, static_cast<std::int64_t>(max_messages));
   std::vector<ports::ReceivedMessage> dead;
@@ -268,8 +362,7 @@ Result<std::size_t> SqliteQueue::RedriveDeadLetters(std::size_t max_messages) {
   if (!transaction.ok()) return transaction.status().WithContext("redriving dead letters of queue " + name_);
   std::vector<std::int64_t> ids;
   {
-    auto select =
-        session.Prepare("SELECT id FROM queue_messages WHERE queue = ?1 AND dead = 1 ORDER BY dead_at, id LIMIT ?2");
+    auto select = session.Prepare(kRedriveQuery);
     if (!select.ok()) return select.status();
     select->BindText(1, name_).BindInt64(2, limit);
     while (true) {
@@ -281,8 +374,8 @@ Result<std::size_t> SqliteQueue::RedriveDeadLetters(std::size_t max_messages) {
   }
   {
     auto copy = session.Prepare(
-        "INSERT INTO queue_messages (queue, body, sent_at, visible_at, receive_count, dead) "
-        "SELECT queue, body, ?2, ?2, 0, 0 FROM queue_messages WHERE id = ?1");
+        "INSERT INTO queue_messages (queue, body, sent_at, visible_at, receive_count, dead, leased) "
+        "SELECT queue, body, ?2, ?2, 0, 0, 0 FROM queue_messages WHERE id = ?1");
     auto remove = session.Prepare("DELETE FROM queue_messages WHERE id = ?1");
     for (const auto* s : {&copy, &remove}) {
       if (!s->ok()) return s->status();
@@ -296,6 +389,9 @@ Result<std::size_t> SqliteQueue::RedriveDeadLetters(std::size_t max_messages) {
       remove->Reset();
     }
   }
+  const auto moved = static_cast<std::int64_t>(ids.size());
+  PWRCELL_RETURN_IF_ERROR(AddToCounts(session, name_, {.ready = moved, .dead = -moved})
+                              .WithContext("redriving dead letters of queue " + name_));
   PWRCELL_RETURN_IF_ERROR(transaction->Commit().WithContext("redriving dead letters of queue " + name_));
   return ids.size();
 }
