@@ -143,16 +143,8 @@ class Counter : public MetricFamily<Metrics::Type::kCounter, N> {
   using Base::Base;
   using typename Base::LabelValues;
 
-  void Increment(const LabelValues& values, double by = 1) const
-    requires(N > 0)
-  {
-    this->AddTo(values, by);
-  }
-  void Increment(double by = 1) const
-    requires(N == 0)
-  {
-    this->AddTo({}, by);
-  }
+  void Increment(const LabelValues& values, double by = 1) const requires(N > 0) { this->AddTo(values, by); }
+  void Increment(double by = 1) const requires(N == 0) { this->AddTo({}, by); }
 };
 
 // A gauge family with N labels: set to a value (or counted up while it is rebuilt).
@@ -163,16 +155,8 @@ class Gauge : public MetricFamily<Metrics::Type::kGauge, N> {
   using Base::Base;
   using typename Base::LabelValues;
 
-  void Set(const LabelValues& values, double value) const
-    requires(N > 0)
-  {
-    this->SetTo(values, value);
-  }
-  void Set(double value) const
-    requires(N == 0)
-  {
-    this->SetTo({}, value);
-  }
+  void Set(const LabelValues& values, double value) const requires(N > 0) { this->SetTo(values, value); }
+  void Set(double value) const requires(N == 0) { this->SetTo({}, value); }
   void Add(const LabelValues& values, double by = 1) const { this->AddTo(values, by); }
   // Drops every series (before re-setting gauges whose label values may disappear).
   void Clear() const { this->ClearAll(); }

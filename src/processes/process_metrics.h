@@ -67,8 +67,7 @@ struct DeviceMetadataMetrics {
 // registrar.
 struct RegistrarMetrics {
   explicit RegistrarMetrics(Metrics* registry)
-      : sweeps(registry, "pwrcell_registrar_sweeps_total", "Complete or partial asset lists registered",
-               {"complete"}),
+      : sweeps(registry, "pwrcell_registrar_sweeps_total", "Complete or partial asset lists registered", {"complete"}),
         registered(registry, "pwrcell_devices_registered_total", "Systems added to the device table"),
         deregistered(registry, "pwrcell_devices_deregistered_total",
                      "Systems removed from the device table because they left Concerto") {}

@@ -12,8 +12,8 @@ Verdict VerdictFromTable(const HttpResponse& response, const ExchangeClass& tabl
   verdict.outcome = table.outcome;
   verdict.credentials_rejected = table.code == StatusCode::kUnauthenticated;
   if (table.code != StatusCode::kOk) {
-    verdict.status = Status(table.code, "HTTP " + std::to_string(response.status) +
-                                            (server_says.empty() ? "" : " (" + server_says + ")"));
+    verdict.status = Status(
+        table.code, "HTTP " + std::to_string(response.status) + (server_says.empty() ? "" : " (" + server_says + ")"));
   }
   return verdict;
 }

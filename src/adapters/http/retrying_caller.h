@@ -51,8 +51,8 @@ struct CallCounters {
 };
 
 struct RetryingCallerOptions {
-  std::string service;  // "Concerto", "CES": starts every message and log line
-  int max_retries = 3;  // retries after the first attempt
+  std::string service;                 // "Concerto", "CES": starts every message and log line
+  int max_retries = 3;                 // retries after the first attempt
   double max_requests_per_second = 0;  // <= 0: unlimited
   double burst = 1;                    // token-bucket capacity
   BackoffPolicy backoff;

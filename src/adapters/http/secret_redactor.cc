@@ -19,7 +19,8 @@ std::string SecretRedactor::Redact(std::string text) const {
   std::vector<const std::string*> ordered;
   ordered.reserve(secrets_.size());
   for (const std::string& secret : secrets_) ordered.push_back(&secret);
-  std::sort(ordered.begin(), ordered.end(), [](const std::string* a, const std::string* b) { return a->size() > b->size(); });
+  std::sort(ordered.begin(), ordered.end(),
+            [](const std::string* a, const std::string* b) { return a->size() > b->size(); });
   for (const std::string* secret : ordered) {
     for (auto pos = text.find(*secret); pos != std::string::npos; pos = text.find(*secret, pos + kMask.size())) {
       text.replace(pos, secret->size(), kMask);

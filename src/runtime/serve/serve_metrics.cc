@@ -2,8 +2,8 @@
 
 #include <string>
 
-#include "domain/device.h"
 #include "domain/concerto_types.h"
+#include "domain/device.h"
 
 namespace pwrcell::runtime::serve {
 
