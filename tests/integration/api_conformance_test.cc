@@ -371,13 +371,7 @@ INSTANTIATE_TEST_SUITE_P(SimClient, ConcertoApiConformance,
 
 INSTANTIATE_TEST_SUITE_P(
     SimClient, CesApiConformance,
-    ::testing::Values(CesBackendFactory{
-        "SimClient",
-        [] { return SimCesBackend::Start(); },
-        {{"SystemIdHoldingTheBatchSeparatorIsInvalidArgument",
-          "CesClient::GetStatus URL-encodes a ',' inside a systemId and sends it; ces-sim decodes it and "
-          "answers for two systems. The client should refuse such an id (kInvalidArgument) as it refuses an "
-          "empty one."}}}),
+    ::testing::Values(CesBackendFactory{"SimClient", [] { return SimCesBackend::Start(); }, {}}),
     CesBackendName);
 
 }  // namespace

@@ -208,6 +208,11 @@ Result<domain::CesStatusBatch> CesClient::GetStatus(const std::vector<std::strin
   std::string query;
   for (const std::string& id : system_ids) {
     if (id.empty()) return InvalidArgumentError("CES status: empty systemId in the batch");
+    // The batch travels as systemIds=a,b (contracts/ces-api.md): an id holding the separator would
+    // be read as two and answered for systems nobody asked about.
+    if (id.find(',') != std::string::npos) {
+      return InvalidArgumentError("CES status: systemId \"" + id + "\" holds ',', the batch separator");
+    }
     if (!query.empty()) query += ',';
     query += UrlEncode(id);
   }
