@@ -35,18 +35,13 @@ Status CesStatePoller::Poll() {
   return Status::Ok();
 }
 
-CesStateProcessor::CesStateProcessor(Context& context) : context_(context) {
-  context_.metrics.Describe("pwrcell_remote_state_changes_total", Metrics::Type::kCounter,
-                            "remote_state changes decided, by new state");
-  context_.metrics.Describe("pwrcell_ces_statuses_total", Metrics::Type::kCounter,
-                            "CES system statuses received, by statusName");
-}
+CesStateProcessor::CesStateProcessor(Context& context) : context_(context), metrics_(&context.metrics) {}
 
 Status CesStateProcessor::Process(const domain::CesStatusBatch& batch) {
   const Timestamp now = context_.clock.Now();
   std::set<std::string> touched;
   auto store = [&](const std::string& id, const std::string& status) -> Status {
-    context_.metrics.Increment("pwrcell_ces_statuses_total", {{"status", status}});
+    metrics_.ces_statuses.Increment({status});
     auto updated = MutateDevice(
         context_.devices, id,
         [&](domain::DeviceRecord& d) {
@@ -144,8 +139,7 @@ Status CesStateProcessor::EvaluateAndPublish(const std::optional<std::set<std::s
       d = std::move(**updated);
       step = domain::PlanRemoteState(d, *liveness);
       if (state_changed) {
-        context_.metrics.Increment("pwrcell_remote_state_changes_total",
-                                   {{"state", std::string(domain::RemoteStateName(*d.evaluated_state))}});
+        metrics_.remote_state_changes.Increment({domain::RemoteStateName(*d.evaluated_state)});
         spdlog::info("remote_state: system {}: {} -> {} ({})", d.remote_id,
                      previous ? domain::RemoteStateName(*previous) : "none",
                      domain::RemoteStateName(*d.evaluated_state), d.remote_state_reason);

@@ -20,6 +20,7 @@
 #include "domain/ces_types.h"
 #include "domain/remote_state.h"
 #include "processes/context.h"
+#include "processes/process_metrics.h"
 
 namespace pwrcell::processes {
 
@@ -52,6 +53,7 @@ class CesStateProcessor {
   Result<domain::LivenessContext> Liveness();
 
   Context& context_;
+  CesStateMetrics metrics_;
 };
 
 }  // namespace pwrcell::processes

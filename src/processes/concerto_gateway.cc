@@ -63,15 +63,7 @@ void AddRef(std::vector<domain::AssetRef>& refs, domain::AssetRef ref) {
 }  // namespace
 
 ConcertoGateway::ConcertoGateway(Context& context, ports::ConcertoApi& concerto, Registrar& registrar)
-    : context_(context), concerto_(concerto), registrar_(registrar) {
-  auto& m = context_.metrics;
-  m.Describe("pwrcell_concerto_points_total", Metrics::Type::kCounter,
-             "Telemetry points sent to Concerto, by outcome (accepted, duplicate, rejected)");
-  m.Describe("pwrcell_commissioning_steps_total", Metrics::Type::kCounter,
-             "Commissioning steps executed, by step and outcome (found, created, failed)");
-  m.Describe("pwrcell_remote_state_updates_total", Metrics::Type::kCounter,
-             "remote_state updates sent to Concerto, by target (system, inverter, site_meter, site)");
-}
+    : context_(context), concerto_(concerto), registrar_(registrar), metrics_(&context.metrics) {}
 
 Status ConcertoGateway::Handle(const ConcertoRequest& request) {
   return std::visit(Overloaded{
@@ -276,14 +268,14 @@ Status ConcertoGateway::CommissionLeased(const std::string& remote_id, const std
       }
     }
     if (!outcome.ok()) {
-      context_.metrics.Increment("pwrcell_commissioning_steps_total", {{"step", kind}, {"outcome", "failed"}});
+      metrics_.commissioning_steps.Increment({kind, "failed"});
       const std::string reason = step->description + ": " + outcome.ToString();
       spdlog::warn("commissioning {}: {}", remote_id, reason);
       set_state(outcome.IsRetryable() ? CommissioningState::kPending : CommissioningState::kFailed,
                 (outcome.IsRetryable() ? "retrying: " : "") + reason);
       return outcome;
     }
-    context_.metrics.Increment("pwrcell_commissioning_steps_total", {{"step", kind}, {"outcome", "done"}});
+    metrics_.commissioning_steps.Increment({kind, "done"});
     spdlog::info("commissioning {}: {}", remote_id, step->description);
     if (record_progress) {
       // Before the write (shared_state.h), so a registrar that sees the write sees the note too.
@@ -375,7 +367,7 @@ Result<ConcertoGateway::SendOutcome> ConcertoGateway::SendState(const char* targ
     return SendOutcome::kUnknownTarget;
   }
   if (!sent.ok()) return sent;
-  context_.metrics.Increment("pwrcell_remote_state_updates_total", {{"target", target}});
+  metrics_.remote_state_updates.Increment({target});
   if (!recorded.ok()) {
     // Concerto has it; only our record of it failed: a later request finds it unrecorded and sends
     // it once more, which Concerto takes as a no-op.
@@ -477,12 +469,10 @@ Status ConcertoGateway::PushTelemetry(const PushTelemetryRequest& request) {
   if (request.points.empty()) return Status::Ok();
   auto result = concerto_.IngestTelemetry(request.points);
   if (!result.ok()) return result.status();
-  auto& m = context_.metrics;
-  m.Increment("pwrcell_concerto_points_total", {{"outcome", "accepted"}}, result->accepted);
-  if (result->duplicates > 0) m.Increment("pwrcell_concerto_points_total", {{"outcome", "duplicate"}}, result->duplicates);
+  metrics_.points.Increment({"accepted"}, result->accepted);
+  if (result->duplicates > 0) metrics_.points.Increment({"duplicate"}, result->duplicates);
   if (!result->rejected.empty()) {
-    m.Increment("pwrcell_concerto_points_total", {{"outcome", "rejected"}},
-                static_cast<double>(result->rejected.size()));
+    metrics_.points.Increment({"rejected"}, static_cast<double>(result->rejected.size()));
     const auto& first = result->rejected.front();
     spdlog::warn("telemetry: Concerto rejected {} of {} points (first: point {} asset {}: {})", result->rejected.size(),
                  request.points.size(), first.index,

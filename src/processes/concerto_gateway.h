@@ -16,6 +16,7 @@
 #include "ports/concerto_api.h"
 #include "processes/context.h"
 #include "processes/messages.h"
+#include "processes/process_metrics.h"
 #include "processes/registrar.h"
 
 namespace pwrcell::processes {
@@ -49,6 +50,7 @@ class ConcertoGateway {
   Context& context_;
   ports::ConcertoApi& concerto_;
   Registrar& registrar_;
+  ConcertoGatewayMetrics metrics_;
 };
 
 }  // namespace pwrcell::processes

@@ -66,18 +66,13 @@ Status RequestCommissioningIfNeeded(Context& context, const std::string& remote_
   return Status::Ok();
 }
 
-DeviceMetadataProcessor::DeviceMetadataProcessor(Context& context) : context_(context) {
-  context_.metrics.Describe("pwrcell_metadata_processed_total", Metrics::Type::kCounter,
-                            "CES metadata answers stored, by coupling");
-  context_.metrics.Describe("pwrcell_coupling_errors_total", Metrics::Type::kCounter,
-                            "Systems whose CES configuration needs an operator (mixed acPVPowerRating ...)");
-}
+DeviceMetadataProcessor::DeviceMetadataProcessor(Context& context) : context_(context), metrics_(&context.metrics) {}
 
 Status DeviceMetadataProcessor::Process(const std::string& remote_id, const domain::SystemMetadata& metadata) {
   const domain::CouplingDecision coupling = domain::DetermineCoupling(remote_id, metadata.inverters);
   if (coupling.error) {
     spdlog::error("metadata: {}", *coupling.error);
-    context_.metrics.Increment("pwrcell_coupling_errors_total");
+    metrics_.coupling_errors.Increment();
   }
   const Timestamp now = context_.clock.Now();
   auto updated = MutateDevice(
@@ -102,8 +97,7 @@ Status DeviceMetadataProcessor::Process(const std::string& remote_id, const doma
     spdlog::debug("metadata: system {} is no longer registered; answer ignored", remote_id);
     return Status::Ok();
   }
-  context_.metrics.Increment("pwrcell_metadata_processed_total",
-                             {{"coupling", std::string(domain::CouplingName(coupling.coupling))}});
+  metrics_.processed.Increment({domain::CouplingName(coupling.coupling)});
   std::string inverters;
   for (const auto& rcpn : (*updated)->inverter_rcpns) inverters += (inverters.empty() ? "" : ", ") + rcpn;
   spdlog::info("metadata: system {}: inverter{} {}, {}-coupled, {} batteries, {} PV links{}", remote_id,

@@ -10,6 +10,7 @@
 #include "common/status.h"
 #include "domain/ces_types.h"
 #include "processes/context.h"
+#include "processes/process_metrics.h"
 
 namespace pwrcell::processes {
 
@@ -22,6 +23,7 @@ class DeviceMetadataProcessor {
 
  private:
   Context& context_;
+  DeviceMetadataMetrics metrics_;
 };
 
 // With AUTO_COMMISSIONING on: marks the record PENDING and queues a commission request, unless one

@@ -66,13 +66,8 @@ bool ApplyConcertoAsset(const domain::ConcertoAsset& asset, domain::DeviceRecord
   return !(record == before);
 }
 
-Registrar::Registrar(Context& context, DeviceMetadataProcessor& metadata) : context_(context), metadata_(metadata) {
-  auto& m = context_.metrics;
-  m.Describe("pwrcell_registrar_sweeps_total", Metrics::Type::kCounter, "Complete or partial asset lists registered");
-  m.Describe("pwrcell_devices_registered_total", Metrics::Type::kCounter, "Systems added to the device table");
-  m.Describe("pwrcell_devices_deregistered_total", Metrics::Type::kCounter,
-             "Systems removed from the device table because they left Concerto");
-}
+Registrar::Registrar(Context& context, DeviceMetadataProcessor& metadata)
+    : context_(context), metadata_(metadata), metrics_(&context.metrics) {}
 
 Status Registrar::Register(const std::vector<domain::ConcertoAsset>& assets, bool complete,
                            std::optional<Timestamp> listing_started) {
@@ -119,7 +114,7 @@ Status Registrar::Register(const std::vector<domain::ConcertoAsset>& assets, boo
         continue;
       }
       record = std::move(*created);
-      context_.metrics.Increment("pwrcell_devices_registered_total");
+      metrics_.registered.Increment();
       spdlog::info("registrar: registered system {} \"{}\"{}", record.remote_id, record.name,
                    record.is_simulated ? " (simulated)" : "");
     }
@@ -167,13 +162,13 @@ Status Registrar::Register(const std::vector<domain::ConcertoAsset>& assets, boo
       }
       // Its throttles, leases and notes go with it (a re-enrolled system starts afresh).
       note(context_.coordination.RemovePrefix(SystemKeyPrefix(d.remote_id)));
-      context_.metrics.Increment("pwrcell_devices_deregistered_total");
+      metrics_.deregistered.Increment();
       spdlog::info("registrar: system {} left Concerto; removed from the device table", d.remote_id);
     }
   } else {
     spdlog::warn("registrar: the asset list was incomplete; no system is removed this time");
   }
-  context_.metrics.Increment("pwrcell_registrar_sweeps_total", {{"complete", complete ? "true" : "false"}});
+  metrics_.sweeps.Increment({complete ? "true" : "false"});
   return first_error;
 }
 

@@ -14,6 +14,7 @@
 #include "domain/concerto_types.h"
 #include "processes/context.h"
 #include "processes/device_metadata_processor.h"
+#include "processes/process_metrics.h"
 
 namespace pwrcell::processes {
 
@@ -39,6 +40,7 @@ class Registrar {
  private:
   Context& context_;
   DeviceMetadataProcessor& metadata_;
+  RegistrarMetrics metrics_;
 };
 
 class RegistrarPoller {

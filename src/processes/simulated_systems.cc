@@ -32,10 +32,11 @@ bool SimulatedMetadataStale(const domain::DeviceRecord& record) {
 }
 
 SimulatedTelemetry::SimulatedTelemetry(Context& context, Duration interval, Sink sink)
-    : context_(context), interval_(interval), sink_(std::move(sink)), owner_(NewOwnerToken()) {
-  context_.metrics.Describe("pwrcell_simulated_records_total", Metrics::Type::kCounter,
-                            "EnergyRecordSets synthesized for simulated systems");
-}
+    : context_(context),
+      interval_(interval),
+      sink_(std::move(sink)),
+      owner_(NewOwnerToken()),
+      metrics_(&context.metrics) {}
 
 Result<int> SimulatedTelemetry::Tick() {
   std::lock_guard lock(mutex_);
@@ -119,7 +120,7 @@ Result<int> SimulatedTelemetry::Tick() {
     auto put = context_.coordination.PutValue(kProducedSlotKey, std::to_string(ToUnixMillis(slot)), watermark_version);
     if (!put.ok()) spdlog::warn("simulated telemetry: recording the produced slot failed: {}", put.status().ToString());
   }
-  context_.metrics.Increment("pwrcell_simulated_records_total", {}, static_cast<double>(records.size()));
+  metrics_.records.Increment(static_cast<double>(records.size()));
   return static_cast<int>(records.size());
 }
 

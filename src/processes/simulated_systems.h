@@ -18,6 +18,7 @@
 #include "fleet/physics.h"
 #include "fleet/system_spec.h"
 #include "processes/context.h"
+#include "processes/process_metrics.h"
 
 namespace pwrcell::processes {
 
@@ -59,6 +60,7 @@ class SimulatedTelemetry {
   const Duration interval_;
   Sink sink_;
   const std::string owner_;  // this object's identity as the producer (not shared state)
+  SimulatedSystemsMetrics metrics_;
   std::mutex mutex_;
   std::map<std::string, Running> running_;
 };

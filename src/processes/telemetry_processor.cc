@@ -9,28 +9,19 @@
 
 namespace pwrcell::processes {
 
-TelemetryProcessor::TelemetryProcessor(Context& context) : context_(context) {
-  auto& m = context_.metrics;
-  m.Describe("pwrcell_telemetry_records_total", Metrics::Type::kCounter,
-             "Telemetry records processed, by outcome (decoded, undecodable, unmatched, retried)");
-  m.Describe("pwrcell_telemetry_points_total", Metrics::Type::kCounter,
-             "Concerto points produced by the telemetry mapping and queued for Concerto");
-  m.Describe("pwrcell_telemetry_unmapped_channels_total", Metrics::Type::kCounter,
-             "Channels with no matching Concerto asset (counted, not guessed)");
-}
+TelemetryProcessor::TelemetryProcessor(Context& context) : context_(context), metrics_(&context.metrics) {}
 
 std::vector<Status> TelemetryProcessor::ProcessRecords(const std::vector<StreamRecord>& records) {
   std::vector<Status> results(records.size());
   // Points produced per record, so that a failed enqueue fails exactly the records whose points
   // it carried.
   std::vector<std::pair<std::size_t, std::vector<domain::TelemetryPoint>>> produced;
-  auto& metrics = context_.metrics;
 
   for (std::size_t i = 0; i < records.size(); ++i) {
     const StreamRecord& record = records[i];
     auto decoded = domain::DecodeRecordSet(record.data);
     if (!decoded.ok()) {
-      metrics.Increment("pwrcell_telemetry_records_total", {{"outcome", "undecodable"}});
+      metrics_.records.Increment({"undecodable"});
       spdlog::warn("telemetry: skipping record {}: {}", record.sequence, decoded.status().message());
       continue;  // poison: OK, never retried
     }
@@ -38,11 +29,11 @@ std::vector<Status> TelemetryProcessor::ProcessRecords(const std::vector<StreamR
     auto found = context_.devices.FindByInverterRcpn(set.inverterid());
     if (!found.ok()) {
       results[i] = found.status().WithContext("looking up inverter " + set.inverterid());
-      metrics.Increment("pwrcell_telemetry_records_total", {{"outcome", "retried"}});
+      metrics_.records.Increment({"retried"});
       continue;
     }
     if (!found->has_value()) {
-      metrics.Increment("pwrcell_telemetry_records_total", {{"outcome", "unmatched"}});
+      metrics_.records.Increment({"unmatched"});
       spdlog::debug("telemetry: record {} from inverter {} matches no registered system; dropped", record.sequence,
                     set.inverterid());
       continue;
@@ -65,13 +56,13 @@ std::vector<Status> TelemetryProcessor::ProcessRecords(const std::vector<StreamR
           context_.clock);
       if (!updated.ok()) {
         results[i] = updated.status();
-        metrics.Increment("pwrcell_telemetry_records_total", {{"outcome", "retried"}});
+        metrics_.records.Increment({"retried"});
         continue;
       }
     }
-    metrics.Increment("pwrcell_telemetry_records_total", {{"outcome", "decoded"}});
+    metrics_.records.Increment({"decoded"});
     if (mapped.unmapped_channels > 0) {
-      metrics.Increment("pwrcell_telemetry_unmapped_channels_total", {}, mapped.unmapped_channels);
+      metrics_.unmapped_channels.Increment(mapped.unmapped_channels);
       for (const auto& detail : mapped.details) spdlog::debug("telemetry: {}: {}", device.remote_id, detail);
     }
     if (!mapped.points.empty()) produced.emplace_back(i, std::move(mapped.points));
@@ -110,7 +101,7 @@ std::vector<Status> TelemetryProcessor::ProcessRecords(const std::vector<StreamR
       }
       continue;
     }
-    metrics.Increment("pwrcell_telemetry_points_total", {}, static_cast<double>(points));
+    metrics_.points.Increment(static_cast<double>(points));
   }
   return results;
 }

@@ -21,6 +21,7 @@
 
 #include "common/status.h"
 #include "processes/context.h"
+#include "processes/process_metrics.h"
 
 namespace pwrcell::processes {
 
@@ -39,6 +40,7 @@ class TelemetryProcessor {
 
  private:
   Context& context_;
+  TelemetryMetrics metrics_;
 };
 
 }  // namespace pwrcell::processes
