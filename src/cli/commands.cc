@@ -5,9 +5,10 @@
 
 #include <filesystem>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <ostream>
 #include <sstream>
+
+#include <nlohmann/json.hpp>
 
 #include "adapters/sqlite/sqlite_device_store.h"
 #include "cli/exit_codes.h"
@@ -29,8 +30,12 @@ std::optional<std::string> ReadFile(const std::string& path) {
   return buf.str();
 }
 
-std::string OrDash(const std::optional<std::string>& s) { return s && !s->empty() ? *s : "-"; }
-std::string OrDash(const std::optional<Timestamp>& t) { return t ? FormatIso8601(*t) : "-"; }
+std::string OrDash(const std::optional<std::string>& s) {
+  return s && !s->empty() ? *s : "-";
+}
+std::string OrDash(const std::optional<Timestamp>& t) {
+  return t ? FormatIso8601(*t) : "-";
+}
 
 // Opens the device table for reading. A missing file is reported, never silently created.
 std::variant<std::unique_ptr<ports::DeviceStore>, int> OpenStore(const StoreLocation& where, std::ostream& err) {

@@ -1,6 +1,7 @@
 // pwrcell-adapter command line: parses arguments and hands over to cli/commands.cc.
-#include <CLI/CLI.hpp>
 #include <iostream>
+
+#include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
 #include "cli/exit_codes.h"

@@ -14,8 +14,12 @@ using Duration = std::chrono::milliseconds;
 using Seconds = std::chrono::seconds;
 
 // Milliseconds since the Unix epoch <-> Timestamp.
-inline std::int64_t ToUnixMillis(Timestamp t) { return t.time_since_epoch().count(); }
-inline Timestamp FromUnixMillis(std::int64_t ms) { return Timestamp(Duration(ms)); }
+inline std::int64_t ToUnixMillis(Timestamp t) {
+  return t.time_since_epoch().count();
+}
+inline Timestamp FromUnixMillis(std::int64_t ms) {
+  return Timestamp(Duration(ms));
+}
 
 // Fractional seconds since the epoch (the wire format of EnergyRecord.currentTimestamp),
 // rounded to the nearest millisecond.

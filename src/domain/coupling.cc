@@ -41,8 +41,8 @@ CouplingDecision DetermineCoupling(const std::string& system_id, const std::vect
   }
   if (non_zero > 0) return {Coupling::kAc, std::nullopt};
   if (missing > 0) {
-    return {Coupling::kUnknown,
-            "system " + system_id + ": acPVPowerRating not reported (" + ListRatings(inverters) + "); coupling unknown"};
+    return {Coupling::kUnknown, "system " + system_id + ": acPVPowerRating not reported (" + ListRatings(inverters) +
+                                    "); coupling unknown"};
   }
   return {Coupling::kDc, std::nullopt};
 }

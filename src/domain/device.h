@@ -93,8 +93,8 @@ struct DeviceRecord {
   // The rule's latest evaluation (domain/remote_state.h) and its cause: what the adapter wants
   // Concerto to show. While it differs from remote_state an update is pending.
   std::optional<RemoteState> evaluated_state;
-  std::string remote_state_reason;  // the current cause, for operators
-  std::string remote_state_cause;   // a stable key of the cause (a change of it alone is not sent)
+  std::string remote_state_reason;              // the current cause, for operators
+  std::string remote_state_cause;               // a stable key of the cause (a change of it alone is not sent)
   std::optional<Timestamp> remote_state_since;  // when the current cause was first seen
 
   std::optional<Timestamp> registered_at;

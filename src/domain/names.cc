@@ -67,15 +67,33 @@ constexpr std::array<std::pair<CommissioningState, std::string_view>, 4> kCommis
 
 }  // namespace
 
-std::string_view AssetTypeName(AssetType type) { return NameOf(kAssetTypes, type); }
-std::optional<AssetType> ParseAssetType(std::string_view name) { return ParseName(kAssetTypes, name); }
-std::string_view RemoteStateName(RemoteState state) { return NameOf(kRemoteStates, state); }
-std::optional<RemoteState> ParseRemoteState(std::string_view name) { return ParseName(kRemoteStates, name); }
-std::string_view MetricName(Metric metric) { return NameOf(kMetrics, metric); }
-std::optional<Metric> ParseMetric(std::string_view name) { return ParseName(kMetrics, name); }
-std::string_view CouplingName(Coupling coupling) { return NameOf(kCouplings, coupling); }
-std::optional<Coupling> ParseCoupling(std::string_view name) { return ParseName(kCouplings, name); }
-std::string_view CommissioningStateName(CommissioningState state) { return NameOf(kCommissioningStates, state); }
+std::string_view AssetTypeName(AssetType type) {
+  return NameOf(kAssetTypes, type);
+}
+std::optional<AssetType> ParseAssetType(std::string_view name) {
+  return ParseName(kAssetTypes, name);
+}
+std::string_view RemoteStateName(RemoteState state) {
+  return NameOf(kRemoteStates, state);
+}
+std::optional<RemoteState> ParseRemoteState(std::string_view name) {
+  return ParseName(kRemoteStates, name);
+}
+std::string_view MetricName(Metric metric) {
+  return NameOf(kMetrics, metric);
+}
+std::optional<Metric> ParseMetric(std::string_view name) {
+  return ParseName(kMetrics, name);
+}
+std::string_view CouplingName(Coupling coupling) {
+  return NameOf(kCouplings, coupling);
+}
+std::optional<Coupling> ParseCoupling(std::string_view name) {
+  return ParseName(kCouplings, name);
+}
+std::string_view CommissioningStateName(CommissioningState state) {
+  return NameOf(kCommissioningStates, state);
+}
 std::optional<CommissioningState> ParseCommissioningState(std::string_view name) {
   return ParseName(kCommissioningStates, name);
 }

@@ -11,7 +11,9 @@ std::string HexState(std::uint32_t state) {
   return buf;
 }
 
-long long WholeSeconds(Duration d) { return std::chrono::duration_cast<std::chrono::seconds>(d).count(); }
+long long WholeSeconds(Duration d) {
+  return std::chrono::duration_cast<std::chrono::seconds>(d).count();
+}
 
 }  // namespace
 

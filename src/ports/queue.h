@@ -25,9 +25,9 @@
 namespace pwrcell::ports {
 
 struct ReceivedMessage {
-  std::string id;       // stable across deliveries
-  std::string body;     // opaque bytes
-  std::string receipt;  // identifies this delivery; needed to delete or change visibility
+  std::string id;         // stable across deliveries
+  std::string body;       // opaque bytes
+  std::string receipt;    // identifies this delivery; needed to delete or change visibility
   int receive_count = 0;  // 1 on the first delivery
   Timestamp sent_at;
 };

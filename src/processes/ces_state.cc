@@ -27,8 +27,9 @@ Status CesStatePoller::Poll() {
   }
   if (!batch.remote_ids.empty()) bodies.push_back(EncodeCesRequest(batch));
   for (std::size_t begin = 0; begin < bodies.size(); begin += ports::kMaxQueueBatch) {
-    std::vector<std::string> chunk(bodies.begin() + static_cast<std::ptrdiff_t>(begin),
-                                   bodies.begin() + static_cast<std::ptrdiff_t>(std::min(bodies.size(), begin + ports::kMaxQueueBatch)));
+    std::vector<std::string> chunk(
+        bodies.begin() + static_cast<std::ptrdiff_t>(begin),
+        bodies.begin() + static_cast<std::ptrdiff_t>(std::min(bodies.size(), begin + ports::kMaxQueueBatch)));
     auto sent = context_.ces_queue.SendBatch(chunk);
     if (!sent.ok()) return sent.status().WithContext("queueing get_status");
   }
@@ -63,7 +64,9 @@ Status CesStateProcessor::Process(const domain::CesStatusBatch& batch) {
   return EvaluateAndPublish(touched);
 }
 
-Status CesStateProcessor::Sweep() { return EvaluateAndPublish(std::nullopt); }
+Status CesStateProcessor::Sweep() {
+  return EvaluateAndPublish(std::nullopt);
+}
 
 Result<domain::LivenessContext> CesStateProcessor::Liveness() {
   const Timestamp now = context_.clock.Now();
@@ -162,8 +165,8 @@ Status CesStateProcessor::EvaluateAndPublish(const std::optional<std::set<std::s
       if (!state_changed) continue;
       token.clear();
     }
-    requests.push_back(RemoteStateRequest{
-        d.remote_id, d.site ? std::optional<std::string>(d.site->site_id) : std::nullopt, token});
+    requests.push_back(
+        RemoteStateRequest{d.remote_id, d.site ? std::optional<std::string>(d.site->site_id) : std::nullopt, token});
   }
 
   for (std::size_t begin = 0; begin < requests.size(); begin += ports::kMaxQueueBatch) {

@@ -80,7 +80,8 @@ Status ConcertoGateway::ListAssets(const ListAssetsRequest& request) {
   auto end_listing = [&] {
     if (request.lease_owner.empty()) return;
     auto released = context_.coordination.ReleaseLease(kListingLease, request.lease_owner);
-    if (!released.ok()) spdlog::warn("registrar: giving the listing lease back failed: {}", released.status().ToString());
+    if (!released.ok())
+      spdlog::warn("registrar: giving the listing lease back failed: {}", released.status().ToString());
   };
   const int per_page = std::clamp(context_.settings.page_size, 1, domain::kMaxAssetsPerPage);
   std::vector<domain::ConcertoAsset> assets;
@@ -140,9 +141,10 @@ Result<bool> ConcertoGateway::ConfirmMissingSystems(const std::vector<domain::Co
     auto found = concerto_.AssetByRemoteId(AssetType::kSystem, record.remote_id);
     if (!found.ok()) return found.status();
     if (found->has_value() && (**found).adapter_name == context_.settings.adapter_name) {
-      spdlog::info("registrar: system {} is in Concerto but was missed by the listing (assets changed during it); "
-                   "removing nothing this time",
-                   record.remote_id);
+      spdlog::info(
+          "registrar: system {} is in Concerto but was missed by the listing (assets changed during it); "
+          "removing nothing this time",
+          record.remote_id);
       return false;
     }
   }
@@ -185,7 +187,8 @@ Status ConcertoGateway::CommissionLeased(const std::string& remote_id, const std
           return true;
         },
         clock);
-    if (!updated.ok()) spdlog::warn("commissioning {}: recording state failed: {}", remote_id, updated.status().ToString());
+    if (!updated.ok())
+      spdlog::warn("commissioning {}: recording state failed: {}", remote_id, updated.status().ToString());
   };
 
   auto plan = domain::PlanCommissioning(device, context_.settings.adapter_name);
@@ -293,7 +296,8 @@ Status ConcertoGateway::CommissionLeased(const std::string& remote_id, const std
   if (!done.ok()) return done.status();
   if (!done->has_value()) return Status::Ok();
   const auto& d = **done;
-  return UpdateRemoteState(RemoteStateRequest{remote_id, d.site ? std::optional<std::string>(d.site->site_id) : std::nullopt, ""});
+  return UpdateRemoteState(
+      RemoteStateRequest{remote_id, d.site ? std::optional<std::string>(d.site->site_id) : std::nullopt, ""});
 }
 
 Result<domain::StateDecision> ConcertoGateway::SiteAggregate(const std::string& site_id) {
@@ -382,8 +386,11 @@ Status ConcertoGateway::UpdateRemoteState(const RemoteStateRequest& request) {
   Status outcome = SendRemoteStates(request);
   // The request is done for good (or will never succeed): the sweep may queue another.
   if (!request.lease_owner.empty() && (outcome.ok() || !outcome.IsRetryable())) {
-    auto released = context_.coordination.ReleaseLease(SystemKey(request.remote_id, "remote_state"), request.lease_owner);
-    if (!released.ok()) spdlog::warn("remote_state: giving the request lease of {} back failed: {}", request.remote_id, released.status().ToString());
+    auto released =
+        context_.coordination.ReleaseLease(SystemKey(request.remote_id, "remote_state"), request.lease_owner);
+    if (!released.ok())
+      spdlog::warn("remote_state: giving the request lease of {} back failed: {}", request.remote_id,
+                   released.status().ToString());
   }
   return outcome;
 }

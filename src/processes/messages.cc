@@ -32,32 +32,33 @@ Result<std::string> RequiredString(const json& j, const char* key) {
 }  // namespace
 
 std::string EncodeConcertoRequest(const ConcertoRequest& request) {
-  json j = std::visit(
-      Overloaded{
-          [](const ListAssetsRequest& r) {
-            json out{{"op", "list_assets"}};
-            if (!r.lease_owner.empty()) out["lease"] = r.lease_owner;
-            return out;
-          },
-          [](const CommissionRequest& r) { return json{{"op", "commission"}, {"remote_id", r.remote_id}}; },
-          [](const RemoteStateRequest& r) {
-            json out{{"op", "update_remote_state"}, {"remote_id", r.remote_id}};
-            if (r.site_id) out["site"] = {{"id", *r.site_id}};
-            if (!r.lease_owner.empty()) out["lease"] = r.lease_owner;
-            return out;
-          },
-          [](const PushTelemetryRequest& r) {
-            json points = json::array();
-            for (const auto& p : r.points) {
-              points.push_back({{"a", p.asset_id},
-                                {"m", std::string(domain::MetricName(p.metric))},
-                                {"t", ToUnixMillis(p.timestamp)},
-                                {"v", p.value}});
-            }
-            return json{{"op", "push_telemetry"}, {"points", std::move(points)}};
-          },
-      },
-      request);
+  json j = std::visit(Overloaded{
+                          [](const ListAssetsRequest& r) {
+                            json out{{"op", "list_assets"}};
+                            if (!r.lease_owner.empty()) out["lease"] = r.lease_owner;
+                            return out;
+                          },
+                          [](const CommissionRequest& r) {
+                            return json{{"op", "commission"}, {"remote_id", r.remote_id}};
+                          },
+                          [](const RemoteStateRequest& r) {
+                            json out{{"op", "update_remote_state"}, {"remote_id", r.remote_id}};
+                            if (r.site_id) out["site"] = {{"id", *r.site_id}};
+                            if (!r.lease_owner.empty()) out["lease"] = r.lease_owner;
+                            return out;
+                          },
+                          [](const PushTelemetryRequest& r) {
+                            json points = json::array();
+                            for (const auto& p : r.points) {
+                              points.push_back({{"a", p.asset_id},
+                                                {"m", std::string(domain::MetricName(p.metric))},
+                                                {"t", ToUnixMillis(p.timestamp)},
+                                                {"v", p.value}});
+                            }
+                            return json{{"op", "push_telemetry"}, {"points", std::move(points)}};
+                          },
+                      },
+                      request);
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -111,8 +112,8 @@ Result<ConcertoRequest> DecodeConcertoRequest(std::string_view body) {
       }
       auto metric = domain::ParseMetric(p["m"].get<std::string>());
       if (!metric) return InvalidArgumentError("push_telemetry: unknown metric " + p["m"].get<std::string>());
-      r.points.push_back({p["a"].get<std::string>(), *metric, FromUnixMillis(p["t"].get<std::int64_t>()),
-                          p["v"].get<double>()});
+      r.points.push_back(
+          {p["a"].get<std::string>(), *metric, FromUnixMillis(p["t"].get<std::int64_t>()), p["v"].get<double>()});
     }
     return ConcertoRequest{std::move(r)};
   }
@@ -121,8 +122,12 @@ Result<ConcertoRequest> DecodeConcertoRequest(std::string_view body) {
 
 std::string EncodeCesRequest(const CesRequest& request) {
   json j = std::visit(Overloaded{
-                          [](const MetadataRequest& r) { return json{{"op", "get_metadata"}, {"remote_id", r.remote_id}}; },
-                          [](const StatusRequest& r) { return json{{"op", "get_status"}, {"remote_ids", r.remote_ids}}; },
+                          [](const MetadataRequest& r) {
+                            return json{{"op", "get_metadata"}, {"remote_id", r.remote_id}};
+                          },
+                          [](const StatusRequest& r) {
+                            return json{{"op", "get_status"}, {"remote_ids", r.remote_ids}};
+                          },
                       },
                       request);
   return j.dump(-1, ' ', false, json::error_handler_t::replace);

@@ -35,10 +35,12 @@ Status PwrcellGateway::Handle(const CesRequest& request) {
   }
   if (ids.empty()) return Status::Ok();
   for (std::size_t begin = 0; begin < ids.size(); begin += ports::kMaxStatusBatch) {
-    std::vector<std::string> chunk(ids.begin() + static_cast<std::ptrdiff_t>(begin),
-                                   ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), begin + ports::kMaxStatusBatch)));
+    std::vector<std::string> chunk(
+        ids.begin() + static_cast<std::ptrdiff_t>(begin),
+        ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), begin + ports::kMaxStatusBatch)));
     auto statuses = ces_.GetStatus(chunk);
-    if (!statuses.ok()) return statuses.status().WithContext("CES status of " + std::to_string(chunk.size()) + " systems");
+    if (!statuses.ok())
+      return statuses.status().WithContext("CES status of " + std::to_string(chunk.size()) + " systems");
     PWRCELL_RETURN_IF_ERROR(state_.Process(*statuses));
   }
   return Status::Ok();

@@ -22,8 +22,7 @@ namespace pwrcell::processes {
 // `keep_components`: leave site, inverter, batteries, PV and site meter as the record has them
 // (the list may predate what commissioning just recorded). Returns true when something changed.
 // Exposed for tests.
-bool ApplyConcertoAsset(const domain::ConcertoAsset& asset, domain::DeviceRecord& record,
-                        bool keep_components = false);
+bool ApplyConcertoAsset(const domain::ConcertoAsset& asset, domain::DeviceRecord& record, bool keep_components = false);
 
 class Registrar {
  public:

@@ -4,8 +4,9 @@
 
 #include <atomic>
 #include <functional>
-#include <nlohmann/json.hpp>
 #include <random>
+
+#include <nlohmann/json.hpp>
 
 namespace pwrcell::processes {
 namespace {
@@ -49,8 +50,12 @@ Status UpdateValue(ports::Coordination& coordination, const std::string& key,
 
 }  // namespace
 
-std::string SystemKeyPrefix(const std::string& remote_id) { return "system/" + remote_id + "/"; }
-std::string SystemKey(const std::string& remote_id, const char* what) { return SystemKeyPrefix(remote_id) + what; }
+std::string SystemKeyPrefix(const std::string& remote_id) {
+  return "system/" + remote_id + "/";
+}
+std::string SystemKey(const std::string& remote_id, const char* what) {
+  return SystemKeyPrefix(remote_id) + what;
+}
 
 std::string NewOwnerToken() {
   static const std::string process = [] {
@@ -75,8 +80,7 @@ Status NoteCommissioningWrite(ports::Coordination& coordination, const std::stri
                      });
 }
 
-Result<bool> CommissioningWroteSince(ports::Coordination& coordination, const std::string& remote_id,
-                                     Timestamp since) {
+Result<bool> CommissioningWroteSince(ports::Coordination& coordination, const std::string& remote_id, Timestamp since) {
   auto value = coordination.GetValue(SystemKey(remote_id, "commissioning_write"));
   if (!value.ok()) return value.status();
   if (!value->has_value()) return false;
@@ -105,13 +109,14 @@ Result<std::optional<StartupWatermark>> ReadStartupWatermark(ports::Coordination
 }
 
 Status MarkSourceCaughtUp(ports::Coordination& coordination) {
-  return UpdateValue(coordination, kStartupKey, [](const std::optional<std::string>& before) -> std::optional<std::string> {
-    if (!before) return std::nullopt;  // no start recorded: nothing to end
-    auto j = json::parse(*before, nullptr, false);
-    if (!j.is_object() || j.value("caught_up", false)) return std::nullopt;
-    j["caught_up"] = true;
-    return j.dump();
-  });
+  return UpdateValue(coordination, kStartupKey,
+                     [](const std::optional<std::string>& before) -> std::optional<std::string> {
+                       if (!before) return std::nullopt;  // no start recorded: nothing to end
+                       auto j = json::parse(*before, nullptr, false);
+                       if (!j.is_object() || j.value("caught_up", false)) return std::nullopt;
+                       j["caught_up"] = true;
+                       return j.dump();
+                     });
 }
 
 std::string AcceptedStateKey(bool site, const std::string& id) {
@@ -139,7 +144,8 @@ AcceptedState DecodeAcceptedState(const std::string& value) {
   if (j.contains("claim") && j["claim"].is_object()) {
     const auto& c = j["claim"];
     if (c.contains("owner") && c["owner"].is_string()) state.claim_owner = c["owner"].get<std::string>();
-    if (c.contains("state") && c["state"].is_string()) state.claim_state = domain::ParseRemoteState(c["state"].get<std::string>());
+    if (c.contains("state") && c["state"].is_string())
+      state.claim_state = domain::ParseRemoteState(c["state"].get<std::string>());
     if (c.contains("until_ms") && c["until_ms"].is_number_integer()) {
       state.claim_until = FromUnixMillis(c["until_ms"].get<std::int64_t>());
     }

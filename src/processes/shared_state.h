@@ -45,8 +45,7 @@ std::string NewOwnerToken();
 // record's component assets when CommissioningWroteSince(listing start). The note is written
 // before the device write, so a registrar that sees the write sees the note too.
 Status NoteCommissioningWrite(ports::Coordination& coordination, const std::string& remote_id, Timestamp at);
-Result<bool> CommissioningWroteSince(ports::Coordination& coordination, const std::string& remote_id,
-                                     Timestamp since);
+Result<bool> CommissioningWroteSince(ports::Coordination& coordination, const std::string& remote_id, Timestamp since);
 
 // --- Startup grace -----------------------------------------------------------------------------
 struct StartupWatermark {

@@ -43,8 +43,8 @@ Result<int> SimulatedTelemetry::Tick() {
   const Timestamp now = context_.clock.Now();
   // One producer for the whole adapter (several serve processes may share the store): the one
   // holding the lease, renewed every tick. Another takes over when it stops ticking.
-  auto leased = context_.coordination.TryAcquireLease(kProducerLease, owner_, now,
-                                                      std::max(Duration(interval_ * 3), Duration(std::chrono::seconds(10))));
+  auto leased = context_.coordination.TryAcquireLease(
+      kProducerLease, owner_, now, std::max(Duration(interval_ * 3), Duration(std::chrono::seconds(10))));
   if (!leased.ok()) return leased.status().WithContext("simulated telemetry producer lease");
   if (!*leased) {
     running_.clear();  // a later takeover starts from the store's watermark, not from stale slots
@@ -90,9 +90,8 @@ Result<int> SimulatedTelemetry::Tick() {
     if (run.last_slot && *run.last_slot >= slot) continue;
     // Every slot since the last record (the current one only at the first record), each
     // advancing the physics over the time since the one before.
-    const std::int64_t due = run.last_slot ? std::min<std::int64_t>((slot - *run.last_slot) / interval_,
-                                                                     kMaxSlotsPerTick)
-                                           : 1;
+    const std::int64_t due =
+        run.last_slot ? std::min<std::int64_t>((slot - *run.last_slot) / interval_, kMaxSlotsPerTick) : 1;
     Timestamp previous = run.last_slot.value_or(slot - interval_);
     fleet::SystemState next = run.state;
     for (std::int64_t k = due - 1; k >= 0; --k) {
@@ -109,7 +108,7 @@ Result<int> SimulatedTelemetry::Tick() {
   if (records.empty()) return 0;
   Status sent = sink_(records);
   if (!sent.ok()) return sent;  // slots not marked: produced again next tick
-  for (auto& p : produced) {  // commit the physics only once the records are stored
+  for (auto& p : produced) {    // commit the physics only once the records are stored
     Running& run = running_[p.remote_id];
     run.state = std::move(p.state);
     run.last_slot = p.slot;

@@ -163,9 +163,13 @@ CesClientOptions CesClientOptions::FromConfig(const config::CesConfig& config) {
 }
 
 CesClientMetrics::CesClientMetrics(Metrics* registry)
-    : calls{{registry, "pwrcell_ces_requests_total",
-             "HTTP attempts to the CES API by operation (metadata, status) and outcome.", {"operation", "outcome"}},
-            {registry, "pwrcell_ces_retries_total", "CES requests retried after a transient failure, by operation.",
+    : calls{{registry,
+             "pwrcell_ces_requests_total",
+             "HTTP attempts to the CES API by operation (metadata, status) and outcome.",
+             {"operation", "outcome"}},
+            {registry,
+             "pwrcell_ces_retries_total",
+             "CES requests retried after a transient failure, by operation.",
              {"operation"}}} {}
 
 namespace {
@@ -184,8 +188,7 @@ RetryingCallerOptions CallerOptions(const CesClientOptions& options) {
 
 }  // namespace
 
-CesClient::CesClient(CesClientOptions options, ports::SecretStore& secrets, const ports::Clock& clock,
-                     Metrics* metrics)
+CesClient::CesClient(CesClientOptions options, ports::SecretStore& secrets, const ports::Clock& clock, Metrics* metrics)
     : options_(std::move(options)),
       root_(TrimTrailingSlashes(options_.root_url)),
       secrets_(secrets),

@@ -73,10 +73,14 @@ ConcertoClientOptions ConcertoClientOptions::FromConfig(const config::ConcertoCo
 }
 
 ConcertoClientMetrics::ConcertoClientMetrics(Metrics* registry)
-    : calls{{registry, "pwrcell_concerto_requests_total",
-             "HTTP attempts to Concerto's GraphQL API by operation and outcome.", {"operation", "outcome"}},
-            {registry, "pwrcell_concerto_retries_total",
-             "Concerto requests retried after a transient failure, by operation.", {"operation"}}},
+    : calls{{registry,
+             "pwrcell_concerto_requests_total",
+             "HTTP attempts to Concerto's GraphQL API by operation and outcome.",
+             {"operation", "outcome"}},
+            {registry,
+             "pwrcell_concerto_retries_total",
+             "Concerto requests retried after a transient failure, by operation.",
+             {"operation"}}},
       authentications(registry, "pwrcell_concerto_authentications_total",
                       "Concerto authentications by outcome (ok, rejected credentials, failed).", {"outcome"}) {}
 
@@ -184,8 +188,8 @@ Result<domain::IngestResult> ConcertoClient::IngestTelemetry(const std::vector<d
 Result<json> ConcertoClient::Execute(const docs::Operation& op) {
   const bool authenticating = op.name == docs::kAuthenticate;
   const std::string body = op.Body();
-  std::string token;          // the token of the latest attempt
-  std::optional<json> data;   // the answer's data, set by the judge on success
+  std::string token;         // the token of the latest attempt
+  std::optional<json> data;  // the answer's data, set by the judge on success
 
   CallSpec spec;
   spec.operation = op.name;
@@ -384,9 +388,10 @@ void ConcertoClient::WriteBackLocked(const Token& token) {
   auto value = secrets_.Get(id);
   std::optional<json> secret = value.ok() ? ParseJson(*value) : std::nullopt;
   if (!secret || !secret->is_object()) {
-    spdlog::warn("Concerto: could not re-read secret '{}' to store the new token; other workers will authenticate "
-                 "on their own",
-                 id);
+    spdlog::warn(
+        "Concerto: could not re-read secret '{}' to store the new token; other workers will authenticate "
+        "on their own",
+        id);
     return;
   }
   (*secret)["token"] = token.value;

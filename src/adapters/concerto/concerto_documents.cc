@@ -236,7 +236,7 @@ std::string Operation::Body() const {
 
 const std::vector<std::string_view>& OperationNames() {
   static const std::vector<std::string_view> names = {
-      kAuthenticate, kListAssets,  kAssetByRemoteId,         kSiteByRemoteId,        kCreateSite,
+      kAuthenticate, kListAssets,  kAssetByRemoteId,        kSiteByRemoteId,        kCreateSite,
       kCreateAsset,  kUpdateAsset, kUpdateAssetRemoteState, kUpdateSiteRemoteState, kIngestTelemetry};
   return names;
 }

@@ -123,7 +123,9 @@ std::optional<Duration> HttpResponse::RetryAfter(Timestamp now) const {
   return std::max(delay, Duration(0));
 }
 
-HttpClient::HttpClient(HttpClientOptions options) : options_(std::move(options)) { GlobalInitOnce(); }
+HttpClient::HttpClient(HttpClientOptions options) : options_(std::move(options)) {
+  GlobalInitOnce();
+}
 
 HttpExchange HttpClient::Exchange(const HttpRequest& request) const {
   HttpExchange exchange;

@@ -86,8 +86,8 @@ class HttpClient {
 
   Result<HttpResponse> Get(std::string url, std::vector<std::pair<std::string, std::string>> headers,
                            Duration timeout) const;
-  Result<HttpResponse> Post(std::string url, std::vector<std::pair<std::string, std::string>> headers,
-                            std::string body, Duration timeout) const;
+  Result<HttpResponse> Post(std::string url, std::vector<std::pair<std::string, std::string>> headers, std::string body,
+                            Duration timeout) const;
 
  private:
   HttpClientOptions options_;

@@ -12,7 +12,8 @@ RateLimiter::RateLimiter(double requests_per_second, double burst, Now now, Slee
   if (!now_) now_ = [] { return SteadyClock::now(); };
   if (!sleep_) sleep_ = [](SteadyClock::duration d) { std::this_thread::sleep_for(d); };
   if (requests_per_second > 0 && std::isfinite(requests_per_second)) {
-    interval_ = std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(1.0 / requests_per_second));
+    interval_ =
+        std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(1.0 / requests_per_second));
     if (interval_ <= SteadyClock::duration::zero()) interval_ = SteadyClock::duration(1);
     const double capacity = std::isfinite(burst) ? std::max(burst, 1.0) : 1.0;
     tolerance_ = std::chrono::duration_cast<SteadyClock::duration>(interval_ * (capacity - 1.0));

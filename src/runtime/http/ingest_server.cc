@@ -6,10 +6,11 @@
 #include <cctype>
 #include <cstddef>
 #include <exception>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string_view>
 #include <utility>
+
+#include <nlohmann/json.hpp>
 
 #include "domain/record_decoding.h"
 #include "runtime/http/base64.h"
@@ -133,7 +134,6 @@ IngestMetrics::IngestMetrics(Metrics* registry)
 
 IngestServer::IngestServer(config::TelemetryConfig config, RecordSink sink, Metrics& metrics)
     : config_(std::move(config)), sink_(std::move(sink)), metrics_(&metrics) {
-
   const auto max_body_bytes = static_cast<std::size_t>(std::max(config_.max_body_bytes, 0));
   listener_ = std::make_unique<Listener>(Listener::Options{.name = "ingest", .max_body_bytes = max_body_bytes});
 

@@ -13,11 +13,12 @@
 #include <atomic>
 #include <cstddef>
 #include <functional>
-#include <nlohmann/json.hpp>
 #include <regex>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "common/status.h"
 #include "config/config.h"

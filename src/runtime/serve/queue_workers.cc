@@ -13,7 +13,9 @@ QueueWorkerMetrics::QueueWorkerMetrics(Metrics* registry)
 QueueWorkers::QueueWorkers(WorkerOptions options, std::vector<ports::Queue*> queues, Handler handler, Metrics& metrics)
     : options_(std::move(options)), queues_(std::move(queues)), handler_(std::move(handler)), metrics_(&metrics) {}
 
-QueueWorkers::~QueueWorkers() { Stop(); }
+QueueWorkers::~QueueWorkers() {
+  Stop();
+}
 
 void QueueWorkers::Start() {
   for (int i = 0; i < options_.threads; ++i) threads_.emplace_back([this] { Run(); });
@@ -28,7 +30,9 @@ void QueueWorkers::Stop() {
   threads_.clear();
 }
 
-void QueueWorkers::Wake() { wake_.notify_all(); }
+void QueueWorkers::Wake() {
+  wake_.notify_all();
+}
 
 Duration QueueWorkers::RetryDelay(const WorkerOptions& options, int receive_count) {
   Duration delay = options.retry_base;

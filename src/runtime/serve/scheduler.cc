@@ -4,7 +4,9 @@
 
 namespace pwrcell::runtime::serve {
 
-Scheduler::~Scheduler() { Stop(); }
+Scheduler::~Scheduler() {
+  Stop();
+}
 
 void Scheduler::Add(std::string name, Duration interval, Task task, Duration initial_delay) {
   entries_.push_back({std::move(name), interval, std::move(task), std::chrono::steady_clock::now() + initial_delay});

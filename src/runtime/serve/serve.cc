@@ -97,9 +97,9 @@ struct ServeApp::Parts {
         store(std::move(opened)),
         concerto(adapters::ConcertoClientOptions::FromConfig(config.concerto), secrets, clock, &metrics),
         ces(adapters::CesClientOptions::FromConfig(config.ces), secrets, clock, &metrics),
-        context{*store.devices, *store.concerto,     *store.concerto_telemetry,
-                *store.ces,     clock,               metrics,
-                *store.coordination, processes::SettingsFromConfig(config), nullptr},
+        context{*store.devices, *store.concerto, *store.concerto_telemetry, *store.ces,
+                clock,          metrics,         *store.coordination,       processes::SettingsFromConfig(config),
+                nullptr},
         telemetry(context),
         metadata(context),
         ces_state(context),
@@ -117,15 +117,15 @@ struct ServeApp::Parts {
                            return concerto_gateway.Handle(*request);
                          }),
                          metrics),
-        ces_workers(pools.ces, {store.ces.get()},
-                    OneByOne([this](const ports::ReceivedMessage& m) -> Status {
+        ces_workers(pools.ces, {store.ces.get()}, OneByOne([this](const ports::ReceivedMessage& m) -> Status {
                       auto request = processes::DecodeCesRequest(m.body);
                       if (!request.ok()) return request.status();
                       return pwrcell_gateway.Handle(*request);
                     }),
                     metrics),
         simulated(context, config.simulated.record_interval_s, [this](const auto& records) { return Ingest(records); }),
-        ingest_server(config.telemetry, [this](const auto& records) { return Ingest(records); }, metrics),
+        ingest_server(
+            config.telemetry, [this](const auto& records) { return Ingest(records); }, metrics),
         admin_server(config.admin, *store.devices, metrics, MakeAdminHooks()) {
     // HTTP ingest (and replay) is a push source: it cannot see what its senders still hold, so it
     // reports no lag and the startup grace lasts offline_timeout from start (SPEC section 4).
@@ -247,7 +247,9 @@ Result<std::unique_ptr<ServeApp>> ServeApp::Create(const config::Config& config,
 
 ServeApp::ServeApp(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
 
-ServeApp::~ServeApp() { (void)Stop(); }
+ServeApp::~ServeApp() {
+  (void)Stop();
+}
 
 Status ServeApp::Start() {
   if (state_ != State::kCreated) return FailedPreconditionError("serve: an app starts once");
@@ -300,8 +302,12 @@ Status ServeApp::Stop() {
   return Status::Ok();
 }
 
-int ServeApp::ingest_port() const { return state_ == State::kRunning ? parts_->ingest_server.port() : 0; }
-int ServeApp::admin_port() const { return state_ == State::kRunning ? parts_->admin_server.port() : 0; }
+int ServeApp::ingest_port() const {
+  return state_ == State::kRunning ? parts_->ingest_server.port() : 0;
+}
+int ServeApp::admin_port() const {
+  return state_ == State::kRunning ? parts_->admin_server.port() : 0;
+}
 
 Result<ReplaySummary> Replay(const config::Config& config, const ports::Clock& clock, const std::string& path,
                              std::ostream& notes) {
