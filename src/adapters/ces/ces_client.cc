@@ -172,28 +172,12 @@ CesClientMetrics::CesClientMetrics(Metrics* registry)
              "CES requests retried after a transient failure, by operation.",
              {"operation"}}} {}
 
-namespace {
-
-RetryingCallerOptions CallerOptions(const CesClientOptions& options) {
-  RetryingCallerOptions caller;
-  caller.service = "CES";
-  caller.max_retries = options.max_retries;
-  caller.max_requests_per_second = options.max_requests_per_second;
-  caller.burst = options.burst;
-  caller.backoff = options.backoff;
-  caller.backoff_random = options.backoff_random;
-  caller.backoff_sleep = options.backoff_sleep;
-  return caller;
-}
-
-}  // namespace
-
 CesClient::CesClient(CesClientOptions options, ports::SecretStore& secrets, const ports::Clock& clock, Metrics* metrics)
     : options_(std::move(options)),
       root_(TrimTrailingSlashes(options_.root_url)),
       secrets_(secrets),
       metrics_(metrics),
-      caller_(CallerOptions(options_), clock, metrics_.calls) {}
+      caller_(CallerOptionsFrom("CES", options_), clock, metrics_.calls) {}
 
 Result<domain::SystemMetadata> CesClient::GetMetadata(const std::string& system_id) {
   if (system_id.empty()) return InvalidArgumentError("CES metadata: empty systemId");

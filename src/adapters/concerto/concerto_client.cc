@@ -84,22 +84,6 @@ ConcertoClientMetrics::ConcertoClientMetrics(Metrics* registry)
       authentications(registry, "pwrcell_concerto_authentications_total",
                       "Concerto authentications by outcome (ok, rejected credentials, failed).", {"outcome"}) {}
 
-namespace {
-
-RetryingCallerOptions CallerOptions(const ConcertoClientOptions& options) {
-  RetryingCallerOptions caller;
-  caller.service = "Concerto";
-  caller.max_retries = options.max_retries;
-  caller.max_requests_per_second = options.max_requests_per_second;
-  caller.burst = options.burst;
-  caller.backoff = options.backoff;
-  caller.backoff_random = options.backoff_random;
-  caller.backoff_sleep = options.backoff_sleep;
-  return caller;
-}
-
-}  // namespace
-
 ConcertoClient::ConcertoClient(ConcertoClientOptions options, ports::SecretStore& secrets, const ports::Clock& clock,
                                Metrics* metrics)
     : options_(std::move(options)),
@@ -107,7 +91,7 @@ ConcertoClient::ConcertoClient(ConcertoClientOptions options, ports::SecretStore
       secrets_(secrets),
       clock_(clock),
       metrics_(metrics),
-      caller_(CallerOptions(options_), clock_, metrics_.calls) {}
+      caller_(CallerOptionsFrom("Concerto", options_), clock_, metrics_.calls) {}
 
 // ---- ports::ConcertoApi ----
 

@@ -31,6 +31,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "adapters/http/backoff.h"
 #include "adapters/http/http_client.h"
@@ -63,6 +64,21 @@ struct RetryingCallerOptions {
   // Injectable for tests; empty = HttpClient(http).Exchange.
   std::function<HttpExchange(const HttpRequest&)> transport;
 };
+
+// The caller options of a client whose own options carry the retry and rate-limit settings under
+// the same names (ConcertoClientOptions, CesClientOptions).
+template <class ClientOptions>
+RetryingCallerOptions CallerOptionsFrom(std::string service, const ClientOptions& options) {
+  RetryingCallerOptions caller;
+  caller.service = std::move(service);
+  caller.max_retries = options.max_retries;
+  caller.max_requests_per_second = options.max_requests_per_second;
+  caller.burst = options.burst;
+  caller.backoff = options.backoff;
+  caller.backoff_random = options.backoff_random;
+  caller.backoff_sleep = options.backoff_sleep;
+  return caller;
+}
 
 // One attempt's answer, judged.
 struct Verdict {
