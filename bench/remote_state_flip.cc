@@ -132,6 +132,19 @@ class CountingDeviceStore final : public ports::DeviceStore {
     if (r.ok() && r->has_value()) ++counts_.records_read;
     return r;
   }
+  Result<std::optional<ports::DeviceKey>> FindKeyByInverterRcpn(const std::string& rcpn) override {
+    ++counts_.find_by_rcpn;
+    return inner_.FindKeyByInverterRcpn(rcpn);
+  }
+  Result<bool> RecordHeard(const std::string& remote_id, Timestamp heard_at,
+                           const std::optional<domain::InverterReading>& reading) override {
+    ++counts_.put;
+    return inner_.RecordHeard(remote_id, heard_at, reading);
+  }
+  Status RecordHeardBatch(const std::vector<ports::HeardUpdate>& updates) override {
+    ++counts_.put;
+    return inner_.RecordHeardBatch(updates);
+  }
   Result<std::vector<domain::DeviceRecord>> List() override {
     ++counts_.list;
     auto r = inner_.List();

@@ -8,6 +8,12 @@
 // Errors: kUnavailable / kDeadlineExceeded when the backing store cannot be reached (retry);
 // kAborted when an expected version does not match (re-read and retry);
 // kInvalidArgument for a record without remote_id.
+//
+// Hot fields: last_heard_at and inverter_readings are also written by RecordHeard, which does not
+// change the version. Put merges them instead of overwriting: last_heard_at never moves backwards
+// and a stored inverter reading newer than the record's is kept (a Put of a record read before a
+// RecordHeard loses nothing that RecordHeard wrote); the reading of an inverter that is neither in
+// the record's inverter_readings nor in its inverter_rcpns is dropped (SetInverterRcpns).
 #pragma once
 
 #include <cstdint>
@@ -19,6 +25,20 @@
 #include "domain/device.h"
 
 namespace pwrcell::ports {
+
+// The remote_id and version of a record, without the record.
+struct DeviceKey {
+  std::string remote_id;
+  std::int64_t version = 0;
+  bool operator==(const DeviceKey&) const = default;
+};
+
+// What one telemetry record says about a device (RecordHeard).
+struct HeardUpdate {
+  std::string remote_id;
+  Timestamp heard_at;
+  std::optional<domain::InverterReading> reading;
+};
 
 class DeviceStore {
  public:
@@ -32,6 +52,23 @@ class DeviceStore {
   // When several records claim the same RCP number (a CES misconfiguration), the one with the
   // smallest remote_id is returned.
   virtual Result<std::optional<domain::DeviceRecord>> FindByInverterRcpn(const std::string& rcpn) = 0;
+
+  // The remote_id and version of the record FindByInverterRcpn would return, without decoding it
+  // (an index look-up).
+  virtual Result<std::optional<DeviceKey>> FindKeyByInverterRcpn(const std::string& rcpn) = 0;
+
+  // What one telemetry record says about device `remote_id`, written without rewriting the record:
+  // raises last_heard_at to `heard_at` (never lowers it; DeviceRecord::RaiseLastHeard) and, when
+  // `reading` is given, keeps it as its inverter's reading unless the stored one is newer
+  // (DeviceRecord::RecordInverterReading). Returns whether anything changed. Does not change the
+  // record's version (so the optimistic concurrency of the other writers, and caches keyed by
+  // version, are not disturbed); a later Put of a record read before this call keeps what it
+  // wrote (see "Hot fields" above). kNotFound when there is no such record.
+  virtual Result<bool> RecordHeard(const std::string& remote_id, Timestamp heard_at,
+                                   const std::optional<domain::InverterReading>& reading) = 0;
+  // RecordHeard for each update, in order, all at once (one transaction on SQLite: all or none).
+  // An update of a record that does not exist is skipped.
+  virtual Status RecordHeardBatch(const std::vector<HeardUpdate>& updates) = 0;
 
   // Every record, ordered by remote_id.
   virtual Result<std::vector<domain::DeviceRecord>> List() = 0;

@@ -469,6 +469,207 @@ TEST_P(DeviceStoreConformance, ConcurrentWritersOnDifferentDevicesAllSucceed) {
   for (const auto& d : *all) EXPECT_EQ(d.version, 2) << d.remote_id;
 }
 
+// ---- RecordHeard, RecordHeardBatch, FindKeyByInverterRcpn: the hot fields --------------------
+
+domain::InverterReading Reading(const std::string& rcpn, std::uint32_t state, std::int64_t at_ms, int mode = 2) {
+  return domain::InverterReading{rcpn, state, mode, FromUnixMillis(at_ms)};
+}
+
+DeviceRecord TwoInverters(const std::string& remote_id) {
+  DeviceRecord d = Device(remote_id);
+  d.inverter_rcpns = {remote_id + "-inv-1", remote_id + "-inv-2"};
+  return d;
+}
+
+TEST_P(DeviceStoreConformance, FindKeyByInverterRcpnGivesTheIdAndVersionOfTheRecordFindWouldGive) {
+  MustPut(TwoInverters("sys-b"));
+  DeviceRecord a = MustPut(Device("sys-a", "sys-b-inv-2"));  // shares an RCP number: the smallest id wins
+  a = MustPut(a);
+  auto key = store_->FindKeyByInverterRcpn("sys-b-inv-2");
+  ASSERT_TRUE(key.ok()) << key.status().ToString();
+  EXPECT_EQ(*key, (ports::DeviceKey{"sys-a", 2}));
+  key = store_->FindKeyByInverterRcpn("sys-b-inv-1");
+  ASSERT_TRUE(key.ok());
+  EXPECT_EQ(*key, (ports::DeviceKey{"sys-b", 1}));
+  for (const char* nothing : {"", "unknown"}) {
+    key = store_->FindKeyByInverterRcpn(nothing);
+    ASSERT_TRUE(key.ok());
+    EXPECT_EQ(*key, std::nullopt) << nothing;
+  }
+}
+
+TEST_P(DeviceStoreConformance, RecordHeardRaisesLastHeardAndKeepsTheVersion) {
+  const DeviceRecord stored = MustPut(TwoInverters("sys-1"));
+  auto changed = store_->RecordHeard("sys-1", FromUnixMillis(2'000), Reading("sys-1-inv-1", 2080, 2'000));
+  ASSERT_TRUE(changed.ok()) << changed.status().ToString();
+  EXPECT_TRUE(*changed);
+  DeviceRecord expected = stored;
+  expected.last_heard_at = FromUnixMillis(2'000);
+  expected.inverter_readings = {Reading("sys-1-inv-1", 2080, 2'000)};
+  EXPECT_EQ(MustGet("sys-1"), expected);
+  EXPECT_EQ(MustFind("sys-1-inv-2"), expected);
+  auto key = store_->FindKeyByInverterRcpn("sys-1-inv-1");
+  ASSERT_TRUE(key.ok());
+  EXPECT_EQ(*key, (ports::DeviceKey{"sys-1", 1})) << "the version does not move";
+}
+
+TEST_P(DeviceStoreConformance, RecordHeardNeverLowersLastHeard) {
+  DeviceRecord d = Device("sys-1");
+  d.last_heard_at = FromUnixMillis(5'000);
+  MustPut(d);
+  auto changed = store_->RecordHeard("sys-1", FromUnixMillis(4'000), std::nullopt);
+  ASSERT_TRUE(changed.ok()) << changed.status().ToString();
+  EXPECT_FALSE(*changed);
+  changed = store_->RecordHeard("sys-1", FromUnixMillis(5'000), std::nullopt);
+  ASSERT_TRUE(changed.ok());
+  EXPECT_FALSE(*changed) << "the same time changes nothing";
+  EXPECT_EQ(MustGet("sys-1")->last_heard_at, FromUnixMillis(5'000));
+  changed = store_->RecordHeard("sys-1", FromUnixMillis(6'000), std::nullopt);
+  ASSERT_TRUE(changed.ok());
+  EXPECT_TRUE(*changed);
+  EXPECT_EQ(MustGet("sys-1")->last_heard_at, FromUnixMillis(6'000));
+}
+
+TEST_P(DeviceStoreConformance, RecordHeardIgnoresAnOlderReadingAndKeepsEachInvertersOwn) {
+  MustPut(TwoInverters("sys-1"));
+  ASSERT_TRUE(store_->RecordHeard("sys-1", FromUnixMillis(3'000), Reading("sys-1-inv-2", 0x7010, 3'000, 4)).ok());
+  ASSERT_TRUE(store_->RecordHeard("sys-1", FromUnixMillis(3'000), Reading("sys-1-inv-1", 2080, 3'000)).ok());
+  // A record delivered late, of the inverter in error: older, so ignored.
+  auto changed = store_->RecordHeard("sys-1", FromUnixMillis(1'000), Reading("sys-1-inv-2", 2080, 1'000));
+  ASSERT_TRUE(changed.ok()) << changed.status().ToString();
+  EXPECT_FALSE(*changed);
+  auto got = MustGet("sys-1");
+  ASSERT_TRUE(got.has_value());
+  // In the order of inverter_rcpns, whichever reported first.
+  EXPECT_EQ(got->inverter_readings, (std::vector<domain::InverterReading>{Reading("sys-1-inv-1", 2080, 3'000),
+                                                                          Reading("sys-1-inv-2", 0x7010, 3'000, 4)}));
+  EXPECT_EQ(got->InverterState(), std::optional<std::uint32_t>(0x7010));
+  EXPECT_EQ(got->last_heard_at, FromUnixMillis(3'000));
+  // A newer one replaces it.
+  changed = store_->RecordHeard("sys-1", FromUnixMillis(4'000), Reading("sys-1-inv-2", 2080, 4'000));
+  ASSERT_TRUE(changed.ok());
+  EXPECT_TRUE(*changed);
+  EXPECT_EQ(MustGet("sys-1")->InverterState(), std::optional<std::uint32_t>(2080));
+}
+
+TEST_P(DeviceStoreConformance, RecordHeardOfAnAbsentRecordIsNotFoundAndCreatesNothing) {
+  auto changed = store_->RecordHeard("sys-gone", FromUnixMillis(1'000), Reading("inv", 2080, 1'000));
+  EXPECT_EQ(changed.status().code(), StatusCode::kNotFound) << changed.status().ToString();
+  EXPECT_EQ(MustGet("sys-gone"), std::nullopt);
+  // A record created later under that id starts without what was sent for it.
+  const DeviceRecord created = MustPut(Device("sys-gone", "inv"));
+  EXPECT_EQ(created.last_heard_at, std::nullopt);
+  EXPECT_TRUE(created.inverter_readings.empty());
+}
+
+TEST_P(DeviceStoreConformance, AStalePutKeepsWhatRecordHeardWrote) {
+  DeviceRecord read = TwoInverters("sys-1");
+  read.last_heard_at = FromUnixMillis(1'000);
+  read.inverter_readings = {Reading("sys-1-inv-1", 2080, 1'000)};
+  read = MustPut(read);
+  // Telemetry arrives after `read` was read, for both inverters.
+  ASSERT_TRUE(store_->RecordHeard("sys-1", FromUnixMillis(2'000), Reading("sys-1-inv-1", 0x7010, 2'000)).ok());
+  ASSERT_TRUE(store_->RecordHeard("sys-1", FromUnixMillis(2'000), Reading("sys-1-inv-2", 2080, 2'000)).ok());
+  // The reader writes its change at the version it read: it still wins the version check.
+  read.system_status = "SUCCESS";
+  auto put = store_->Put(read);
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  EXPECT_EQ(put->version, 2);
+  DeviceRecord expected = read;
+  expected.version = 2;
+  expected.last_heard_at = FromUnixMillis(2'000);
+  expected.inverter_readings = {Reading("sys-1-inv-1", 0x7010, 2'000), Reading("sys-1-inv-2", 2080, 2'000)};
+  EXPECT_EQ(*put, expected);
+  EXPECT_EQ(MustGet("sys-1"), expected);
+}
+
+TEST_P(DeviceStoreConformance, APutWithNewerHotFieldsRaisesThem) {
+  MustPut(TwoInverters("sys-1"));
+  ASSERT_TRUE(store_->RecordHeard("sys-1", FromUnixMillis(1'000), Reading("sys-1-inv-1", 2080, 1'000)).ok());
+  DeviceRecord d = *MustGet("sys-1");
+  d.RaiseLastHeard(FromUnixMillis(9'000));
+  d.RecordInverterReading(Reading("sys-1-inv-1", 0x7001, 9'000));
+  const DeviceRecord stored = MustPut(d);
+  EXPECT_EQ(stored.last_heard_at, FromUnixMillis(9'000));
+  EXPECT_EQ(stored.inverter_readings, (std::vector<domain::InverterReading>{Reading("sys-1-inv-1", 0x7001, 9'000)}));
+  EXPECT_EQ(MustGet("sys-1"), stored);
+}
+
+TEST_P(DeviceStoreConformance, APutDropsTheReadingOfAnInverterTheRecordNoLongerLists) {
+  MustPut(TwoInverters("sys-1"));
+  ASSERT_TRUE(store_->RecordHeard("sys-1", FromUnixMillis(1'000), Reading("sys-1-inv-1", 2080, 1'000)).ok());
+  ASSERT_TRUE(store_->RecordHeard("sys-1", FromUnixMillis(1'000), Reading("sys-1-inv-2", 0x7010, 1'000)).ok());
+  DeviceRecord d = *MustGet("sys-1");
+  ASSERT_TRUE(d.SetInverterRcpns({"sys-1-inv-1"}));  // CES no longer lists the second
+  const DeviceRecord stored = MustPut(d);
+  EXPECT_EQ(stored.inverter_readings, (std::vector<domain::InverterReading>{Reading("sys-1-inv-1", 2080, 1'000)}));
+  EXPECT_EQ(MustGet("sys-1"), stored);
+  EXPECT_EQ(MustGet("sys-1")->InverterState(), std::optional<std::uint32_t>(2080));
+}
+
+TEST_P(DeviceStoreConformance, RecordHeardBatchAppliesEveryUpdateAndSkipsAbsentRecords) {
+  MustPut(Device("sys-1", "inv-1"));
+  MustPut(OnSite("sys-2", "site-1"));
+  const std::vector<ports::HeardUpdate> updates{
+      {"sys-1", FromUnixMillis(1'000), Reading("inv-1", 2080, 1'000)},
+      {"sys-gone", FromUnixMillis(1'000), std::nullopt},
+      {"sys-2", FromUnixMillis(2'000), std::nullopt},
+      {"sys-1", FromUnixMillis(3'000), Reading("inv-1", 0x7010, 3'000)},
+      {"sys-1", FromUnixMillis(2'500), Reading("inv-1", 2080, 2'500)},  // late: ignored
+  };
+  const Status status = store_->RecordHeardBatch(updates);
+  ASSERT_TRUE(status.ok()) << status.ToString();
+  auto one = MustFind("inv-1");
+  ASSERT_TRUE(one.has_value());
+  EXPECT_EQ(one->version, 1);
+  EXPECT_EQ(one->last_heard_at, FromUnixMillis(3'000));
+  EXPECT_EQ(one->inverter_readings, (std::vector<domain::InverterReading>{Reading("inv-1", 0x7010, 3'000)}));
+  const auto site = MustListSite("site-1");
+  ASSERT_EQ(site.size(), 1U);
+  EXPECT_EQ(site.front().last_heard_at, FromUnixMillis(2'000));
+  EXPECT_EQ(site.front().version, 1);
+  EXPECT_EQ(MustGet("sys-gone"), std::nullopt);
+  auto all = store_->List();
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 2U);
+  EXPECT_EQ(all->front(), *one);
+  EXPECT_TRUE(store_->RecordHeardBatch({}).ok());
+}
+
+TEST_P(DeviceStoreConformance, RemoveForgetsTheHotFields) {
+  const DeviceRecord stored = MustPut(Device("sys-1", "inv-1"));
+  ASSERT_TRUE(store_->RecordHeard("sys-1", FromUnixMillis(1'000), Reading("inv-1", 2080, 1'000)).ok());
+  ASSERT_TRUE(store_->Remove("sys-1", stored.version).ok());
+  const DeviceRecord again = MustPut(Device("sys-1", "inv-1"));
+  EXPECT_EQ(again.last_heard_at, std::nullopt);
+  EXPECT_TRUE(again.inverter_readings.empty());
+  EXPECT_EQ(MustGet("sys-1"), again);
+}
+
+TEST_P(DeviceStoreConformance, ConcurrentRecordHeardAndPutLoseNothing) {
+  MustPut(Device("sys-1", "inv-1"));
+  constexpr int kBeats = 200;
+  std::thread telemetry([&] {
+    for (int i = 1; i <= kBeats; ++i) {
+      EXPECT_TRUE(store_->RecordHeard("sys-1", FromUnixMillis(i * 1'000), Reading("inv-1", 2080, i * 1'000)).ok());
+    }
+  });
+  int writes = 0;
+  while (writes < 50) {
+    auto current = store_->Get("sys-1");
+    ASSERT_TRUE(current.ok() && current->has_value());
+    DeviceRecord next = **current;
+    next.name = "write " + std::to_string(writes);
+    if (store_->Put(next).ok()) ++writes;
+  }
+  telemetry.join();
+  auto last = MustGet("sys-1");
+  ASSERT_TRUE(last.has_value());
+  EXPECT_EQ(last->version, 51);
+  EXPECT_EQ(last->last_heard_at, FromUnixMillis(kBeats * 1'000));
+  EXPECT_EQ(last->inverter_readings, (std::vector<domain::InverterReading>{Reading("inv-1", 2080, kBeats * 1'000)}));
+}
+
 INSTANTIATE_TEST_SUITE_P(AllBackends, DeviceStoreConformance, ::testing::ValuesIn(AllBackends()), BackendName);
 
 }  // namespace

@@ -238,6 +238,44 @@ TEST_F(SqliteDeviceTable, AVersion1FileIsMigratedWhenTheStoreOpensIt) {
       << "no rcpn: no row";
 }
 
+TEST_F(SqliteDeviceTable, AVersion3FileKeepsItsHotFieldsInColumnsOnceMigrated) {
+  WriteVersion1File();  // migrated through version 2 and 3 shapes to the current one
+  auto database = OpenDatabase();
+  ASSERT_NE(database, nullptr);
+  auto store = SqliteDeviceStore::Create(database);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  const auto columns = Columns(*database, "devices");
+  for (const char* column : {"last_heard_at", "is_simulated", "remote_state", "evaluated_state", "remote_state_cause",
+                             "system_status", "commissioning_state"}) {
+    EXPECT_TRUE(Contains(columns, column)) << column;
+  }
+  // 2026-11-22T10:15:00Z, moved out of the JSON with the reading of its inverter.
+  EXPECT_EQ(Texts(*database, "SELECT last_heard_at FROM devices WHERE remote_id = 'sys-b'"),
+            (std::vector<std::string>{"1795342500000"}));
+  EXPECT_EQ(Texts(*database,
+                  "SELECT json_extract(record, '$.last_heard_at') IS NULL FROM devices WHERE remote_id = "
+                  "'sys-b'"),
+            (std::vector<std::string>{"1"}));
+  EXPECT_EQ(Texts(*database, "SELECT rcpn || ' ' || state || ' ' || sys_mode FROM device_readings"),
+            (std::vector<std::string>{"000100007020 28688 2"}));
+  EXPECT_EQ(Texts(*database,
+                  "SELECT remote_state || ' ' || system_status || ' ' || commissioning_state FROM devices "
+                  "WHERE remote_id = 'sys-b'"),
+            (std::vector<std::string>{"ERROR SUCCESS DONE"}));
+  // RecordHeard writes the columns, the JSON stays as it was.
+  const auto json_before = Texts(*database, "SELECT record FROM devices WHERE remote_id = 'sys-b'");
+  auto changed =
+      (*store)->RecordHeard("sys-b", FromUnixMillis(1'795'342'800'000),
+                            domain::InverterReading{"000100007020", 2080, 2, FromUnixMillis(1'795'342'800'000)});
+  ASSERT_TRUE(changed.ok() && *changed);
+  EXPECT_EQ(Texts(*database, "SELECT record FROM devices WHERE remote_id = 'sys-b'"), json_before);
+  auto b = (*store)->Get("sys-b");
+  ASSERT_TRUE(b.ok() && b->has_value());
+  EXPECT_EQ((*b)->last_heard_at, FromUnixMillis(1'795'342'800'000));
+  EXPECT_EQ((*b)->InverterState(), std::optional<std::uint32_t>(2080));
+  EXPECT_EQ((*b)->version, 3);
+}
+
 TEST_F(SqliteDeviceTable, AVersion1FileIsMigratedAlsoWhenAQueueOpensItFirst) {
   WriteVersion1File();
   auto database = OpenDatabase();

@@ -38,6 +38,11 @@ class UnavailableDeviceStore final : public ports::DeviceStore {
  public:
   Result<std::optional<domain::DeviceRecord>> Get(const std::string&) override { return Down(); }
   Result<std::optional<domain::DeviceRecord>> FindByInverterRcpn(const std::string&) override { return Down(); }
+  Result<std::optional<ports::DeviceKey>> FindKeyByInverterRcpn(const std::string&) override { return Down(); }
+  Result<bool> RecordHeard(const std::string&, Timestamp, const std::optional<domain::InverterReading>&) override {
+    return Down();
+  }
+  Status RecordHeardBatch(const std::vector<ports::HeardUpdate>&) override { return Down(); }
   Result<std::vector<domain::DeviceRecord>> List() override { return Down(); }
   Result<std::vector<domain::DeviceRecord>> ListBySite(const std::string&) override { return Down(); }
   Result<domain::DeviceRecord> Put(const domain::DeviceRecord&) override { return Down(); }

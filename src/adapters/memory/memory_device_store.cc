@@ -1,5 +1,7 @@
 #include "adapters/memory/memory_device_store.h"
 
+#include <algorithm>
+
 namespace pwrcell::adapters {
 namespace {
 
@@ -28,6 +30,32 @@ void Drop(std::map<std::string, std::set<std::string>>& index, const std::string
   if (it == index.end()) return;
   it->second.erase(remote_id);
   if (it->second.empty()) index.erase(it);
+}
+
+// `record` as a Put stores it over `current` (ports/device_store.h, "Hot fields"): last_heard_at
+// never moves backwards, a stored reading newer than the record's is kept, and the reading of an
+// inverter the record neither reports nor lists is dropped.
+DeviceRecord MergeHotFields(DeviceRecord record, const DeviceRecord& current) {
+  if (current.last_heard_at) record.RaiseLastHeard(*current.last_heard_at);
+  for (const auto& kept : current.inverter_readings) {
+    const bool reported = std::any_of(record.inverter_readings.begin(), record.inverter_readings.end(),
+                                      [&](const domain::InverterReading& r) { return r.rcpn == kept.rcpn; });
+    const bool listed =
+        std::find(record.inverter_rcpns.begin(), record.inverter_rcpns.end(), kept.rcpn) != record.inverter_rcpns.end();
+    if (!reported && !listed) continue;
+    // RecordInverterReading keeps the record's reading when it is at least as new.
+    auto same = std::find_if(record.inverter_readings.begin(), record.inverter_readings.end(),
+                             [&](const domain::InverterReading& r) { return r.rcpn == kept.rcpn; });
+    if (same != record.inverter_readings.end() && same->at >= kept.at) continue;
+    record.RecordInverterReading(kept);
+  }
+  return record;
+}
+
+bool ApplyHeard(DeviceRecord& record, Timestamp heard_at, const std::optional<domain::InverterReading>& reading) {
+  bool changed = record.RaiseLastHeard(heard_at);
+  if (reading && record.RecordInverterReading(*reading)) changed = true;
+  return changed;
 }
 
 }  // namespace
@@ -66,6 +94,31 @@ Result<std::optional<DeviceRecord>> MemoryDeviceStore::FindByInverterRcpn(const 
   return std::optional<DeviceRecord>(records_.at(*it->second.begin()));
 }
 
+Result<std::optional<ports::DeviceKey>> MemoryDeviceStore::FindKeyByInverterRcpn(const std::string& rcpn) {
+  std::lock_guard lock(mutex_);
+  auto it = by_rcpn_.find(rcpn);
+  if (rcpn.empty() || it == by_rcpn_.end()) return std::optional<ports::DeviceKey>();
+  const DeviceRecord& found = records_.at(*it->second.begin());
+  return std::optional<ports::DeviceKey>(ports::DeviceKey{found.remote_id, found.version});
+}
+
+Result<bool> MemoryDeviceStore::RecordHeard(const std::string& remote_id, Timestamp heard_at,
+                                            const std::optional<domain::InverterReading>& reading) {
+  std::lock_guard lock(mutex_);
+  auto it = records_.find(remote_id);
+  if (it == records_.end()) return NotFoundError("no device " + remote_id);
+  return ApplyHeard(it->second, heard_at, reading);
+}
+
+Status MemoryDeviceStore::RecordHeardBatch(const std::vector<ports::HeardUpdate>& updates) {
+  std::lock_guard lock(mutex_);
+  for (const auto& update : updates) {
+    auto it = records_.find(update.remote_id);
+    if (it != records_.end()) ApplyHeard(it->second, update.heard_at, update.reading);
+  }
+  return Status::Ok();
+}
+
 Result<std::vector<DeviceRecord>> MemoryDeviceStore::List() {
   std::lock_guard lock(mutex_);
   std::vector<DeviceRecord> all;
@@ -89,8 +142,8 @@ Result<DeviceRecord> MemoryDeviceStore::Put(const DeviceRecord& record) {
   } else if (it == records_.end() || it->second.version != record.version) {
     return AbortedError("device " + record.remote_id + " is no longer at version " + std::to_string(record.version));
   }
+  DeviceRecord stored = it == records_.end() ? record : MergeHotFields(record, it->second);
   if (it != records_.end()) UnindexRecord(it->second);
-  DeviceRecord stored = record;
   stored.version = record.version + 1;
   records_.insert_or_assign(record.remote_id, stored);
   IndexRecord(stored);

@@ -25,6 +25,10 @@ class MemoryDeviceStore final : public ports::DeviceStore {
 
   Result<std::optional<domain::DeviceRecord>> Get(const std::string& remote_id) override;
   Result<std::optional<domain::DeviceRecord>> FindByInverterRcpn(const std::string& rcpn) override;
+  Result<std::optional<ports::DeviceKey>> FindKeyByInverterRcpn(const std::string& rcpn) override;
+  Result<bool> RecordHeard(const std::string& remote_id, Timestamp heard_at,
+                           const std::optional<domain::InverterReading>& reading) override;
+  Status RecordHeardBatch(const std::vector<ports::HeardUpdate>& updates) override;
   Result<std::vector<domain::DeviceRecord>> List() override;
   Result<std::vector<domain::DeviceRecord>> ListBySite(const std::string& site_id) override;
   // kInvalidArgument also for a negative version.

@@ -45,7 +45,9 @@ namespace pwrcell::adapters {
 //      table device_inverters(rcpn, remote_id); schema_versions records each component's version.
 //   3: queue_messages gains leased (ready / leased messages, three partial indexes instead of
 //      queue_messages_ready) and queue_counts (sqlite_queue.h).
-inline constexpr int kSqliteSchemaVersion = 3;
+//   4: devices gains last_heard_at and the columns mirroring the record for the fleet-wide
+//      queries; the table device_readings holds the inverter readings (sqlite_device_store.h).
+inline constexpr int kSqliteSchemaVersion = 4;
 
 class SqliteDatabase;
 class SqliteSession;

@@ -6,13 +6,21 @@
 //   device_inverters(rcpn TEXT, remote_id TEXT, PRIMARY KEY (rcpn, remote_id))
 //   index device_inverters_by_device(remote_id)
 //
-// `record` is the device as JSON (domain/device_json.h); `version` is the column of record, and
-// the conditional writes compare it in the statement that writes, so two writers (threads or
-// processes) at the same version cannot both win. site_id (the record's site->site_id) and the
-// device_inverters rows (its inverter RCP numbers) are the indexed copies of the record's keys,
-// written in the same transaction as the record; an empty key is not stored, so it matches
-// nothing. updated_at (Unix ms) mirrors the record's, for operators' queries.
+//   device_readings(remote_id, rcpn, state, sys_mode, at, ordinal, PRIMARY KEY (remote_id, rcpn))
 //
+// `record` is the device as JSON (domain/device_json.h) without its hot fields: last_heard_at
+// (devices.last_heard_at, Unix ms) and inverter_readings (device_readings) live in their columns,
+// so that RecordHeard writes them without rewriting the JSON and Put merges them (max /
+// newer-wins) instead of overwriting; every read puts them back into the record. The columns
+// is_simulated, remote_state, evaluated_state, remote_state_cause, system_status and
+// commissioning_state mirror the record, written by Put, for the fleet-wide queries; `version` is the column of record,
+// and the conditional writes compare it in the statement that writes, so two writers (threads or processes) at the same
+// version cannot both win. site_id (the record's site->site_id) and the device_inverters rows (its inverter RCP
+// numbers) are the indexed copies of the record's keys, written in the same transaction as the record; an empty key is
+// not stored, so it matches nothing. updated_at (Unix ms) mirrors the record's, for operators' queries.
+//
+// Schema version 4 (sqlite_database.h): a file of version 2 or 3 gains the columns and the table
+// above, filled from each record's JSON (which loses its hot fields), in one transaction.
 // Schema version 2 (sqlite_database.h). A file of version 1 (inverter_rcpn column, no site_id)
 // is migrated when the store opens it: site_id and device_inverters are filled from each
 // record's JSON and the old column and its index are dropped, in one transaction.
@@ -38,10 +46,13 @@ class SqliteDeviceStore final : public ports::DeviceStore {
  public:
   // The queries behind the indexed look-ups, exposed so that a test can check their query plan.
   static constexpr std::string_view kFindByInverterRcpnQuery =
-      "SELECT d.version, d.record FROM device_inverters AS i JOIN devices AS d ON d.remote_id = i.remote_id "
+      "SELECT d.version, d.record, d.last_heard_at FROM device_inverters AS i JOIN devices AS d "
+      "ON d.remote_id = i.remote_id WHERE i.rcpn = ?1 ORDER BY i.remote_id LIMIT 1";
+  static constexpr std::string_view kFindKeyByInverterRcpnQuery =
+      "SELECT d.remote_id, d.version FROM device_inverters AS i JOIN devices AS d ON d.remote_id = i.remote_id "
       "WHERE i.rcpn = ?1 ORDER BY i.remote_id LIMIT 1";
   static constexpr std::string_view kListBySiteQuery =
-      "SELECT version, record FROM devices WHERE site_id = ?1 ORDER BY remote_id";
+      "SELECT version, record, last_heard_at FROM devices WHERE site_id = ?1 ORDER BY remote_id";
 
   // Opens (creating if absent) the file at `path` and its schema. Factories rather than
   // constructors because opening can fail and no exception may cross a port.
@@ -52,6 +63,10 @@ class SqliteDeviceStore final : public ports::DeviceStore {
 
   Result<std::optional<domain::DeviceRecord>> Get(const std::string& remote_id) override;
   Result<std::optional<domain::DeviceRecord>> FindByInverterRcpn(const std::string& rcpn) override;
+  Result<std::optional<ports::DeviceKey>> FindKeyByInverterRcpn(const std::string& rcpn) override;
+  Result<bool> RecordHeard(const std::string& remote_id, Timestamp heard_at,
+                           const std::optional<domain::InverterReading>& reading) override;
+  Status RecordHeardBatch(const std::vector<ports::HeardUpdate>& updates) override;
   Result<std::vector<domain::DeviceRecord>> List() override;
   Result<std::vector<domain::DeviceRecord>> ListBySite(const std::string& site_id) override;
   Result<domain::DeviceRecord> Put(const domain::DeviceRecord& record) override;

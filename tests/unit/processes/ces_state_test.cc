@@ -404,6 +404,16 @@ class RacingStore final : public ports::DeviceStore {
   Result<std::optional<domain::DeviceRecord>> FindByInverterRcpn(const std::string& rcpn) override {
     return inner_.FindByInverterRcpn(rcpn);
   }
+  Result<std::optional<ports::DeviceKey>> FindKeyByInverterRcpn(const std::string& rcpn) override {
+    return inner_.FindKeyByInverterRcpn(rcpn);
+  }
+  Result<bool> RecordHeard(const std::string& id, Timestamp at,
+                           const std::optional<domain::InverterReading>& reading) override {
+    return inner_.RecordHeard(id, at, reading);
+  }
+  Status RecordHeardBatch(const std::vector<ports::HeardUpdate>& updates) override {
+    return inner_.RecordHeardBatch(updates);
+  }
   Result<std::vector<domain::DeviceRecord>> List() override {
     auto listed = inner_.List();
     if (auto hook = std::exchange(after_list, nullptr)) hook();
