@@ -36,24 +36,6 @@
 namespace pwrcell::runtime::serve {
 namespace {
 
-// One SQLite transaction as the scope of a worker round (queue_workers.h): one fsync per batch.
-class SqliteBatchScope final : public BatchScope {
- public:
-  explicit SqliteBatchScope(adapters::SqliteUnitOfWork unit) : unit_(std::move(unit)) {}
-  Status Commit() override { return unit_.Commit(); }
-
- private:
-  adapters::SqliteUnitOfWork unit_;
-};
-
-std::function<Result<std::unique_ptr<BatchScope>>()> SqliteBatchScopes(adapters::SqliteDatabase& database) {
-  return [&database]() -> Result<std::unique_ptr<BatchScope>> {
-    auto unit = database.BeginUnitOfWork();
-    if (!unit.ok()) return unit.status();
-    return std::unique_ptr<BatchScope>(std::make_unique<SqliteBatchScope>(std::move(*unit)));
-  };
-}
-
 // Stores records in the ingest queue, in batches of the queue's limit.
 Status SendRecords(ports::Queue& queue, const std::vector<std::string>& records) {
   for (std::size_t begin = 0; begin < records.size(); begin += ports::kMaxQueueBatch) {

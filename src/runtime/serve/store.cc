@@ -30,7 +30,25 @@ Result<Store> OpenIn(const config::Config& config, const ports::Clock& clock) {
   return store;
 }
 
+// One SQLite transaction as the scope of a worker round (queue_workers.h): one fsync per batch.
+class SqliteBatchScope final : public BatchScope {
+ public:
+  explicit SqliteBatchScope(adapters::SqliteUnitOfWork unit) : unit_(std::move(unit)) {}
+  Status Commit() override { return unit_.Commit(); }
+
+ private:
+  adapters::SqliteUnitOfWork unit_;
+};
+
 }  // namespace
+
+std::function<Result<std::unique_ptr<BatchScope>>()> SqliteBatchScopes(adapters::SqliteDatabase& database) {
+  return [&database]() -> Result<std::unique_ptr<BatchScope>> {
+    auto unit = database.BeginUnitOfWork();
+    if (!unit.ok()) return unit.status();
+    return std::unique_ptr<BatchScope>(std::make_unique<SqliteBatchScope>(std::move(*unit)));
+  };
+}
 
 Result<Store> Store::Open(const config::Config& config, const ports::Clock& clock) {
   auto store = OpenIn(config, clock);

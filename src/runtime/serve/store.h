@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <functional>
 #include <memory>
 
 #include "adapters/sqlite/sqlite_coordination.h"
@@ -12,6 +13,7 @@
 #include "common/status.h"
 #include "config/config.h"
 #include "ports/clock.h"
+#include "runtime/serve/queue_workers.h"
 
 namespace pwrcell::runtime::serve {
 
@@ -40,5 +42,9 @@ struct Store {
   // written, kInternal for a file that is not a database), prefixed with "store <path>".
   static Result<Store> Open(const config::Config& config, const ports::Clock& clock);
 };
+
+// Worker rounds as SQLite units of work on `database` (WorkerOptions::batch_scope): the writes of
+// a round share one commit, one fsync. `database` must outlive the returned function's calls.
+std::function<Result<std::unique_ptr<BatchScope>>()> SqliteBatchScopes(adapters::SqliteDatabase& database);
 
 }  // namespace pwrcell::runtime::serve
