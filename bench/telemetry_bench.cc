@@ -195,7 +195,8 @@ void BM_ProtobufParse(benchmark::State& state) {
     if (!set.ParseFromString(record)) state.SkipWithError("a record does not parse");
     benchmark::DoNotOptimize(set);
   }
-  state.counters["records_per_s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["records_per_s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
   state.counters["bytes_per_record"] = static_cast<double>(bytes) / static_cast<double>(state.iterations());
 }
 BENCHMARK(BM_ProtobufParse);
@@ -281,8 +282,8 @@ void BM_TelemetryStage(benchmark::State& state) {
       Must(unit.Commit(), "committing the seed");
     }
     Metrics metrics;
-    processes::Context context{*devices, *store.concerto, *points_queue, *store.ces, clock, metrics, coordination,
-                               {},       {}};
+    processes::Context context{*devices, *store.concerto, *points_queue, *store.ces, clock, metrics, coordination, {},
+                               {}};
     processes::TelemetryProcessor processor(context);
     runtime::serve::PoolOptions pools = runtime::serve::PoolOptionsFromConfig(config);
     runtime::serve::WorkerOptions options = pools.telemetry;
