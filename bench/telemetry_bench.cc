@@ -15,14 +15,16 @@
 //                      Counters: records/s (wall), CPU microseconds per record (process), Concerto
 //                      messages and points per message queued.
 //
-//   telemetry_bench [--systems N] [--records M] [--db-dir DIR] [benchmark flags]
+//   telemetry_bench [--systems N] [--records M] [--db-dir DIR] [--round R] [--threads T] [benchmark flags]
 //
 // --systems  fleet size (default 10000); --records  records queued for the stage (default 50000);
-// --db-dir   directory of the temporary SQLite file (default: the temp directory).
+// --db-dir   directory of the temporary SQLite file (default: the temp directory);
+// --round    records per worker round, --threads telemetry workers (default: serve's).
 // A summary of each stage run goes to stderr. Exits 1 when a stage run loses or fails a record.
 #include <benchmark/benchmark.h>
 #include <spdlog/spdlog.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -97,6 +99,8 @@ struct Options {
   int systems = 10000;
   int records = 50000;
   std::string db_dir;
+  int round = 0;    // records per worker round; 0: serve's
+  int threads = 0;  // telemetry workers; 0: serve's
 };
 Options g_options;
 bool g_failed = false;  // a stage run lost or failed records: exit 1
@@ -287,23 +291,15 @@ void BM_TelemetryStage(benchmark::State& state) {
     processes::TelemetryProcessor processor(context);
     runtime::serve::PoolOptions pools = runtime::serve::PoolOptionsFromConfig(config);
     runtime::serve::WorkerOptions options = pools.telemetry;
-    options.batch_scope = runtime::serve::SqliteBatchScopes(*database);
-    std::atomic<std::size_t> failed{0};
-    runtime::serve::QueueWorkers workers(
-        options, {ingest.get()},
-        [&](const std::vector<ports::ReceivedMessage>& batch) {
-          std::vector<processes::StreamRecord> records;
-          records.reserve(batch.size());
-          for (const auto& m : batch) records.push_back({m.body, m.id});
-          auto results = processor.ProcessRecords(records);
-          for (const auto& r : results) {
-            if (!r.ok()) failed.fetch_add(1);
-          }
-          return results;
-        },
-        metrics);
+    options.batch_scope =
+        runtime::serve::SqliteBatchScopes(*database, adapters::SqliteUnitOfWork::Mode::kAtomic);  // as serve.cc
+    if (g_options.round > 0) options.batch = static_cast<std::size_t>(g_options.round);
+    if (g_options.threads > 0) options.threads = g_options.threads;
+    runtime::serve::QueueWorkers workers(options, {ingest.get()}, runtime::serve::TelemetryPoolHandler(processor),
+                                         metrics);
     const double cpu_before = CpuSeconds();
     const auto wall_before = std::chrono::steady_clock::now();
+    std::fprintf(stderr, "telemetry stage: workers started (pid %d)\n", static_cast<int>(::getpid()));
     workers.Start();
     while (true) {
       auto stats = Must(ingest->Stats(), "ingest stats");
@@ -333,14 +329,16 @@ void BM_TelemetryStage(benchmark::State& state) {
     state.counters["messages"] = static_cast<double>(messages);
     state.counters["points_per_message"] = messages ? static_cast<double>(queued_points) / messages : 0;
     std::fprintf(stderr,
-                 "telemetry stage: %zu records of %d systems in %.2f s wall (%.0f records/s), %.2f s CPU "
+                 "telemetry stage (round %zu, %d threads): %zu records of %d systems in %.2f s wall (%.0f records/s), "
+                 "%.2f s CPU "
                  "(%.1f us/record); %zu messages, %.1f points per message (%zu points, %zu expected); "
                  "dead letters %zu, failed %zu\n",
-                 fleet.records.size(), g_options.systems, wall, n / wall, cpu, cpu * 1e6 / n, messages,
-                 messages ? static_cast<double>(queued_points) / messages : 0.0, queued_points, fleet.points,
-                 Must(ingest->Stats(), "stats").dead_letter, failed.load());
+                 options.batch, options.threads, fleet.records.size(), g_options.systems, wall, n / wall, cpu,
+                 cpu * 1e6 / n, messages, messages ? static_cast<double>(queued_points) / messages : 0.0, queued_points,
+                 fleet.points, Must(ingest->Stats(), "stats").dead_letter,
+                 static_cast<std::size_t>(metrics.Value("pwrcell_telemetry_records_total", {{"outcome", "retried"}})));
     if (queued_points != fleet.points || out.dead_letter != 0 || Must(ingest->Stats(), "stats").dead_letter != 0 ||
-        failed.load() != 0) {
+        metrics.Value("pwrcell_telemetry_records_total", {{"outcome", "retried"}}) != 0) {
       state.SkipWithError("the stage lost or duplicated points");
       g_failed = true;
     }
@@ -362,6 +360,10 @@ bool ParseOwnFlags(int& argc, char** argv) {
       g_options.systems = std::atoi(systems);
     } else if (const char* records = value("--records")) {
       g_options.records = std::atoi(records);
+    } else if (const char* round = value("--round")) {
+      g_options.round = std::atoi(round);
+    } else if (const char* threads = value("--threads")) {
+      g_options.threads = std::atoi(threads);
     } else if (const char* db_dir = value("--db-dir")) {
       g_options.db_dir = db_dir;
     } else {

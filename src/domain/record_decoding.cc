@@ -1,7 +1,6 @@
 #include "domain/record_decoding.h"
 
 #include <google/protobuf/descriptor.h>
-#include <google/protobuf/unknown_field_set.h>
 
 #include <charconv>
 #include <cmath>
@@ -60,33 +59,91 @@ bool IsValidUtf8(std::string_view s) {
 // Why this pre-scan exists: protobuf reports an invalid UTF-8 string in a proto3 `string` field by writing an ERROR
 // line to stderr before it fails the parse. A poison record, or a stream full of them, would then spam the log with
 // text we neither control nor can rate-limit. Installing a quiet global log handler would also silence unrelated
-// protobuf diagnostics process-wide and is not thread-safe, so instead the wire bytes are first read as an
-// UnknownFieldSet (which never checks UTF-8 and never logs) and every string field the schema declares is checked here;
+// protobuf diagnostics process-wide and is not thread-safe, so instead the wire bytes are first walked here (a
+// walk that never checks UTF-8 on its own and never logs) and every string field the schema declares is checked;
 // only bytes that pass reach the real parser. The walk is driven by the descriptor, so a string field added to the
-// contract is covered.
-//
+// contract is covered. It reads the wire format in place, without allocating (it runs for every record: an
+// UnknownFieldSet parse, used before, cost more than the real parse).
+
+// Reads a base-128 varint (at most 10 bytes). False when truncated or too long.
+bool ReadVarint(const char*& p, const char* end, std::uint64_t& value) {
+  value = 0;
+  for (int shift = 0; shift < 70; shift += 7) {
+    if (p == end) return false;
+    const auto byte = static_cast<unsigned char>(*p++);
+    value |= static_cast<std::uint64_t>(byte & 0x7F) << shift;
+    if ((byte & 0x80) == 0) return true;
+  }
+  return false;
+}
+
+// Walks the fields in [p, end) of a message of `type` (nullptr: contents of a group, which
+// proto3 keeps as unknown fields and never checks), up to the end-group tag of `group` when it is
+// non-zero. Returns as FindInvalidUtf8Field below.
+std::optional<std::string> WalkFields(const char*& p, const char* end, const pb::Descriptor* type, int depth,
+                                      std::uint64_t group) {
+  if (depth > kMaxNesting) return std::nullopt;
+  while (p != end) {
+    std::uint64_t tag = 0;
+    if (!ReadVarint(p, end, tag)) return std::nullopt;
+    const std::uint64_t number = tag >> 3;
+    if (number == 0 || number > 536870911) return std::nullopt;  // field numbers are 1 .. 2^29 - 1
+    switch (tag & 7) {
+      case 0: {  // varint
+        std::uint64_t ignored = 0;
+        if (!ReadVarint(p, end, ignored)) return std::nullopt;
+        break;
+      }
+      case 1:  // 64-bit
+        if (end - p < 8) return std::nullopt;
+        p += 8;
+        break;
+      case 5:  // 32-bit
+        if (end - p < 4) return std::nullopt;
+        p += 4;
+        break;
+      case 2: {  // length-delimited
+        std::uint64_t length = 0;
+        if (!ReadVarint(p, end, length)) return std::nullopt;
+        if (length > static_cast<std::uint64_t>(end - p)) return std::nullopt;
+        const std::string_view field(p, static_cast<std::size_t>(length));
+        p += length;
+        // A declared field arriving with another wire type is kept by protobuf as an unknown
+        // field and never UTF-8 checked, so only length-delimited occurrences matter.
+        const pb::FieldDescriptor* declared =
+            type == nullptr ? nullptr : type->FindFieldByNumber(static_cast<int>(number));
+        if (declared == nullptr) break;
+        if (declared->type() == pb::FieldDescriptor::TYPE_STRING) {
+          if (!IsValidUtf8(field)) return declared->full_name();
+        } else if (declared->type() == pb::FieldDescriptor::TYPE_MESSAGE) {
+          const char* q = field.data();
+          auto nested = WalkFields(q, field.data() + field.size(), declared->message_type(), depth + 1, 0);
+          if (!nested || !nested->empty()) return nested;
+        }
+        break;
+      }
+      case 3: {  // start group: its fields, up to its end-group tag
+        auto nested = WalkFields(p, end, nullptr, depth + 1, number);
+        if (!nested || !nested->empty()) return nested;
+        break;
+      }
+      case 4:  // end group: must close the group being read
+        if (number != group) return std::nullopt;
+        return std::string();
+      default:
+        return std::nullopt;
+    }
+  }
+  if (group != 0) return std::nullopt;  // a group left open
+  return std::string();
+}
+
 // Returns the full name of the first field whose bytes are not UTF-8, "" when all are, or
 // nullopt when the bytes are not even structurally valid wire format.
 std::optional<std::string> FindInvalidUtf8Field(std::string_view bytes, const pb::Descriptor& type, int depth) {
-  if (depth > kMaxNesting) return std::nullopt;
   if (bytes.size() > static_cast<std::size_t>(std::numeric_limits<int>::max())) return std::nullopt;
-  pb::UnknownFieldSet fields;
-  if (!fields.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) return std::nullopt;
-  for (int i = 0; i < fields.field_count(); ++i) {
-    const pb::UnknownField& field = fields.field(i);
-    // A declared field arriving with another wire type is kept by protobuf as an unknown field
-    // and never UTF-8 checked, so only length-delimited occurrences matter.
-    if (field.type() != pb::UnknownField::TYPE_LENGTH_DELIMITED) continue;
-    const pb::FieldDescriptor* declared = type.FindFieldByNumber(field.number());
-    if (declared == nullptr) continue;
-    if (declared->type() == pb::FieldDescriptor::TYPE_STRING) {
-      if (!IsValidUtf8(field.length_delimited())) return declared->full_name();
-    } else if (declared->type() == pb::FieldDescriptor::TYPE_MESSAGE) {
-      auto nested = FindInvalidUtf8Field(field.length_delimited(), *declared->message_type(), depth + 1);
-      if (!nested || !nested->empty()) return nested;
-    }
-  }
-  return std::string();
+  const char* p = bytes.data();
+  return WalkFields(p, bytes.data() + bytes.size(), &type, depth, 0);
 }
 
 std::string FormatSeconds(double seconds) {

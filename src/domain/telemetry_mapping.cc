@@ -6,9 +6,7 @@
 #include <cmath>
 #include <initializer_list>
 #include <iterator>
-#include <set>
 #include <string_view>
-#include <tuple>
 #include <utility>
 
 #include "domain/record_decoding.h"
@@ -71,6 +69,16 @@ struct MetricValue {
   double value;
 };
 
+// Where a point comes from, for the details of what was not mapped: a channel, or a record's state
+// codes. Spelled out only when a detail is written (rarely), not for every point.
+struct Where {
+  const ChannelSample* channel = nullptr;  // nullptr: the record's INVERTER_STATE and SYSTEM_MODE
+  Timestamp timestamp;
+  std::string Text() const {
+    return channel != nullptr ? ChannelLabel(*channel) : "record " + FormatIso8601(timestamp);
+  }
+};
+
 // The Concerto asset id of the INVERTER whose remoteId is `rcpn`, or nullptr.
 const std::string* InverterAsset(const DeviceRecord& device, const std::string& rcpn) {
   const AssetRef* inverter = device.FindInverter(rcpn);
@@ -98,7 +106,7 @@ class Mapper {
 
   void MapRecord(const EnergyRecord& record, Timestamp timestamp) {
     for (const auto& channel : record.channel()) MapChannel(channel, timestamp);
-    const std::string where = "record " + FormatIso8601(timestamp);
+    const Where where{nullptr, timestamp};
     const std::initializer_list<MetricValue> states{
         {Metric::kInverterState, static_cast<double>(record.inverterstate())},
         {Metric::kSystemMode, static_cast<double>(static_cast<int>(record.sysmode()))}};
@@ -109,14 +117,14 @@ class Mapper {
     if (other_inverter_) {
       if (inverter_asset_ == nullptr) {
         ++result_.unmapped_system_records;
-        result_.details.push_back(where + ": no INVERTER asset for inverter " + inverter_id_ +
+        result_.details.push_back(where.Text() + ": no INVERTER asset for inverter " + inverter_id_ +
                                   " for INVERTER_STATE, SYSTEM_MODE");
       }
       return;
     }
     if (device_.concerto_asset_id.empty()) {
       ++result_.unmapped_system_records;
-      result_.details.push_back(where + ": no SYSTEM asset id for INVERTER_STATE, SYSTEM_MODE");
+      result_.details.push_back(where.Text() + ": no SYSTEM asset id for INVERTER_STATE, SYSTEM_MODE");
       return;
     }
     Emit(device_.concerto_asset_id, timestamp, where, states);
@@ -129,7 +137,7 @@ class Mapper {
         if (!device_.site_meter || device_.site_meter->asset_id.empty()) {
           return Unmapped(channel, "no site meter asset");
         }
-        return Emit(device_.site_meter->asset_id, timestamp, ChannelLabel(channel),
+        return Emit(device_.site_meter->asset_id, timestamp, Where{&channel, timestamp},
                     {{Metric::kRealPower, RealPowerWatts(channel) / kWattsPerKilowatt},
                      {Metric::kEnergyImported, KilowattHours(channel.importedenergy_ws())},
                      {Metric::kEnergyExported, KilowattHours(channel.exportedenergy_ws())},
@@ -145,7 +153,7 @@ class Mapper {
           asset = &device_.concerto_asset_id;
         }
         if (asset == nullptr) return Unmapped(channel, "no inverter asset and no SYSTEM asset id");
-        return Emit(*asset, timestamp, ChannelLabel(channel),
+        return Emit(*asset, timestamp, Where{&channel, timestamp},
                     {{Metric::kRealPower, RealPowerWatts(channel) / kWattsPerKilowatt},
                      {Metric::kReactivePower, static_cast<double>(channel.reactivepower_var()) / kWattsPerKilowatt},
                      {Metric::kEnergyImported, KilowattHours(channel.importedenergy_ws())},
@@ -157,7 +165,7 @@ class Mapper {
       case pwrcell::ces::v1::STORAGE_AC: {
         const std::string* battery = FindByRemoteId(device_.batteries, channel.deviceid());
         if (battery == nullptr) return Unmapped(channel, "no battery asset with remoteId '" + channel.deviceid() + "'");
-        return Emit(*battery, timestamp, ChannelLabel(channel),
+        return Emit(*battery, timestamp, Where{&channel, timestamp},
                     {{Metric::kRealPower, RealPowerWatts(channel) / kWattsPerKilowatt},
                      {Metric::kStateOfCharge, WidenFloat(channel.soc())},
                      {Metric::kStateOfHealth, WidenFloat(channel.soh())},
@@ -169,7 +177,7 @@ class Mapper {
       case pwrcell::ces::v1::GENERATION_AC: {
         const std::string* pv = FindByRemoteId(device_.photovoltaics, channel.deviceid());
         if (pv == nullptr) return Unmapped(channel, "no photovoltaic asset with remoteId '" + channel.deviceid() + "'");
-        return Emit(*pv, timestamp, ChannelLabel(channel),
+        return Emit(*pv, timestamp, Where{&channel, timestamp},
                     {{Metric::kRealPower, RealPowerWatts(channel) / kWattsPerKilowatt},
                      {Metric::kVoltage, WidenFloat(channel.voltage_v())},
                      {Metric::kEnergyExported, KilowattHours(channel.exportedenergy_ws())}});
@@ -187,39 +195,60 @@ class Mapper {
     result_.details.push_back(ChannelLabel(channel) + ": " + why);
   }
 
-  void Emit(const std::string& asset_id, Timestamp timestamp, const std::string& where,
+  void Emit(const std::string& asset_id, Timestamp timestamp, const Where& where,
             std::initializer_list<MetricValue> values) {
+    // The metrics already given for (asset, timestamp): a handful of entries per record set.
+    std::uint32_t* given = nullptr;
+    for (auto& entry : emitted_) {
+      if (entry.timestamp == timestamp && entry.asset_id == asset_id) {
+        given = &entry.metrics;
+        break;
+      }
+    }
+    if (given == nullptr) given = &emitted_.emplace_back(Emitted{asset_id, timestamp, 0}).metrics;
     int duplicates = 0;
     for (const auto& [metric, value] : values) {
       if (!std::isfinite(value)) {
         ++result_.invalid_values;
-        result_.details.push_back(where + ": " + std::string(MetricName(metric)) + " is not finite");
+        result_.details.push_back(where.Text() + ": " + std::string(MetricName(metric)) + " is not finite");
         continue;
       }
-      if (!emitted_.emplace(asset_id, metric, ToUnixMillis(timestamp)).second) {
+      const std::uint32_t bit = 1U << static_cast<unsigned>(metric);
+      if ((*given & bit) != 0) {
         ++duplicates;
         continue;
       }
+      *given |= bit;
       result_.points.push_back(TelemetryPoint{asset_id, metric, timestamp, value});
     }
     if (duplicates > 0) {
       result_.duplicate_points += duplicates;
-      result_.details.push_back(where + ": " + std::to_string(duplicates) + " point(s) already given, dropped");
+      result_.details.push_back(where.Text() + ": " + std::to_string(duplicates) + " point(s) already given, dropped");
     }
   }
+
+  struct Emitted {
+    std::string_view asset_id;  // into the device record, which outlives the mapper
+    Timestamp timestamp;
+    std::uint32_t metrics;  // bit i: Metric i given
+  };
+  static_assert(static_cast<unsigned>(Metric::kSystemMode) < 32, "a metric per bit of Emitted::metrics");
 
   const DeviceRecord& device_;
   const std::string& inverter_id_;
   const std::string* inverter_asset_;  // nullptr: no INVERTER asset with remoteId inverter_id_
   bool other_inverter_;
   MappingResult& result_;
-  std::set<std::tuple<std::string, Metric, std::int64_t>> emitted_;
+  std::vector<Emitted> emitted_;
 };
 
 }  // namespace
 
 MappingResult MapRecordSet(const EnergyRecordSet& set, const DeviceRecord& device) {
   MappingResult result;
+  std::size_t channels = 0;
+  for (const auto& record : set.energyrecord()) channels += static_cast<std::size_t>(record.channel_size());
+  result.points.reserve(channels * 6 + static_cast<std::size_t>(set.energyrecord_size()) * 4);
   Mapper mapper(device, set.inverterid(), result);
   for (const auto& record : set.energyrecord()) {
     const double seconds = record.currenttimestamp();

@@ -8,7 +8,10 @@
 //   {"op":"update_remote_state","remote_id":"...","site":{"id"}?,"lease":"<token>"?}
 // Concerto telemetry queue (consumed by concerto_gateway; separate so that a telemetry backlog
 // never delays registration or state changes):
-//   {"op":"push_telemetry","points":[{"a":assetId,"m":"REAL_POWER","t":unix_ms,"v":1.5},...]}
+//   {"op":"push_telemetry","series":[{"a":assetId,"t":unix_ms,"m":["REAL_POWER",...],"v":[1.5,...]},...]}
+//   (consecutive points of one asset and timestamp share an entry; the older shape
+//   {"op":"push_telemetry","points":[{"a":assetId,"m":"REAL_POWER","t":unix_ms,"v":1.5},...]} is
+//   still read, so messages queued by an older adapter are sent)
 // CES queue (consumed by pwrcell_gateway):
 //   {"op":"get_metadata","remote_id":"..."}
 //   {"op":"get_status","remote_ids":["...",...]}

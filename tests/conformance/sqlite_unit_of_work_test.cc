@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdint>
 #include <string>
 #include <thread>
 
@@ -69,7 +70,7 @@ TEST_F(SqliteUnitOfWork, CommitMakesEveryOperationDurableAtOnce) {
   auto unit = database_->BeginUnitOfWork();
   ASSERT_TRUE(unit.ok()) << unit.status().ToString();
   ASSERT_TRUE(queue_->SendBatch({"a", "b", "c"}).ok());  // a transaction of its own: a savepoint here
-  ASSERT_TRUE(store_->Put(Device("sys-1")).ok());       // a single statement: joins the unit
+  ASSERT_TRUE(store_->Put(Device("sys-1")).ok());        // a single statement: joins the unit
   ASSERT_TRUE(queue_->Send("d").ok());
   auto received = queue_->Receive(1, seconds(60));
   ASSERT_TRUE(received.ok() && received->size() == 1);
@@ -79,6 +80,37 @@ TEST_F(SqliteUnitOfWork, CommitMakesEveryOperationDurableAtOnce) {
   ASSERT_TRUE(unit->Commit().ok());
   EXPECT_EQ(SeenFromOutside(), (std::pair<std::size_t, std::size_t>{3, 1}));
   EXPECT_EQ(unit->Commit().code(), StatusCode::kFailedPrecondition) << "a unit commits once";
+}
+
+// PRAGMA synchronous of the connection: 2 = FULL, 1 = NORMAL.
+std::int64_t Synchronous(adapters::SqliteDatabase& database) {
+  auto session = database.Lock();
+  auto pragma = session.Prepare("PRAGMA synchronous");
+  EXPECT_TRUE(pragma.ok());
+  if (!pragma.ok()) return -1;
+  auto row = pragma->Step();
+  EXPECT_TRUE(row.ok() && *row);
+  return pragma->ColumnInt64(0);
+}
+
+TEST_F(SqliteUnitOfWork, AnAtomicCommitIsAllOrNothingAndLeavesTheConnectionDurable) {
+  ASSERT_EQ(Synchronous(*database_), 2) << "synchronous=FULL";
+  auto unit = database_->BeginUnitOfWork();
+  ASSERT_TRUE(unit.ok()) << unit.status().ToString();
+  ASSERT_TRUE(queue_->SendBatch({"a", "b"}).ok());
+  ASSERT_TRUE(store_->Put(Device("sys-1")).ok());
+  ASSERT_TRUE(unit->Commit(adapters::SqliteUnitOfWork::Mode::kAtomic).ok());
+  EXPECT_EQ(SeenFromOutside(), (std::pair<std::size_t, std::size_t>{2, 1}));
+  EXPECT_EQ(Synchronous(*database_), 2) << "the next commits wait for the disk again";
+  // Committed for good: a connection opened afterwards (after this one closed) reads it.
+  queue_.reset();
+  store_.reset();
+  database_.reset();
+  outside_queue_.reset();
+  outside_store_.reset();
+  auto reopened = adapters::SqliteQueue::Open(Path(), "q", clock_, 5);
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+  EXPECT_EQ((*reopened)->Stats()->visible, 2U);
 }
 
 TEST_F(SqliteUnitOfWork, EndingWithoutCommitRollsEverythingBack) {
@@ -105,8 +137,8 @@ TEST_F(SqliteUnitOfWork, AFailedOperationUndoesOnlyItselfAndTheRestCommits) {
   ASSERT_TRUE(unit.ok());
   auto first = store_->Put(Device("sys-1"));
   ASSERT_TRUE(first.ok());
-  EXPECT_EQ(store_->Put(Device("sys-1")).status().code(), StatusCode::kAborted);   // exists already
-  EXPECT_EQ(store_->Remove("sys-1", 7).code(), StatusCode::kAborted);              // its savepoint rolls back
+  EXPECT_EQ(store_->Put(Device("sys-1")).status().code(), StatusCode::kAborted);  // exists already
+  EXPECT_EQ(store_->Remove("sys-1", 7).code(), StatusCode::kAborted);             // its savepoint rolls back
   ASSERT_TRUE(queue_->Send("after the failures").ok());
   ASSERT_TRUE(unit->Commit().ok());
   EXPECT_EQ(SeenFromOutside(), (std::pair<std::size_t, std::size_t>{1, 1}));
@@ -117,7 +149,7 @@ TEST_F(SqliteUnitOfWork, WhenSqliteEndsTheTransactionNothingMoreRunsAlone) {
   ASSERT_TRUE(unit.ok());
   ASSERT_TRUE(queue_->Send("lost with the transaction").ok());
   {
-    auto session = database_->Lock();  // re-enters: the unit's thread
+    auto session = database_->Lock();            // re-enters: the unit's thread
     ASSERT_TRUE(session.Exec("ROLLBACK").ok());  // as SQLite does after an I/O error
   }
   EXPECT_EQ(queue_->Send("would commit on its own").status().code(), StatusCode::kUnavailable);

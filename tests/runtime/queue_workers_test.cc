@@ -6,7 +6,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "adapters/memory/clocks.h"
 #include "adapters/memory/memory_queue.h"
@@ -51,8 +55,8 @@ class QueueWorkersTest : public ::testing::Test {
 
 TEST_F(QueueWorkersTest, SuccessDeletesTheMessage) {
   ASSERT_TRUE(queue.Send({"a"}).ok());
-  QueueWorkers workers(Options(), {&queue}, [](const auto& batch) { return std::vector<Status>(batch.size()); },
-                       metrics);
+  QueueWorkers workers(
+      Options(), {&queue}, [](const auto& batch) { return std::vector<Status>(batch.size()); }, metrics);
   workers.Start();
   ASSERT_TRUE(Eventually([&] { return Outcome("done") == 1; }));
   workers.Stop();
@@ -106,6 +110,51 @@ TEST_F(QueueWorkersTest, PermanentFailureIsDeadLetteredAtOnce) {
   workers.Stop();
   EXPECT_EQ(Stats().dead_letter, 1U);
   EXPECT_EQ(Outcome("retry"), 0);
+}
+
+// A scope that records, in one shared log, when it opens and commits.
+class LoggingScope final : public BatchScope {
+ public:
+  explicit LoggingScope(std::vector<std::string>* log) : log_(log) { log_->push_back("open"); }
+  Status Commit() override {
+    log_->push_back("commit");
+    return Status::Ok();
+  }
+
+ private:
+  std::vector<std::string>* log_;
+};
+
+TEST_F(QueueWorkersTest, APreparedHandlersFirstStepRunsBetweenTheReceiveUnitAndTheRoundUnit) {
+  ASSERT_TRUE(queue.SendBatch({"a", "b", "c"}).ok());
+  std::vector<std::string> log;  // only the one worker thread writes it while it runs
+  WorkerOptions options = Options();
+  options.batch = 3;
+  options.batch_scope = [&log]() -> Result<std::unique_ptr<BatchScope>> {
+    return std::unique_ptr<BatchScope>(std::make_unique<LoggingScope>(&log));
+  };
+  std::atomic<int> rounds{0};
+  QueueWorkers workers(options, {&queue},
+                       QueueWorkers::PreparedHandler([&](const std::vector<ports::ReceivedMessage>& batch) {
+                         log.push_back("prepare " + std::to_string(batch.size()));
+                         return std::function<std::vector<Status>()>([&log, &rounds, n = batch.size()] {
+                           log.push_back("apply");
+                           ++rounds;
+                           return std::vector<Status>(n);
+                         });
+                       }),
+                       metrics);
+  workers.Start();
+  ASSERT_TRUE(Eventually([&] { return Outcome("done") == 3; }));
+  workers.Stop();
+  ASSERT_EQ(rounds.load(), 1);
+  // The first entries: the receive unit, the first step outside it, then the round's unit (idle
+  // polls afterwards open and commit empty receive units).
+  ASSERT_GE(log.size(), 6U);
+  EXPECT_EQ(std::vector<std::string>(log.begin(), log.begin() + 6),
+            (std::vector<std::string>{"open", "commit", "prepare 3", "open", "apply", "commit"}));
+  const auto stats = Stats();
+  EXPECT_EQ(stats.visible + stats.in_flight + stats.dead_letter, 0U);
 }
 
 TEST_F(QueueWorkersTest, RetryDelayDoublesFromTheBaseUpToTheCap) {

@@ -1,7 +1,10 @@
 #include "adapters/concerto/concerto_documents.h"
 
+#include <optional>
 #include <stdexcept>
 #include <utility>
+
+#include "common/json_writer.h"
 
 namespace pwrcell::adapters::concerto_documents {
 namespace {
@@ -229,6 +232,19 @@ Status ParseRemoteStateAnswer(std::string_view operation, const char* field, con
 }  // namespace
 
 std::string Operation::Body() const {
+  if (!variables_text.empty()) {
+    // The keys in nlohmann's (sorted) order, as below.
+    std::string out;
+    out.reserve(query.size() + variables_text.size() + name.size() + 48);
+    out.append(R"({"operationName":)");
+    json_writer::AppendString(out, name);
+    out.append(R"(,"query":)");
+    json_writer::AppendString(out, query);
+    out.append(R"(,"variables":)");
+    out.append(variables_text);
+    out.push_back('}');
+    return out;
+  }
   json body = {{"query", query}, {"variables", variables}, {"operationName", name}};
   // Replace invalid UTF-8 rather than throw: a bad byte in a name must not crash a worker.
   return body.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -294,14 +310,47 @@ Operation UpdateSiteRemoteState(const domain::RemoteStateUpdate& update) {
 }
 
 Operation IngestTelemetry(const std::vector<domain::TelemetryPoint>& points) {
-  json list = json::array();
+  // {"input":{"points":[{"assetId":..,"metric":..,"timestamp":..,"value":..},...]}}, written
+  // directly: the one document sent at the rate limit with 500 points.
+  std::string text;
+  text.reserve(32 + points.size() * 110);
+  text.append(R"({"input":{"points":[)");
+  // Consecutive points mostly share their asset and timestamp: their text is copied.
+  const std::string* last_asset = nullptr;
+  std::size_t asset_at = 0, asset_size = 0;
+  std::optional<Timestamp> last_time;
+  std::size_t time_at = 0, time_size = 0;
+  bool first = true;
   for (const auto& point : points) {
-    list.push_back({{"assetId", point.asset_id},
-                    {"metric", std::string(domain::MetricName(point.metric))},
-                    {"timestamp", FormatIso8601(point.timestamp)},
-                    {"value", point.value}});
+    text.append(first ? R"({"assetId":)" : R"(,{"assetId":)");
+    first = false;
+    if (last_asset != nullptr && *last_asset == point.asset_id) {
+      text.append(text, asset_at, asset_size);
+    } else {
+      asset_at = text.size();
+      json_writer::AppendString(text, point.asset_id);
+      asset_size = text.size() - asset_at;
+      last_asset = &point.asset_id;
+    }
+    text.append(R"(,"metric":")");
+    text.append(domain::MetricName(point.metric));
+    text.append(R"(","timestamp":")");
+    if (last_time == point.timestamp) {
+      text.append(text, time_at, time_size);
+    } else {
+      time_at = text.size();
+      text.append(FormatIso8601(point.timestamp));
+      time_size = text.size() - time_at;
+      last_time = point.timestamp;
+    }
+    text.append(R"(","value":)");
+    json_writer::AppendNumber(text, point.value);
+    text.push_back('}');
   }
-  return Make(kIngestTelemetry, kIngestTelemetryQuery, {{"input", {{"points", std::move(list)}}}});
+  text.append("]}}");
+  Operation op = Make(kIngestTelemetry, kIngestTelemetryQuery, json::object());
+  op.variables_text = std::move(text);
+  return op;
 }
 
 Result<AccessToken> ParseAuthenticate(const nlohmann::json& data) {

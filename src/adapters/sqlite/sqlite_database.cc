@@ -171,13 +171,13 @@ SqliteUnitOfWork::~SqliteUnitOfWork() {
   End(false, &ignored);
 }
 
-Status SqliteUnitOfWork::Commit() {
+Status SqliteUnitOfWork::Commit(Mode mode) {
   Status status;
-  End(true, &status);
+  End(true, &status, mode);
   return status;
 }
 
-void SqliteUnitOfWork::End(bool commit, Status* status) {
+void SqliteUnitOfWork::End(bool commit, Status* status, Mode mode) {
   SqliteDatabase* database = std::exchange(database_, nullptr);
   if (database == nullptr) {
     if (commit) *status = FailedPreconditionError("the unit of work has already ended");
@@ -188,8 +188,14 @@ void SqliteUnitOfWork::End(bool commit, Status* status) {
   if (commit) {
     if (sqlite3_get_autocommit(db) != 0) {
       *status = UnavailableError("committing a unit of work: SQLite rolled its transaction back before the commit");
-    } else if (const int rc = sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr); rc != SQLITE_OK) {
-      *status = Translate(rc, db, "committing a unit of work");
+    } else {
+      // The connection is this unit's until it ends, so no other commit sees the NORMAL setting.
+      const bool atomic = mode == Mode::kAtomic;
+      if (atomic) (void)sqlite3_exec(db, "PRAGMA synchronous=NORMAL", nullptr, nullptr, nullptr);
+      if (const int rc = sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr); rc != SQLITE_OK) {
+        *status = Translate(rc, db, "committing a unit of work");
+      }
+      if (atomic) (void)sqlite3_exec(db, "PRAGMA synchronous=FULL", nullptr, nullptr, nullptr);
     }
   }
   if (sqlite3_get_autocommit(db) == 0) (void)sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -275,8 +281,10 @@ Result<std::shared_ptr<SqliteDatabase>> SqliteDatabase::Open(const std::string& 
     return FailedPreconditionError("opening " + path + ": the file cannot use WAL mode (journal_mode is '" + mode +
                                    "'); put it on a local file system");
   }
-  PWRCELL_RETURN_IF_ERROR(
-      session.Exec("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;").WithContext("opening " + path));
+  PWRCELL_RETURN_IF_ERROR(session
+                              .Exec("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-32768; PRAGMA "
+                                    "wal_autocheckpoint=8192;")
+                              .WithContext("opening " + path));
   return database;
 }
 

@@ -186,6 +186,14 @@ class SqliteSession {
 // connection: keep it short and free of network calls. Units do not nest. Move-only.
 class SqliteUnitOfWork {
  public:
+  // kDurable: the commit is on disk when Commit() returns (synchronous=FULL, an fsync).
+  // kAtomic: all or nothing, in order with every other commit, but a power loss (not a crash of
+  // the process) may undo it and any kAtomic commit after it, until the next kDurable commit or
+  // checkpoint syncs the log (synchronous=NORMAL for this commit). For a unit whose inputs are
+  // removed in the same unit as its outputs are written (a worker round: its messages come back
+  // when it is undone), never for accepting data from outside.
+  enum class Mode { kDurable, kAtomic };
+
   SqliteUnitOfWork(SqliteUnitOfWork&& other) noexcept;
   SqliteUnitOfWork& operator=(SqliteUnitOfWork&&) = delete;
   SqliteUnitOfWork(const SqliteUnitOfWork&) = delete;
@@ -193,20 +201,21 @@ class SqliteUnitOfWork {
   ~SqliteUnitOfWork();
 
   // Errors: kUnavailable when the transaction could not be committed (it is then rolled back).
-  Status Commit();
+  Status Commit(Mode mode = Mode::kDurable);
 
  private:
   friend class SqliteDatabase;
   SqliteUnitOfWork(SqliteDatabase* database, std::unique_lock<std::mutex> lock)
       : database_(database), lock_(std::move(lock)) {}
-  void End(bool commit, Status* status);
+  void End(bool commit, Status* status, Mode mode = Mode::kDurable);
 
   SqliteDatabase* database_;
   std::unique_lock<std::mutex> lock_;
 };
 
 // One SQLite connection, opened with journal_mode=WAL, synchronous=FULL (a committed write
-// survives a crash or power loss), busy_timeout=5000 ms and foreign_keys=ON. Thread-safe through
+// survives a crash or power loss), busy_timeout=5000 ms, foreign_keys=ON and a 32 MiB page cache
+// (cache_size; SQLite's default 2 MiB spilled pages on every worker round at fleet scale). Thread-safe through
 // Lock(). Shared (std::shared_ptr) by the stores and queues that live in the same file.
 class SqliteDatabase {
  public:

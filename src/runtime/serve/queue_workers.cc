@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <functional>
 #include <utility>
 
 namespace pwrcell::runtime::serve {
@@ -11,6 +12,14 @@ QueueWorkerMetrics::QueueWorkerMetrics(Metrics* registry)
                "Queue messages handled, by worker pool and outcome (done, retry, dead_letter)", {"pool", "outcome"}) {}
 
 QueueWorkers::QueueWorkers(WorkerOptions options, std::vector<ports::Queue*> queues, Handler handler, Metrics& metrics)
+    : QueueWorkers(std::move(options), std::move(queues),
+                   PreparedHandler([handler = std::move(handler)](const std::vector<ports::ReceivedMessage>& batch) {
+                     return std::function<std::vector<Status>()>([&handler, &batch] { return handler(batch); });
+                   }),
+                   metrics) {}
+
+QueueWorkers::QueueWorkers(WorkerOptions options, std::vector<ports::Queue*> queues, PreparedHandler handler,
+                           Metrics& metrics)
     : options_(std::move(options)), queues_(std::move(queues)), handler_(std::move(handler)), metrics_(&metrics) {}
 
 QueueWorkers::~QueueWorkers() {
@@ -75,48 +84,55 @@ void QueueWorkers::Dispose(ports::Queue& queue, const ports::ReceivedMessage& me
 }
 
 void QueueWorkers::Run() {
+  // A unit of work around `step` when the pool has a batch scope (queue_workers.h).
+  // False when the unit could not be committed (its writes are gone).
+  auto scoped = [this](const char* what, const std::function<void()>& step) -> bool {
+    std::unique_ptr<BatchScope> scope;
+    if (options_.batch_scope) {
+      auto opened = options_.batch_scope();
+      if (opened.ok()) {
+        scope = std::move(*opened);
+      } else {
+        spdlog::warn("{} worker: no batch scope for the {}: {}", options_.name, what, opened.status().ToString());
+      }
+    }
+    step();
+    if (scope == nullptr) return true;
+    Status committed = scope->Commit();
+    if (committed.ok()) return true;
+    spdlog::warn("{} worker: committing the {} failed; its messages come back: {}", options_.name, what,
+                 committed.ToString());
+    return false;
+  };
   while (!stopping_.load()) {
     bool worked = false;
     for (ports::Queue* queue : queues_) {
-      std::unique_ptr<BatchScope> scope;
-      if (options_.batch_scope) {
-        auto opened = options_.batch_scope();
-        if (opened.ok()) {
-          scope = std::move(*opened);
-        } else {
-          spdlog::warn("{} worker: no batch scope this round: {}", options_.name, opened.status().ToString());
-        }
-      }
-      auto end_scope = [&] {
-        if (scope == nullptr) return;
-        Status committed = std::exchange(scope, nullptr)->Commit();
-        if (!committed.ok()) {
-          spdlog::warn("{} worker: committing the round failed; its messages come back: {}", options_.name,
-                       committed.ToString());
-        }
-      };
       std::vector<ports::ReceivedMessage> batch;
-      while (batch.size() < options_.batch && !stopping_.load()) {
-        const std::size_t want = std::min(ports::kMaxQueueBatch, options_.batch - batch.size());
-        auto received = queue->Receive(want, options_.visibility_timeout);
-        if (!received.ok()) {
-          spdlog::warn("{} worker: receive failed: {}", options_.name, received.status().ToString());
-          break;
+      const bool received_ok = scoped("receives", [&] {
+        while (batch.size() < options_.batch && !stopping_.load()) {
+          const std::size_t want = std::min(ports::kMaxQueueBatch, options_.batch - batch.size());
+          auto received = queue->Receive(want, options_.visibility_timeout);
+          if (!received.ok()) {
+            spdlog::warn("{} worker: receive failed: {}", options_.name, received.status().ToString());
+            break;
+          }
+          const std::size_t got = received->size();
+          for (auto& m : *received) batch.push_back(std::move(m));
+          if (got < want) break;
         }
-        const std::size_t got = received->size();
-        for (auto& m : *received) batch.push_back(std::move(m));
-        if (got < want) break;
-      }
-      if (batch.empty()) {
-        end_scope();
-        continue;
-      }
+      });
+      if (!received_ok) batch.clear();  // not leased after all: another worker may have them
+      if (batch.empty()) continue;
       worked = true;
-      std::vector<Status> results = handler_(batch);
-      for (std::size_t i = 0; i < batch.size(); ++i) {
-        Dispose(*queue, batch[i], i < results.size() ? results[i] : InternalError("handler gave no result"));
-      }
-      end_scope();
+      // The first step outside any unit of work; a message received above and not disposed of
+      // below (a failed commit, a crash) is delivered again after its visibility timeout.
+      auto apply = handler_(batch);
+      (void)scoped("round", [&] {
+        std::vector<Status> results = apply();
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+          Dispose(*queue, batch[i], i < results.size() ? results[i] : InternalError("handler gave no result"));
+        }
+      });
       break;  // start again from the first (highest-priority) queue
     }
     if (!worked) {

@@ -10,6 +10,11 @@
 // the next (Concerto control requests go before telemetry). Idle workers wait on a condition
 // variable that Wake() signals (ingest calls it), with a short poll as a fallback.
 //
+// With a batch_scope, a round is two units: the receives, then the handling and every disposal. A
+// prepared handler (the second constructor) splits the handling: its first step (CPU work and
+// reads) runs between the two units, outside any transaction, so that one worker prepares while
+// another writes; only its second step runs inside the second unit.
+//
 // Stop() lets every in-flight handler finish, then joins: nothing received is lost (a message
 // whose handler did not finish is delivered again after its visibility timeout).
 #pragma once
@@ -66,7 +71,13 @@ class QueueWorkers {
   // One Status per message, in order.
   using Handler = std::function<std::vector<Status>(const std::vector<ports::ReceivedMessage>&)>;
 
+  // A handler in two steps: the first (given the batch) runs outside the round's unit of work and
+  // returns the second, which runs inside it and gives one Status per message, in order.
+  using PreparedHandler =
+      std::function<std::function<std::vector<Status>()>(const std::vector<ports::ReceivedMessage>&)>;
+
   QueueWorkers(WorkerOptions options, std::vector<ports::Queue*> queues, Handler handler, Metrics& metrics);
+  QueueWorkers(WorkerOptions options, std::vector<ports::Queue*> queues, PreparedHandler handler, Metrics& metrics);
   ~QueueWorkers();
   QueueWorkers(const QueueWorkers&) = delete;
   QueueWorkers& operator=(const QueueWorkers&) = delete;
@@ -84,7 +95,7 @@ class QueueWorkers {
 
   const WorkerOptions options_;
   const std::vector<ports::Queue*> queues_;
-  Handler handler_;
+  PreparedHandler handler_;
   const QueueWorkerMetrics metrics_;
   std::atomic<bool> stopping_{false};
   std::mutex mutex_;

@@ -91,7 +91,7 @@ struct ServeApp::Parts {
         concerto_gateway(context, concerto, registrar),
         pwrcell_gateway(context, ces, metadata, ces_state),
         pools(PoolOptionsFromConfig(config)),
-        telemetry_workers(TelemetryPoolOptions(), {store.ingest.get()}, TelemetryHandler(), metrics),
+        telemetry_workers(TelemetryPoolOptions(), {store.ingest.get()}, TelemetryPoolHandler(telemetry), metrics),
         concerto_workers(pools.concerto, {store.concerto.get(), store.concerto_telemetry.get()},
                          OneByOne([this](const ports::ReceivedMessage& m) -> Status {
                            auto request = processes::DecodeConcertoRequest(m.body);
@@ -117,17 +117,10 @@ struct ServeApp::Parts {
 
   WorkerOptions TelemetryPoolOptions() {
     WorkerOptions options = pools.telemetry;
-    options.batch_scope = SqliteBatchScopes(*store.database);
+    // A round deletes its records in the unit that writes what came of them, so its commit need
+    // not wait for the disk: undone by a power loss, its records come back (SqliteUnitOfWork::Mode).
+    options.batch_scope = SqliteBatchScopes(*store.database, adapters::SqliteUnitOfWork::Mode::kAtomic);
     return options;
-  }
-
-  QueueWorkers::Handler TelemetryHandler() {
-    return [this](const std::vector<ports::ReceivedMessage>& batch) {
-      std::vector<processes::StreamRecord> records;
-      records.reserve(batch.size());
-      for (const auto& m : batch) records.push_back({m.body, m.id});
-      return telemetry.ProcessRecords(records);
-    };
   }
 
   // The sink of the ingest server and of simulated telemetry: all chunks in one transaction, one

@@ -33,20 +33,23 @@ Result<Store> OpenIn(const config::Config& config, const ports::Clock& clock) {
 // One SQLite transaction as the scope of a worker round (queue_workers.h): one fsync per batch.
 class SqliteBatchScope final : public BatchScope {
  public:
-  explicit SqliteBatchScope(adapters::SqliteUnitOfWork unit) : unit_(std::move(unit)) {}
-  Status Commit() override { return unit_.Commit(); }
+  SqliteBatchScope(adapters::SqliteUnitOfWork unit, adapters::SqliteUnitOfWork::Mode mode)
+      : unit_(std::move(unit)), mode_(mode) {}
+  Status Commit() override { return unit_.Commit(mode_); }
 
  private:
   adapters::SqliteUnitOfWork unit_;
+  adapters::SqliteUnitOfWork::Mode mode_;
 };
 
 }  // namespace
 
-std::function<Result<std::unique_ptr<BatchScope>>()> SqliteBatchScopes(adapters::SqliteDatabase& database) {
-  return [&database]() -> Result<std::unique_ptr<BatchScope>> {
+std::function<Result<std::unique_ptr<BatchScope>>()> SqliteBatchScopes(adapters::SqliteDatabase& database,
+                                                                       adapters::SqliteUnitOfWork::Mode mode) {
+  return [&database, mode]() -> Result<std::unique_ptr<BatchScope>> {
     auto unit = database.BeginUnitOfWork();
     if (!unit.ok()) return unit.status();
-    return std::unique_ptr<BatchScope>(std::make_unique<SqliteBatchScope>(std::move(*unit)));
+    return std::unique_ptr<BatchScope>(std::make_unique<SqliteBatchScope>(std::move(*unit), mode));
   };
 }
 

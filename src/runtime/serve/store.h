@@ -44,7 +44,11 @@ struct Store {
 };
 
 // Worker rounds as SQLite units of work on `database` (WorkerOptions::batch_scope): the writes of
-// a round share one commit, one fsync. `database` must outlive the returned function's calls.
-std::function<Result<std::unique_ptr<BatchScope>>()> SqliteBatchScopes(adapters::SqliteDatabase& database);
+// a round share one commit, made with `mode` (kAtomic: no fsync, for rounds that delete their
+// inputs in the same unit as they write their outputs; see SqliteUnitOfWork::Mode). `database`
+// must outlive the returned function's calls.
+std::function<Result<std::unique_ptr<BatchScope>>()> SqliteBatchScopes(
+    adapters::SqliteDatabase& database,
+    adapters::SqliteUnitOfWork::Mode mode = adapters::SqliteUnitOfWork::Mode::kDurable);
 
 }  // namespace pwrcell::runtime::serve

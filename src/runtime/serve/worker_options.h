@@ -6,6 +6,7 @@
 #include <string>
 
 #include "config/config.h"
+#include "processes/telemetry_processor.h"
 #include "runtime/serve/queue_workers.h"
 
 namespace pwrcell::runtime::serve {
@@ -16,12 +17,17 @@ WorkerOptions WorkerOptionsFromConfig(const config::QueuesConfig& queues, std::s
                                       std::size_t batch);
 
 struct PoolOptions {
-  WorkerOptions telemetry;  // "telemetry": 2 threads, batches of 100 (no network call in a round)
+  WorkerOptions telemetry;  // "telemetry": 2 threads, rounds of 500 records (no network call in a round)
   WorkerOptions concerto;   // "concerto": [concerto] workers threads, one message at a time
   WorkerOptions ces;        // "ces": [ces] workers threads, one message at a time
 };
 
 // No batch_scope is set: the composition root that owns the store adds the telemetry pool's.
 PoolOptions PoolOptionsFromConfig(const config::Config& config);
+
+// The telemetry pool's handler: the round's ingest-queue messages as stream records for
+// `processor`, prepared (decoded, matched, mapped, encoded) outside the round's unit of work and
+// applied inside it. `processor` must outlive the pool.
+QueueWorkers::PreparedHandler TelemetryPoolHandler(processes::TelemetryProcessor& processor);
 
 }  // namespace pwrcell::runtime::serve

@@ -93,6 +93,36 @@ TEST(Messages, PushTelemetryRoundTripsPointsWithMillisecondTimestamps) {
   EXPECT_EQ(RoundTrip(empty), empty);
 }
 
+TEST(Messages, PushTelemetryGroupsConsecutivePointsOfOneAssetAndTimestamp) {
+  PushTelemetryRequest request;
+  request.points = {
+      {"asset-3", Metric::kRealPower, FromUnixMillis(1'000), 1.5},
+      {"asset-3", Metric::kVoltage, FromUnixMillis(1'000), 240},
+      {"asset-3", Metric::kRealPower, FromUnixMillis(2'000), -0.5},  // another timestamp: a new entry
+      {"as\"set\n", Metric::kStateOfCharge, FromUnixMillis(2'000), 57.25},
+  };
+  const std::string body = EncodeConcertoRequest(request);
+  EXPECT_EQ(body,
+            R"({"op":"push_telemetry","series":[{"a":"asset-3","t":1000,"m":["REAL_POWER","VOLTAGE"],"v":[1.5,240]},)"
+            R"({"a":"asset-3","t":2000,"m":["REAL_POWER"],"v":[-0.5]},)"
+            R"({"a":"as\"set\n","t":2000,"m":["STATE_OF_CHARGE"],"v":[57.25]}]})");
+  auto decoded = DecodeConcertoRequest(body);
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_EQ(std::get<PushTelemetryRequest>(*decoded).points, request.points);
+}
+
+TEST(Messages, PushTelemetryInTheOlderOnePointPerEntryShapeStillDecodes) {
+  const std::string body = R"({"op":"push_telemetry","points":[{"a":"asset-3","m":"REAL_POWER","t":1000,"v":1.5},)"
+                           R"({"a":"asset-9","m":"STATE_OF_CHARGE","t":2000,"v":57}]})";
+  auto decoded = DecodeConcertoRequest(body);
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  const std::vector<domain::TelemetryPoint> expected = {
+      {"asset-3", Metric::kRealPower, FromUnixMillis(1'000), 1.5},
+      {"asset-9", Metric::kStateOfCharge, FromUnixMillis(2'000), 57},
+  };
+  EXPECT_EQ(std::get<PushTelemetryRequest>(*decoded).points, expected);
+}
+
 TEST(Messages, CesRequestsRoundTrip) {
   const CesRequest metadata = MetadataRequest{"sys-1"};
   EXPECT_EQ(EncodeCesRequest(metadata), R"({"op":"get_metadata","remote_id":"sys-1"})");
@@ -133,6 +163,13 @@ TEST(Messages, MalformedConcertoMessagesAreInvalidArgumentAndNotRetryable) {
       R"({"op":"push_telemetry","points":[{"a":"x","m":"REAL_POWER","t":"soon","v":1}]})",
       R"({"op":"push_telemetry","points":[{"a":"x","m":"WARP_FACTOR","t":1,"v":1}]})",
       R"({"op":"push_telemetry","points":[17]})",
+      R"({"op":"push_telemetry","series":{}})",
+      R"({"op":"push_telemetry","series":[17]})",
+      R"({"op":"push_telemetry","series":[{"a":"x","t":1,"m":["REAL_POWER"],"v":[]}]})",
+      R"({"op":"push_telemetry","series":[{"a":"x","t":1,"m":["WARP_FACTOR"],"v":[1]}]})",
+      R"({"op":"push_telemetry","series":[{"a":"x","t":"soon","m":["REAL_POWER"],"v":[1]}]})",
+      R"({"op":"push_telemetry","series":[{"a":"x","t":1,"m":["REAL_POWER"],"v":["1"]}]})",
+      R"({"op":"push_telemetry","series":[{"t":1,"m":["REAL_POWER"],"v":[1]}]})",
   };
   for (const auto& body : bodies) {
     auto decoded = DecodeConcertoRequest(body);

@@ -13,7 +13,7 @@ TEST(PoolOptionsFromConfig, Defaults) {
   const PoolOptions pools = PoolOptionsFromConfig(config::Config{});
   EXPECT_EQ(pools.telemetry.name, "telemetry");
   EXPECT_EQ(pools.telemetry.threads, 2);
-  EXPECT_EQ(pools.telemetry.batch, 100u);
+  EXPECT_EQ(pools.telemetry.batch, 500u);
   EXPECT_EQ(pools.concerto.name, "concerto");
   EXPECT_EQ(pools.concerto.threads, 10);
   EXPECT_EQ(pools.concerto.batch, 1u);
