@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <fstream>
 #include <ostream>
 #include <string>
@@ -48,14 +49,16 @@ Status SendRecords(ports::Queue& queue, const std::vector<std::string>& records)
   return Status::Ok();
 }
 
-// A handler of single messages as a pool handler: one Status per message, in order.
+// A handler of single messages as a pool handler: one Status per message, in order. The handling
+// (network calls) is all in the first step, outside the round's unit of work; the unit holds only
+// the disposals (queue_workers.h).
 template <typename Handle>
-QueueWorkers::Handler OneByOne(Handle handle) {
+QueueWorkers::PreparedHandler OneByOne(Handle handle) {
   return [handle](const std::vector<ports::ReceivedMessage>& batch) {
     std::vector<Status> results;
     results.reserve(batch.size());
     for (const auto& m : batch) results.push_back(handle(m));
-    return results;
+    return std::function<std::vector<Status>()>([results = std::move(results)] { return results; });
   };
 }
 
@@ -92,14 +95,14 @@ struct ServeApp::Parts {
         pwrcell_gateway(context, ces, metadata, ces_state),
         pools(PoolOptionsFromConfig(config)),
         telemetry_workers(TelemetryPoolOptions(), {store.ingest.get()}, TelemetryPoolHandler(telemetry), metrics),
-        concerto_workers(pools.concerto, {store.concerto.get(), store.concerto_telemetry.get()},
+        concerto_workers(NetworkPoolOptions(pools.concerto), {store.concerto.get(), store.concerto_telemetry.get()},
                          OneByOne([this](const ports::ReceivedMessage& m) -> Status {
                            auto request = processes::DecodeConcertoRequest(m.body);
                            if (!request.ok()) return request.status();
                            return concerto_gateway.Handle(*request);
                          }),
                          metrics),
-        ces_workers(pools.ces, {store.ces.get()}, OneByOne([this](const ports::ReceivedMessage& m) -> Status {
+        ces_workers(NetworkPoolOptions(pools.ces), {store.ces.get()}, OneByOne([this](const ports::ReceivedMessage& m) -> Status {
                       auto request = processes::DecodeCesRequest(m.body);
                       if (!request.ok()) return request.status();
                       return pwrcell_gateway.Handle(*request);
@@ -113,6 +116,16 @@ struct ServeApp::Parts {
     // reports no lag and the startup grace lasts offline_timeout from start (SPEC section 4).
     context.source_progress = [] { return domain::SourceProgress{}; };
     Schedule();
+  }
+
+  // The concerto and CES pools: receives and disposals in units committed kAtomic. A deletion
+  // undone by a power loss sends the message again, as a crash before the deletion would: every
+  // operation on these queues is idempotent (Concerto de-duplicates points; commissioning and
+  // remote_state find what is done). Without this, each deletion was an fsync of its own, and on
+  // a disk with ~25 ms fsyncs the deletions alone capped the sender near Concerto's 25 calls/s.
+  WorkerOptions NetworkPoolOptions(WorkerOptions options) {
+    options.batch_scope = SqliteBatchScopes(*store.database, adapters::SqliteUnitOfWork::Mode::kAtomic);
+    return options;
   }
 
   WorkerOptions TelemetryPoolOptions() {

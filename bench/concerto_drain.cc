@@ -1,0 +1,334 @@
+// Benchmark: the Concerto sender draining a backlog of point messages (issue 10 item 4), composed
+// as `serve` composes it: the SQLite store (a temp file), the concerto worker pool (threads and
+// priority queues as serve, one message per handler call), ConcertoGateway and the real
+// ConcertoClient (libcurl, token bucket, retries) over HTTP, against a minimal GraphQL server in
+// a child process that authenticates and accepts every ingestTelemetry point (so the process's
+// CPU time is the adapter's alone).
+//
+// The backlog is `--backlog` push_telemetry messages made by the telemetry stage's own packing
+// (TelemetryProcessor over fleet-simulator records: ~496 points each). The drain then runs for
+// `--seconds` (or until the backlog is gone) at `--rate` calls/s (Concerto's 25 by default; 0:
+// unlimited, to find what the adapter alone can do). Reported: ingestTelemetry calls/s, points
+// per call, adapter CPU per call (process CPU time / calls), messages left, and the time the
+// whole backlog takes at the measured rate.
+//
+//   concerto_drain [--backlog N] [--seconds S] [--rate R] [--workers W] [--db-dir DIR]
+//
+// Exit status 1 when a call fails, a point is lost or a message is dead-lettered.
+#include <httplib.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <iterator>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "adapters/concerto/concerto_client.h"
+#include "adapters/memory/memory_coordination.h"
+#include "adapters/memory/memory_secret_store.h"
+#include "adapters/system/system_clock.h"
+#include "config/config.h"
+#include "domain/device.h"
+#include "domain/telemetry_mapping.h"
+#include "fleet/physics.h"
+#include "fleet/system_spec.h"
+#include "processes/concerto_gateway.h"
+#include "processes/context.h"
+#include "processes/device_metadata_processor.h"
+#include "processes/messages.h"
+#include "processes/registrar.h"
+#include "processes/telemetry_processor.h"
+#include "runtime/serve/queue_workers.h"
+#include "runtime/serve/store.h"
+#include "runtime/serve/worker_options.h"
+
+namespace pwrcell::bench {
+namespace {
+
+struct Options {
+  int backlog = 100000;
+  double seconds = 60;
+  double rate = 25;
+  int workers = 0;  // 0: the configured default
+  std::string db_dir;
+};
+
+template <typename T>
+T Must(Result<T> result, std::string_view what) {
+  if (!result.ok()) throw std::runtime_error(std::string(what) + ": " + result.status().ToString());
+  return std::move(*result);
+}
+void Must(const Status& status, std::string_view what) {
+  if (!status.ok()) throw std::runtime_error(std::string(what) + ": " + status.ToString());
+}
+
+double CpuSeconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+// Counts occurrences of `needle` in `text`.
+std::size_t Count(std::string_view text, std::string_view needle) {
+  std::size_t n = 0;
+  for (auto at = text.find(needle); at != std::string_view::npos; at = text.find(needle, at + needle.size())) ++n;
+  return n;
+}
+
+// The child: answers Authenticate and IngestTelemetry (accepting every point) until killed.
+[[noreturn]] void ServeFakeConcerto(int port_pipe) {
+  httplib::Server server;
+  server.Post("/graphql", [](const httplib::Request& req, httplib::Response& res) {
+    if (req.body.find(R"("operationName":"Authenticate")") != std::string::npos) {
+      res.set_content(
+          R"({"data":{"authenticate":{"accessToken":"bench-token","expiresAt":"2099-01-01T00:00:00Z"}}})",
+          "application/json");
+      return;
+    }
+    const std::size_t points = Count(req.body, R"("assetId":)");
+    res.set_content(R"({"data":{"ingestTelemetry":{"accepted":)" + std::to_string(points) +
+                        R"(,"duplicates":0,"rejected":[]}}})",
+                    "application/json");
+  });
+  const int port = server.bind_to_any_port("127.0.0.1");
+  if (write(port_pipe, &port, sizeof port) != sizeof port) _exit(1);
+  close(port_pipe);
+  server.listen_after_bind();
+  _exit(0);
+}
+
+// Commissioned-looking devices and their records, packed into queue messages by the telemetry
+// stage itself (an in-memory composition: only its output is kept).
+// `sink` gets them 1,000 at a time (the backlog of 100,000 is ~2 GB of text: never all in memory).
+void MakeBacklog(int messages, std::size_t& points, const std::function<void(std::vector<std::string>&)>& sink) {
+  constexpr int kSystems = 2000;
+  fleet::CompositionOptions composition;
+  composition.ac_coupled_fraction = 0.3;
+  std::vector<fleet::SystemSpec> specs;
+  std::vector<fleet::SystemState> states;
+  std::vector<domain::DeviceRecord> devices;
+  for (int i = 0; i < kSystems; ++i) {
+    const std::string id = fleet::FleetSystemId(10000, i);
+    specs.push_back(fleet::MakeSystem(id, std::nullopt, composition));
+    states.push_back(fleet::InitialState(specs.back()));
+    const domain::SystemMetadata m = fleet::ToCesMetadata(specs.back());
+    domain::DeviceRecord d;
+    d.remote_id = id;
+    const std::string prefix = "a" + std::to_string(i) + "-";
+    d.concerto_asset_id = prefix + "system-0000-0000-0000-000000000000";
+    std::vector<std::string> rcpns;
+    for (const auto& inv : m.inverters) {
+      d.inverters.push_back({prefix + "inverter-" + inv.rcpn, inv.rcpn});
+      rcpns.push_back(inv.rcpn);
+    }
+    for (const auto& b : m.batteries) d.batteries.push_back({prefix + "battery-" + b.rcpn, b.rcpn});
+    for (const auto& pv : m.pv_links) d.photovoltaics.push_back({prefix + "pv-" + pv.rcpn, pv.rcpn});
+    if (m.site_meter_id) d.site_meter = domain::AssetRef{prefix + "meter-" + *m.site_meter_id, *m.site_meter_id};
+    d.SetInverterRcpns(rcpns);
+    devices.push_back(std::move(d));
+  }
+  std::vector<std::string> bodies;
+  std::vector<domain::TelemetryPoint> pending;
+  points = 0;
+  int made = 0;
+  const Timestamp start = FromUnixMillis(1782036000000);
+  for (int n = 0; made < messages; ++n) {
+    const auto i = static_cast<std::size_t>(n % kSystems);
+    const Timestamp t = start + std::chrono::minutes(5) * (n / kSystems + 1);
+    auto record = fleet::NextRecord(specs[i], states[i], t, std::chrono::minutes(5), fleet::SystemFaults{});
+    if (!record) continue;
+    for (auto& p : domain::MapRecordSet(*record, devices[i]).points) {
+      pending.push_back(std::move(p));
+      if (pending.size() == domain::kMaxPointsPerIngest) {
+        points += pending.size();
+        bodies.push_back(processes::EncodeConcertoRequest(processes::PushTelemetryRequest{std::move(pending)}));
+        pending.clear();
+        if (++made == messages || bodies.size() == 1000) {
+          sink(bodies);
+          bodies.clear();
+        }
+        if (made == messages) break;
+      }
+    }
+  }
+}
+
+int Run(const Options& options) {
+  // The fake Concerto first (fork before any thread exists).
+  int fds[2];
+  if (pipe(fds) != 0) throw std::runtime_error("pipe");
+  const pid_t child = fork();
+  if (child < 0) throw std::runtime_error("fork");
+  if (child == 0) {
+    close(fds[0]);
+    ServeFakeConcerto(fds[1]);
+  }
+  close(fds[1]);
+  int port = 0;
+  if (read(fds[0], &port, sizeof port) != sizeof port || port <= 0) throw std::runtime_error("fake Concerto port");
+  close(fds[0]);
+  struct KillChild {
+    pid_t pid;
+    ~KillChild() {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+  } kill_child{child};
+
+  const std::filesystem::path dir =
+      options.db_dir.empty() ? std::filesystem::temp_directory_path() : std::filesystem::path(options.db_dir);
+  const std::filesystem::path path = dir / ("concerto_drain_" + std::to_string(::getpid()) + ".db");
+  struct RemoveFiles {
+    std::filesystem::path path;
+    ~RemoveFiles() {
+      for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path.string() + suffix);
+    }
+  } remove_files{path};
+
+  adapters::SystemClock clock;
+  config::Config config;
+  config.storage.path = path.string();
+  config.concerto.root_url = "http://127.0.0.1:" + std::to_string(port);
+  config.concerto.max_requests_per_second = options.rate;
+  if (options.workers > 0) config.concerto.workers = options.workers;
+  auto store = Must(runtime::serve::Store::Open(config, clock), "opening the store");
+
+  std::size_t backlog_points = 0;
+  const auto made = std::chrono::steady_clock::now();
+  MakeBacklog(options.backlog, backlog_points, [&](std::vector<std::string>& bodies) {
+    auto unit = Must(store.database->BeginUnitOfWork(), "unit of work");
+    for (std::size_t k = 0; k < bodies.size(); k += ports::kMaxQueueBatch) {
+      std::vector<std::string> chunk(
+          std::make_move_iterator(bodies.begin() + static_cast<std::ptrdiff_t>(k)),
+          std::make_move_iterator(bodies.begin() +
+                                  static_cast<std::ptrdiff_t>(std::min(bodies.size(), k + ports::kMaxQueueBatch))));
+      Must(store.concerto_telemetry->SendBatch(chunk), "queueing the backlog");
+    }
+    Must(unit.Commit(), "committing the backlog");
+  });
+  std::fprintf(stderr, "concerto drain: a backlog of %d messages (%zu points) queued in %.1f s\n", options.backlog,
+               backlog_points, std::chrono::duration<double>(std::chrono::steady_clock::now() - made).count());
+
+  Metrics metrics;
+  adapters::MemorySecretStore secrets(
+      {{config.concerto.credentials_secret, R"({"email":"bench@example.com","password":"bench"})"}});
+  adapters::ConcertoClient concerto(adapters::ConcertoClientOptions::FromConfig(config.concerto), secrets, clock,
+                                    &metrics);
+  adapters::MemoryCoordination coordination;
+  processes::Context context{*store.devices, *store.concerto, *store.concerto_telemetry, *store.ces, clock, metrics,
+                             coordination,   {},              nullptr};
+  processes::DeviceMetadataProcessor metadata(context);
+  processes::Registrar registrar(context, metadata);
+  processes::ConcertoGateway gateway(context, concerto, registrar);
+  const runtime::serve::PoolOptions pools = runtime::serve::PoolOptionsFromConfig(config);
+  std::atomic<std::size_t> calls{0};
+  std::atomic<std::size_t> failures{0};
+  // As serve.cc composes the pool (NetworkPoolOptions, OneByOne): receives and deletions in
+  // kAtomic units, the handling outside them.
+  runtime::serve::WorkerOptions pool = pools.concerto;
+  pool.batch_scope = runtime::serve::SqliteBatchScopes(*store.database, adapters::SqliteUnitOfWork::Mode::kAtomic);
+  runtime::serve::QueueWorkers workers(
+      pool, {store.concerto.get(), store.concerto_telemetry.get()},
+      runtime::serve::QueueWorkers::PreparedHandler([&](const std::vector<ports::ReceivedMessage>& batch) {
+        std::vector<Status> results;
+        for (const auto& m : batch) {
+          auto request = processes::DecodeConcertoRequest(m.body);
+          Status s = request.ok() ? gateway.Handle(*request) : request.status();
+          if (s.ok()) {
+            ++calls;
+          } else {
+            ++failures;
+          }
+          results.push_back(s);
+        }
+        return std::function<std::vector<Status>()>([results] { return results; });
+      }),
+      metrics);
+
+  const double cpu_before = CpuSeconds();
+  const auto started = std::chrono::steady_clock::now();
+  workers.Start();
+  const auto deadline = started + std::chrono::duration<double>(options.seconds);
+  std::size_t left = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    auto stats = Must(store.concerto_telemetry->Stats(), "stats");
+    left = stats.visible + stats.in_flight;
+    if (left == 0) break;
+  }
+  workers.Stop();
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const double cpu = CpuSeconds() - cpu_before;
+  auto stats = Must(store.concerto_telemetry->Stats(), "stats");
+  left = stats.visible + stats.in_flight;
+  const double accepted = metrics.Value("pwrcell_concerto_points_total", {{"outcome", "accepted"}});
+  const auto n = static_cast<double>(calls.load());
+  const double rate = n / wall;
+  std::printf(
+      "concerto drain: backlog %d messages, rate limit %.0f/s, %d workers: %.0f calls in %.1f s = %.2f calls/s, "
+      "%.1f points per call, %.2f ms adapter CPU per call (%.1f%% of a core); %zu messages left, the whole backlog "
+      "drains in %.0f s at this rate; failures %zu, dead letters %zu\n",
+      options.backlog, options.rate, pools.concerto.threads, n, wall, rate, n > 0 ? accepted / n : 0.0,
+      n > 0 ? cpu * 1000 / n : 0.0, 100 * cpu / wall, left, rate > 0 ? options.backlog / rate : 0.0, failures.load(),
+      stats.dead_letter);
+  const bool lost = left == 0 && accepted != static_cast<double>(backlog_points);
+  if (failures.load() != 0 || stats.dead_letter != 0 || lost) {
+    std::fprintf(stderr, "concerto drain: FAILED (accepted %.0f of %zu points)\n", accepted, backlog_points);
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace pwrcell::bench
+
+int main(int argc, char** argv) {
+  spdlog::set_level(spdlog::level::warn);
+  pwrcell::bench::Options options;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    const char* value = i + 1 < argc ? argv[i + 1] : nullptr;
+    if (value == nullptr) {
+      std::fprintf(stderr, "concerto_drain: %s needs a value\n", argv[i]);
+      return 2;
+    }
+    ++i;
+    if (arg == "--backlog") {
+      options.backlog = std::atoi(value);
+    } else if (arg == "--seconds") {
+      options.seconds = std::atof(value);
+    } else if (arg == "--rate") {
+      options.rate = std::atof(value);
+    } else if (arg == "--workers") {
+      options.workers = std::atoi(value);
+    } else if (arg == "--db-dir") {
+      options.db_dir = value;
+    } else {
+      std::fprintf(stderr,
+                   "usage: concerto_drain [--backlog N] [--seconds S] [--rate R] [--workers W] [--db-dir DIR]\n");
+      return 2;
+    }
+  }
+  if (options.backlog <= 0 || options.seconds <= 0) {
+    std::fprintf(stderr, "concerto_drain: --backlog and --seconds must be positive\n");
+    return 2;
+  }
+  try {
+    return pwrcell::bench::Run(options);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "concerto_drain: %s\n", e.what());
+    return 1;
+  }
+}
