@@ -4,6 +4,7 @@
 
 #include <set>
 
+#include "domain/commissioning_plan.h"
 #include "processes/device_updates.h"
 #include "processes/messages.h"
 #include "processes/shared_state.h"
@@ -11,6 +12,9 @@
 
 namespace pwrcell::processes {
 namespace {
+
+// Keys per read of the removal pass.
+constexpr std::size_t kKeyPage = 1000;
 
 using domain::AssetChild;
 using domain::AssetRef;
@@ -133,7 +137,11 @@ Status Registrar::Register(const std::vector<domain::ConcertoAsset>& assets, boo
         metadata_requests.push_back(record.remote_id);
       }
     }
-    if (record.metadata) note(RequestCommissioningIfNeeded(context_, record.remote_id));
+    // A commissioned system Concerto still shows complete needs nothing (RequestCommissioningIfNeeded
+    // would read the record twice to find that out): the common case of a sweep at fleet size.
+    const bool settled =
+        record.commissioning.state == domain::CommissioningState::kDone && !domain::NeedsCommissioning(record);
+    if (record.metadata && !settled) note(RequestCommissioningIfNeeded(context_, record.remote_id));
   }
 
   for (std::size_t begin = 0; begin < metadata_requests.size(); begin += ports::kMaxQueueBatch) {
@@ -151,10 +159,19 @@ Status Registrar::Register(const std::vector<domain::ConcertoAsset>& assets, boo
   }
 
   if (complete) {
-    auto all = context_.devices.List();
-    if (!all.ok()) return all.status();
-    for (const auto& d : *all) {
-      if (ours.count(d.remote_id)) continue;
+    // The stored ids against the listed ones, a page of keys at a time: no record is decoded.
+    std::vector<ports::DeviceKey> gone;
+    std::string after;
+    while (true) {
+      auto page = context_.devices.ListKeys({}, after, kKeyPage);
+      if (!page.ok()) return page.status();
+      for (auto& key : *page) {
+        if (!ours.count(key.remote_id)) gone.push_back(std::move(key));
+      }
+      if (page->size() < kKeyPage) break;
+      after = page->back().remote_id;
+    }
+    for (const auto& d : gone) {
       Status removed = context_.devices.Remove(d.remote_id, d.version);
       if (!removed.ok() && removed.code() != StatusCode::kNotFound) {
         note(removed.WithContext("removing " + d.remote_id));  // kAborted: retried on the next sweep
