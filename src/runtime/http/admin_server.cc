@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <optional>
 #include <vector>
 
@@ -37,7 +38,19 @@ AdminServer::AdminServer(config::AdminConfig config, ports::DeviceStore& devices
       metrics_(metrics),
       hooks_(std::move(hooks)),
       listener_(std::make_unique<Listener>(Listener::Options{
-          .name = "admin", .worker_threads = kAdminWorkerThreads, .max_body_bytes = kAdminMaxBodyBytes})) {
+          .name = "admin",
+          .worker_threads = kAdminWorkerThreads,
+          .io_threads = 1,
+          .max_body_bytes = kAdminMaxBodyBytes,
+          // Loopback only: every client has the same address, so a per-address cap would be
+          // the global one. Slow clients cost a descriptor each, and the header deadline
+          // frees them.
+          .max_connections = 1024,
+          .listen_backlog = 256,
+          .idle_timeout = std::chrono::seconds(60),
+          .header_timeout = std::chrono::seconds(10),
+          .body_timeout = std::chrono::seconds(10),
+      })) {
   listener_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     ReplyJson(res, 200, json{{"status", "ok"}});
   });

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cstddef>
 #include <exception>
 #include <optional>
@@ -77,10 +78,9 @@ Result<std::vector<OfferedRecord>> ParseJsonBatch(const std::string& body) {
   return offered;
 }
 
-// Reads the whole body, keeping at most `max_bytes`. httplib answers a declared Content-Length
-// over the limit with 413 by itself; chunked and compressed bodies are counted here as they
-// arrive. An oversized body is drained rather than abandoned, so that the connection stays in
-// step for the client's next request. Returns nullopt after writing the error response.
+// Reads the whole body, keeping at most `max_bytes`. The Listener answers a body over the limit
+// with 413 before any handler runs; the count here keeps the limit true for any reader. Returns
+// nullopt after writing the error response.
 std::optional<std::string> ReadBody(const httplib::Request& req, httplib::Response& res,
                                     const httplib::ContentReader& reader, std::size_t max_bytes) {
   std::string body;
@@ -135,7 +135,20 @@ IngestMetrics::IngestMetrics(Metrics* registry)
 IngestServer::IngestServer(config::TelemetryConfig config, RecordSink sink, Metrics& metrics)
     : config_(std::move(config)), sink_(std::move(sink)), metrics_(&metrics) {
   const auto max_body_bytes = static_cast<std::size_t>(std::max(config_.max_body_bytes, 0));
-  listener_ = std::make_unique<Listener>(Listener::Options{.name = "ingest", .max_body_bytes = max_body_bytes});
+  listener_ = std::make_unique<Listener>(Listener::Options{
+      .name = "ingest",
+      // Enough handlers to keep the sink's group commit fed while others parse.
+      .worker_threads = 8,
+      .io_threads = 2,
+      .max_body_bytes = max_body_bytes,
+      // Telemetry may arrive through one forwarder or load balancer, so there is no cap per
+      // address; the global cap is what the open-file limit allows comfortably.
+      .max_connections = 10000,
+      .listen_backlog = 4096,
+      .idle_timeout = std::chrono::seconds(60),
+      .header_timeout = std::chrono::seconds(10),
+      .body_timeout = std::chrono::seconds(60),
+  });
 
   listener_->SetResponseObserver([this](const httplib::Request&, const httplib::Response& res) {
     metrics_.requests.Increment({std::to_string(res.status)});
@@ -147,6 +160,11 @@ IngestServer::IngestServer(config::TelemetryConfig config, RecordSink sink, Metr
     if (!body) return;
 
     std::vector<OfferedRecord> offered;
+    const std::string encoding = MediaType(req.get_header_value("Content-Encoding"));
+    if (!encoding.empty() && encoding != "identity") {
+      ReplyError(res, 415, "unsupported Content-Encoding \"" + encoding + "\": send the body uncompressed");
+      return;
+    }
     const std::string type = MediaType(req.get_header_value("Content-Type"));
     if (type == "application/x-protobuf" || type == "application/octet-stream") {
       offered.push_back({std::move(*body), ""});
