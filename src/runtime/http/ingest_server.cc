@@ -1,5 +1,6 @@
 #include "runtime/http/ingest_server.h"
 
+#include <simdjson.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <cstddef>
 #include <exception>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <utility>
 
@@ -41,39 +43,44 @@ std::string MediaType(const std::string& content_type) {
 }
 
 // The records of a Kinesis-style JSON put, or kInvalidArgument saying which part of the shape is
-// wrong. Invalid base64 is not a shape error: that record alone is rejected.
+// wrong. Invalid base64 is not a shape error: that record alone is rejected. Parsed with
+// simdjson: at 20,000 records/s the bodies are ~17 MB/s of JSON, which nlohmann's lexer made
+// the largest cost of a request.
 Result<std::vector<OfferedRecord>> ParseJsonBatch(const std::string& body) {
-  json document;
-  try {
-    document = json::parse(body);
-  } catch (const json::parse_error& e) {
-    return InvalidArgumentError(std::string("body is not valid JSON: ") + e.what());
+  // A parser reuses its buffers between documents; one per handler thread.
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element document;
+  if (const auto error = parser.parse(body).get(document); error != simdjson::SUCCESS) {
+    return InvalidArgumentError(std::string("body is not valid JSON: ") + simdjson::error_message(error));
   }
-  if (!document.is_object()) return InvalidArgumentError("body must be a JSON object with a \"records\" array");
-  const auto records = document.find("records");
-  if (records == document.end() || !records->is_array()) {
+  simdjson::dom::object root;
+  simdjson::dom::array records;
+  if (document.get(root) != simdjson::SUCCESS || root["records"].get(records) != simdjson::SUCCESS) {
     return InvalidArgumentError("body must be a JSON object with a \"records\" array");
   }
   std::vector<OfferedRecord> offered;
-  offered.reserve(records->size());
-  for (std::size_t i = 0; i < records->size(); ++i) {
-    const json& entry = (*records)[i];
-    const std::string where = "records[" + std::to_string(i) + "]";
-    if (!entry.is_object()) return InvalidArgumentError(where + " must be an object");
-    const auto data = entry.find("data");
-    if (data == entry.end() || !data->is_string()) {
-      return InvalidArgumentError(where + ".data must be a base64 string");
+  offered.reserve(records.size());
+  std::size_t i = 0;
+  for (simdjson::dom::element entry_element : records) {
+    const auto where = [i] { return "records[" + std::to_string(i) + "]"; };
+    simdjson::dom::object entry;
+    if (entry_element.get(entry) != simdjson::SUCCESS) return InvalidArgumentError(where() + " must be an object");
+    std::string_view data;
+    if (entry["data"].get(data) != simdjson::SUCCESS) {
+      return InvalidArgumentError(where() + ".data must be a base64 string");
     }
-    const auto partition_key = entry.find("partitionKey");
-    if (partition_key != entry.end() && !partition_key->is_null() && !partition_key->is_string()) {
-      return InvalidArgumentError(where + ".partitionKey must be a string");
+    simdjson::dom::element partition_key;
+    if (entry["partitionKey"].get(partition_key) == simdjson::SUCCESS && !partition_key.is_null() &&
+        !partition_key.is_string()) {
+      return InvalidArgumentError(where() + ".partitionKey must be a string");
     }
-    Result<std::string> bytes = DecodeBase64(data->get_ref<const std::string&>());
+    Result<std::string> bytes = DecodeBase64(data);
     if (bytes.ok()) {
       offered.push_back({std::move(bytes).value(), ""});
     } else {
       offered.push_back({"", "data: " + bytes.status().message()});
     }
+    ++i;
   }
   return offered;
 }
