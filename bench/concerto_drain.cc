@@ -92,15 +92,14 @@ std::size_t Count(std::string_view text, std::string_view needle) {
   httplib::Server server;
   server.Post("/graphql", [](const httplib::Request& req, httplib::Response& res) {
     if (req.body.find(R"("operationName":"Authenticate")") != std::string::npos) {
-      res.set_content(
-          R"({"data":{"authenticate":{"accessToken":"bench-token","expiresAt":"2099-01-01T00:00:00Z"}}})",
-          "application/json");
+      res.set_content(R"({"data":{"authenticate":{"accessToken":"bench-token","expiresAt":"2099-01-01T00:00:00Z"}}})",
+                      "application/json");
       return;
     }
     const std::size_t points = Count(req.body, R"("assetId":)");
-    res.set_content(R"({"data":{"ingestTelemetry":{"accepted":)" + std::to_string(points) +
-                        R"(,"duplicates":0,"rejected":[]}}})",
-                    "application/json");
+    res.set_content(
+        R"({"data":{"ingestTelemetry":{"accepted":)" + std::to_string(points) + R"(,"duplicates":0,"rejected":[]}}})",
+        "application/json");
   });
   const int port = server.bind_to_any_port("127.0.0.1");
   if (write(port_pipe, &port, sizeof port) != sizeof port) _exit(1);
@@ -227,8 +226,9 @@ int Run(const Options& options) {
   adapters::ConcertoClient concerto(adapters::ConcertoClientOptions::FromConfig(config.concerto), secrets, clock,
                                     &metrics);
   adapters::MemoryCoordination coordination;
-  processes::Context context{*store.devices, *store.concerto, *store.concerto_telemetry, *store.ces, clock, metrics,
-                             coordination,   {},              nullptr};
+  processes::Context context{
+      *store.devices, *store.concerto, *store.concerto_telemetry, *store.ces, clock, metrics, coordination, {},
+      nullptr};
   processes::DeviceMetadataProcessor metadata(context);
   processes::Registrar registrar(context, metadata);
   processes::ConcertoGateway gateway(context, concerto, registrar);

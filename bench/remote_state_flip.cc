@@ -151,6 +151,27 @@ class CountingDeviceStore final : public ports::DeviceStore {
     if (r.ok()) CountRecords(r->size());
     return r;
   }
+  Result<std::vector<domain::DeviceRecord>> ListPage(const ports::DeviceFilter& filter, const std::string& after,
+                                                     std::size_t limit) override {
+    ++counts_.list;
+    auto r = inner_.ListPage(filter, after, limit);
+    if (r.ok()) CountRecords(r->size());
+    return r;
+  }
+  Result<std::vector<ports::DeviceKey>> ListKeys(const ports::DeviceFilter& filter, const std::string& after,
+                                                 std::size_t limit) override {
+    ++counts_.list;
+    return inner_.ListKeys(filter, after, limit);
+  }
+  Result<std::int64_t> Count(const ports::DeviceFilter& filter) override { return inner_.Count(filter); }
+  Result<std::vector<ports::DeviceTally>> Tally() override { return inner_.Tally(); }
+  Result<std::vector<domain::DeviceRecord>> ListUnsettled(Timestamp cutoff, const std::string& after,
+                                                          std::size_t limit) override {
+    ++counts_.list;
+    auto r = inner_.ListUnsettled(cutoff, after, limit);
+    if (r.ok()) CountRecords(r->size());
+    return r;
+  }
   Result<std::vector<domain::DeviceRecord>> ListBySite(const std::string& site_id) override {
     ++counts_.list_by_site;
     auto r = inner_.ListBySite(site_id);

@@ -88,26 +88,51 @@ int ConfigCheck(const std::string& path, bool print_effective, std::ostream& out
 int DevicesList(const StoreLocation& where, bool json, std::ostream& out, std::ostream& err) {
   auto opened = OpenStore(where, err);
   if (std::holds_alternative<int>(opened)) return std::get<int>(opened);
-  auto devices = std::get<std::unique_ptr<ports::DeviceStore>>(opened)->List();
-  if (!devices.ok()) {
-    err << "error: " << devices.status().ToString() << "\n";
-    return kExitFailure;
+  auto& store = *std::get<std::unique_ptr<ports::DeviceStore>>(opened);
+  // A page at a time, so that memory stays bounded by the page at any fleet size.
+  constexpr std::size_t kPage = 1000;
+  std::size_t count = 0;
+  std::string after;
+  if (json) {
+    out << "[";
+  } else {
+    out << fmt::format("{:<38} {:<24} {:<4} {:<8} {:<14} {:<14} {:<8} {}\n", "REMOTE_ID", "NAME", "SIM", "COUPLING",
+                       "INVERTER_RCPN", "COMMISSIONING", "STATE", "LAST_HEARD");
+  }
+  while (true) {
+    auto devices = store.ListPage({}, after, kPage);
+    if (!devices.ok()) {
+      if (json) out << "]\n";
+      err << "error: " << devices.status().ToString() << "\n";
+      return kExitFailure;
+    }
+    for (const auto& d : *devices) {
+      if (json) {
+        // The same text as one nlohmann array dumped with indent 2.
+        std::string item = domain::ToJson(d).dump(2);
+        std::string indented;
+        for (char c : item) {
+          indented += c;
+          if (c == '\n') indented += "  ";
+        }
+        out << (count == 0 ? "\n  " : ",\n  ") << indented;
+      } else {
+        out << fmt::format("{:<38} {:<24} {:<4} {:<8} {:<14} {:<14} {:<8} {}\n", d.remote_id, d.name,
+                           d.is_simulated ? "yes" : "no", domain::CouplingName(d.coupling),
+                           d.inverter_rcpns.empty() ? "-" : fmt::format("{}", fmt::join(d.inverter_rcpns, ",")),
+                           domain::CommissioningStateName(d.commissioning.state), StateCell(d),
+                           OrDash(d.last_heard_at));
+      }
+      ++count;
+    }
+    if (devices->size() < kPage) break;
+    after = devices->back().remote_id;
   }
   if (json) {
-    nlohmann::json array = nlohmann::json::array();
-    for (const auto& d : *devices) array.push_back(domain::ToJson(d));
-    out << array.dump(2) << "\n";
+    out << (count == 0 ? "]\n" : "\n]\n");
     return kExitOk;
   }
-  out << fmt::format("{:<38} {:<24} {:<4} {:<8} {:<14} {:<14} {:<8} {}\n", "REMOTE_ID", "NAME", "SIM", "COUPLING",
-                     "INVERTER_RCPN", "COMMISSIONING", "STATE", "LAST_HEARD");
-  for (const auto& d : *devices) {
-    out << fmt::format("{:<38} {:<24} {:<4} {:<8} {:<14} {:<14} {:<8} {}\n", d.remote_id, d.name,
-                       d.is_simulated ? "yes" : "no", domain::CouplingName(d.coupling),
-                       d.inverter_rcpns.empty() ? "-" : fmt::format("{}", fmt::join(d.inverter_rcpns, ",")),
-                       domain::CommissioningStateName(d.commissioning.state), StateCell(d), OrDash(d.last_heard_at));
-  }
-  out << devices->size() << (devices->size() == 1 ? " system\n" : " systems\n");
+  out << count << (count == 1 ? " system\n" : " systems\n");
   return kExitOk;
 }
 

@@ -63,6 +63,16 @@ RemoteStateStep PlanRemoteState(const DeviceRecord& device, const LivenessContex
   return step;
 }
 
+bool EvaluationSettled(const DeviceRecord& device, Timestamp offline_cutoff) {
+  // The rule reads the time only through "last heard before the cutoff" (and the wording of a
+  // reason, which is not compared); out of the grace is the stricter case (the grace only holds
+  // back an OFFLINE evaluation that differs from the recorded one, which is not settled anyway).
+  const Duration timeout = std::chrono::seconds(900);
+  const LivenessContext context{offline_cutoff + timeout, timeout, offline_cutoff - timeout, /*source_caught_up=*/true};
+  const RemoteStateStep step = PlanRemoteState(device, context);
+  return !step.record && !step.send;
+}
+
 StateDecision AggregateSiteState(const std::vector<RemoteState>& system_states) {
   std::size_t online = 0, error = 0;
   for (RemoteState s : system_states) {

@@ -71,6 +71,19 @@ struct RemoteStateStep {
 // OFFLINE during the grace either.
 RemoteStateStep PlanRemoteState(const DeviceRecord& device, const LivenessContext& context);
 
+// True when PlanRemoteState(device, context) is neither `record` nor `send` for every context whose
+// offline cutoff (now - offline_timeout) is `offline_cutoff`, in or out of the startup grace: the
+// evaluation Concerto accepted still holds and only a write to the record (or a later cutoff)
+// can change that. The liveness sweep evaluates only the records for which it is false, so it
+// must not be true of a record whose evaluation could differ (a system shown ONLINE that is not):
+// it is false unless evaluated_state == remote_state and either
+//   - the system is silent (never heard, or last heard before the cutoff), evaluated OFFLINE for
+//     that very silence (its cause), or
+//   - it is not silent, evaluated ONLINE ("online"), CES status absent or SUCCESS (or simulated),
+//     and no inverter reading in an error state.
+// The device store's ListUnsettled gives the records for which it is false (the same rule in SQL).
+bool EvaluationSettled(const DeviceRecord& device, Timestamp offline_cutoff);
+
 // A site's state from its systems' states: ONLINE if any is ONLINE, else ERROR if any is
 // ERROR, else OFFLINE (also when the site has no system).
 StateDecision AggregateSiteState(const std::vector<RemoteState>& system_states);

@@ -40,6 +40,22 @@ struct HeardUpdate {
   std::optional<domain::InverterReading> reading;
 };
 
+// Which records a listing gives: an unset field matches every record.
+struct DeviceFilter {
+  std::optional<bool> is_simulated;
+  std::optional<domain::RemoteState> remote_state;  // the state Concerto accepted
+  bool operator==(const DeviceFilter&) const = default;
+};
+
+// How many records have one combination of kind, accepted state and commissioning state.
+struct DeviceTally {
+  bool is_simulated = false;
+  std::optional<domain::RemoteState> remote_state;
+  domain::CommissioningState commissioning = domain::CommissioningState::kNotRequested;
+  std::int64_t count = 0;
+  bool operator==(const DeviceTally&) const = default;
+};
+
 class DeviceStore {
  public:
   virtual ~DeviceStore() = default;
@@ -70,8 +86,34 @@ class DeviceStore {
   // An update of a record that does not exist is skipped.
   virtual Status RecordHeardBatch(const std::vector<HeardUpdate>& updates) = 0;
 
-  // Every record, ordered by remote_id.
+  // Every record, ordered by remote_id: for an export (the CLI); a process visiting every record
+  // pages with ListPage / ListKeys instead.
   virtual Result<std::vector<domain::DeviceRecord>> List() = 0;
+
+  // Fleet-wide reads, for the passes that visit every system (keyset paging: pass the last
+  // remote_id of a page as `after_remote_id` of the next, "" for the first; a page shorter than
+  // `limit` is the last). Their cost grows with the page, not with the table, and memory stays
+  // bounded by the page.
+  //
+  // The records matching `filter` whose remote_id sorts after `after_remote_id`, ordered by
+  // remote_id, at most `limit`.
+  virtual Result<std::vector<domain::DeviceRecord>> ListPage(const DeviceFilter& filter,
+                                                             const std::string& after_remote_id, std::size_t limit) = 0;
+  // The same page as remote_id and version only, without decoding the records.
+  virtual Result<std::vector<DeviceKey>> ListKeys(const DeviceFilter& filter, const std::string& after_remote_id,
+                                                  std::size_t limit) = 0;
+  // How many records match `filter`.
+  virtual Result<std::int64_t> Count(const DeviceFilter& filter) = 0;
+  // The number of records per (is_simulated, remote_state, commissioning state), the combinations
+  // with at least one record, in no particular order (the device gauges).
+  virtual Result<std::vector<DeviceTally>> Tally() = 0;
+  // The records for which domain::EvaluationSettled(record, offline_cutoff) is false: those whose
+  // remote_state evaluation may differ from the one Concerto accepted at that cutoff (the
+  // liveness sweep evaluates only these). Ordered by remote_id, after `after_remote_id`, at most
+  // `limit`.
+  virtual Result<std::vector<domain::DeviceRecord>> ListUnsettled(Timestamp offline_cutoff,
+                                                                  const std::string& after_remote_id,
+                                                                  std::size_t limit) = 0;
 
   // Every record whose site->site_id equals `site_id`, ordered by remote_id; empty for an unknown
   // site. Served by an index kept in step with Put and Remove, so its cost grows with the site's

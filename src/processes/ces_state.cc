@@ -10,20 +10,33 @@
 #include "processes/shared_state.h"
 
 namespace pwrcell::processes {
+namespace {
+
+// Records (or keys) per read of a fleet-wide pass: memory stays bounded by a page, not the fleet.
+constexpr std::size_t kDevicePage = 500;
+
+}  // namespace
 
 Status CesStatePoller::Poll() {
-  auto devices = context_.devices.List();
-  if (!devices.ok()) return devices.status();
+  // The real systems' ids, a page at a time: no record is decoded.
   std::vector<std::string> bodies;
   StatusRequest batch;
   const auto size = static_cast<std::size_t>(std::max(1, context_.settings.status_batch_size));
-  for (const auto& d : *devices) {
-    if (d.is_simulated) continue;  // no CES call for simulated systems
-    batch.remote_ids.push_back(d.remote_id);
-    if (batch.remote_ids.size() == size) {
-      bodies.push_back(EncodeCesRequest(batch));
-      batch.remote_ids.clear();
+  ports::DeviceFilter real;
+  real.is_simulated = false;  // no CES call for simulated systems
+  std::string after;
+  while (true) {
+    auto page = context_.devices.ListKeys(real, after, kDevicePage);
+    if (!page.ok()) return page.status();
+    for (const auto& key : *page) {
+      batch.remote_ids.push_back(key.remote_id);
+      if (batch.remote_ids.size() == size) {
+        bodies.push_back(EncodeCesRequest(batch));
+        batch.remote_ids.clear();
+      }
     }
+    if (page->size() < kDevicePage) break;
+    after = page->back().remote_id;
   }
   if (!batch.remote_ids.empty()) bodies.push_back(EncodeCesRequest(batch));
   for (std::size_t begin = 0; begin < bodies.size(); begin += ports::kMaxQueueBatch) {
@@ -91,82 +104,95 @@ Status CesStateProcessor::EvaluateAndPublish(const std::optional<std::set<std::s
   if (!liveness.ok()) return liveness.status();
   const Timestamp now = liveness->now;
 
-  // The systems of a CES answer are read one by one (a batch of 100 must not decode the whole
-  // table); the sweep reads them all.
-  std::vector<domain::DeviceRecord> devices;
-  if (only) {
-    for (const auto& id : *only) {
-      auto got = context_.devices.Get(id);
-      if (!got.ok()) return got.status();
-      if (got->has_value()) devices.push_back(std::move(**got));
-    }
-  } else {
-    auto all = context_.devices.List();
-    if (!all.ok()) return all.status();
-    devices = std::move(*all);
-  }
   std::vector<RemoteStateRequest> requests;
   Status first_error;
   auto note = [&](const Status& s) {
     if (!s.ok() && first_error.ok()) first_error = s;
   };
-  for (auto& d : devices) {
-    domain::RemoteStateStep step = domain::PlanRemoteState(d, *liveness);
-    bool state_changed = false;
-    if (step.record) {
-      std::optional<domain::RemoteState> previous;
-      bool wrote = false;  // this call recorded the evaluation (not a concurrent sweep)
-      auto updated = MutateDevice(
-          context_.devices, d.remote_id,
-          [&](domain::DeviceRecord& fresh) {
-            wrote = false;
-            const domain::RemoteStateStep again = domain::PlanRemoteState(fresh, *liveness);
-            if (!again.record) return false;
-            wrote = true;
-            previous = fresh.evaluated_state;
-            fresh.evaluated_state = again.decision.state;
-            fresh.remote_state_reason = again.decision.reason;
-            fresh.remote_state_cause = again.decision.cause;
-            fresh.remote_state_since = now;
-            return true;
-          },
-          context_.clock);
-      if (!updated.ok()) {
-        note(updated.status());
+  auto evaluate = [&](std::vector<domain::DeviceRecord>& devices) {
+    for (auto& d : devices) {
+      domain::RemoteStateStep step = domain::PlanRemoteState(d, *liveness);
+      bool state_changed = false;
+      if (step.record) {
+        std::optional<domain::RemoteState> previous;
+        bool wrote = false;  // this call recorded the evaluation (not a concurrent sweep)
+        auto updated = MutateDevice(
+            context_.devices, d.remote_id,
+            [&](domain::DeviceRecord& fresh) {
+              wrote = false;
+              const domain::RemoteStateStep again = domain::PlanRemoteState(fresh, *liveness);
+              if (!again.record) return false;
+              wrote = true;
+              previous = fresh.evaluated_state;
+              fresh.evaluated_state = again.decision.state;
+              fresh.remote_state_reason = again.decision.reason;
+              fresh.remote_state_cause = again.decision.cause;
+              fresh.remote_state_since = now;
+              return true;
+            },
+            context_.clock);
+        if (!updated.ok()) {
+          note(updated.status());
+          continue;
+        }
+        if (!updated->has_value()) continue;  // deregistered meanwhile
+        // Compared with what this write replaced, not with the record listed earlier: a concurrent
+        // sweep that recorded the change first has counted and queued it.
+        state_changed = wrote && (**updated).evaluated_state != previous;
+        d = std::move(**updated);
+        step = domain::PlanRemoteState(d, *liveness);
+        if (state_changed) {
+          metrics_.remote_state_changes.Increment({domain::RemoteStateName(*d.evaluated_state)});
+          spdlog::info("remote_state: system {}: {} -> {} ({})", d.remote_id,
+                       previous ? domain::RemoteStateName(*previous) : "none",
+                       domain::RemoteStateName(*d.evaluated_state), d.remote_state_reason);
+        } else if (wrote) {
+          spdlog::debug("remote_state: system {}: still {}, now because {}", d.remote_id,
+                        domain::RemoteStateName(*d.evaluated_state), d.remote_state_reason);
+        }
+      }
+      if (!step.send) continue;
+      // One queued request per system at a time (its lease); a change of state is queued even when
+      // one is waiting, since that one may have read the record before the change.
+      std::string token = NewOwnerToken();
+      auto leased = context_.coordination.TryAcquireLease(SystemKey(d.remote_id, "remote_state"), token, now,
+                                                          context_.settings.list_assets_expiry);
+      if (!leased.ok()) {
+        note(leased.status());
         continue;
       }
-      if (!updated->has_value()) continue;  // deregistered meanwhile
-      // Compared with what this write replaced, not with the record listed earlier: a concurrent
-      // sweep that recorded the change first has counted and queued it.
-      state_changed = wrote && (**updated).evaluated_state != previous;
-      d = std::move(**updated);
-      step = domain::PlanRemoteState(d, *liveness);
-      if (state_changed) {
-        metrics_.remote_state_changes.Increment({domain::RemoteStateName(*d.evaluated_state)});
-        spdlog::info("remote_state: system {}: {} -> {} ({})", d.remote_id,
-                     previous ? domain::RemoteStateName(*previous) : "none",
-                     domain::RemoteStateName(*d.evaluated_state), d.remote_state_reason);
-      } else if (wrote) {
-        spdlog::debug("remote_state: system {}: still {}, now because {}", d.remote_id,
-                      domain::RemoteStateName(*d.evaluated_state), d.remote_state_reason);
+      if (!*leased) {
+        if (!state_changed) continue;
+        token.clear();
       }
+      requests.push_back(
+          RemoteStateRequest{d.remote_id, d.site ? std::optional<std::string>(d.site->site_id) : std::nullopt, token});
     }
-    if (!step.send) continue;
-    // One queued request per system at a time (its lease); a change of state is queued even when
-    // one is waiting, since that one may have read the record before the change.
-    std::string token = NewOwnerToken();
-    auto leased = context_.coordination.TryAcquireLease(SystemKey(d.remote_id, "remote_state"), token, now,
-                                                        context_.settings.list_assets_expiry);
-    if (!leased.ok()) {
-      note(leased.status());
-      continue;
+  };
+
+  // The systems of a CES answer are read one by one (a batch of 100 must not decode the whole
+  // table). The sweep reads only the systems whose evaluation may have changed
+  // (domain::EvaluationSettled: not yet accepted, gone silent, heard again, an error reading or a
+  // CES status written since), a page at a time: a healthy fleet at rest costs one indexed query.
+  if (only) {
+    std::vector<domain::DeviceRecord> devices;
+    for (const auto& id : *only) {
+      auto got = context_.devices.Get(id);
+      if (!got.ok()) return got.status();
+      if (got->has_value()) devices.push_back(std::move(**got));
     }
-    if (!*leased) {
-      if (!state_changed) continue;
-      token.clear();
+    evaluate(devices);
+  } else {
+    const Timestamp cutoff = now - liveness->offline_timeout;
+    std::string after;
+    while (true) {
+      auto page = context_.devices.ListUnsettled(cutoff, after, kDevicePage);
+      if (!page.ok()) return page.status();
+      const bool last = page->size() < kDevicePage;
+      if (!page->empty()) after = page->back().remote_id;
+      evaluate(*page);
+      if (last) break;
     }
-    requests.push_back(
-        RemoteStateRequest{d.remote_id, d.site ? std::optional<std::string>(d.site->site_id) : std::nullopt, token});
   }
 
   for (std::size_t begin = 0; begin < requests.size(); begin += ports::kMaxQueueBatch) {

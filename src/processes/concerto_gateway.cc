@@ -128,25 +128,32 @@ Status ConcertoGateway::ListAssets(const ListAssetsRequest& request) {
 }
 
 Result<bool> ConcertoGateway::ConfirmMissingSystems(const std::vector<domain::ConcertoAsset>& assets) {
-  auto records = context_.devices.List();
-  if (!records.ok()) return records.status();
   std::set<std::string> listed;
   for (const auto& asset : assets) {
     if (asset.asset_type == AssetType::kSystem && asset.adapter_name == context_.settings.adapter_name) {
       listed.insert(asset.remote_id);
     }
   }
-  for (const auto& record : *records) {
-    if (listed.contains(record.remote_id)) continue;
-    auto found = concerto_.AssetByRemoteId(AssetType::kSystem, record.remote_id);
-    if (!found.ok()) return found.status();
-    if (found->has_value() && (**found).adapter_name == context_.settings.adapter_name) {
-      spdlog::info(
-          "registrar: system {} is in Concerto but was missed by the listing (assets changed during it); "
-          "removing nothing this time",
-          record.remote_id);
-      return false;
+  // The stored ids, a page of keys at a time (no record decoded); only the missing ones are asked.
+  constexpr std::size_t kKeyPage = 1000;
+  std::string after;
+  while (true) {
+    auto page = context_.devices.ListKeys({}, after, kKeyPage);
+    if (!page.ok()) return page.status();
+    for (const auto& key : *page) {
+      if (listed.contains(key.remote_id)) continue;
+      auto found = concerto_.AssetByRemoteId(AssetType::kSystem, key.remote_id);
+      if (!found.ok()) return found.status();
+      if (found->has_value() && (**found).adapter_name == context_.settings.adapter_name) {
+        spdlog::info(
+            "registrar: system {} is in Concerto but was missed by the listing (assets changed during it); "
+            "removing nothing this time",
+            key.remote_id);
+        return false;
+      }
     }
+    if (page->size() < kKeyPage) break;
+    after = page->back().remote_id;
   }
   return true;
 }

@@ -4,6 +4,7 @@
 
 #include <set>
 
+#include "domain/commissioning_plan.h"
 #include "processes/device_updates.h"
 #include "processes/messages.h"
 #include "processes/shared_state.h"
@@ -12,9 +13,43 @@
 namespace pwrcell::processes {
 namespace {
 
+// Keys per read of the removal pass.
+constexpr std::size_t kKeyPage = 1000;
+
 using domain::AssetChild;
 using domain::AssetRef;
 using domain::AssetType;
+
+void AppendChild(std::string& out, const AssetChild& child) {
+  out += '{';
+  out += child.id;
+  out += '\x1f';
+  out += child.remote_id;
+  out += '\x1f';
+  out += std::to_string(static_cast<int>(child.asset_type));
+  for (const auto& grandchild : child.children) AppendChild(out, grandchild);
+  out += '}';
+}
+
+// A hash of every field of `asset` ApplyConcertoAsset reads.
+std::size_t AssetFingerprint(const domain::ConcertoAsset& asset) {
+  std::string key;
+  key.reserve(256);
+  for (const std::string* field : {&asset.id, &asset.remote_id, &asset.name}) {
+    key += *field;
+    key += '\x1f';
+  }
+  key += asset.simulated ? '1' : '0';
+  key += asset.rated_power_kw ? std::to_string(*asset.rated_power_kw) : "-";
+  if (asset.site) {
+    for (const std::string* field : {&asset.site->id, &asset.site->remote_id, &asset.site->name}) {
+      key += '\x1f';
+      key += *field;
+    }
+  }
+  for (const auto& child : asset.children) AppendChild(key, child);
+  return std::hash<std::string>{}(key);
+}
 
 }  // namespace
 
@@ -80,9 +115,38 @@ Status Registrar::Register(const std::vector<domain::ConcertoAsset>& assets, boo
   };
   std::vector<std::string> metadata_requests;
 
+  // The stored ids and versions, a page of keys at a time (no record decoded): for skipping the
+  // systems that need nothing (quiet_) and for the removal pass.
+  std::unordered_map<std::string, std::int64_t> stored;
+  {
+    std::string after;
+    while (true) {
+      auto page = context_.devices.ListKeys({}, after, kKeyPage);
+      if (!page.ok()) return page.status();
+      if (page->empty()) break;
+      after = page->back().remote_id;
+      const bool last = page->size() < kKeyPage;
+      for (auto& key : *page) stored.emplace(std::move(key.remote_id), key.version);
+      if (last) break;
+    }
+  }
+
   for (const auto& asset : assets) {
     if (asset.asset_type != AssetType::kSystem || asset.adapter_name != settings.adapter_name) continue;
     if (asset.remote_id.empty() || !ours.insert(asset.remote_id).second) continue;  // seen twice: once is enough
+    const std::size_t fingerprint = AssetFingerprint(asset);
+    {
+      std::lock_guard lock(quiet_mutex_);
+      auto quiet = quiet_.find(asset.remote_id);
+      auto current = stored.find(asset.remote_id);
+      if (quiet != quiet_.end() && current != stored.end() && quiet->second.version == current->second &&
+          quiet->second.asset_fingerprint == fingerprint &&
+          (quiet->second.is_simulated || (quiet->second.metadata_fetched_at &&
+                                          now - *quiet->second.metadata_fetched_at < settings.metadata_refresh))) {
+        continue;
+      }
+      if (quiet != quiet_.end()) quiet_.erase(quiet);
+    }
 
     auto updated = MutateDevice(
         context_.devices, asset.remote_id,
@@ -133,7 +197,19 @@ Status Registrar::Register(const std::vector<domain::ConcertoAsset>& assets, boo
         metadata_requests.push_back(record.remote_id);
       }
     }
-    if (record.metadata) note(RequestCommissioningIfNeeded(context_, record.remote_id));
+    // A commissioned system Concerto still shows complete needs nothing (RequestCommissioningIfNeeded
+    // would read the record twice to find that out): the common case of a sweep at fleet size.
+    const bool settled =
+        record.commissioning.state == domain::CommissioningState::kDone && !domain::NeedsCommissioning(record);
+    if (record.metadata && !settled) note(RequestCommissioningIfNeeded(context_, record.remote_id));
+    const bool metadata_current =
+        record.is_simulated ||
+        (record.metadata_fetched_at && now - *record.metadata_fetched_at < settings.metadata_refresh);
+    if (metadata_current && (!record.metadata || settled)) {
+      std::lock_guard lock(quiet_mutex_);
+      quiet_.insert_or_assign(record.remote_id,
+                              Quiet{record.version, fingerprint, record.is_simulated, record.metadata_fetched_at});
+    }
   }
 
   for (std::size_t begin = 0; begin < metadata_requests.size(); begin += ports::kMaxQueueBatch) {
@@ -151,10 +227,13 @@ Status Registrar::Register(const std::vector<domain::ConcertoAsset>& assets, boo
   }
 
   if (complete) {
-    auto all = context_.devices.List();
-    if (!all.ok()) return all.status();
-    for (const auto& d : *all) {
-      if (ours.count(d.remote_id)) continue;
+    // The stored ids (read before the upserts; a record written since is at another version and
+    // its Remove is kAborted, retried on the next sweep) against the listed ones: nothing decoded.
+    std::vector<ports::DeviceKey> gone;
+    for (const auto& [remote_id, version] : stored) {
+      if (!ours.count(remote_id)) gone.push_back({remote_id, version});
+    }
+    for (const auto& d : gone) {
       Status removed = context_.devices.Remove(d.remote_id, d.version);
       if (!removed.ok() && removed.code() != StatusCode::kNotFound) {
         note(removed.WithContext("removing " + d.remote_id));  // kAborted: retried on the next sweep
@@ -162,6 +241,10 @@ Status Registrar::Register(const std::vector<domain::ConcertoAsset>& assets, boo
       }
       // Its throttles, leases and notes go with it (a re-enrolled system starts afresh).
       note(context_.coordination.RemovePrefix(SystemKeyPrefix(d.remote_id)));
+      {
+        std::lock_guard lock(quiet_mutex_);
+        quiet_.erase(d.remote_id);
+      }
       metrics_.deregistered.Increment();
       spdlog::info("registrar: system {} left Concerto; removed from the device table", d.remote_id);
     }

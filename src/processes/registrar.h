@@ -7,7 +7,12 @@
 // systems as awaiting commissioning. Thread-safe.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
 #include <optional>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common/status.h"
@@ -37,9 +42,22 @@ class Registrar {
                   std::optional<Timestamp> listing_started = std::nullopt);
 
  private:
+  // A system the last sweep found needing nothing: no write, no metadata or commissioning request.
+  // The next sweep skips it without reading the record while its version and its asset are the
+  // same and its metadata is not due yet (the only input that moves with time), so a sweep of a
+  // settled fleet reads the table's keys once and decodes no record.
+  struct Quiet {
+    std::int64_t version = 0;
+    std::size_t asset_fingerprint = 0;
+    bool is_simulated = false;
+    std::optional<Timestamp> metadata_fetched_at;
+  };
+
   Context& context_;
   DeviceMetadataProcessor& metadata_;
   RegistrarMetrics metrics_;
+  std::mutex quiet_mutex_;
+  std::unordered_map<std::string, Quiet> quiet_;  // guarded by quiet_mutex_
 };
 
 class RegistrarPoller {

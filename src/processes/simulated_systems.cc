@@ -14,6 +14,8 @@ namespace {
 // busy, a sink that failed) are produced on the next tick, as a real system sends the records
 // it buffered; at most this many per tick, the newest ones (a longer gap is spanned by the first).
 constexpr std::int64_t kMaxSlotsPerTick = 10;
+// Keys per read of the simulated systems' ids.
+constexpr std::size_t kKeyPage = 1000;
 }  // namespace
 
 fleet::SystemSpec SimulatedSystemSpec(const std::string& remote_id, std::optional<double> rated_power_kw) {
@@ -48,6 +50,7 @@ Result<int> SimulatedTelemetry::Tick() {
   if (!leased.ok()) return leased.status().WithContext("simulated telemetry producer lease");
   if (!*leased) {
     running_.clear();  // a later takeover starts from the store's watermark, not from stale slots
+    known_.clear();
     return 0;
   }
   // The newest slot any producer stored: a producer taking over never produces it again.
@@ -63,8 +66,43 @@ Result<int> SimulatedTelemetry::Tick() {
       produced_until.reset();  // unreadable: ignore it (it is rewritten below)
     }
   }
-  auto devices = context_.devices.List();
-  if (!devices.ok()) return devices.status();
+  // The simulated systems' keys (an indexed query, nothing decoded); a record is read only when
+  // new or changed since the last tick.
+  std::vector<std::pair<std::string, const fleet::SystemSpec*>> systems;
+  {
+    std::map<std::string, Known> known;
+    ports::DeviceFilter simulated;
+    simulated.is_simulated = true;
+    std::string after;
+    while (true) {
+      auto page = context_.devices.ListKeys(simulated, after, kKeyPage);
+      if (!page.ok()) return page.status();
+      for (const auto& key : *page) {
+        auto it = known_.find(key.remote_id);
+        if (it != known_.end() && it->second.version == key.version) {
+          known.insert(known_.extract(it));
+          continue;
+        }
+        auto record = context_.devices.Get(key.remote_id);
+        if (!record.ok()) return record.status();
+        Known fresh{key.version, std::nullopt};
+        if (record->has_value()) {
+          const domain::DeviceRecord& d = **record;
+          fresh.version = d.version;
+          if (d.is_simulated && d.metadata && !d.inverter_rcpns.empty()) {
+            fresh.spec = SimulatedSystemSpec(d.remote_id, d.rated_power_kw);
+          }
+        }
+        known.insert_or_assign(key.remote_id, std::move(fresh));
+      }
+      if (page->size() < kKeyPage) break;
+      after = page->back().remote_id;
+    }
+    known_ = std::move(known);
+  }
+  for (const auto& [id, k] : known_) {
+    if (k.spec) systems.emplace_back(id, &*k.spec);
+  }
   const auto ms = ToUnixMillis(now);
   const Timestamp slot = FromUnixMillis(ms - ms % interval_.count());
 
@@ -76,14 +114,12 @@ Result<int> SimulatedTelemetry::Tick() {
     fleet::SystemState state;
   };
   std::vector<Produced> produced;
-  for (const auto& d : *devices) {
-    if (!d.is_simulated || !d.metadata || d.inverter_rcpns.empty()) continue;
-    alive.insert(d.remote_id);
-    auto it = running_.find(d.remote_id);
-    fleet::SystemSpec spec = SimulatedSystemSpec(d.remote_id, d.rated_power_kw);
-    if (it == running_.end() || it->second.spec != spec) {
-      Running fresh{spec, fleet::InitialState(spec), std::nullopt};
-      it = running_.insert_or_assign(d.remote_id, std::move(fresh)).first;
+  for (const auto& [remote_id, spec] : systems) {
+    alive.insert(remote_id);
+    auto it = running_.find(remote_id);
+    if (it == running_.end() || it->second.spec != *spec) {
+      Running fresh{*spec, fleet::InitialState(*spec), std::nullopt};
+      it = running_.insert_or_assign(remote_id, std::move(fresh)).first;
     }
     Running& run = it->second;
     if (produced_until && (!run.last_slot || *run.last_slot < *produced_until)) run.last_slot = produced_until;
@@ -100,7 +136,7 @@ Result<int> SimulatedTelemetry::Tick() {
       previous = t;
       if (record) records.push_back(record->SerializeAsString());
     }
-    produced.push_back({d.remote_id, slot, std::move(next)});
+    produced.push_back({remote_id, slot, std::move(next)});
   }
   for (auto it = running_.begin(); it != running_.end();) {
     it = alive.count(it->first) ? std::next(it) : running_.erase(it);

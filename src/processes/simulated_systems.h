@@ -53,6 +53,13 @@ class SimulatedTelemetry {
     fleet::SystemState state;
     std::optional<Timestamp> last_slot;
   };
+  // What a simulated record at `version` says: its spec, or nullopt when it cannot produce yet
+  // (no metadata or no inverter). A record is decoded again only when its version moves, so a
+  // tick at rest decodes nothing.
+  struct Known {
+    std::int64_t version = 0;
+    std::optional<fleet::SystemSpec> spec;
+  };
   static constexpr const char* kProducerLease = "simulated/producer";
   static constexpr const char* kProducedSlotKey = "simulated/produced_slot";  // unix ms of the newest slot stored
 
@@ -63,6 +70,7 @@ class SimulatedTelemetry {
   SimulatedSystemsMetrics metrics_;
   std::mutex mutex_;
   std::map<std::string, Running> running_;
+  std::map<std::string, Known> known_;
 };
 
 }  // namespace pwrcell::processes

@@ -1,12 +1,16 @@
 // The DeviceStore contract (ports/device_store.h), run on every backend in backends.cc.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdio>
+#include <tuple>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "backends.h"
+#include "domain/remote_state.h"
 
 namespace pwrcell::conformance {
 namespace {
@@ -668,6 +672,206 @@ TEST_P(DeviceStoreConformance, ConcurrentRecordHeardAndPutLoseNothing) {
   EXPECT_EQ(last->version, 51);
   EXPECT_EQ(last->last_heard_at, FromUnixMillis(kBeats * 1'000));
   EXPECT_EQ(last->inverter_readings, (std::vector<domain::InverterReading>{Reading("inv-1", 2080, kBeats * 1'000)}));
+}
+
+// ---- Fleet-wide reads: ListPage, ListKeys, Count, Tally, ListUnsettled -------------------------
+
+TEST_P(DeviceStoreConformance, PagesVisitEveryMatchingRecordOnceInOrder) {
+  for (int i = 0; i < 23; ++i) {
+    DeviceRecord d = Device("sys-" + std::to_string(100 + i), "inv-" + std::to_string(i));
+    d.is_simulated = i % 3 == 0;
+    if (i % 2 == 0) d.remote_state = domain::RemoteState::kOnline;
+    d = MustPut(d);
+    if (i == 4) MustPut(d);  // version 2
+  }
+  for (const auto& filter : {ports::DeviceFilter{}, ports::DeviceFilter{true, std::nullopt},
+                             ports::DeviceFilter{false, domain::RemoteState::kOnline},
+                             ports::DeviceFilter{std::nullopt, domain::RemoteState::kError}}) {
+    std::vector<std::string> expected;
+    auto all = store_->List();
+    ASSERT_TRUE(all.ok());
+    for (const auto& d : *all) {
+      if (filter.is_simulated && d.is_simulated != *filter.is_simulated) continue;
+      if (filter.remote_state && d.remote_state != filter.remote_state) continue;
+      expected.push_back(d.remote_id);
+    }
+    std::vector<std::string> paged, keyed;
+    std::string after;
+    while (true) {
+      auto page = store_->ListPage(filter, after, 4);
+      ASSERT_TRUE(page.ok()) << page.status().ToString();
+      auto keys = store_->ListKeys(filter, after, 4);
+      ASSERT_TRUE(keys.ok()) << keys.status().ToString();
+      ASSERT_EQ(keys->size(), page->size());
+      for (std::size_t k = 0; k < page->size(); ++k) {
+        EXPECT_EQ((*keys)[k], (ports::DeviceKey{(*page)[k].remote_id, (*page)[k].version}));
+        EXPECT_EQ((*page)[k], MustGet((*page)[k].remote_id));
+        paged.push_back((*page)[k].remote_id);
+      }
+      if (page->size() < 4) break;
+      after = page->back().remote_id;
+    }
+    EXPECT_EQ(paged, expected);
+    auto count = store_->Count(filter);
+    ASSERT_TRUE(count.ok()) << count.status().ToString();
+    EXPECT_EQ(*count, static_cast<std::int64_t>(expected.size()));
+  }
+  auto key = store_->ListKeys({}, "sys-103", 1);
+  ASSERT_TRUE(key.ok());
+  EXPECT_EQ(*key, (std::vector<ports::DeviceKey>{{"sys-104", 2}}));
+  auto none = store_->ListPage({}, "sys-122", 10);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+  none = store_->ListPage({}, "", 0);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+}
+
+TEST_P(DeviceStoreConformance, TallyCountsEachKindStateAndCommissioningState) {
+  auto put = [&](const std::string& id, bool simulated, std::optional<domain::RemoteState> state,
+                 domain::CommissioningState commissioning) {
+    DeviceRecord d = Device(id);
+    d.is_simulated = simulated;
+    d.remote_state = state;
+    d.commissioning.state = commissioning;
+    MustPut(d);
+  };
+  put("a", false, domain::RemoteState::kOnline, domain::CommissioningState::kDone);
+  put("b", false, domain::RemoteState::kOnline, domain::CommissioningState::kDone);
+  put("c", false, std::nullopt, domain::CommissioningState::kNotRequested);
+  put("d", true, domain::RemoteState::kError, domain::CommissioningState::kDone);
+  put("e", false, domain::RemoteState::kOnline, domain::CommissioningState::kFailed);
+  auto tally = store_->Tally();
+  ASSERT_TRUE(tally.ok()) << tally.status().ToString();
+  std::sort(tally->begin(), tally->end(), [](const ports::DeviceTally& x, const ports::DeviceTally& y) {
+    return std::tie(x.is_simulated, x.remote_state, x.commissioning) <
+           std::tie(y.is_simulated, y.remote_state, y.commissioning);
+  });
+  using domain::CommissioningState;
+  using domain::RemoteState;
+  const std::vector<ports::DeviceTally> expected{
+      {false, std::nullopt, CommissioningState::kNotRequested, 1},
+      {false, RemoteState::kOnline, CommissioningState::kDone, 2},
+      {false, RemoteState::kOnline, CommissioningState::kFailed, 1},
+      {true, RemoteState::kError, CommissioningState::kDone, 1},
+  };
+  std::vector<ports::DeviceTally> sorted_expected = expected;
+  std::sort(sorted_expected.begin(), sorted_expected.end(), [](const ports::DeviceTally& x, const ports::DeviceTally& y) {
+    return std::tie(x.is_simulated, x.remote_state, x.commissioning) <
+           std::tie(y.is_simulated, y.remote_state, y.commissioning);
+  });
+  EXPECT_EQ(*tally, sorted_expected);
+}
+
+// Records over every input of the remote_state rule (as domain::EvaluationSettled's own test),
+// written through Put and RecordHeard.
+std::vector<DeviceRecord> LivenessGrid(Timestamp cutoff) {
+  std::vector<DeviceRecord> grid;
+  const std::vector<std::optional<Timestamp>> heard{std::nullopt, cutoff - std::chrono::seconds(1), cutoff,
+                                                    cutoff + std::chrono::seconds(300)};
+  const std::vector<std::optional<std::string>> statuses{std::nullopt, "SUCCESS", "DISCONNECTED"};
+  const std::vector<std::vector<std::uint32_t>> readings{{}, {2080}, {2080, 0x7010}};
+  const std::vector<std::optional<domain::RemoteState>> states{std::nullopt, domain::RemoteState::kOnline,
+                                                               domain::RemoteState::kOffline};
+  int n = 0;
+  for (const auto& h : heard) {
+    for (const auto& status : statuses) {
+      for (bool simulated : {false, true}) {
+        for (const auto& inverter_states : readings) {
+          for (const auto& evaluated : states) {
+            for (const auto& accepted : states) {
+              for (int cause = 0; cause < 2; ++cause) {
+                char id[16];
+                std::snprintf(id, sizeof id, "sys-%05d", n++);
+                DeviceRecord d = Device(id);
+                d.last_heard_at = h;
+                d.system_status = status;
+                d.is_simulated = simulated;
+                for (std::size_t i = 0; i < inverter_states.size(); ++i) {
+                  const std::string rcpn = std::string(id) + "-inv-" + std::to_string(i);
+                  d.inverter_rcpns.push_back(rcpn);
+                  d.inverter_readings.push_back({rcpn, inverter_states[i], 2, h.value_or(cutoff)});
+                }
+                d.evaluated_state = evaluated;
+                d.remote_state = accepted;
+                d.remote_state_cause =
+                    cause == 0 ? domain::EvaluateRemoteState(d, {cutoff + std::chrono::seconds(900),
+                                                                 std::chrono::seconds(900), cutoff, true})
+                                     .cause
+                               : "silent:1";
+                grid.push_back(d);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  return grid;
+}
+
+TEST_P(DeviceStoreConformance, ListUnsettledGivesExactlyTheRecordsWhoseEvaluationMayChange) {
+  const Timestamp cutoff = FromUnixMillis(1'800'000'000'000);
+  std::vector<std::string> expected;
+  for (DeviceRecord d : LivenessGrid(cutoff)) {
+    // Half of them get their hot fields from RecordHeard, as telemetry writes them.
+    const bool heard_later = d.remote_id.back() % 2 == 0 && d.last_heard_at;
+    const DeviceRecord full = d;
+    if (heard_later) {
+      d.last_heard_at.reset();
+      d.inverter_readings.clear();
+    }
+    MustPut(d);
+    if (heard_later) {
+      ASSERT_TRUE(store_->RecordHeard(d.remote_id, *full.last_heard_at, std::nullopt).ok());
+      for (const auto& r : full.inverter_readings) ASSERT_TRUE(store_->RecordHeard(d.remote_id, r.at, r).ok());
+    }
+    if (!domain::EvaluationSettled(full, cutoff)) expected.push_back(d.remote_id);
+  }
+  std::vector<std::string> listed;
+  std::string after;
+  while (true) {
+    auto page = store_->ListUnsettled(cutoff, after, 50);
+    ASSERT_TRUE(page.ok()) << page.status().ToString();
+    for (const auto& d : *page) {
+      listed.push_back(d.remote_id);
+      EXPECT_EQ(d, MustGet(d.remote_id)) << "whole records, hot fields included";
+    }
+    if (page->size() < 50) break;
+    after = page->back().remote_id;
+  }
+  EXPECT_EQ(listed, expected);
+  EXPECT_GT(expected.size(), 0U);
+  EXPECT_LT(expected.size(), LivenessGrid(cutoff).size()) << "some are settled";
+}
+
+TEST_P(DeviceStoreConformance, AnErrorReadingWrittenByRecordHeardUnsettlesAnOnlineSystem) {
+  const Timestamp cutoff = FromUnixMillis(1'800'000'000'000);
+  DeviceRecord d = Device("sys-1", "inv-1");
+  d.last_heard_at = cutoff + std::chrono::seconds(60);
+  d.evaluated_state = d.remote_state = domain::RemoteState::kOnline;
+  d.remote_state_cause = "online";
+  MustPut(d);
+  auto page = store_->ListUnsettled(cutoff, "", 10);
+  ASSERT_TRUE(page.ok());
+  EXPECT_TRUE(page->empty());
+  ASSERT_TRUE(store_->RecordHeard("sys-1", cutoff + std::chrono::seconds(120),
+                                  domain::InverterReading{"inv-1", 0x7010, 2, cutoff + std::chrono::seconds(120)})
+                  .ok());
+  page = store_->ListUnsettled(cutoff, "", 10);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->size(), 1U);
+  EXPECT_EQ(page->front().InverterState(), std::optional<std::uint32_t>(0x7010));
+  // And silence at a later cutoff.
+  ASSERT_TRUE(store_->RecordHeard("sys-1", cutoff + std::chrono::seconds(180),
+                                  domain::InverterReading{"inv-1", 2080, 2, cutoff + std::chrono::seconds(180)})
+                  .ok());
+  page = store_->ListUnsettled(cutoff, "", 10);
+  ASSERT_TRUE(page.ok());
+  EXPECT_TRUE(page->empty());
+  page = store_->ListUnsettled(cutoff + std::chrono::seconds(181), "", 10);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->size(), 1U);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, DeviceStoreConformance, ::testing::ValuesIn(AllBackends()), BackendName);

@@ -44,6 +44,19 @@ class UnavailableDeviceStore final : public ports::DeviceStore {
   }
   Status RecordHeardBatch(const std::vector<ports::HeardUpdate>&) override { return Down(); }
   Result<std::vector<domain::DeviceRecord>> List() override { return Down(); }
+  Result<std::vector<domain::DeviceRecord>> ListPage(const ports::DeviceFilter&, const std::string&,
+                                                     std::size_t) override {
+    return Down();
+  }
+  Result<std::vector<ports::DeviceKey>> ListKeys(const ports::DeviceFilter&, const std::string&,
+                                                 std::size_t) override {
+    return Down();
+  }
+  Result<std::int64_t> Count(const ports::DeviceFilter&) override { return Down(); }
+  Result<std::vector<ports::DeviceTally>> Tally() override { return Down(); }
+  Result<std::vector<domain::DeviceRecord>> ListUnsettled(Timestamp, const std::string&, std::size_t) override {
+    return Down();
+  }
   Result<std::vector<domain::DeviceRecord>> ListBySite(const std::string&) override { return Down(); }
   Result<domain::DeviceRecord> Put(const domain::DeviceRecord&) override { return Down(); }
   Status Remove(const std::string&, std::int64_t) override { return Down(); }

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "domain/remote_state.h"
+
 namespace pwrcell::adapters {
 namespace {
 
@@ -50,6 +52,12 @@ DeviceRecord MergeHotFields(DeviceRecord record, const DeviceRecord& current) {
     record.RecordInverterReading(kept);
   }
   return record;
+}
+
+bool Matches(const ports::DeviceFilter& filter, const DeviceRecord& record) {
+  if (filter.is_simulated && record.is_simulated != *filter.is_simulated) return false;
+  if (filter.remote_state && record.remote_state != filter.remote_state) return false;
+  return true;
 }
 
 bool ApplyHeard(DeviceRecord& record, Timestamp heard_at, const std::optional<domain::InverterReading>& reading) {
@@ -125,6 +133,62 @@ Result<std::vector<DeviceRecord>> MemoryDeviceStore::List() {
   all.reserve(records_.size());
   for (const auto& [id, record] : records_) all.push_back(record);
   return all;
+}
+
+Result<std::vector<DeviceRecord>> MemoryDeviceStore::ListPage(const ports::DeviceFilter& filter,
+                                                              const std::string& after_remote_id, std::size_t limit) {
+  std::lock_guard lock(mutex_);
+  std::vector<DeviceRecord> page;
+  for (auto it = records_.upper_bound(after_remote_id); it != records_.end() && page.size() < limit; ++it) {
+    if (Matches(filter, it->second)) page.push_back(it->second);
+  }
+  return page;
+}
+
+Result<std::vector<ports::DeviceKey>> MemoryDeviceStore::ListKeys(const ports::DeviceFilter& filter,
+                                                                  const std::string& after_remote_id,
+                                                                  std::size_t limit) {
+  std::lock_guard lock(mutex_);
+  std::vector<ports::DeviceKey> page;
+  for (auto it = records_.upper_bound(after_remote_id); it != records_.end() && page.size() < limit; ++it) {
+    if (Matches(filter, it->second)) page.push_back({it->first, it->second.version});
+  }
+  return page;
+}
+
+Result<std::int64_t> MemoryDeviceStore::Count(const ports::DeviceFilter& filter) {
+  std::lock_guard lock(mutex_);
+  std::int64_t count = 0;
+  for (const auto& [id, record] : records_) count += Matches(filter, record) ? 1 : 0;
+  return count;
+}
+
+Result<std::vector<ports::DeviceTally>> MemoryDeviceStore::Tally() {
+  std::lock_guard lock(mutex_);
+  std::vector<ports::DeviceTally> tallies;
+  for (const auto& [id, record] : records_) {
+    auto it = std::find_if(tallies.begin(), tallies.end(), [&](const ports::DeviceTally& t) {
+      return t.is_simulated == record.is_simulated && t.remote_state == record.remote_state &&
+             t.commissioning == record.commissioning.state;
+    });
+    if (it == tallies.end()) {
+      tallies.push_back({record.is_simulated, record.remote_state, record.commissioning.state, 1});
+    } else {
+      ++it->count;
+    }
+  }
+  return tallies;
+}
+
+Result<std::vector<DeviceRecord>> MemoryDeviceStore::ListUnsettled(Timestamp offline_cutoff,
+                                                                   const std::string& after_remote_id,
+                                                                   std::size_t limit) {
+  std::lock_guard lock(mutex_);
+  std::vector<DeviceRecord> page;
+  for (auto it = records_.upper_bound(after_remote_id); it != records_.end() && page.size() < limit; ++it) {
+    if (!domain::EvaluationSettled(it->second, offline_cutoff)) page.push_back(it->second);
+  }
+  return page;
 }
 
 Result<std::vector<DeviceRecord>> MemoryDeviceStore::ListBySite(const std::string& site_id) {

@@ -30,6 +30,14 @@ class MemoryDeviceStore final : public ports::DeviceStore {
                            const std::optional<domain::InverterReading>& reading) override;
   Status RecordHeardBatch(const std::vector<ports::HeardUpdate>& updates) override;
   Result<std::vector<domain::DeviceRecord>> List() override;
+  Result<std::vector<domain::DeviceRecord>> ListPage(const ports::DeviceFilter& filter,
+                                                     const std::string& after_remote_id, std::size_t limit) override;
+  Result<std::vector<ports::DeviceKey>> ListKeys(const ports::DeviceFilter& filter, const std::string& after_remote_id,
+                                                 std::size_t limit) override;
+  Result<std::int64_t> Count(const ports::DeviceFilter& filter) override;
+  Result<std::vector<ports::DeviceTally>> Tally() override;
+  Result<std::vector<domain::DeviceRecord>> ListUnsettled(Timestamp offline_cutoff, const std::string& after_remote_id,
+                                                          std::size_t limit) override;
   Result<std::vector<domain::DeviceRecord>> ListBySite(const std::string& site_id) override;
   // kInvalidArgument also for a negative version.
   Result<domain::DeviceRecord> Put(const domain::DeviceRecord& record) override;

@@ -28,6 +28,9 @@ CREATE TABLE IF NOT EXISTS devices (
   commissioning_state TEXT
 );
 CREATE INDEX IF NOT EXISTS devices_by_site ON devices (site_id, remote_id);
+CREATE INDEX IF NOT EXISTS devices_by_remote_state ON devices (remote_state, remote_id);
+CREATE INDEX IF NOT EXISTS devices_by_kind ON devices (is_simulated, remote_id);
+CREATE INDEX IF NOT EXISTS devices_by_tally ON devices (is_simulated, remote_state, commissioning_state);
 CREATE TABLE IF NOT EXISTS device_readings (
   remote_id TEXT NOT NULL,
   rcpn TEXT NOT NULL,
@@ -394,6 +397,23 @@ Status WriteReadings(SqliteSession& session, const DeviceRecord& record, bool cr
   return Status::Ok();
 }
 
+// The WHERE terms of `filter` (after "remote_id > ?1"), its values bound from ?2 on.
+std::string FilterTerms(const ports::DeviceFilter& filter) {
+  std::string terms;
+  if (filter.is_simulated) terms += " AND is_simulated = ?2";
+  if (filter.remote_state) terms += " AND remote_state = ?3";
+  return terms;
+}
+
+void BindFilter(SqliteStatement& statement, const ports::DeviceFilter& filter) {
+  if (filter.is_simulated) statement.BindInt64(2, *filter.is_simulated ? 1 : 0);
+  if (filter.remote_state) statement.BindText(3, domain::RemoteStateName(*filter.remote_state));
+}
+
+std::int64_t SqlLimit(std::size_t limit) {
+  return static_cast<std::int64_t>(std::min<std::size_t>(limit, static_cast<std::size_t>(INT64_MAX)));
+}
+
 }  // namespace
 
 Result<std::unique_ptr<SqliteDeviceStore>> SqliteDeviceStore::Open(const std::string& path) {
@@ -464,6 +484,90 @@ Result<std::vector<DeviceRecord>> SqliteDeviceStore::List() {
   auto query = session.Prepare("SELECT version, record, last_heard_at FROM devices ORDER BY remote_id");
   if (!query.ok()) return query.status();
   return Collect(session, *query, static_cast<std::size_t>(-1));
+}
+
+Result<std::vector<DeviceRecord>> SqliteDeviceStore::ListPage(const ports::DeviceFilter& filter,
+                                                              const std::string& after_remote_id, std::size_t limit) {
+  if (limit == 0) return std::vector<DeviceRecord>();
+  auto session = database_->Lock();
+  auto query = session.Prepare("SELECT version, record, last_heard_at FROM devices WHERE remote_id > ?1" +
+                               FilterTerms(filter) + " ORDER BY remote_id LIMIT ?4");
+  if (!query.ok()) return query.status();
+  query->BindText(1, after_remote_id).BindInt64(4, SqlLimit(limit));
+  BindFilter(*query, filter);
+  return Collect(session, *query, limit);
+}
+
+Result<std::vector<ports::DeviceKey>> SqliteDeviceStore::ListKeys(const ports::DeviceFilter& filter,
+                                                                  const std::string& after_remote_id,
+                                                                  std::size_t limit) {
+  std::vector<ports::DeviceKey> keys;
+  if (limit == 0) return keys;
+  auto session = database_->Lock();
+  auto query = session.Prepare("SELECT remote_id, version FROM devices WHERE remote_id > ?1" + FilterTerms(filter) +
+                               " ORDER BY remote_id LIMIT ?4");
+  if (!query.ok()) return query.status();
+  query->BindText(1, after_remote_id).BindInt64(4, SqlLimit(limit));
+  BindFilter(*query, filter);
+  while (true) {
+    auto row = query->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    keys.push_back({query->ColumnText(0), query->ColumnInt64(1)});
+  }
+  return keys;
+}
+
+Result<std::int64_t> SqliteDeviceStore::Count(const ports::DeviceFilter& filter) {
+  auto session = database_->Lock();
+  auto query = session.Prepare("SELECT count(*) FROM devices WHERE remote_id > ?1" + FilterTerms(filter));
+  if (!query.ok()) return query.status();
+  query->BindText(1, "");
+  BindFilter(*query, filter);
+  auto row = query->Step();
+  if (!row.ok()) return row.status();
+  return *row ? query->ColumnInt64(0) : 0;
+}
+
+Result<std::vector<ports::DeviceTally>> SqliteDeviceStore::Tally() {
+  auto session = database_->Lock();
+  auto query = session.Prepare(kTallyQuery);
+  if (!query.ok()) return query.status();
+  std::vector<ports::DeviceTally> tallies;
+  while (true) {
+    auto row = query->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    ports::DeviceTally tally;
+    tally.is_simulated = query->ColumnInt64(0) != 0;
+    tally.remote_state = domain::ParseRemoteState(query->ColumnText(1));
+    tally.commissioning =
+        domain::ParseCommissioningState(query->ColumnText(2)).value_or(domain::CommissioningState::kNotRequested);
+    tally.count = query->ColumnInt64(3);
+    // Rows whose text decodes to the same key (a NULL commissioning state of an undecodable
+    // record) are added together.
+    auto same = std::find_if(tallies.begin(), tallies.end(), [&](const ports::DeviceTally& t) {
+      return t.is_simulated == tally.is_simulated && t.remote_state == tally.remote_state &&
+             t.commissioning == tally.commissioning;
+    });
+    if (same == tallies.end()) {
+      tallies.push_back(tally);
+    } else {
+      same->count += tally.count;
+    }
+  }
+  return tallies;
+}
+
+Result<std::vector<DeviceRecord>> SqliteDeviceStore::ListUnsettled(Timestamp offline_cutoff,
+                                                                   const std::string& after_remote_id,
+                                                                   std::size_t limit) {
+  if (limit == 0) return std::vector<DeviceRecord>();
+  auto session = database_->Lock();
+  auto query = session.Prepare(kListUnsettledQuery);
+  if (!query.ok()) return query.status();
+  query->BindText(1, after_remote_id).BindInt64(2, ToUnixMillis(offline_cutoff)).BindInt64(3, SqlLimit(limit));
+  return Collect(session, *query, limit);
 }
 
 Result<std::vector<DeviceRecord>> SqliteDeviceStore::ListBySite(const std::string& site_id) {

@@ -51,6 +51,20 @@ class SqliteDeviceStore final : public ports::DeviceStore {
   static constexpr std::string_view kFindKeyByInverterRcpnQuery =
       "SELECT d.remote_id, d.version FROM device_inverters AS i JOIN devices AS d ON d.remote_id = i.remote_id "
       "WHERE i.rcpn = ?1 ORDER BY i.remote_id LIMIT 1";
+  static constexpr std::string_view kTallyQuery =
+      "SELECT is_simulated, remote_state, commissioning_state, count(*) FROM devices "
+      "GROUP BY is_simulated, remote_state, commissioning_state";
+  // domain::EvaluationSettled in SQL, negated; every comparison NULL-safe (IS, coalesce), so that
+  // a NULL never hides a record from the sweep. ?2: the offline cutoff (Unix ms).
+  static constexpr std::string_view kListUnsettledQuery =
+      "SELECT version, record, last_heard_at FROM devices AS d WHERE remote_id > ?1 AND NOT coalesce("
+      "evaluated_state IS NOT NULL AND evaluated_state IS remote_state AND ("
+      "(coalesce(last_heard_at < ?2, 1) AND evaluated_state IS 'OFFLINE' AND remote_state_cause IS "
+      "(CASE WHEN last_heard_at IS NULL THEN 'never_heard' ELSE 'silent:' || last_heard_at END)) OR "
+      "(coalesce(last_heard_at >= ?2, 0) AND evaluated_state IS 'ONLINE' AND remote_state_cause IS 'online' AND "
+      "(is_simulated IS 1 OR system_status IS NULL OR system_status IS 'SUCCESS') AND NOT EXISTS ("
+      "SELECT 1 FROM device_readings AS r WHERE r.remote_id = d.remote_id AND r.state BETWEEN 28672 AND 32767))), 0) "
+      "ORDER BY remote_id LIMIT ?3";
   static constexpr std::string_view kListBySiteQuery =
       "SELECT version, record, last_heard_at FROM devices WHERE site_id = ?1 ORDER BY remote_id";
 
@@ -68,6 +82,14 @@ class SqliteDeviceStore final : public ports::DeviceStore {
                            const std::optional<domain::InverterReading>& reading) override;
   Status RecordHeardBatch(const std::vector<ports::HeardUpdate>& updates) override;
   Result<std::vector<domain::DeviceRecord>> List() override;
+  Result<std::vector<domain::DeviceRecord>> ListPage(const ports::DeviceFilter& filter,
+                                                     const std::string& after_remote_id, std::size_t limit) override;
+  Result<std::vector<ports::DeviceKey>> ListKeys(const ports::DeviceFilter& filter, const std::string& after_remote_id,
+                                                 std::size_t limit) override;
+  Result<std::int64_t> Count(const ports::DeviceFilter& filter) override;
+  Result<std::vector<ports::DeviceTally>> Tally() override;
+  Result<std::vector<domain::DeviceRecord>> ListUnsettled(Timestamp offline_cutoff, const std::string& after_remote_id,
+                                                          std::size_t limit) override;
   Result<std::vector<domain::DeviceRecord>> ListBySite(const std::string& site_id) override;
   Result<domain::DeviceRecord> Put(const domain::DeviceRecord& record) override;
   Status Remove(const std::string& remote_id, std::int64_t expected_version) override;

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <optional>
 #include <vector>
 
@@ -10,6 +11,7 @@
 #include "domain/concerto_types.h"
 #include "domain/device_json.h"
 #include "runtime/http/dashboard.h"
+#include "runtime/http/device_api.h"
 #include "runtime/http/listener.h"
 
 namespace pwrcell::runtime::http {
@@ -28,39 +30,6 @@ json DeviceJson(const domain::DeviceRecord& record) {
   return j;
 }
 
-struct DeviceFilter {
-  std::optional<domain::RemoteState> remote_state;
-  std::optional<bool> simulated;
-
-  bool Matches(const domain::DeviceRecord& record) const {
-    if (remote_state && record.remote_state != remote_state) return false;
-    if (simulated && record.is_simulated != *simulated) return false;
-    return true;
-  }
-};
-
-Result<DeviceFilter> ParseDeviceFilter(const httplib::Request& req) {
-  DeviceFilter filter;
-  if (req.has_param("remote_state")) {
-    const std::string value = req.get_param_value("remote_state");
-    filter.remote_state = domain::ParseRemoteState(value);
-    if (!filter.remote_state) {
-      return InvalidArgumentError("remote_state must be ONLINE, OFFLINE or ERROR, not \"" + value + "\"");
-    }
-  }
-  if (req.has_param("simulated")) {
-    const std::string value = req.get_param_value("simulated");
-    if (value == "true") {
-      filter.simulated = true;
-    } else if (value == "false") {
-      filter.simulated = false;
-    } else {
-      return InvalidArgumentError("simulated must be true or false, not \"" + value + "\"");
-    }
-  }
-  return filter;
-}
-
 }  // namespace
 
 AdminServer::AdminServer(config::AdminConfig config, ports::DeviceStore& devices, Metrics& metrics, AdminHooks hooks)
@@ -69,7 +38,19 @@ AdminServer::AdminServer(config::AdminConfig config, ports::DeviceStore& devices
       metrics_(metrics),
       hooks_(std::move(hooks)),
       listener_(std::make_unique<Listener>(Listener::Options{
-          .name = "admin", .worker_threads = kAdminWorkerThreads, .max_body_bytes = kAdminMaxBodyBytes})) {
+          .name = "admin",
+          .worker_threads = kAdminWorkerThreads,
+          .io_threads = 1,
+          .max_body_bytes = kAdminMaxBodyBytes,
+          // Loopback only: every client has the same address, so a per-address cap would be
+          // the global one. Slow clients cost a descriptor each, and the header deadline
+          // frees them.
+          .max_connections = 1024,
+          .listen_backlog = 256,
+          .idle_timeout = std::chrono::seconds(60),
+          .header_timeout = std::chrono::seconds(10),
+          .body_timeout = std::chrono::seconds(10),
+      })) {
   listener_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     ReplyJson(res, 200, json{{"status", "ok"}});
   });
@@ -89,23 +70,12 @@ AdminServer::AdminServer(config::AdminConfig config, ports::DeviceStore& devices
   });
 
   listener_->Get("/api/devices", [this](const httplib::Request& req, httplib::Response& res) {
-    Result<DeviceFilter> filter = ParseDeviceFilter(req);
-    if (!filter.ok()) {
-      ReplyError(res, 400, filter.status().message());
-      return;
-    }
-    Result<std::vector<domain::DeviceRecord>> records = devices_.List();
-    if (!records.ok()) {
-      spdlog::warn("admin: listing devices failed: {}", records.status().ToString());
-      ReplyError(res, 503, records.status().ToString());
-      return;
-    }
-    json listed = json::array();
-    for (const auto& record : *records) {
-      if (filter->Matches(record)) listed.push_back(DeviceJson(record));
-    }
-    const std::size_t count = listed.size();
-    ReplyJson(res, 200, json{{"count", count}, {"devices", std::move(listed)}});
+    // One page and a count (runtime/http/device_api.h), never the whole table.
+    std::map<std::string, std::string> params;
+    for (const auto& [name, value] : req.params) params.emplace(name, value);
+    const ApiReply reply = ListDevices(devices_, params);
+    res.status = reply.status;
+    res.set_content(reply.body, "application/json");
   });
 
   listener_->Get("/api/devices/(.+)", [this](const httplib::Request& req, httplib::Response& res) {

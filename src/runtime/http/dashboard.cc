@@ -52,6 +52,7 @@ constexpr std::string_view kDashboardHtml = R"html(<!doctype html>
 const NOT_SENT = "NOT_SENT";  // remote_state null: never sent to Concerto
 const REMOTE_STATES = ["ONLINE", "OFFLINE", "ERROR", NOT_SENT];
 const COMMISSIONING = ["NOT_REQUESTED", "PENDING", "DONE", "FAILED"];
+const PAGE = 500;  // table rows per refresh
 
 function el(tag, text, className) {
   const e = document.createElement(tag);
@@ -64,6 +65,32 @@ function countBy(devices, key) {
   const counts = {};
   for (const d of devices) { const k = key(d); counts[k] = (counts[k] || 0) + 1; }
   return counts;
+}
+
+// The fleet-wide counts from the device gauges of /metrics (a GROUP BY in the store), so that the
+// cards count every system while the table shows one page.
+async function fleetCounts() {
+  const response = await fetch("/metrics", {cache: "no-store"});
+  if (!response.ok) return null;
+  const text = await response.text();
+  const byState = {}, byCommissioning = {};
+  for (const line of text.split("\n")) {
+    const m = line.match(/^(pwrcell_devices(?:_by_commissioning)?)\{([^}]*)\}\s+([0-9.eE+-]+)$/);
+    if (!m) continue;
+    const labels = {};
+    for (const pair of m[2].split(",")) {
+      const kv = pair.match(/^(\w+)="([^"]*)"$/);
+      if (kv) labels[kv[1]] = kv[2];
+    }
+    const n = Number(m[3]);
+    if (m[1] === "pwrcell_devices") {
+      const k = labels.remote_state === "NONE" ? NOT_SENT : labels.remote_state;
+      byState[k] = (byState[k] || 0) + n;
+    } else {
+      byCommissioning[labels.state] = (byCommissioning[labels.state] || 0) + n;
+    }
+  }
+  return {byState, byCommissioning};
 }
 
 function renderCards(id, order, counts) {
@@ -129,12 +156,16 @@ function renderRow(d) {
 async function refresh() {
   const status = document.getElementById("status");
   try {
-    const response = await fetch("/api/devices", {cache: "no-store"});
+    // One page of the table (the device API is paged), the counts of the whole fleet.
+    const response = await fetch("/api/devices?limit=" + PAGE, {cache: "no-store"});
     if (!response.ok) throw new Error("HTTP " + response.status + " " + (await response.text()));
     const body = await response.json();
     const devices = body.devices || [];
-    renderCards("by-remote-state", REMOTE_STATES, countBy(devices, d => d.remote_state || NOT_SENT));
-    renderCards("by-commissioning", COMMISSIONING, countBy(devices, d => (d.commissioning || {}).state));
+    const counts = body.next ? await fleetCounts().catch(() => null) : null;
+    renderCards("by-remote-state", REMOTE_STATES,
+                counts ? counts.byState : countBy(devices, d => d.remote_state || NOT_SENT));
+    renderCards("by-commissioning", COMMISSIONING,
+                counts ? counts.byCommissioning : countBy(devices, d => (d.commissioning || {}).state));
     const rows = document.createDocumentFragment();
     for (const d of devices) rows.append(renderRow(d));
     if (devices.length === 0) {
@@ -145,7 +176,8 @@ async function refresh() {
       rows.append(tr);
     }
     document.getElementById("devices").replaceChildren(rows);
-    status.textContent = body.count + " devices \u00b7 updated " + new Date().toLocaleTimeString();
+    const shown = body.next ? " (the first " + devices.length + " shown)" : "";
+    status.textContent = body.count + " devices" + shown + " \u00b7 updated " + new Date().toLocaleTimeString();
     status.className = "sub";
   } catch (e) {
     status.textContent = "refresh failed: " + e.message;

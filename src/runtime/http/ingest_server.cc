@@ -1,12 +1,15 @@
 #include "runtime/http/ingest_server.h"
 
+#include <simdjson.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cstddef>
 #include <exception>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <utility>
 
@@ -40,47 +43,51 @@ std::string MediaType(const std::string& content_type) {
 }
 
 // The records of a Kinesis-style JSON put, or kInvalidArgument saying which part of the shape is
-// wrong. Invalid base64 is not a shape error: that record alone is rejected.
+// wrong. Invalid base64 is not a shape error: that record alone is rejected. Parsed with
+// simdjson: at 20,000 records/s the bodies are ~17 MB/s of JSON, which nlohmann's lexer made
+// the largest cost of a request.
 Result<std::vector<OfferedRecord>> ParseJsonBatch(const std::string& body) {
-  json document;
-  try {
-    document = json::parse(body);
-  } catch (const json::parse_error& e) {
-    return InvalidArgumentError(std::string("body is not valid JSON: ") + e.what());
+  // A parser reuses its buffers between documents; one per handler thread.
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element document;
+  if (const auto error = parser.parse(body).get(document); error != simdjson::SUCCESS) {
+    return InvalidArgumentError(std::string("body is not valid JSON: ") + simdjson::error_message(error));
   }
-  if (!document.is_object()) return InvalidArgumentError("body must be a JSON object with a \"records\" array");
-  const auto records = document.find("records");
-  if (records == document.end() || !records->is_array()) {
+  simdjson::dom::object root;
+  simdjson::dom::array records;
+  if (document.get(root) != simdjson::SUCCESS || root["records"].get(records) != simdjson::SUCCESS) {
     return InvalidArgumentError("body must be a JSON object with a \"records\" array");
   }
   std::vector<OfferedRecord> offered;
-  offered.reserve(records->size());
-  for (std::size_t i = 0; i < records->size(); ++i) {
-    const json& entry = (*records)[i];
-    const std::string where = "records[" + std::to_string(i) + "]";
-    if (!entry.is_object()) return InvalidArgumentError(where + " must be an object");
-    const auto data = entry.find("data");
-    if (data == entry.end() || !data->is_string()) {
-      return InvalidArgumentError(where + ".data must be a base64 string");
+  offered.reserve(records.size());
+  std::size_t i = 0;
+  for (simdjson::dom::element entry_element : records) {
+    const auto where = [i] { return "records[" + std::to_string(i) + "]"; };
+    simdjson::dom::object entry;
+    if (entry_element.get(entry) != simdjson::SUCCESS) return InvalidArgumentError(where() + " must be an object");
+    std::string_view data;
+    if (entry["data"].get(data) != simdjson::SUCCESS) {
+      return InvalidArgumentError(where() + ".data must be a base64 string");
     }
-    const auto partition_key = entry.find("partitionKey");
-    if (partition_key != entry.end() && !partition_key->is_null() && !partition_key->is_string()) {
-      return InvalidArgumentError(where + ".partitionKey must be a string");
+    simdjson::dom::element partition_key;
+    if (entry["partitionKey"].get(partition_key) == simdjson::SUCCESS && !partition_key.is_null() &&
+        !partition_key.is_string()) {
+      return InvalidArgumentError(where() + ".partitionKey must be a string");
     }
-    Result<std::string> bytes = DecodeBase64(data->get_ref<const std::string&>());
+    Result<std::string> bytes = DecodeBase64(data);
     if (bytes.ok()) {
       offered.push_back({std::move(bytes).value(), ""});
     } else {
       offered.push_back({"", "data: " + bytes.status().message()});
     }
+    ++i;
   }
   return offered;
 }
 
-// Reads the whole body, keeping at most `max_bytes`. httplib answers a declared Content-Length
-// over the limit with 413 by itself; chunked and compressed bodies are counted here as they
-// arrive. An oversized body is drained rather than abandoned, so that the connection stays in
-// step for the client's next request. Returns nullopt after writing the error response.
+// Reads the whole body, keeping at most `max_bytes`. The Listener answers a body over the limit
+// with 413 before any handler runs; the count here keeps the limit true for any reader. Returns
+// nullopt after writing the error response.
 std::optional<std::string> ReadBody(const httplib::Request& req, httplib::Response& res,
                                     const httplib::ContentReader& reader, std::size_t max_bytes) {
   std::string body;
@@ -135,7 +142,20 @@ IngestMetrics::IngestMetrics(Metrics* registry)
 IngestServer::IngestServer(config::TelemetryConfig config, RecordSink sink, Metrics& metrics)
     : config_(std::move(config)), sink_(std::move(sink)), metrics_(&metrics) {
   const auto max_body_bytes = static_cast<std::size_t>(std::max(config_.max_body_bytes, 0));
-  listener_ = std::make_unique<Listener>(Listener::Options{.name = "ingest", .max_body_bytes = max_body_bytes});
+  listener_ = std::make_unique<Listener>(Listener::Options{
+      .name = "ingest",
+      // Enough handlers to keep the sink's group commit fed while others parse.
+      .worker_threads = 8,
+      .io_threads = 2,
+      .max_body_bytes = max_body_bytes,
+      // Telemetry may arrive through one forwarder or load balancer, so there is no cap per
+      // address; the global cap is what the open-file limit allows comfortably.
+      .max_connections = 10000,
+      .listen_backlog = 4096,
+      .idle_timeout = std::chrono::seconds(60),
+      .header_timeout = std::chrono::seconds(10),
+      .body_timeout = std::chrono::seconds(60),
+  });
 
   listener_->SetResponseObserver([this](const httplib::Request&, const httplib::Response& res) {
     metrics_.requests.Increment({std::to_string(res.status)});
@@ -147,6 +167,11 @@ IngestServer::IngestServer(config::TelemetryConfig config, RecordSink sink, Metr
     if (!body) return;
 
     std::vector<OfferedRecord> offered;
+    const std::string encoding = MediaType(req.get_header_value("Content-Encoding"));
+    if (!encoding.empty() && encoding != "identity") {
+      ReplyError(res, 415, "unsupported Content-Encoding \"" + encoding + "\": send the body uncompressed");
+      return;
+    }
     const std::string type = MediaType(req.get_header_value("Content-Type"));
     if (type == "application/x-protobuf" || type == "application/octet-stream") {
       offered.push_back({std::move(*body), ""});

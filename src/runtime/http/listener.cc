@@ -1,20 +1,46 @@
 #include "runtime/http/listener.h"
 
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
-#include <chrono>
+#include <cstdarg>
+#include <cstdio>
 #include <exception>
+#include <limits>
 #include <system_error>
 #include <utility>
 
 namespace pwrcell::runtime::http {
 namespace {
 
-// Seconds an idle keep-alive connection is kept open. It also bounds how long Stop() waits for
-// such a connection (httplib re-checks the listening socket only between requests).
-constexpr time_t kKeepAliveTimeoutSeconds = 2;
+using Clock = std::chrono::steady_clock;
+
+// A declared body this much over the limit is refused at once (the connection is then closed, as
+// its unread body would desynchronize it); a smaller one is read and dropped first, so that the
+// client, which writes its whole body before it reads, gets the 413 and keeps its connection.
+constexpr std::size_t kDrainFactor = 16;
+
+// How long Stop() waits for answers already made to reach their clients.
+constexpr auto kStopFlushTimeout = std::chrono::seconds(5);
+
+// libmicrohttpd's own connection limit is ours plus this (per I/O thread, as it divides its limit
+// among them), so that ours, which closes what is over it, acts first.
+constexpr std::size_t kAcceptSlack = 16;
+
+// File descriptors kept free of HTTP connections (the store, the clients, logs).
+constexpr std::size_t kReservedDescriptors = 256;
+
+// The marker the URI callback hands MHD for a request whose headers are not complete yet; the
+// access handler replaces it with an Exchange.
+char request_started_marker;
 
 std::string BindFailureReason(int error) {
   switch (error) {
@@ -31,6 +57,57 @@ std::string BindFailureReason(int error) {
   }
 }
 
+// A bound, listening, non-blocking TCP socket on `address`, or the errno of the failure (0 when
+// the host does not resolve). SO_REUSEADDR allows a quick restart (TIME_WAIT); SO_REUSEPORT is
+// not set, so that a port in use fails loudly instead of being shared with another process.
+Result<int> OpenListeningSocket(const config::ListenAddress& address, int backlog, int* error) {
+  *error = 0;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  const std::string port = std::to_string(address.port);
+  if (getaddrinfo(address.host.c_str(), port.c_str(), &hints, &found) != 0 || found == nullptr) {
+    return UnavailableError("unresolvable");
+  }
+  int fd = -1;
+  for (addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+    if (fd < 0) {
+      *error = errno;
+      continue;
+    }
+    const int yes = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, backlog) == 0) break;
+    *error = errno;
+    close(fd);
+    fd = -1;
+  }
+  freeaddrinfo(found);
+  if (fd < 0) return UnavailableError("bind");
+  *error = 0;
+  return fd;
+}
+
+int BoundPort(int fd) {
+  sockaddr_storage bound{};
+  socklen_t length = sizeof(bound);
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &length) != 0) return 0;
+  if (bound.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  if (bound.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
+  return 0;
+}
+
+void LogFromMhd(void* cls, const char* format, va_list args) {
+  char line[512];
+  std::vsnprintf(line, sizeof(line), format, args);
+  std::string text(line);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  spdlog::debug("{} server: libmicrohttpd: {}", static_cast<const Listener::Options*>(cls)->name, text);
+}
+
 }  // namespace
 
 void ReplyJson(httplib::Response& res, int status, const nlohmann::json& body) {
@@ -42,6 +119,231 @@ void ReplyError(httplib::Response& res, int status, const std::string& message) 
   ReplyJson(res, status, nlohmann::json{{"error", message}});
 }
 
+std::size_t RaiseOpenFileLimit() {
+  static const std::size_t limit = [] {
+    rlimit files{};
+    if (getrlimit(RLIMIT_NOFILE, &files) != 0) return std::size_t{1024};
+    if (files.rlim_cur < files.rlim_max) {
+      const rlim_t before = files.rlim_cur;
+      files.rlim_cur = files.rlim_max;
+      if (setrlimit(RLIMIT_NOFILE, &files) == 0) {
+        spdlog::info("open file limit raised from {} to {}", before, files.rlim_cur);
+      } else {
+        files.rlim_cur = before;
+      }
+    }
+    if (files.rlim_cur == RLIM_INFINITY) return std::numeric_limits<std::size_t>::max();
+    return static_cast<std::size_t>(files.rlim_cur);
+  }();
+  return limit;
+}
+
+// One open connection, for the reaper. Its fields are guarded by connections_mutex_.
+struct Listener::Connection {
+  enum class Phase { kIdle, kHeader, kBody, kBusy };
+  int fd = -1;
+  Phase phase = Phase::kIdle;
+  Clock::time_point since = Clock::now();
+  bool reaped = false;
+};
+
+// One request from its headers to its answer. The MHD thread owns it, except between dispatch
+// and resume, when one worker thread does; MHD's suspend / resume (a mutex inside) orders the two.
+struct Listener::Exchange {
+  MHD_Connection* connection = nullptr;
+  httplib::Request request;
+  httplib::Response response;
+  bool too_large = false;
+  bool dispatched = false;
+  bool answered = false;  // `response` is final
+};
+
+// libmicrohttpd's C callbacks; `cls` is the Listener.
+struct Listener::Callbacks {
+  static void SetPhase(Listener& self, MHD_Connection* mhd, Connection::Phase phase) {
+    const MHD_ConnectionInfo* info = MHD_get_connection_info(mhd, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    if (info == nullptr || info->socket_context == nullptr) return;
+    auto* connection = static_cast<Connection*>(info->socket_context);
+    std::lock_guard lock(self.connections_mutex_);
+    connection->phase = phase;
+    connection->since = Clock::now();
+  }
+
+  static void OnConnection(void* cls, MHD_Connection* mhd, void** socket_context, MHD_ConnectionNotificationCode code) {
+    auto& self = *static_cast<Listener*>(cls);
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+      auto* connection = new Connection();
+      const MHD_ConnectionInfo* info = MHD_get_connection_info(mhd, MHD_CONNECTION_INFO_CONNECTION_FD);
+      if (info != nullptr) connection->fd = info->connect_fd;
+      *socket_context = connection;
+      std::lock_guard lock(self.connections_mutex_);
+      self.connections_.insert(connection);
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context != nullptr) {
+      // libmicrohttpd closes the descriptor only after this, so the reaper never shuts down a
+      // descriptor number that has been reused.
+      auto* connection = static_cast<Connection*>(*socket_context);
+      {
+        std::lock_guard lock(self.connections_mutex_);
+        self.connections_.erase(connection);
+      }
+      delete connection;
+      *socket_context = nullptr;
+    }
+  }
+
+  // Over the cap, a new connection is closed as soon as it is accepted, rather than left in the
+  // kernel's backlog until a slot frees (libmicrohttpd's own limit, set above ours, stops
+  // accepting instead): the client learns at once, and can go elsewhere or retry.
+  static MHD_Result OnAccept(void* cls, const sockaddr*, socklen_t) {
+    auto& self = *static_cast<Listener*>(cls);
+    std::lock_guard lock(self.connections_mutex_);
+    if (self.connections_.size() < self.max_connections_) return MHD_YES;
+    spdlog::debug("{} server: {} connections open, closing a new one", self.options_.name, self.connections_.size());
+    return MHD_NO;
+  }
+
+  // The request line has arrived: the header deadline starts.
+  static void* OnRequestLine(void* cls, const char*, MHD_Connection* mhd) {
+    SetPhase(*static_cast<Listener*>(cls), mhd, Connection::Phase::kHeader);
+    return &request_started_marker;
+  }
+
+  static void OnCompleted(void* cls, MHD_Connection* mhd, void** request_context, MHD_RequestTerminationCode) {
+    auto& self = *static_cast<Listener*>(cls);
+    if (*request_context == &request_started_marker) {
+      // Never presented to us: libmicrohttpd answered it itself (a malformed request line or
+      // header, headers over the buffer), if it answered at all.
+      const MHD_ConnectionInfo* info = MHD_get_connection_info(mhd, MHD_CONNECTION_INFO_HTTP_STATUS);
+      if (info != nullptr && info->http_status > 0) {
+        httplib::Response response;
+        response.status = static_cast<int>(info->http_status);
+        self.Observe(httplib::Request(), response);
+      }
+    } else if (*request_context != nullptr) {
+      auto* exchange = static_cast<Exchange*>(*request_context);
+      if (exchange->dispatched) {
+        std::lock_guard lock(self.work_mutex_);
+        --self.in_flight_;
+        self.work_changed_.notify_all();
+      }
+      delete exchange;
+    }
+    *request_context = nullptr;
+    SetPhase(self, mhd, Connection::Phase::kIdle);
+  }
+
+  // Queues exchange.response (already observed) on the MHD thread.
+  static MHD_Result Respond(Listener& self, Exchange& exchange) {
+    SetPhase(self, exchange.connection, Connection::Phase::kBusy);
+    httplib::Response& res = exchange.response;
+    MHD_Response* response = MHD_create_response_from_buffer(res.body.size(), res.body.data(), MHD_RESPMEM_MUST_COPY);
+    if (response == nullptr) return MHD_NO;
+    for (const auto& [name, value] : res.headers) {
+      if (name == "Content-Length") continue;  // libmicrohttpd writes it
+      MHD_add_response_header(response, name.c_str(), value.c_str());
+    }
+    bool stopping = false;
+    {
+      std::lock_guard lock(self.work_mutex_);
+      stopping = self.stopping_;
+    }
+    if (stopping || exchange.too_large) MHD_add_response_header(response, "Connection", "close");
+    const MHD_Result queued = MHD_queue_response(exchange.connection, static_cast<unsigned int>(res.status), response);
+    MHD_destroy_response(response);
+    return queued;
+  }
+
+  // Answers `status` with {"error": message} from the MHD thread, without a handler.
+  static MHD_Result Refuse(Listener& self, Exchange& exchange, int status, const std::string& message) {
+    ReplyError(exchange.response, status, message);
+    if (status == 503) exchange.response.set_header("Retry-After", "1");
+    self.Observe(exchange.request, exchange.response);
+    return Respond(self, exchange);
+  }
+
+  static MHD_Result OnRequest(void* cls, MHD_Connection* mhd, const char* url, const char* method, const char* version,
+                              const char* upload_data, std::size_t* upload_data_size, void** request_context) {
+    auto& self = *static_cast<Listener*>(cls);
+    if (*request_context == nullptr || *request_context == &request_started_marker) {
+      auto* exchange = new Exchange();
+      *request_context = exchange;
+      exchange->connection = mhd;
+      httplib::Request& req = exchange->request;
+      req.method = method;
+      req.path = url;
+      req.version = version;
+      MHD_get_connection_values(
+          mhd, MHD_HEADER_KIND,
+          [](void* headers, MHD_ValueKind, const char* key, const char* value) {
+            static_cast<httplib::Headers*>(headers)->emplace(key, value != nullptr ? value : "");
+            return MHD_YES;
+          },
+          &req.headers);
+      MHD_get_connection_values(
+          mhd, MHD_GET_ARGUMENT_KIND,
+          [](void* params, MHD_ValueKind, const char* key, const char* value) {
+            static_cast<httplib::Params*>(params)->emplace(key, value != nullptr ? value : "");
+            return MHD_YES;
+          },
+          &req.params);
+      SetPhase(self, mhd, Connection::Phase::kBody);
+      {
+        std::lock_guard lock(self.work_mutex_);
+        if (self.stopping_) return Refuse(self, *exchange, 503, self.options_.name + " server stopping");
+      }
+      if (req.has_header("Content-Length")) {
+        const std::string declared = req.get_header_value("Content-Length");
+        char* end = nullptr;
+        const unsigned long long length = std::strtoull(declared.c_str(), &end, 10);
+        if (length > self.options_.max_body_bytes) {
+          exchange->too_large = true;
+          if (length / kDrainFactor > self.options_.max_body_bytes) return RefuseTooLarge(self, *exchange);
+        }
+      }
+      return MHD_YES;  // libmicrohttpd now reads the body (after a 100 Continue if asked)
+    }
+
+    auto& exchange = *static_cast<Exchange*>(*request_context);
+    if (*upload_data_size > 0) {
+      if (!exchange.too_large && *upload_data_size <= self.options_.max_body_bytes - exchange.request.body.size()) {
+        exchange.request.body.append(upload_data, *upload_data_size);
+      } else if (!exchange.too_large) {
+        exchange.too_large = true;
+        std::string().swap(exchange.request.body);
+      }
+      *upload_data_size = 0;
+      return MHD_YES;
+    }
+    if (exchange.too_large) return RefuseTooLarge(self, exchange);
+    if (!exchange.dispatched) {
+      exchange.dispatched = true;
+      {
+        std::lock_guard lock(self.work_mutex_);
+        ++self.in_flight_;
+        ++self.handlers_pending_;
+      }
+      SetPhase(self, mhd, Connection::Phase::kBusy);
+      MHD_suspend_connection(mhd);
+      self.Enqueue([&self, &exchange] {
+        self.Serve(exchange);
+        exchange.answered = true;
+        MHD_resume_connection(exchange.connection);
+        std::lock_guard lock(self.work_mutex_);
+        --self.handlers_pending_;
+        self.work_changed_.notify_all();
+      });
+      return MHD_YES;
+    }
+    if (!exchange.answered) return MHD_YES;
+    return Respond(self, exchange);
+  }
+
+  static MHD_Result RefuseTooLarge(Listener& self, Exchange& exchange) {
+    return Refuse(self, exchange, 413,
+                  "request body larger than " + std::to_string(self.options_.max_body_bytes) + " bytes");
+  }
+};
+
 Listener::Listener(Options options) : options_(std::move(options)) {}
 
 Listener::~Listener() {
@@ -49,17 +351,20 @@ Listener::~Listener() {
 }
 
 void Listener::Get(const std::string& pattern, httplib::Server::Handler handler) {
-  server_.Get(pattern, std::move(handler));
-  routes_.push_back({std::regex(pattern), "GET"});
+  routes_.push_back({std::regex(pattern), "GET", std::move(handler), nullptr});
 }
 
 void Listener::Post(const std::string& pattern, httplib::Server::HandlerWithContentReader handler) {
-  server_.Post(pattern, std::move(handler));
-  routes_.push_back({std::regex(pattern), "POST"});
+  routes_.push_back({std::regex(pattern), "POST", nullptr, std::move(handler)});
 }
 
 void Listener::SetResponseObserver(ResponseObserver observer) {
   observer_ = std::move(observer);
+}
+
+std::size_t Listener::open_connections() const {
+  std::lock_guard lock(connections_mutex_);
+  return connections_.size();
 }
 
 std::string Listener::AllowedMethods(const std::string& path) const {
@@ -73,108 +378,221 @@ std::string Listener::AllowedMethods(const std::string& path) const {
   for (const auto& route : routes_) {
     if (!std::regex_match(path, route.pattern)) continue;
     add(route.method);
-    if (route.method == "GET") add("HEAD");  // httplib answers HEAD from the GET handler
+    if (route.method == "GET") add("HEAD");  // HEAD is answered from the GET handler
   }
   std::string joined;
   for (const auto& m : methods) joined += (joined.empty() ? "" : ", ") + m;
   return joined;
 }
 
-httplib::Server::HandlerResponse Listener::OnError(const httplib::Request& req, httplib::Response& res) const {
-  // A handler that answered an error has already written its JSON body; keep it.
-  if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-  switch (res.status) {
-    case 404: {
-      const std::string allowed = AllowedMethods(req.path);
-      if (allowed.empty()) {
-        ReplyError(res, 404, "no such path: " + req.path);
-      } else {
-        res.set_header("Allow", allowed);
-        ReplyError(res, 405, "method " + req.method + " not allowed on " + req.path + " (allowed: " + allowed + ")");
-      }
+void Listener::Observe(const httplib::Request& req, const httplib::Response& res) const {
+  if (observer_) observer_(req, res);
+}
+
+void Listener::Serve(Exchange& exchange) {
+  httplib::Request& req = exchange.request;
+  httplib::Response& res = exchange.response;
+  const std::string& method = req.method == "HEAD" ? std::string("GET") : req.method;
+  const Route* route = nullptr;
+  for (const auto& candidate : routes_) {
+    if (candidate.method == method && std::regex_match(req.path, req.matches, candidate.pattern)) {
+      route = &candidate;
       break;
     }
-    case 413:
-      ReplyError(res, 413, "request body larger than " + std::to_string(options_.max_body_bytes) + " bytes");
-      break;
-    case 400:
-      ReplyError(res, 400, "malformed HTTP request");
-      break;
-    default:
-      ReplyError(res, res.status, "HTTP error " + std::to_string(res.status));
-      break;
   }
-  return httplib::Server::HandlerResponse::Handled;
+  if (route == nullptr) {
+    req.matches = {};
+    const std::string allowed = AllowedMethods(req.path);
+    if (allowed.empty()) {
+      ReplyError(res, 404, "no such path: " + req.path);
+    } else {
+      res.set_header("Allow", allowed);
+      ReplyError(res, 405, "method " + req.method + " not allowed on " + req.path + " (allowed: " + allowed + ")");
+    }
+  } else {
+    try {
+      if (route->get) {
+        route->get(req, res);
+      } else {
+        // The body has arrived in full: the reader hands it over in one piece.
+        httplib::ContentReader reader(
+            [&req](httplib::ContentReceiver receiver) {
+              return req.body.empty() || receiver(req.body.data(), req.body.size());
+            },
+            [](httplib::MultipartContentHeader, httplib::ContentReceiver) { return true; });
+        route->post(req, res, reader);
+      }
+      if (res.status == -1) res.status = 200;
+    } catch (const std::exception& e) {
+      spdlog::error("{} server: {} {} failed: {}", options_.name, req.method, req.path, e.what());
+      res = httplib::Response();
+      ReplyError(res, 500, "internal error");
+    } catch (...) {
+      spdlog::error("{} server: {} {} failed: unknown exception", options_.name, req.method, req.path);
+      res = httplib::Response();
+      ReplyError(res, 500, "internal error");
+    }
+  }
+  Observe(req, res);
+}
+
+void Listener::Enqueue(std::function<void()> task) {
+  {
+    std::lock_guard lock(work_mutex_);
+    work_.push_back(std::move(task));
+  }
+  work_changed_.notify_all();
+}
+
+void Listener::RunWorker() {
+  for (;;) {
+    std::function<void()> task;
+    {
+      std::unique_lock lock(work_mutex_);
+      work_changed_.wait(lock, [this] { return workers_exit_ || !work_.empty(); });
+      if (work_.empty()) return;
+      task = std::move(work_.front());
+      work_.pop_front();
+    }
+    task();
+  }
+}
+
+void Listener::RunReaper() {
+  const auto shortest = std::min({options_.idle_timeout, options_.header_timeout, options_.body_timeout});
+  const auto period = std::clamp(shortest / 4, std::chrono::milliseconds(20), std::chrono::milliseconds(1000));
+  std::unique_lock lock(connections_mutex_);
+  while (!reaper_exit_) {
+    reaper_wake_.wait_for(lock, period);
+    const auto now = Clock::now();
+    for (Connection* connection : connections_) {
+      if (connection->reaped || connection->fd < 0) continue;
+      std::chrono::milliseconds limit{};
+      switch (connection->phase) {
+        case Connection::Phase::kIdle:
+          limit = options_.idle_timeout;
+          break;
+        case Connection::Phase::kHeader:
+          limit = options_.header_timeout;
+          break;
+        case Connection::Phase::kBody:
+          limit = options_.body_timeout;
+          break;
+        case Connection::Phase::kBusy:
+          continue;  // a handler runs or an answer is being written
+      }
+      if (now - connection->since < limit) continue;
+      // libmicrohttpd sees the end of the stream and closes the connection on its own thread.
+      connection->reaped = true;
+      shutdown(connection->fd, SHUT_RDWR);
+    }
+  }
 }
 
 Status Listener::Start(const config::ListenAddress& address) {
   if (started_) return FailedPreconditionError(options_.name + " server already started");
   started_ = true;
 
-  const std::size_t threads = options_.worker_threads;
-  server_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  // httplib's default socket options set SO_REUSEPORT, which lets a second process bind the same
-  // port without an error and silently take half of the connections. SO_REUSEADDR alone still
-  // allows a quick restart (TIME_WAIT) but makes a port in use fail loudly.
-  server_.set_socket_options([](socket_t sock) {
-    int yes = 1;
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-  });
-  server_.set_payload_max_length(options_.max_body_bytes);
-  server_.set_keep_alive_timeout(kKeepAliveTimeoutSeconds);
-  server_.set_error_handler(httplib::Server::HandlerWithResponse(
-      [this](const httplib::Request& req, httplib::Response& res) { return OnError(req, res); }));
-  server_.set_exception_handler([this](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
-    std::string what = "unknown exception";
-    try {
-      std::rethrow_exception(ep);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
-    spdlog::error("{} server: {} {} failed: {}", options_.name, req.method, req.path, what);
-    ReplyError(res, 500, "internal error");
-  });
-  if (observer_) {
-    server_.set_post_routing_handler(
-        [this](const httplib::Request& req, httplib::Response& res) { observer_(req, res); });
-  }
-
-  // httplib reports a failed bind as false / -1 only; the reason is still in errno, which nothing
-  // after the failing bind() (close, freeaddrinfo) changes.
-  errno = 0;
-  int bound = -1;
-  if (address.port == 0) {
-    bound = server_.bind_to_any_port(address.host);
-  } else if (server_.bind_to_port(address.host, address.port)) {
-    bound = address.port;
-  }
-  const int bind_errno = errno;
-  if (bound <= 0) {
+  int bind_errno = 0;
+  Result<int> fd = OpenListeningSocket(address, options_.listen_backlog, &bind_errno);
+  if (!fd.ok()) {
     started_ = false;
     return UnavailableError("cannot listen on " + address.ToString() + ": " + BindFailureReason(bind_errno));
   }
-  port_.store(bound);
+  listen_fd_ = *fd;
 
-  thread_ = std::thread([this] {
-    if (!server_.listen_after_bind()) spdlog::error("{} server: the accept loop stopped on an error", options_.name);
-    loop_finished_.store(true);
-  });
-  // httplib's stop() does nothing until the loop has marked itself running, so wait for that here
-  // rather than let a quick Stop() leave the thread accepting forever.
-  while (!server_.is_running() && !loop_finished_.load()) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  const std::size_t files = RaiseOpenFileLimit();
+  std::size_t max_connections = options_.max_connections;
+  if (files < max_connections + kReservedDescriptors) {
+    max_connections = files > kReservedDescriptors + 16 ? files - kReservedDescriptors : 16;
+    spdlog::warn("{} server: open file limit {} allows {} connections, not {}", options_.name, files, max_connections,
+                 options_.max_connections);
   }
+  max_connections_ = max_connections;
+  const unsigned int io_threads = static_cast<unsigned int>(std::max<std::size_t>(options_.io_threads, 1));
+  const auto seconds = [](std::chrono::milliseconds ms) {
+    return static_cast<unsigned int>(std::chrono::ceil<std::chrono::seconds>(ms).count());
+  };
+
+  for (std::size_t i = 0; i < std::max<std::size_t>(options_.worker_threads, 1); ++i) {
+    workers_.emplace_back([this] { RunWorker(); });
+  }
+  reaper_ = std::thread([this] { RunReaper(); });
+
+  std::vector<MHD_OptionItem> mhd_options = {
+      {MHD_OPTION_EXTERNAL_LOGGER, reinterpret_cast<intptr_t>(&LogFromMhd), &options_},
+      {MHD_OPTION_LISTEN_SOCKET, listen_fd_, nullptr},
+      {MHD_OPTION_CONNECTION_LIMIT, static_cast<intptr_t>(max_connections + kAcceptSlack * io_threads), nullptr},
+      {MHD_OPTION_PER_IP_CONNECTION_LIMIT, static_cast<intptr_t>(options_.max_connections_per_ip), nullptr},
+      // A backstop behind the reaper's deadlines: inactivity longer than the longest of them.
+      {MHD_OPTION_CONNECTION_TIMEOUT,
+       static_cast<intptr_t>(
+           seconds(std::max({options_.idle_timeout, options_.header_timeout, options_.body_timeout})) + 1),
+       nullptr},
+      {MHD_OPTION_NOTIFY_CONNECTION, reinterpret_cast<intptr_t>(&Callbacks::OnConnection), this},
+      {MHD_OPTION_URI_LOG_CALLBACK, reinterpret_cast<intptr_t>(&Callbacks::OnRequestLine), this},
+      {MHD_OPTION_NOTIFY_COMPLETED, reinterpret_cast<intptr_t>(&Callbacks::OnCompleted), this},
+  };
+  if (io_threads > 1) mhd_options.push_back({MHD_OPTION_THREAD_POOL_SIZE, io_threads, nullptr});
+  mhd_options.push_back({MHD_OPTION_END, 0, nullptr});
+
+  daemon_ = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0,
+                             &Callbacks::OnAccept, this, &Callbacks::OnRequest, this, MHD_OPTION_ARRAY,
+                             mhd_options.data(), MHD_OPTION_END);
+  if (daemon_ == nullptr) {
+    close(listen_fd_);
+    listen_fd_ = -1;
+    {
+      std::lock_guard lock(work_mutex_);
+      workers_exit_ = true;
+    }
+    work_changed_.notify_all();
+    for (auto& worker : workers_) worker.join();
+    workers_.clear();
+    {
+      std::lock_guard lock(connections_mutex_);
+      reaper_exit_ = true;
+    }
+    reaper_wake_.notify_all();
+    reaper_.join();
+    return UnavailableError("cannot start the " + options_.name + " server on " + address.ToString());
+  }
+  port_ = BoundPort(listen_fd_);
   config::ListenAddress bound_address = address;
-  bound_address.port = static_cast<std::uint16_t>(bound);
-  spdlog::info("{} server listening on {}", options_.name, bound_address.ToString());
+  bound_address.port = static_cast<std::uint16_t>(port_);
+  spdlog::info("{} server listening on {} ({} I/O threads, {} workers, at most {} connections)", options_.name,
+               bound_address.ToString(), io_threads, workers_.size(), max_connections);
   return Status::Ok();
 }
 
 void Listener::Stop() {
-  if (!thread_.joinable()) return;
-  server_.stop();
-  thread_.join();
+  if (daemon_ == nullptr) return;
+  // No new connections: the listening socket is closed (a connect is refused).
+  const MHD_socket listening = MHD_quiesce_daemon(daemon_);
+  if (listening != MHD_INVALID_SOCKET) close(listening);
+  listen_fd_ = -1;
+  {
+    // Handlers finish however long they take; their answers get a few seconds to go out.
+    std::unique_lock lock(work_mutex_);
+    stopping_ = true;
+    work_changed_.wait(lock, [this] { return handlers_pending_ == 0; });
+    work_changed_.wait_for(lock, kStopFlushTimeout, [this] { return in_flight_ == 0; });
+  }
+  MHD_stop_daemon(daemon_);
+  daemon_ = nullptr;
+  {
+    std::lock_guard lock(work_mutex_);
+    workers_exit_ = true;
+  }
+  work_changed_.notify_all();
+  for (auto& worker : workers_) worker.join();
+  workers_.clear();
+  {
+    std::lock_guard lock(connections_mutex_);
+    reaper_exit_ = true;
+  }
+  reaper_wake_.notify_all();
+  reaper_.join();
   spdlog::info("{} server stopped", options_.name);
 }
 

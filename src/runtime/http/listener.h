@@ -1,27 +1,48 @@
-// Internal to pwrcell_runtime_http: one cpp-httplib server bound to one address, with its accept
-// loop on its own thread, JSON error bodies, and 405 for known paths asked with another method.
-// IngestServer and AdminServer are built on it; nothing outside this directory includes it (it
-// pulls in <httplib.h>, whose compile definitions must match the installed library).
+// Internal to pwrcell_runtime_http: one HTTP server bound to one address, with JSON error bodies
+// and 405 for known paths asked with another method. IngestServer and AdminServer are built on it;
+// nothing outside this directory (and its tests) includes it.
+//
+// The connections are served by GNU libmicrohttpd's epoll event loop (a few I/O threads), not by
+// a thread per connection: an idle keep-alive connection or a client that sends its header one
+// byte a second costs a file descriptor and a small buffer, never a worker. Route handlers run on
+// a separate pool of worker threads once a request has fully arrived (its connection is
+// suspended meanwhile), so a handler may block (an fsync) without stalling other connections.
+// Handlers keep cpp-httplib's Request and Response types, used here as plain values: the
+// handler code and its tests did not change when the transport did.
+//
+// Limits (Options): a cap on open connections (over it, a new connection is accepted and closed
+// at once), an optional cap per client address, a real listen backlog, and three deadlines
+// enforced by a reaper thread: `idle_timeout` with no request started on a connection, then
+// `header_timeout` from the request line to the end of the headers (a slowloris), then
+// `body_timeout` for the body. A connection past its deadline is shut down.
 //
 // Lifecycle: register routes, Start() once, Stop() (also from the destructor). Not restartable.
 // Thread-safety: Start() and Stop() are called by the owner, not concurrently with each other;
-// route handlers run on the server's worker threads, several at once.
+// route handlers run on the worker threads, several at once.
 #pragma once
 
 #include <httplib.h>
 
-#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstddef>
+#include <deque>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <regex>
 #include <string>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "common/status.h"
 #include "config/config.h"
+
+struct MHD_Daemon;
+struct MHD_Connection;
 
 namespace pwrcell::runtime::http {
 
@@ -32,18 +53,38 @@ void ReplyJson(httplib::Response& res, int status, const nlohmann::json& body);
 // Sends {"error": message} with `status`.
 void ReplyError(httplib::Response& res, int status, const std::string& message);
 
+// Raises this process's soft RLIMIT_NOFILE to its hard limit (once; later calls return the
+// result of the first). Returns the soft limit in effect afterwards.
+std::size_t RaiseOpenFileLimit();
+
 class Listener {
  public:
   struct Options {
     std::string name;  // "ingest", "admin": names the server in logs
+    // Threads that run route handlers; a request waits for a free one once fully received.
     std::size_t worker_threads = 8;
-    // Request bodies declared (Content-Length) larger than this are answered 413 by httplib
-    // before any handler runs; the body is drained, not buffered.
+    // Threads of the event loop (reading and writing sockets); 1 or more.
+    std::size_t io_threads = 1;
+    // Request bodies larger than this are answered 413 without calling a handler: at once when
+    // declared (Content-Length), after draining them when streamed (chunked).
     std::size_t max_body_bytes = 1024 * 1024;
+    // Open connections at most (lowered to fit RLIMIT_NOFILE); one more is closed at accept.
+    std::size_t max_connections = 1024;
+    // Open connections per client address at most; 0: no per-address cap.
+    std::size_t max_connections_per_ip = 0;
+    // The listen(2) backlog (the kernel caps it at net.core.somaxconn).
+    int listen_backlog = 1024;
+    // A connection with no request started for this long is closed (idle keep-alive).
+    std::chrono::milliseconds idle_timeout{std::chrono::seconds(60)};
+    // From a request's first line to the end of its headers, at most.
+    std::chrono::milliseconds header_timeout{std::chrono::seconds(10)};
+    // From the end of the headers to the end of the body, at most.
+    std::chrono::milliseconds body_timeout{std::chrono::seconds(60)};
   };
 
   // Called for every response just before it is written, with its final status (also for the
-  // responses httplib makes itself: 404, 413, 400 for an unparsable request).
+  // responses the server makes itself: 404, 405, 413, 503 while stopping, and 400 for a request
+  // libmicrohttpd refused as malformed, whose method and path are then unknown).
   using ResponseObserver = std::function<void(const httplib::Request&, const httplib::Response&)>;
 
   explicit Listener(Options options);
@@ -52,41 +93,78 @@ class Listener {
   Listener& operator=(const Listener&) = delete;
 
   // Route registration; only before Start(). `pattern` is a regular expression over the whole
-  // (URL-decoded) path. A path served for some methods answers 405 to the others.
+  // (URL-decoded) path; its groups land in Request::matches. A path served for some methods
+  // answers 405 to the others. HEAD is served by the GET handler, without the body.
   void Get(const std::string& pattern, httplib::Server::Handler handler);
+  // The handler reads the body through the ContentReader (once, in one piece: the body has been
+  // received in full, within max_body_bytes, before the handler runs).
   void Post(const std::string& pattern, httplib::Server::HandlerWithContentReader handler);
   void SetResponseObserver(ResponseObserver observer);
 
-  // Binds `address` (port 0: a free port) and starts the accept loop on its own thread; returns
-  // once the loop runs. Errors: kUnavailable "cannot listen on <host:port>: <reason>" (address in
-  // use, not available, permission denied, unresolvable host); kFailedPrecondition when called
-  // twice.
+  // Binds `address` (port 0: a free port), listens and starts the event loop; returns once it
+  // runs. Errors: kUnavailable "cannot listen on <host:port>: <reason>" (address in use, not
+  // available, permission denied, unresolvable host) or when the event loop cannot start;
+  // kFailedPrecondition when called twice.
   Status Start(const config::ListenAddress& address);
 
-  // Stops accepting, lets requests in progress finish (an idle keep-alive connection is closed
-  // within the keep-alive timeout) and joins the thread. Idempotent; a no-op before Start().
+  // Stops accepting, lets the requests whose handler runs finish and their answers go out
+  // (requests arriving meanwhile are answered 503 with Connection: close), then closes every
+  // connection and joins the threads. Idempotent; a no-op before Start().
   void Stop();
 
   // The bound port; 0 before Start() succeeded.
-  int port() const { return port_.load(); }
+  int port() const { return port_; }
+
+  // Open connections now (for tests and logs).
+  std::size_t open_connections() const;
 
  private:
   struct Route {
     std::regex pattern;
     std::string method;
+    httplib::Server::Handler get;
+    httplib::Server::HandlerWithContentReader post;
   };
+  struct Connection;
+  struct Exchange;
+  struct Callbacks;
+  friend struct Callbacks;
+
   // The methods allowed on `path`, comma-separated ("GET, HEAD"); empty when no route matches.
   std::string AllowedMethods(const std::string& path) const;
-  httplib::Server::HandlerResponse OnError(const httplib::Request& req, httplib::Response& res) const;
+  // Runs the matching handler, or makes the 404 / 405 / 500 answer. On a worker thread.
+  void Serve(Exchange& exchange);
+  void Observe(const httplib::Request& req, const httplib::Response& res) const;
+  void RunWorker();
+  void RunReaper();
+  void Enqueue(std::function<void()> task);
 
   Options options_;
-  httplib::Server server_;
   std::vector<Route> routes_;
   ResponseObserver observer_;
-  std::thread thread_;
-  std::atomic<int> port_{0};
-  std::atomic<bool> loop_finished_{false};
+  int port_ = 0;
   bool started_ = false;
+  std::size_t max_connections_ = 0;  // options_.max_connections within RLIMIT_NOFILE; set by Start()
+  MHD_Daemon* daemon_ = nullptr;
+  int listen_fd_ = -1;
+
+  // Open connections, for the reaper.
+  mutable std::mutex connections_mutex_;
+  std::unordered_set<Connection*> connections_;  // guarded by connections_mutex_
+  std::condition_variable reaper_wake_;
+  bool reaper_exit_ = false;  // guarded by connections_mutex_
+
+  // Work for the handler threads, and the count of requests handed to a handler whose answer is
+  // not written yet (Stop() waits for it to reach 0).
+  std::mutex work_mutex_;
+  std::condition_variable work_changed_;
+  std::deque<std::function<void()>> work_;  // guarded by work_mutex_
+  std::size_t in_flight_ = 0;               // guarded by work_mutex_
+  std::size_t handlers_pending_ = 0;        // dispatched, handler not finished; guarded by work_mutex_
+  bool stopping_ = false;                   // guarded by work_mutex_
+  bool workers_exit_ = false;               // guarded by work_mutex_
+  std::vector<std::thread> workers_;
+  std::thread reaper_;
 };
 
 }  // namespace pwrcell::runtime::http

@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
-#include <functional>
 #include <fstream>
+#include <functional>
+#include <mutex>
 #include <ostream>
 #include <string>
 #include <utility>
@@ -48,6 +50,60 @@ Status SendRecords(ports::Queue& queue, const std::vector<std::string>& records)
   }
   return Status::Ok();
 }
+
+// Concurrent ingest requests share one transaction and one fsync (group commit). A request
+// joins the queue; the first one to find no commit running becomes the leader and stores every
+// request queued so far (its own included) with `commit`, then hands each of them the result. A
+// failure fails the whole group (each is answered 503 / 500 and sends again); no request is
+// answered before the transaction holding its records has committed. While one group commits,
+// the next one gathers, so the fsyncs per second stay bounded and the records per fsync grow with
+// the load.
+class GroupCommit {
+ public:
+  using Commit = std::function<Status(const std::vector<const std::vector<std::string>*>& groups)>;
+  explicit GroupCommit(Commit commit) : commit_(std::move(commit)) {}
+
+  // Thread-safe; blocks until `records` are committed or failed.
+  Status Store(const std::vector<std::string>& records) {
+    Waiter me{&records, Status::Ok(), false};
+    std::unique_lock lock(mutex_);
+    queued_.push_back(&me);
+    while (!me.done) {
+      if (committing_) {
+        done_.wait(lock);
+        continue;
+      }
+      committing_ = true;
+      std::vector<Waiter*> group;
+      group.swap(queued_);
+      lock.unlock();
+      std::vector<const std::vector<std::string>*> batches;
+      batches.reserve(group.size());
+      for (const Waiter* w : group) batches.push_back(w->records);
+      const Status result = commit_(batches);
+      lock.lock();
+      for (Waiter* w : group) {
+        w->result = result;
+        w->done = true;
+      }
+      committing_ = false;
+      done_.notify_all();
+    }
+    return me.result;
+  }
+
+ private:
+  struct Waiter {
+    const std::vector<std::string>* records;
+    Status result;
+    bool done = false;
+  };
+  const Commit commit_;
+  std::mutex mutex_;
+  std::condition_variable done_;
+  std::vector<Waiter*> queued_;  // guarded by mutex_
+  bool committing_ = false;      // guarded by mutex_
+};
 
 // A handler of single messages as a pool handler: one Status per message, in order. The handling
 // (network calls) is all in the first step, outside the round's unit of work; the unit holds only
@@ -102,7 +158,8 @@ struct ServeApp::Parts {
                            return concerto_gateway.Handle(*request);
                          }),
                          metrics),
-        ces_workers(NetworkPoolOptions(pools.ces), {store.ces.get()}, OneByOne([this](const ports::ReceivedMessage& m) -> Status {
+        ces_workers(NetworkPoolOptions(pools.ces), {store.ces.get()},
+                    OneByOne([this](const ports::ReceivedMessage& m) -> Status {
                       auto request = processes::DecodeCesRequest(m.body);
                       if (!request.ok()) return request.status();
                       return pwrcell_gateway.Handle(*request);
@@ -136,13 +193,19 @@ struct ServeApp::Parts {
     return options;
   }
 
-  // The sink of the ingest server and of simulated telemetry: all chunks in one transaction, one
-  // fsync, stored all or none (the sender retries).
-  Status Ingest(const std::vector<std::string>& records) {
+  // The sink of the ingest server and of simulated telemetry: stored all or none (the sender
+  // retries), in one transaction and one fsync with the requests that arrived meanwhile.
+  Status Ingest(const std::vector<std::string>& records) { return ingest_commits.Store(records); }
+
+  Status StoreIngested(const std::vector<const std::vector<std::string>*>& groups) {
     auto unit = store.database->BeginUnitOfWork();
     if (!unit.ok()) return unit.status().WithContext("storing telemetry records");
-    Status stored = SendRecords(*store.ingest, records);
-    if (stored.ok()) stored = unit->Commit().WithContext("storing telemetry records");
+    Status stored;
+    for (const auto* records : groups) {
+      stored = SendRecords(*store.ingest, *records);
+      if (!stored.ok()) return stored;  // the unit rolls back
+    }
+    stored = unit->Commit().WithContext("storing telemetry records");
     if (stored.ok()) telemetry_workers.Wake();
     return stored;
   }
@@ -216,6 +279,7 @@ struct ServeApp::Parts {
   QueueWorkers ces_workers;
   processes::SimulatedTelemetry simulated;
   std::atomic<bool> ready{false};
+  GroupCommit ingest_commits{[this](const auto& groups) { return StoreIngested(groups); }};
   http::IngestServer ingest_server;
   http::AdminServer admin_server;
   Scheduler scheduler;

@@ -26,18 +26,19 @@ void ServeMetrics::Refresh(const std::vector<std::pair<std::string_view, ports::
     queue_depth.Set({name, "in_flight"}, static_cast<double>(stats->in_flight));
     dead_letters.Set({name}, static_cast<double>(stats->dead_letter));
   }
-  auto listed = device_store.List();
-  if (!listed.ok()) return;
+  // Counts from the store (a GROUP BY on indexed columns), not the records.
+  auto tally = device_store.Tally();
+  if (!tally.ok()) return;
   devices.Clear();
   devices_by_commissioning.Clear();
   for (const char* kind : {"real", "simulated"}) {
     for (const char* state : {"ONLINE", "OFFLINE", "ERROR", "NONE"}) devices.Set({kind, state}, 0);
   }
-  for (const auto& d : *listed) {
-    const char* kind = d.is_simulated ? "simulated" : "real";
-    const std::string_view state = d.remote_state ? domain::RemoteStateName(*d.remote_state) : "NONE";
-    devices.Add({kind, state});
-    devices_by_commissioning.Add({kind, domain::CommissioningStateName(d.commissioning.state)});
+  for (const auto& t : *tally) {
+    const char* kind = t.is_simulated ? "simulated" : "real";
+    const std::string_view state = t.remote_state ? domain::RemoteStateName(*t.remote_state) : "NONE";
+    devices.Add({kind, state}, static_cast<double>(t.count));
+    devices_by_commissioning.Add({kind, domain::CommissioningStateName(t.commissioning)}, static_cast<double>(t.count));
   }
 }
 

@@ -384,3 +384,104 @@ TEST(SiteState, ElseOffline) {
 
 }  // namespace
 }  // namespace pwrcell::domain
+
+namespace pwrcell::domain {
+namespace {
+
+// Records over every input of the rule: heard (never / long ago / recently), CES status, simulated,
+// inverter readings, and what is recorded (evaluated, accepted, cause), including stale causes.
+std::vector<DeviceRecord> SettledGrid(Timestamp cutoff) {
+  std::vector<DeviceRecord> grid;
+  const std::vector<std::optional<Timestamp>> heard{std::nullopt, cutoff - std::chrono::seconds(1), cutoff,
+                                                    cutoff + std::chrono::seconds(300)};
+  const std::vector<std::optional<std::string>> statuses{std::nullopt, "SUCCESS", "DISCONNECTED"};
+  const std::vector<std::vector<std::uint32_t>> readings{{}, {2080}, {2080, 0x7010}};
+  const std::vector<std::optional<RemoteState>> states{std::nullopt, RemoteState::kOnline, RemoteState::kOffline,
+                                                       RemoteState::kError};
+  int n = 0;
+  for (const auto& h : heard) {
+    for (const auto& status : statuses) {
+      for (bool simulated : {false, true}) {
+        for (const auto& states_of_inverters : readings) {
+          for (const auto& evaluated : states) {
+            for (const auto& accepted : states) {
+              DeviceRecord d;
+              d.remote_id = "sys-" + std::to_string(n++);
+              d.last_heard_at = h;
+              d.system_status = status;
+              d.is_simulated = simulated;
+              for (std::size_t i = 0; i < states_of_inverters.size(); ++i) {
+                d.inverter_rcpns.push_back("inv-" + std::to_string(i));
+                d.inverter_readings.push_back({"inv-" + std::to_string(i), states_of_inverters[i], 2, h.value_or(cutoff)});
+              }
+              d.evaluated_state = evaluated;
+              d.remote_state = accepted;
+              // The cause the rule gives now, and a stale one.
+              for (const std::string& cause : {EvaluateRemoteState(d, {cutoff + std::chrono::seconds(900),
+                                                                       std::chrono::seconds(900), cutoff, true})
+                                                   .cause,
+                                               std::string("silent:1")}) {
+                d.remote_state_cause = cause;
+                grid.push_back(d);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  return grid;
+}
+
+TEST(EvaluationSettled, ASettledRecordIsNeitherRecordedNorSentAtAnyContextOfItsCutoff) {
+  const Timestamp cutoff = FromUnixMillis(1'800'000'000'000);
+  int settled = 0, unsettled = 0;
+  for (const auto& d : SettledGrid(cutoff)) {
+    if (!EvaluationSettled(d, cutoff)) {
+      ++unsettled;
+      continue;
+    }
+    ++settled;
+    for (auto timeout : {std::chrono::seconds(60), std::chrono::seconds(900), std::chrono::seconds(7200)}) {
+      for (bool grace : {false, true}) {
+        const LivenessContext context{cutoff + timeout, timeout, grace ? cutoff + timeout / 2 : cutoff - timeout, !grace};
+        ASSERT_EQ(InStartupGrace(context), grace);
+        const RemoteStateStep step = PlanRemoteState(d, context);
+        EXPECT_FALSE(step.record) << d.remote_id;
+        EXPECT_FALSE(step.send) << d.remote_id;
+      }
+    }
+  }
+  EXPECT_GT(settled, 0);
+  EXPECT_GT(unsettled, settled);
+}
+
+TEST(EvaluationSettled, OnlyAcceptedEvaluationsThatTimeAloneCannotChangeAreSettled) {
+  const Timestamp cutoff = FromUnixMillis(1'800'000'000'000);
+  DeviceRecord healthy;
+  healthy.last_heard_at = cutoff + std::chrono::seconds(10);
+  healthy.inverter_readings = {{"inv", 2080, 2, *healthy.last_heard_at}};
+  healthy.evaluated_state = healthy.remote_state = RemoteState::kOnline;
+  healthy.remote_state_cause = "online";
+  EXPECT_TRUE(EvaluationSettled(healthy, cutoff));
+  EXPECT_FALSE(EvaluationSettled(healthy, cutoff + std::chrono::seconds(11))) << "silent at a later cutoff";
+  DeviceRecord pending = healthy;
+  pending.remote_state = RemoteState::kOffline;
+  EXPECT_FALSE(EvaluationSettled(pending, cutoff)) << "Concerto has not accepted it";
+  DeviceRecord failing = healthy;
+  failing.inverter_readings.front().state = 0x7010;
+  EXPECT_FALSE(EvaluationSettled(failing, cutoff)) << "an error reading written without an evaluation";
+  DeviceRecord ces = healthy;
+  ces.system_status = "DISCONNECTED";
+  EXPECT_FALSE(EvaluationSettled(ces, cutoff));
+  DeviceRecord silent;
+  silent.last_heard_at = cutoff - std::chrono::seconds(1);
+  silent.evaluated_state = silent.remote_state = RemoteState::kOffline;
+  silent.remote_state_cause = "silent:" + std::to_string(ToUnixMillis(*silent.last_heard_at));
+  EXPECT_TRUE(EvaluationSettled(silent, cutoff));
+  silent.last_heard_at = cutoff + std::chrono::seconds(1);
+  EXPECT_FALSE(EvaluationSettled(silent, cutoff)) << "heard again: may come ONLINE";
+}
+
+}  // namespace
+}  // namespace pwrcell::domain

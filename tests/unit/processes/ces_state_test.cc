@@ -419,6 +419,22 @@ class RacingStore final : public ports::DeviceStore {
     if (auto hook = std::exchange(after_list, nullptr)) hook();
     return listed;
   }
+  Result<std::vector<domain::DeviceRecord>> ListPage(const ports::DeviceFilter& filter, const std::string& after,
+                                                     std::size_t limit) override {
+    return inner_.ListPage(filter, after, limit);
+  }
+  Result<std::vector<ports::DeviceKey>> ListKeys(const ports::DeviceFilter& filter, const std::string& after,
+                                                 std::size_t limit) override {
+    return inner_.ListKeys(filter, after, limit);
+  }
+  Result<std::int64_t> Count(const ports::DeviceFilter& filter) override { return inner_.Count(filter); }
+  Result<std::vector<ports::DeviceTally>> Tally() override { return inner_.Tally(); }
+  Result<std::vector<domain::DeviceRecord>> ListUnsettled(Timestamp cutoff, const std::string& after,
+                                                          std::size_t limit) override {
+    auto listed = inner_.ListUnsettled(cutoff, after, limit);
+    if (auto hook = std::exchange(after_list, nullptr)) hook();
+    return listed;
+  }
   Result<std::vector<domain::DeviceRecord>> ListBySite(const std::string& site_id) override {
     return inner_.ListBySite(site_id);
   }

@@ -505,3 +505,46 @@ TEST(RegistrarPoller, SeveralProcessesPollAsOne) {
 
 }  // namespace
 }  // namespace pwrcell::processes
+
+namespace pwrcell::processes {
+namespace {
+
+// A settled system is skipped by the next sweeps without reading its record (Registrar::Quiet):
+// only while its record and its asset stay as they were.
+TEST_F(RegistrarTest, ASettledSystemIsExaminedAgainOnceItsRecordChanges) {
+  h.context.settings.auto_commissioning = true;
+  const auto md = test_support::DcMetadata("sys-1");
+  ASSERT_TRUE(registrar.Register({CommissionedSystem("asset-1", "sys-1", md)}, true).ok());
+  GiveMetadata("sys-1");
+  ASSERT_TRUE(registrar.Register({CommissionedSystem("asset-1", "sys-1", md)}, true).ok());
+  ASSERT_EQ(h.Device("sys-1").commissioning.state, CommissioningState::kDone);
+  ASSERT_TRUE(registrar.Register({CommissionedSystem("asset-1", "sys-1", md)}, true).ok());  // quiet now
+
+  // Another writer records a failed commissioning run; Concerto still shows it complete.
+  domain::DeviceRecord d = h.Device("sys-1");
+  d.commissioning = {CommissioningState::kFailed, "a late failure"};
+  ASSERT_TRUE(h.devices.Put(d).ok());
+  ASSERT_TRUE(registrar.Register({CommissionedSystem("asset-1", "sys-1", md)}, true).ok());
+  EXPECT_EQ(h.Device("sys-1").commissioning.state, CommissioningState::kDone);
+  EXPECT_TRUE(DrainConcerto(h.concerto_queue).empty());
+}
+
+TEST_F(RegistrarTest, ASettledSystemTakesAChangeOfItsAsset) {
+  h.context.settings.auto_commissioning = true;
+  const auto md = test_support::DcMetadata("sys-1");
+  ConcertoAsset asset = CommissionedSystem("asset-1", "sys-1", md);
+  ASSERT_TRUE(registrar.Register({asset}, true).ok());
+  GiveMetadata("sys-1");
+  ASSERT_TRUE(registrar.Register({asset}, true).ok());
+  ASSERT_TRUE(registrar.Register({asset}, true).ok());  // quiet now
+  asset.name = "Renamed";
+  ASSERT_TRUE(registrar.Register({asset}, true).ok());
+  EXPECT_EQ(h.Device("sys-1").name, "Renamed");
+  // And a component an operator deleted in Concerto: commissioning is requested again.
+  asset.children.pop_back();  // the site meter
+  ASSERT_TRUE(registrar.Register({asset}, true).ok());
+  EXPECT_FALSE(DrainConcerto(h.concerto_queue).empty());
+}
+
+}  // namespace
+}  // namespace pwrcell::processes
