@@ -13,6 +13,11 @@
 // whole backlog takes at the measured rate.
 //
 //   concerto_drain [--backlog N] [--seconds S] [--rate R] [--workers W] [--db-dir DIR]
+//                  [--outage-systems N]
+//
+// --outage-systems N: the scripted fleet-scale outage run instead (RunOutage below): the backlog
+// is made by the telemetry stage itself from N systems' records while Concerto answers 503, then
+// Concerto recovers and the drain is measured while live telemetry keeps arriving.
 //
 // Exit status 1 when a call fails, a point is lost or a message is dead-lettered.
 #include <httplib.h>
@@ -63,6 +68,7 @@ struct Options {
   double rate = 25;
   int workers = 0;  // 0: the configured default
   std::string db_dir;
+  int outage_systems = 0;  // > 0: the scripted outage run with this many systems
 };
 
 template <typename T>
@@ -87,10 +93,32 @@ std::size_t Count(std::string_view text, std::string_view needle) {
   return n;
 }
 
-// The child: answers Authenticate and IngestTelemetry (accepting every point) until killed.
+// The child's availability: SIGUSR1 takes it down (every request answered 503), SIGUSR2 up.
+std::atomic<bool> g_down{false};
+static_assert(std::atomic<bool>::is_always_lock_free, "set from a signal handler");
+extern "C" void OnDown(int) {
+  g_down.store(true);
+}
+extern "C" void OnUp(int) {
+  g_down.store(false);
+}
+
+// The child: answers Authenticate, ListAssets (an empty page: the paused pool's probe) and
+// IngestTelemetry (accepting every point) until killed.
 [[noreturn]] void ServeFakeConcerto(int port_pipe) {
+  signal(SIGUSR1, OnDown);
+  signal(SIGUSR2, OnUp);
   httplib::Server server;
   server.Post("/graphql", [](const httplib::Request& req, httplib::Response& res) {
+    if (g_down.load()) {
+      res.status = 503;
+      res.set_content(R"({"errors":[{"message":"down for the benchmark"}]})", "application/json");
+      return;
+    }
+    if (req.body.find(R"("operationName":"ListAssets")") != std::string::npos) {
+      res.set_content(R"({"data":{"allAssets":{"totalCount":0,"data":[]}}})", "application/json");
+      return;
+    }
     if (req.body.find(R"("operationName":"Authenticate")") != std::string::npos) {
       res.set_content(R"({"data":{"authenticate":{"accessToken":"bench-token","expiresAt":"2099-01-01T00:00:00Z"}}})",
                       "application/json");
@@ -164,6 +192,8 @@ void MakeBacklog(int messages, std::size_t& points, const std::function<void(std
   }
 }
 
+int RunOutage(const Options& options, pid_t fake, int port, const std::filesystem::path& path);
+
 int Run(const Options& options) {
   // The fake Concerto first (fork before any thread exists).
   int fds[2];
@@ -195,6 +225,8 @@ int Run(const Options& options) {
       for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path.string() + suffix);
     }
   } remove_files{path};
+
+  if (options.outage_systems > 0) return RunOutage(options, child, port, path);
 
   adapters::SystemClock clock;
   config::Config config;
@@ -291,6 +323,210 @@ int Run(const Options& options) {
   return 0;
 }
 
+// ---- The scripted outage run (--outage-systems N) ----
+//
+// N commissioned systems in the store; Concerto down (503 to everything). Records of the fleet
+// (one per system per 5-minute interval, fleet physics) are appended to the ingest queue as fast
+// as the telemetry stage takes them (at most 20,000 waiting) until `backlog` point messages wait
+// for Concerto. Then Concerto comes back and the drain runs for `seconds` while live telemetry
+// keeps arriving at the fleet's rate (N records per 300 s). Everything runs as serve composes
+// it: the telemetry pool (TelemetryProcessor, rounds in kAtomic units) and the concerto pool
+// (ConcertoGateway and ConcertoClient, paused while Concerto is down and probing it).
+struct LiveFleet {
+  std::vector<fleet::SystemSpec> specs;
+  std::vector<fleet::SystemState> states;
+  std::vector<domain::DeviceRecord> devices;
+  std::size_t next = 0;  // the next (interval * N + system) to produce
+  Timestamp start = FromUnixMillis(1782036000000);
+
+  explicit LiveFleet(int systems) {
+    fleet::CompositionOptions composition;
+    composition.ac_coupled_fraction = 0.3;
+    for (int i = 0; i < systems; ++i) {
+      const std::string id = fleet::FleetSystemId(10000, i);
+      specs.push_back(fleet::MakeSystem(id, std::nullopt, composition));
+      states.push_back(fleet::InitialState(specs.back()));
+      const domain::SystemMetadata m = fleet::ToCesMetadata(specs.back());
+      domain::DeviceRecord d;
+      d.remote_id = id;
+      d.name = "System " + id;
+      const std::string prefix = "a" + std::to_string(i) + "-";
+      d.concerto_asset_id = prefix + "system-0000-0000-0000-000000000000";
+      d.site = domain::SiteRef{prefix + "site", m.site_id, m.site_name};
+      std::vector<std::string> rcpns;
+      for (const auto& inv : m.inverters) {
+        d.inverters.push_back({prefix + "inverter-" + inv.rcpn, inv.rcpn});
+        rcpns.push_back(inv.rcpn);
+      }
+      for (const auto& b : m.batteries) d.batteries.push_back({prefix + "battery-" + b.rcpn, b.rcpn});
+      for (const auto& pv : m.pv_links) d.photovoltaics.push_back({prefix + "pv-" + pv.rcpn, pv.rcpn});
+      if (m.site_meter_id) d.site_meter = domain::AssetRef{prefix + "meter-" + *m.site_meter_id, *m.site_meter_id};
+      d.SetInverterRcpns(rcpns);
+      d.metadata = m;
+      d.commissioning = domain::Commissioning{domain::CommissioningState::kDone, ""};
+      devices.push_back(std::move(d));
+    }
+  }
+
+  // The next `count` records, serialized.
+  std::vector<std::string> Next(std::size_t count) {
+    std::vector<std::string> out;
+    const std::size_t n = specs.size();
+    while (out.size() < count) {
+      const std::size_t i = next % n;
+      const Timestamp t = start + std::chrono::minutes(5) * static_cast<std::int64_t>(next / n + 1);
+      ++next;
+      auto record = fleet::NextRecord(specs[i], states[i], t, std::chrono::minutes(5), fleet::SystemFaults{});
+      if (record) out.push_back(record->SerializeAsString());
+    }
+    return out;
+  }
+};
+
+int RunOutage(const Options& options, pid_t fake, int port, const std::filesystem::path& path) {
+  adapters::SystemClock clock;
+  config::Config config;
+  config.storage.path = path.string();
+  config.concerto.root_url = "http://127.0.0.1:" + std::to_string(port);
+  config.concerto.max_requests_per_second = options.rate;
+  if (options.workers > 0) config.concerto.workers = options.workers;
+  auto store = Must(runtime::serve::Store::Open(config, clock), "opening the store");
+  LiveFleet fleet(options.outage_systems);
+  {
+    auto unit = Must(store.database->BeginUnitOfWork(), "unit of work");
+    for (const auto& d : fleet.devices) Must(store.devices->Put(d), "seeding a device");
+    Must(unit.Commit(), "committing the devices");
+  }
+  Metrics metrics;
+  adapters::MemorySecretStore secrets(
+      {{config.concerto.credentials_secret, R"({"email":"bench@example.com","password":"bench"})"}});
+  adapters::ConcertoClient concerto(adapters::ConcertoClientOptions::FromConfig(config.concerto), secrets, clock,
+                                    &metrics);
+  adapters::MemoryCoordination coordination;
+  processes::Context context{
+      *store.devices, *store.concerto, *store.concerto_telemetry, *store.ces, clock, metrics, coordination, {},
+      nullptr};
+  processes::TelemetryProcessor telemetry(context);
+  processes::DeviceMetadataProcessor metadata(context);
+  processes::Registrar registrar(context, metadata);
+  processes::ConcertoGateway gateway(context, concerto, registrar);
+  const runtime::serve::PoolOptions pools = runtime::serve::PoolOptionsFromConfig(config);
+  const auto atomic = adapters::SqliteUnitOfWork::Mode::kAtomic;
+  // As serve.cc composes the pools (TelemetryPoolOptions, ConcertoPoolOptions, OneByOne).
+  runtime::serve::WorkerOptions telemetry_pool = pools.telemetry;
+  telemetry_pool.batch_scope = runtime::serve::SqliteBatchScopes(*store.database, atomic);
+  runtime::serve::WorkerOptions concerto_pool = pools.concerto;
+  concerto_pool.batch_scope = runtime::serve::SqliteBatchScopes(*store.database, atomic);
+  concerto_pool.outage = [](const Status& s) {
+    return s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kDeadlineExceeded;
+  };
+  concerto_pool.probe = [&concerto] { return concerto.ListAssets(1, 1).status(); };
+  runtime::serve::QueueWorkers telemetry_workers(telemetry_pool, {store.ingest.get()},
+                                                 runtime::serve::TelemetryPoolHandler(telemetry), metrics);
+  runtime::serve::QueueWorkers concerto_workers(
+      concerto_pool, {store.concerto.get(), store.concerto_telemetry.get()},
+      runtime::serve::QueueWorkers::PreparedHandler([&](const std::vector<ports::ReceivedMessage>& batch) {
+        std::vector<Status> results;
+        for (const auto& m : batch) {
+          auto request = processes::DecodeConcertoRequest(m.body);
+          results.push_back(request.ok() ? gateway.Handle(*request) : request.status());
+        }
+        return std::function<std::vector<Status>()>([results] { return results; });
+      }),
+      metrics);
+  auto waiting = [&](ports::Queue& queue) {
+    auto stats = Must(queue.Stats(), "stats");
+    return stats.visible + stats.in_flight;
+  };
+  auto append = [&](const std::vector<std::string>& records) {
+    auto unit = Must(store.database->BeginUnitOfWork(), "unit of work");
+    for (std::size_t k = 0; k < records.size(); k += ports::kMaxQueueBatch) {
+      std::vector<std::string> chunk(
+          records.begin() + static_cast<std::ptrdiff_t>(k),
+          records.begin() + static_cast<std::ptrdiff_t>(std::min(records.size(), k + ports::kMaxQueueBatch)));
+      Must(store.ingest->SendBatch(chunk), "appending records");
+    }
+    Must(unit.Commit(), "committing records");
+    telemetry_workers.Wake();
+  };
+  auto calls = [&](const char* outcome) {
+    return metrics.Value("pwrcell_concerto_requests_total", {{"operation", "IngestTelemetry"}, {"outcome", outcome}});
+  };
+
+  // Phase 1: the outage.
+  kill(fake, SIGUSR1);
+  telemetry_workers.Start();
+  concerto_workers.Start();
+  const double cpu_1 = CpuSeconds();
+  const auto start_1 = std::chrono::steady_clock::now();
+  std::size_t appended = 0;
+  while (waiting(*store.concerto_telemetry) < static_cast<std::size_t>(options.backlog)) {
+    if (waiting(*store.ingest) > 20000) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      continue;
+    }
+    const auto records = fleet.Next(2000);
+    append(records);
+    appended += records.size();
+  }
+  const double wall_1 = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_1).count();
+  const double cpu_1_used = CpuSeconds() - cpu_1;
+  const std::size_t backlog = waiting(*store.concerto_telemetry);
+  const std::size_t processed_1 = appended - waiting(*store.ingest);
+  std::printf(
+      "outage: %d systems, Concerto down for %.0f s: %zu records appended, %zu processed by the telemetry stage "
+      "(%.0f records/s while appending; process CPU %.0f%% of a core), %zu point messages waiting; during it %.0f "
+      "ingestTelemetry attempts, %.0f pool pauses, %.0f probes, %zu dead letters\n",
+      options.outage_systems, wall_1, appended, processed_1, static_cast<double>(processed_1) / wall_1,
+      100 * cpu_1_used / wall_1, backlog,
+      metrics.Value("pwrcell_concerto_requests_total", {{"operation", "IngestTelemetry"}, {"outcome", "http_5xx"}}) +
+          calls("ok"),
+      metrics.Value("pwrcell_queue_pool_pauses_total", {{"pool", "concerto"}}),
+      metrics.Value("pwrcell_queue_pool_probes_total", {{"pool", "concerto"}, {"outcome", "failed"}}),
+      Must(store.concerto_telemetry->Stats(), "stats").dead_letter);
+  std::fflush(stdout);
+
+  // Phase 2: recovery, with live telemetry at the fleet's rate.
+  const double ok_before = calls("ok");
+  const double accepted_before = metrics.Value("pwrcell_concerto_points_total", {{"outcome", "accepted"}});
+  kill(fake, SIGUSR2);
+  const double cpu_2 = CpuSeconds();
+  const auto start_2 = std::chrono::steady_clock::now();
+  const auto deadline = start_2 + std::chrono::duration<double>(options.seconds);
+  const double live_per_second = options.outage_systems / 300.0;
+  double live_due = 0;
+  std::size_t max_ingest = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    live_due += live_per_second;
+    const auto n = static_cast<std::size_t>(live_due);
+    live_due -= static_cast<double>(n);
+    if (n > 0) append(fleet.Next(n));
+    max_ingest = std::max(max_ingest, waiting(*store.ingest));
+    if (waiting(*store.concerto_telemetry) == 0) break;
+  }
+  const double wall_2 = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_2).count();
+  const double cpu_2_used = CpuSeconds() - cpu_2;
+  concerto_workers.Stop();
+  telemetry_workers.Stop();
+  const double sent = calls("ok") - ok_before;
+  const double accepted = metrics.Value("pwrcell_concerto_points_total", {{"outcome", "accepted"}}) - accepted_before;
+  const std::size_t left = waiting(*store.concerto_telemetry);
+  const double rate = sent / wall_2;
+  const double net = (static_cast<double>(backlog) - static_cast<double>(left)) / wall_2;
+  const std::size_t dead =
+      Must(store.concerto_telemetry->Stats(), "stats").dead_letter + Must(store.ingest->Stats(), "stats").dead_letter;
+  std::printf(
+      "recovery: %.0f ingestTelemetry calls in %.1f s = %.2f calls/s (limit %.0f), %.1f points per call, process CPU "
+      "%.2f ms per call (%.1f%% of a core, telemetry of the live fleet included); backlog %zu -> %zu messages (net "
+      "%.2f messages/s): the whole backlog drains in %.0f s; ingest backlog at most %zu records (live telemetry "
+      "%.1f records/s); dead letters %zu\n",
+      sent, wall_2, rate, options.rate, sent > 0 ? accepted / sent : 0.0, sent > 0 ? cpu_2_used * 1000 / sent : 0.0,
+      100 * cpu_2_used / wall_2, backlog, left, net, net > 0 ? static_cast<double>(backlog) / net : 0.0, max_ingest,
+      live_per_second, dead);
+  return dead == 0 && sent > 0 ? 0 : 1;
+}
+
 }  // namespace
 }  // namespace pwrcell::bench
 
@@ -313,11 +549,14 @@ int main(int argc, char** argv) {
       options.rate = std::atof(value);
     } else if (arg == "--workers") {
       options.workers = std::atoi(value);
+    } else if (arg == "--outage-systems") {
+      options.outage_systems = std::atoi(value);
     } else if (arg == "--db-dir") {
       options.db_dir = value;
     } else {
       std::fprintf(stderr,
-                   "usage: concerto_drain [--backlog N] [--seconds S] [--rate R] [--workers W] [--db-dir DIR]\n");
+                   "usage: concerto_drain [--backlog N] [--seconds S] [--rate R] [--workers W] [--db-dir DIR] "
+                   "[--outage-systems N]\n");
       return 2;
     }
   }

@@ -157,6 +157,53 @@ TEST_F(QueueWorkersTest, APreparedHandlersFirstStepRunsBetweenTheReceiveUnitAndT
   EXPECT_EQ(stats.visible + stats.in_flight + stats.dead_letter, 0U);
 }
 
+TEST_F(QueueWorkersTest, AnOutagePausesThePoolSoThatNoMessageIsDeadLetteredHoweverLongItLasts) {
+  ASSERT_TRUE(queue.SendBatch({"a", "b", "c", "d", "e"}).ok());
+  std::atomic<bool> down{true};
+  std::atomic<int> handled{0};
+  std::atomic<int> probes{0};
+  WorkerOptions options = Options();
+  options.threads = 2;
+  options.batch = 1;
+  options.outage = [](const Status& s) { return s.code() == StatusCode::kUnavailable; };
+  options.probe = [&]() -> Status {
+    ++probes;
+    return down.load() ? UnavailableError("still down") : Status::Ok();
+  };
+  options.pause_base = 1ms;
+  options.pause_max = 4ms;
+  QueueWorkers workers(
+      options, {&queue},
+      [&](const auto& batch) {
+        ++handled;
+        return std::vector<Status>(batch.size(), down.load() ? UnavailableError("connection refused") : Status::Ok());
+      },
+      metrics);
+  workers.Start();
+  // Far more probes than max_receives (3) deliveries would allow without the pause.
+  ASSERT_TRUE(Eventually([&] { return probes.load() >= 20; }));
+  EXPECT_LE(handled.load(), 2) << "while paused, only the messages in flight when it began were handled";
+  EXPECT_EQ(Stats().dead_letter, 0U);
+  down.store(false);
+  ASSERT_TRUE(Eventually([&] { return Outcome("done") == 5; }));
+  workers.Stop();
+  EXPECT_EQ(Stats().dead_letter, 0U);
+  EXPECT_GE(metrics.Value("pwrcell_queue_pool_pauses_total", {{"pool", "test"}}), 1);
+  EXPECT_GE(metrics.Value("pwrcell_queue_pool_probes_total", {{"pool", "test"}, {"outcome", "ok"}}), 1);
+}
+
+TEST_F(QueueWorkersTest, WithoutAnOutagePredicateAnUnavailableServiceUsesTheRetryBackoff) {
+  ASSERT_TRUE(queue.Send("a").ok());
+  QueueWorkers workers(
+      Options(), {&queue},
+      [](const auto& batch) { return std::vector<Status>(batch.size(), UnavailableError("connection refused")); },
+      metrics);
+  workers.Start();
+  ASSERT_TRUE(Eventually([&] { return Outcome("retry") == 1; }));
+  workers.Stop();
+  EXPECT_EQ(metrics.Value("pwrcell_queue_pool_pauses_total", {{"pool", "test"}}), 0);
+}
+
 TEST_F(QueueWorkersTest, RetryDelayDoublesFromTheBaseUpToTheCap) {
   WorkerOptions o = Options();
   o.retry_base = 5s;

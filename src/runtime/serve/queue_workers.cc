@@ -9,7 +9,12 @@ namespace pwrcell::runtime::serve {
 
 QueueWorkerMetrics::QueueWorkerMetrics(Metrics* registry)
     : messages(registry, "pwrcell_queue_messages_total",
-               "Queue messages handled, by worker pool and outcome (done, retry, dead_letter)", {"pool", "outcome"}) {}
+               "Queue messages handled, by worker pool and outcome (done, retry, dead_letter, outage)",
+               {"pool", "outcome"}),
+      pauses(registry, "pwrcell_queue_pool_pauses_total",
+             "Outages of the service a worker pool calls that paused the pool's receiving", {"pool"}),
+      probes(registry, "pwrcell_queue_pool_probes_total", "Probes of a paused pool's service, by outcome (ok, failed)",
+             {"pool", "outcome"}) {}
 
 QueueWorkers::QueueWorkers(WorkerOptions options, std::vector<ports::Queue*> queues, Handler handler, Metrics& metrics)
     : QueueWorkers(std::move(options), std::move(queues),
@@ -49,15 +54,61 @@ Duration QueueWorkers::RetryDelay(const WorkerOptions& options, int receive_coun
   return std::min(delay, options.retry_max);
 }
 
+void QueueWorkers::NoteOutage(const Status& status) {
+  std::lock_guard lock(mutex_);
+  if (paused_) return;
+  paused_ = true;
+  pause_ = options_.pause_base;
+  resume_at_ = std::chrono::steady_clock::now() + pause_;
+  metrics_.pauses.Increment({options_.name});
+  spdlog::warn("{} worker: the service is down ({}); pausing the pool, probing every {} ms up to {} s", options_.name,
+               status.ToString(), std::chrono::duration_cast<std::chrono::milliseconds>(pause_).count(),
+               std::chrono::duration_cast<std::chrono::seconds>(options_.pause_max).count());
+}
+
+bool QueueWorkers::Paused() {
+  {
+    std::lock_guard lock(mutex_);
+    if (!paused_) return false;
+    if (probing_ || std::chrono::steady_clock::now() < resume_at_) return true;
+    probing_ = true;  // this worker probes; the others keep waiting
+  }
+  const Status probed = options_.probe ? options_.probe() : Status::Ok();
+  std::lock_guard lock(mutex_);
+  probing_ = false;
+  metrics_.probes.Increment({options_.name, probed.ok() ? "ok" : "failed"});
+  if (probed.ok()) {
+    paused_ = false;
+    spdlog::info("{} worker: the service answers again; the pool resumes", options_.name);
+    wake_.notify_all();
+    return false;
+  }
+  pause_ = std::min(pause_ * 2, options_.pause_max);
+  resume_at_ = std::chrono::steady_clock::now() + pause_;
+  spdlog::debug("{} worker: probe failed ({}); next in {} ms", options_.name, probed.ToString(),
+                std::chrono::duration_cast<std::chrono::milliseconds>(pause_).count());
+  return true;
+}
+
 void QueueWorkers::Dispose(ports::Queue& queue, const ports::ReceivedMessage& message, const Status& status) {
   const std::string& pool = options_.name;
+  const bool last = options_.max_receives > 0 && message.receive_count >= options_.max_receives;
+  if (!status.ok() && options_.outage && options_.outage(status) && !last) {
+    // Not the message's fault: back in line at once, the pool pauses (WorkerOptions::outage).
+    NoteOutage(status);
+    Status changed = queue.ChangeVisibility(message.receipt, Duration::zero());
+    if (!changed.ok()) spdlog::warn("{} worker: releasing message {}: {}", pool, message.id, changed.ToString());
+    metrics_.messages.Increment({pool, "outage"});
+    return;
+  }
   if (status.ok()) {
     Status deleted = queue.Delete(message.receipt);
     if (!deleted.ok()) spdlog::warn("{} worker: deleting message {}: {}", pool, message.id, deleted.ToString());
     metrics_.messages.Increment({pool, "done"});
     return;
   }
-  if (status.IsRetryable() && options_.max_receives > 0 && message.receive_count >= options_.max_receives) {
+  if (!status.ok() && options_.outage && options_.outage(status)) NoteOutage(status);
+  if (status.IsRetryable() && last) {
     // The queue would dead-letter it silently on the next receive; do it now, where the reason
     // is known, so that it is logged and counted.
     spdlog::error("{} worker: message {} failed on its last delivery ({} of {}), dead-lettered: {}", pool, message.id,
@@ -105,6 +156,11 @@ void QueueWorkers::Run() {
     return false;
   };
   while (!stopping_.load()) {
+    if (options_.outage && Paused()) {
+      std::unique_lock lock(mutex_);
+      wake_.wait_for(lock, options_.idle_poll, [this] { return stopping_.load(); });
+      continue;
+    }
     bool worked = false;
     for (ports::Queue* queue : queues_) {
       std::vector<ports::ReceivedMessage> batch;

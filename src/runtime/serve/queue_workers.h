@@ -55,15 +55,31 @@ struct WorkerOptions {
   // The queue's max_receives: a retryable failure on the last delivery is dead-lettered at once,
   // logged and counted (instead of silently by the queue's next receive). 0: leave it to the queue.
   int max_receives = 0;
-  // Optional: opens the scope of one round. Only for handlers without network calls (the scope
-  // may hold the database). When it cannot be opened, the round runs without one.
+  // Optional: opens the scope of one round. Only for handlers without network calls, or prepared
+  // handlers that make them in their first step (the scope may hold the database). When it cannot
+  // be opened, the round runs without one.
   std::function<Result<std::unique_ptr<BatchScope>>()> batch_scope;
+
+  // Optional: a pool-wide pause while the service the handler calls is down. A message whose
+  // Status satisfies `outage` (the service unreachable, not the message at fault) is made visible
+  // again at once, without the retry backoff and never dead-lettered for it by this pool, and the
+  // whole pool stops receiving: after pause_base, doubling up to pause_max, one worker calls
+  // `probe` (a cheap call to the service, no message) until it succeeds, then receiving resumes.
+  // So an outage of an hour costs each waiting message nothing but the wait: without the pause,
+  // every message would be received max_receives times and dead-lettered within minutes. A
+  // message can still come back max_receives times if it is in flight at that many outages' start.
+  std::function<bool(const Status&)> outage;
+  std::function<Status()> probe;
+  Duration pause_base = std::chrono::seconds(1);
+  Duration pause_max = std::chrono::seconds(30);
 };
 
 // The worker pools' metrics, declared once (common/metrics.h); every pool counts on the same family.
 struct QueueWorkerMetrics {
   explicit QueueWorkerMetrics(Metrics* registry);
-  Counter<2> messages;  // {pool, outcome=done|retry|dead_letter}
+  Counter<2> messages;  // {pool, outcome=done|retry|dead_letter|outage}
+  Counter<1> pauses;    // {pool}: outages that paused the pool
+  Counter<2> probes;    // {pool, outcome=ok|failed}
 };
 
 class QueueWorkers {
@@ -92,6 +108,10 @@ class QueueWorkers {
  private:
   void Run();
   void Dispose(ports::Queue& queue, const ports::ReceivedMessage& message, const Status& status);
+  // The outage pause (WorkerOptions::outage): true while the pool must not receive; probes the
+  // service when a pause has run out (one worker at a time).
+  bool Paused();
+  void NoteOutage(const Status& status);
 
   const WorkerOptions options_;
   const std::vector<ports::Queue*> queues_;
@@ -101,6 +121,11 @@ class QueueWorkers {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::vector<std::thread> threads_;
+  // The outage pause, guarded by mutex_.
+  bool paused_ = false;
+  bool probing_ = false;
+  std::chrono::steady_clock::time_point resume_at_;
+  Duration pause_ = Duration::zero();
 };
 
 }  // namespace pwrcell::runtime::serve

@@ -108,6 +108,12 @@ class GroupCommit {
 // A handler of single messages as a pool handler: one Status per message, in order. The handling
 // (network calls) is all in the first step, outside the round's unit of work; the unit holds only
 // the disposals (queue_workers.h).
+// A Concerto call that failed because Concerto is not there (unreachable, timing out, or failing
+// after the client's retries), not because of the request.
+bool ConcertoOutage(const Status& status) {
+  return status.code() == StatusCode::kUnavailable || status.code() == StatusCode::kDeadlineExceeded;
+}
+
 template <typename Handle>
 QueueWorkers::PreparedHandler OneByOne(Handle handle) {
   return [handle](const std::vector<ports::ReceivedMessage>& batch) {
@@ -151,7 +157,7 @@ struct ServeApp::Parts {
         pwrcell_gateway(context, ces, metadata, ces_state),
         pools(PoolOptionsFromConfig(config)),
         telemetry_workers(TelemetryPoolOptions(), {store.ingest.get()}, TelemetryPoolHandler(telemetry), metrics),
-        concerto_workers(NetworkPoolOptions(pools.concerto), {store.concerto.get(), store.concerto_telemetry.get()},
+        concerto_workers(ConcertoPoolOptions(), {store.concerto.get(), store.concerto_telemetry.get()},
                          OneByOne([this](const ports::ReceivedMessage& m) -> Status {
                            auto request = processes::DecodeConcertoRequest(m.body);
                            if (!request.ok()) return request.status();
@@ -182,6 +188,16 @@ struct ServeApp::Parts {
   // a disk with ~25 ms fsyncs the deletions alone capped the sender near Concerto's 25 calls/s.
   WorkerOptions NetworkPoolOptions(WorkerOptions options) {
     options.batch_scope = SqliteBatchScopes(*store.database, adapters::SqliteUnitOfWork::Mode::kAtomic);
+    return options;
+  }
+
+  // The concerto pool pauses while Concerto is down (unreachable, or failing after the client's
+  // retries) and probes it with the smallest listing, so that an outage of any length costs the
+  // waiting point messages no deliveries (WorkerOptions::outage).
+  WorkerOptions ConcertoPoolOptions() {
+    WorkerOptions options = NetworkPoolOptions(pools.concerto);
+    options.outage = ConcertoOutage;
+    options.probe = [this] { return concerto.ListAssets(1, 1).status(); };
     return options;
   }
 
