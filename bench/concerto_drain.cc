@@ -34,6 +34,7 @@
 #include <filesystem>
 #include <functional>
 #include <iterator>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -116,7 +117,7 @@ extern "C" void OnUp(int) {
       return;
     }
     if (req.body.find(R"("operationName":"ListAssets")") != std::string::npos) {
-      res.set_content(R"({"data":{"allAssets":{"totalCount":0,"data":[]}}})", "application/json");
+      res.set_content(R"({"data":{"allAssets":{"totalCount":0,"data":{"assets":[]}}}})", "application/json");
       return;
     }
     if (req.body.find(R"("operationName":"Authenticate")") != std::string::npos) {
@@ -469,13 +470,16 @@ int RunOutage(const Options& options, pid_t fake, int port, const std::filesyste
     append(records);
     appended += records.size();
   }
+  // The records already appended are turned into points too before Concerto comes back, so that
+  // the recovery measures the drain, not the rest of the outage's records.
+  while (waiting(*store.ingest) > 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   const double wall_1 = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_1).count();
   const double cpu_1_used = CpuSeconds() - cpu_1;
   const std::size_t backlog = waiting(*store.concerto_telemetry);
-  const std::size_t processed_1 = appended - waiting(*store.ingest);
+  const std::size_t processed_1 = appended;
   std::printf(
       "outage: %d systems, Concerto down for %.0f s: %zu records appended, %zu processed by the telemetry stage "
-      "(%.0f records/s while appending; process CPU %.0f%% of a core), %zu point messages waiting; during it %.0f "
+      "(%.0f records/s; process CPU %.0f%% of a core), %zu point messages waiting; during it %.0f "
       "ingestTelemetry attempts, %.0f pool pauses, %.0f probes, %zu dead letters\n",
       options.outage_systems, wall_1, appended, processed_1, static_cast<double>(processed_1) / wall_1,
       100 * cpu_1_used / wall_1, backlog,
@@ -496,8 +500,14 @@ int RunOutage(const Options& options, pid_t fake, int port, const std::filesyste
   const double live_per_second = options.outage_systems / 300.0;
   double live_due = 0;
   std::size_t max_ingest = 0;
+  std::optional<std::chrono::steady_clock::time_point> first_call;  // when the pool resumed (within 1 s)
+  double calls_at_first = 0;
   while (std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::seconds(1));
+    if (!first_call && calls("ok") > ok_before) {
+      first_call = std::chrono::steady_clock::now();
+      calls_at_first = calls("ok");
+    }
     live_due += live_per_second;
     const auto n = static_cast<std::size_t>(live_due);
     live_due -= static_cast<double>(n);
@@ -509,21 +519,27 @@ int RunOutage(const Options& options, pid_t fake, int port, const std::filesyste
   const double cpu_2_used = CpuSeconds() - cpu_2;
   concerto_workers.Stop();
   telemetry_workers.Stop();
+  const auto stopped = std::chrono::steady_clock::now();
   const double sent = calls("ok") - ok_before;
   const double accepted = metrics.Value("pwrcell_concerto_points_total", {{"outcome", "accepted"}}) - accepted_before;
   const std::size_t left = waiting(*store.concerto_telemetry);
+  // The rate once the pool resumed (the probe finds Concerto back within pause_max).
+  const double resumed_after = first_call ? std::chrono::duration<double>(*first_call - start_2).count() : wall_2;
+  const double steady =
+      first_call ? (calls("ok") - calls_at_first) / std::chrono::duration<double>(stopped - *first_call).count() : 0.0;
   const double rate = sent / wall_2;
   const double net = (static_cast<double>(backlog) - static_cast<double>(left)) / wall_2;
   const std::size_t dead =
       Must(store.concerto_telemetry->Stats(), "stats").dead_letter + Must(store.ingest->Stats(), "stats").dead_letter;
   std::printf(
-      "recovery: %.0f ingestTelemetry calls in %.1f s = %.2f calls/s (limit %.0f), %.1f points per call, process CPU "
-      "%.2f ms per call (%.1f%% of a core, telemetry of the live fleet included); backlog %zu -> %zu messages (net "
-      "%.2f messages/s): the whole backlog drains in %.0f s; ingest backlog at most %zu records (live telemetry "
-      "%.1f records/s); dead letters %zu\n",
-      sent, wall_2, rate, options.rate, sent > 0 ? accepted / sent : 0.0, sent > 0 ? cpu_2_used * 1000 / sent : 0.0,
-      100 * cpu_2_used / wall_2, backlog, left, net, net > 0 ? static_cast<double>(backlog) / net : 0.0, max_ingest,
-      live_per_second, dead);
+      "recovery: the pool resumed %.1f s after Concerto came back; %.0f ingestTelemetry calls in %.1f s = %.2f "
+      "calls/s overall, %.2f calls/s once resumed (limit %.0f), %.1f points per call, process CPU %.2f ms per call "
+      "(%.1f%% of a core, telemetry of the live fleet included); backlog %zu -> %zu messages (net %.2f messages/s "
+      "with live telemetry arriving): the whole backlog drains in %.0f s at that net rate; ingest backlog at most "
+      "%zu records (live telemetry %.1f records/s); dead letters %zu\n",
+      resumed_after, sent, wall_2, rate, steady, options.rate, sent > 0 ? accepted / sent : 0.0,
+      sent > 0 ? cpu_2_used * 1000 / sent : 0.0, 100 * cpu_2_used / wall_2, backlog, left, net,
+      net > 0 ? static_cast<double>(backlog) / net : 0.0, max_ingest, live_per_second, dead);
   return dead == 0 && sent > 0 ? 0 : 1;
 }
 

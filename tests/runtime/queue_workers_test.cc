@@ -192,6 +192,29 @@ TEST_F(QueueWorkersTest, AnOutagePausesThePoolSoThatNoMessageIsDeadLetteredHowev
   EXPECT_GE(metrics.Value("pwrcell_queue_pool_probes_total", {{"pool", "test"}, {"outcome", "ok"}}), 1);
 }
 
+TEST_F(QueueWorkersTest, AProbeRefusedForAnotherReasonThanAnOutageResumesThePool) {
+  ASSERT_TRUE(queue.SendBatch({"a", "b"}).ok());
+  std::atomic<bool> down{true};
+  WorkerOptions options = Options();
+  options.batch = 1;
+  options.outage = [](const Status& s) { return s.code() == StatusCode::kUnavailable; };
+  options.probe = [] { return PermissionDeniedError("the probe is not allowed"); };  // answered, not down
+  options.pause_base = 1ms;
+  options.pause_max = 2ms;
+  QueueWorkers workers(
+      options, {&queue},
+      [&](const auto& batch) {
+        const bool was_down = down.exchange(false);  // the first message meets the outage
+        return std::vector<Status>(batch.size(), was_down ? UnavailableError("connection refused") : Status::Ok());
+      },
+      metrics);
+  workers.Start();
+  ASSERT_TRUE(Eventually([&] { return Outcome("done") == 2; }));
+  workers.Stop();
+  EXPECT_EQ(Outcome("outage"), 1);
+  EXPECT_EQ(Stats().dead_letter, 0U);
+}
+
 TEST_F(QueueWorkersTest, WithoutAnOutagePredicateAnUnavailableServiceUsesTheRetryBackoff) {
   ASSERT_TRUE(queue.Send("a").ok());
   QueueWorkers workers(

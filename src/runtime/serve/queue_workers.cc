@@ -74,10 +74,17 @@ bool QueueWorkers::Paused() {
     probing_ = true;  // this worker probes; the others keep waiting
   }
   const Status probed = options_.probe ? options_.probe() : Status::Ok();
+  // Any answer that is not itself an outage means the service is there (a refusal of the probe
+  // is for the messages' own handling to report): never stay paused for a reason probing cannot
+  // end.
+  const bool answered = probed.ok() || !options_.outage(probed);
   std::lock_guard lock(mutex_);
   probing_ = false;
-  metrics_.probes.Increment({options_.name, probed.ok() ? "ok" : "failed"});
-  if (probed.ok()) {
+  metrics_.probes.Increment({options_.name, answered ? "ok" : "failed"});
+  if (!probed.ok() && answered) {
+    spdlog::warn("{} worker: the probe was refused ({}); resuming anyway", options_.name, probed.ToString());
+  }
+  if (answered) {
     paused_ = false;
     spdlog::info("{} worker: the service answers again; the pool resumes", options_.name);
     wake_.notify_all();

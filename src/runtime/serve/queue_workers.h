@@ -64,14 +64,15 @@ struct WorkerOptions {
   // Status satisfies `outage` (the service unreachable, not the message at fault) is made visible
   // again at once, without the retry backoff and never dead-lettered for it by this pool, and the
   // whole pool stops receiving: after pause_base, doubling up to pause_max, one worker calls
-  // `probe` (a cheap call to the service, no message) until it succeeds, then receiving resumes.
+  // `probe` (a cheap call to the service, no message) until it gives a Status that is not an
+  // outage (success, or a refusal that probing cannot end), then receiving resumes.
   // So an outage of an hour costs each waiting message nothing but the wait: without the pause,
   // every message would be received max_receives times and dead-lettered within minutes. A
   // message can still come back max_receives times if it is in flight at that many outages' start.
   std::function<bool(const Status&)> outage;
   std::function<Status()> probe;
   Duration pause_base = std::chrono::seconds(1);
-  Duration pause_max = std::chrono::seconds(30);
+  Duration pause_max = std::chrono::seconds(10);
 };
 
 // The worker pools' metrics, declared once (common/metrics.h); every pool counts on the same family.
