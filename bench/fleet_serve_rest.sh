@@ -11,7 +11,8 @@ ADAPTER=$1
 DB=$2
 MEASURE=${3:-60}
 DIR=$(mktemp -d)
-trap 'kill $PID 2>/dev/null || true; rm -rf "$DIR"' EXIT
+PID=
+trap 'if [ -n "$PID" ] && ! kill -0 $PID 2>/dev/null; then echo "serve exited:"; tail -n 30 "$DIR/serve.log"; fi; kill $PID 2>/dev/null || true; rm -rf "$DIR"' EXIT
 printf '{"ConcertoCredentials": {"email": "a@b.c", "password": "x"}, "CesCredentials": {"api_key": "k"}}' >"$DIR/secrets.json"
 chmod 600 "$DIR/secrets.json"
 cat >"$DIR/deployment.toml" <<TOML
@@ -28,17 +29,20 @@ path = "$DIR/secrets.json"
 [storage]
 path = "$DB"
 [telemetry]
-listen = "127.0.0.1:18070"
+listen = "127.0.0.1:28570"
 [admin]
-listen = "127.0.0.1:18071"
+listen = "127.0.0.1:28571"
 TOML
 "$ADAPTER" serve --config "$DIR/deployment.toml" --log-level warn >"$DIR/serve.log" 2>&1 &
 PID=$!
 for _ in $(seq 1 120); do
-  curl -fs http://127.0.0.1:18071/readyz >/dev/null 2>&1 && break
+  curl -fs http://127.0.0.1:28571/readyz >/dev/null 2>&1 && break
   sleep 1
 done
 sleep 20  # past the start
+if ! kill -0 $PID 2>/dev/null; then
+  echo "serve exited:"; cat "$DIR/serve.log"; exit 1
+fi
 ticks() { awk '{print $14 + $15}' /proc/$PID/stat; }
 HZ=$(getconf CLK_TCK)
 T0=$(ticks)
@@ -47,6 +51,6 @@ T1=$(ticks)
 echo "serve at rest: $(echo "scale=1; 100 * ($T1 - $T0) / $HZ / $MEASURE" | bc)% of a core over ${MEASURE} s"
 echo "RSS: $(awk '/VmRSS/ {printf "%.1f MiB", $2 / 1024}' /proc/$PID/status), peak $(awk '/VmHWM/ {printf "%.1f MiB", $2 / 1024}' /proc/$PID/status)"
 for url in "/api/devices" "/api/devices?remote_state=ONLINE&limit=100" "/api/devices/sys-0000042" "/metrics"; do
-  curl -s -o /dev/null -w "GET $url: %{http_code} %{size_download} bytes in %{time_total} s\n" "http://127.0.0.1:18071$url"
+  curl -s -o /dev/null -w "GET $url: %{http_code} %{size_download} bytes in %{time_total} s\n" "http://127.0.0.1:28571$url"
 done
 echo "RSS after the requests: $(awk '/VmRSS/ {printf "%.1f MiB", $2 / 1024}' /proc/$PID/status)"

@@ -52,45 +52,13 @@ constexpr std::string_view kDashboardHtml = R"html(<!doctype html>
 const NOT_SENT = "NOT_SENT";  // remote_state null: never sent to Concerto
 const REMOTE_STATES = ["ONLINE", "OFFLINE", "ERROR", NOT_SENT];
 const COMMISSIONING = ["NOT_REQUESTED", "PENDING", "DONE", "FAILED"];
-const PAGE = 500;  // table rows per refresh
+const PAGE_QUERY = "?limit=500&totals=true";  // table rows per refresh, and the fleet's counts
 
 function el(tag, text, className) {
   const e = document.createElement(tag);
   if (text !== undefined && text !== null) e.textContent = String(text);
   if (className) e.className = className;
   return e;
-}
-
-function countBy(devices, key) {
-  const counts = {};
-  for (const d of devices) { const k = key(d); counts[k] = (counts[k] || 0) + 1; }
-  return counts;
-}
-
-// The fleet-wide counts from the device gauges of /metrics (a GROUP BY in the store), so that the
-// cards count every system while the table shows one page.
-async function fleetCounts() {
-  const response = await fetch("/metrics", {cache: "no-store"});
-  if (!response.ok) return null;
-  const text = await response.text();
-  const byState = {}, byCommissioning = {};
-  for (const line of text.split("\n")) {
-    const m = line.match(/^(pwrcell_devices(?:_by_commissioning)?)\{([^}]*)\}\s+([0-9.eE+-]+)$/);
-    if (!m) continue;
-    const labels = {};
-    for (const pair of m[2].split(",")) {
-      const kv = pair.match(/^(\w+)="([^"]*)"$/);
-      if (kv) labels[kv[1]] = kv[2];
-    }
-    const n = Number(m[3]);
-    if (m[1] === "pwrcell_devices") {
-      const k = labels.remote_state === "NONE" ? NOT_SENT : labels.remote_state;
-      byState[k] = (byState[k] || 0) + n;
-    } else {
-      byCommissioning[labels.state] = (byCommissioning[labels.state] || 0) + n;
-    }
-  }
-  return {byState, byCommissioning};
 }
 
 function renderCards(id, order, counts) {
@@ -156,16 +124,16 @@ function renderRow(d) {
 async function refresh() {
   const status = document.getElementById("status");
   try {
-    // One page of the table (the device API is paged), the counts of the whole fleet.
-    const response = await fetch("/api/devices?limit=" + PAGE, {cache: "no-store"});
+    // One page of the table (the device API is paged) and the counts of the whole fleet.
+    const response = await fetch("/api/devices" + PAGE_QUERY, {cache: "no-store"});
     if (!response.ok) throw new Error("HTTP " + response.status + " " + (await response.text()));
     const body = await response.json();
     const devices = body.devices || [];
-    const counts = body.next ? await fleetCounts().catch(() => null) : null;
-    renderCards("by-remote-state", REMOTE_STATES,
-                counts ? counts.byState : countBy(devices, d => d.remote_state || NOT_SENT));
-    renderCards("by-commissioning", COMMISSIONING,
-                counts ? counts.byCommissioning : countBy(devices, d => (d.commissioning || {}).state));
+    const totals = body.totals || {remote_state: {}, commissioning: {}};
+    const byState = {};
+    for (const [k, n] of Object.entries(totals.remote_state)) byState[k === "NONE" ? NOT_SENT : k] = n;
+    renderCards("by-remote-state", REMOTE_STATES, byState);
+    renderCards("by-commissioning", COMMISSIONING, totals.commissioning);
     const rows = document.createDocumentFragment();
     for (const d of devices) rows.append(renderRow(d));
     if (devices.length === 0) {

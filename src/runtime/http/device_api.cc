@@ -89,7 +89,24 @@ ApiReply ListDevices(ports::DeviceStore& devices, const std::map<std::string, st
   }
   json listed = json::array();
   for (const auto& record : *page) listed.push_back(DeviceJson(record));
-  return {200, json{{"count", *count}, {"devices", std::move(listed)}, {"next", std::move(next)}}.dump()};
+  json body{{"count", *count}, {"devices", std::move(listed)}, {"next", std::move(next)}};
+  if (const std::string* totals = Param(params, "totals"); totals && *totals == "true") {
+    // The whole fleet's counts (DeviceStore::Tally, a GROUP BY), whatever the filter and page.
+    auto tally = devices.Tally();
+    if (!tally.ok()) {
+      spdlog::warn("admin: counting devices failed: {}", tally.status().ToString());
+      return Error(503, tally.status().ToString());
+    }
+    json by_state = json::object(), by_commissioning = json::object();
+    for (const auto& t : *tally) {
+      const std::string state = t.remote_state ? std::string(domain::RemoteStateName(*t.remote_state)) : "NONE";
+      by_state[state] = by_state.value(state, std::int64_t{0}) + t.count;
+      const std::string commissioning(domain::CommissioningStateName(t.commissioning));
+      by_commissioning[commissioning] = by_commissioning.value(commissioning, std::int64_t{0}) + t.count;
+    }
+    body["totals"] = json{{"remote_state", std::move(by_state)}, {"commissioning", std::move(by_commissioning)}};
+  }
+  return {200, body.dump()};
 }
 
 ApiReply GetDevice(ports::DeviceStore& devices, const std::string& remote_id) {

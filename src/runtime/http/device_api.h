@@ -5,7 +5,9 @@
 //   {"count": <records matching the filter>, "devices": [...], "next": "<remote_id>" | null}
 // Parameters: remote_state=ONLINE|OFFLINE|ERROR (the state Concerto accepted), simulated=true|false,
 // limit=1..kMaxDevicePage (default kDefaultDevicePage), after=<remote_id> (the page after it: pass
-// "next" of the previous answer; absent = the first page). "next" is null on the last page. A
+// "next" of the previous answer; absent = the first page), totals=true (adds "totals":
+// {"remote_state": {"ONLINE": n, ..., "NONE": n}, "commissioning": {"DONE": n, ...}}, the whole
+// fleet's counts, for the dashboard). "next" is null on the last page. A
 // fleet of up to kDefaultDevicePage systems comes whole in the first answer, as before paging.
 // The cost of an answer grows with the page, not with the fleet (a count on an index and one
 // page of records).

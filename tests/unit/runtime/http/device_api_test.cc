@@ -76,6 +76,15 @@ TEST_F(DeviceApiTest, InvalidParametersAre400) {
   }
 }
 
+TEST_F(DeviceApiTest, TotalsCountTheWholeFleetWhateverThePage) {
+  json body = Body(ListDevices(store_, {{"limit", "2"}, {"simulated", "true"}, {"totals", "true"}}));
+  EXPECT_EQ(Ids(body).size(), 2U);
+  EXPECT_EQ(body["totals"]["remote_state"], (json{{"ONLINE", 4}, {"NONE", 3}}));
+  EXPECT_EQ(body["totals"]["commissioning"], (json{{"NOT_REQUESTED", 7}}));
+  body = Body(ListDevices(store_, {}));
+  EXPECT_FALSE(body.contains("totals")) << "only when asked";
+}
+
 TEST_F(DeviceApiTest, OneDeviceOr404) {
   ApiReply reply = GetDevice(store_, "sys-3");
   ASSERT_EQ(reply.status, 200);
