@@ -185,34 +185,45 @@ TEST_F(QueueWorkersTest, AnOutagePausesThePoolSoThatNoMessageIsDeadLetteredHowev
   EXPECT_LE(handled.load(), 2) << "while paused, only the messages in flight when it began were handled";
   EXPECT_EQ(Stats().dead_letter, 0U);
   down.store(false);
+  clock.Advance(std::chrono::minutes(10));  // the two failed messages' retry delay
   ASSERT_TRUE(Eventually([&] { return Outcome("done") == 5; }));
   workers.Stop();
   EXPECT_EQ(Stats().dead_letter, 0U);
-  EXPECT_GE(metrics.Value("pwrcell_queue_pool_pauses_total", {{"pool", "test"}}), 1);
+  EXPECT_EQ(metrics.Value("pwrcell_queue_pool_pauses_total", {{"pool", "test"}}), 1);
   EXPECT_GE(metrics.Value("pwrcell_queue_pool_probes_total", {{"pool", "test"}, {"outcome", "ok"}}), 1);
 }
 
-TEST_F(QueueWorkersTest, AProbeRefusedForAnotherReasonThanAnOutageResumesThePool) {
-  ASSERT_TRUE(queue.SendBatch({"a", "b"}).ok());
-  std::atomic<bool> down{true};
-  WorkerOptions options = Options();
-  options.batch = 1;
-  options.outage = [](const Status& s) { return s.code() == StatusCode::kUnavailable; };
-  options.probe = [] { return PermissionDeniedError("the probe is not allowed"); };  // answered, not down
-  options.pause_base = 1ms;
-  options.pause_max = 2ms;
-  QueueWorkers workers(
-      options, {&queue},
-      [&](const auto& batch) {
-        const bool was_down = down.exchange(false);  // the first message meets the outage
-        return std::vector<Status>(batch.size(), was_down ? UnavailableError("connection refused") : Status::Ok());
-      },
-      metrics);
-  workers.Start();
-  ASSERT_TRUE(Eventually([&] { return Outcome("done") == 2; }));
-  workers.Stop();
-  EXPECT_EQ(Outcome("outage"), 1);
-  EXPECT_EQ(Stats().dead_letter, 0U);
+TEST_F(QueueWorkersTest, AFailureWhileTheProbeIsAnsweredIsNotAnOutage) {
+  // One operation failing (the probe is answered, even if refused) must not pause the pool: the
+  // message takes the usual retry path and the others go on.
+  for (Status probe_answer : {Status::Ok(), PermissionDeniedError("the probe is not allowed")}) {
+    Metrics local;
+    adapters::MemoryQueue q{clock, kMaxReceives};
+    ASSERT_TRUE(q.SendBatch({"fails", "b", "c"}).ok());
+    WorkerOptions options = Options();
+    options.batch = 1;
+    options.outage = [](const Status& s) { return s.code() == StatusCode::kUnavailable; };
+    options.probe = [probe_answer] { return probe_answer; };
+    QueueWorkers workers(
+        options, {&q},
+        [](const std::vector<ports::ReceivedMessage>& batch) {
+          std::vector<Status> results;
+          for (const auto& m : batch) {
+            results.push_back(m.body == "fails" ? UnavailableError("HTTP 502 on one operation") : Status::Ok());
+          }
+          return results;
+        },
+        local);
+    workers.Start();
+    ASSERT_TRUE(Eventually([&] {
+      return local.Value("pwrcell_queue_messages_total", {{"pool", "test"}, {"outcome", "done"}}) == 2;
+    }));
+    workers.Stop();
+    EXPECT_EQ(local.Value("pwrcell_queue_messages_total", {{"pool", "test"}, {"outcome", "retry"}}), 1);
+    EXPECT_EQ(local.Value("pwrcell_queue_pool_pauses_total", {{"pool", "test"}}), 0);
+    EXPECT_EQ(local.Value("pwrcell_queue_pool_probes_total", {{"pool", "test"}, {"outcome", "ok"}}), 1);
+    EXPECT_EQ(q.Stats()->in_flight, 1U) << "the failed message waits for its retry delay";
+  }
 }
 
 TEST_F(QueueWorkersTest, WithoutAnOutagePredicateAnUnavailableServiceUsesTheRetryBackoff) {

@@ -9,8 +9,7 @@ namespace pwrcell::runtime::serve {
 
 QueueWorkerMetrics::QueueWorkerMetrics(Metrics* registry)
     : messages(registry, "pwrcell_queue_messages_total",
-               "Queue messages handled, by worker pool and outcome (done, retry, dead_letter, outage)",
-               {"pool", "outcome"}),
+               "Queue messages handled, by worker pool and outcome (done, retry, dead_letter)", {"pool", "outcome"}),
       pauses(registry, "pwrcell_queue_pool_pauses_total",
              "Outages of the service a worker pool calls that paused the pool's receiving", {"pool"}),
       probes(registry, "pwrcell_queue_pool_probes_total", "Probes of a paused pool's service, by outcome (ok, failed)",
@@ -55,14 +54,24 @@ Duration QueueWorkers::RetryDelay(const WorkerOptions& options, int receive_coun
 }
 
 void QueueWorkers::NoteOutage(const Status& status) {
+  {
+    std::lock_guard lock(mutex_);
+    if (paused_ || probing_) return;  // already known, or being found out by another worker
+    probing_ = true;
+  }
+  // One operation failing is not an outage: the service is down only if the probe fails too.
+  const Status probed = options_.probe ? options_.probe() : status;
+  const bool answered = probed.ok() || !options_.outage(probed);
   std::lock_guard lock(mutex_);
-  if (paused_) return;
+  probing_ = false;
+  metrics_.probes.Increment({options_.name, answered ? "ok" : "failed"});
+  if (answered) return;
   paused_ = true;
   pause_ = options_.pause_base;
   resume_at_ = std::chrono::steady_clock::now() + pause_;
   metrics_.pauses.Increment({options_.name});
   spdlog::warn("{} worker: the service is down ({}); pausing the pool, probing every {} ms up to {} s", options_.name,
-               status.ToString(), std::chrono::duration_cast<std::chrono::milliseconds>(pause_).count(),
+               probed.ToString(), std::chrono::duration_cast<std::chrono::milliseconds>(pause_).count(),
                std::chrono::duration_cast<std::chrono::seconds>(options_.pause_max).count());
 }
 
@@ -100,21 +109,12 @@ bool QueueWorkers::Paused() {
 void QueueWorkers::Dispose(ports::Queue& queue, const ports::ReceivedMessage& message, const Status& status) {
   const std::string& pool = options_.name;
   const bool last = options_.max_receives > 0 && message.receive_count >= options_.max_receives;
-  if (!status.ok() && options_.outage && options_.outage(status) && !last) {
-    // Not the message's fault: back in line at once, the pool pauses (WorkerOptions::outage).
-    NoteOutage(status);
-    Status changed = queue.ChangeVisibility(message.receipt, Duration::zero());
-    if (!changed.ok()) spdlog::warn("{} worker: releasing message {}: {}", pool, message.id, changed.ToString());
-    metrics_.messages.Increment({pool, "outage"});
-    return;
-  }
   if (status.ok()) {
     Status deleted = queue.Delete(message.receipt);
     if (!deleted.ok()) spdlog::warn("{} worker: deleting message {}: {}", pool, message.id, deleted.ToString());
     metrics_.messages.Increment({pool, "done"});
     return;
   }
-  if (!status.ok() && options_.outage && options_.outage(status)) NoteOutage(status);
   if (status.IsRetryable() && last) {
     // The queue would dead-letter it silently on the next receive; do it now, where the reason
     // is known, so that it is logged and counted.
@@ -190,12 +190,22 @@ void QueueWorkers::Run() {
       // The first step outside any unit of work; a message received above and not disposed of
       // below (a failed commit, a crash) is delivered again after its visibility timeout.
       auto apply = handler_(batch);
+      std::vector<Status> results;
       (void)scoped("round", [&] {
-        std::vector<Status> results = apply();
+        results = apply();
         for (std::size_t i = 0; i < batch.size(); ++i) {
           Dispose(*queue, batch[i], i < results.size() ? results[i] : InternalError("handler gave no result"));
         }
       });
+      // After the round's unit (the probe is a network call).
+      if (options_.outage) {
+        for (const Status& result : results) {
+          if (!result.ok() && options_.outage(result)) {
+            NoteOutage(result);
+            break;
+          }
+        }
+      }
       break;  // start again from the first (highest-priority) queue
     }
     if (!worked) {

@@ -60,15 +60,16 @@ struct WorkerOptions {
   // be opened, the round runs without one.
   std::function<Result<std::unique_ptr<BatchScope>>()> batch_scope;
 
-  // Optional: a pool-wide pause while the service the handler calls is down. A message whose
-  // Status satisfies `outage` (the service unreachable, not the message at fault) is made visible
-  // again at once, without the retry backoff and never dead-lettered for it by this pool, and the
-  // whole pool stops receiving: after pause_base, doubling up to pause_max, one worker calls
-  // `probe` (a cheap call to the service, no message) until it gives a Status that is not an
-  // outage (success, or a refusal that probing cannot end), then receiving resumes.
-  // So an outage of an hour costs each waiting message nothing but the wait: without the pause,
-  // every message would be received max_receives times and dead-lettered within minutes. A
-  // message can still come back max_receives times if it is in flight at that many outages' start.
+  // Optional: a pool-wide pause while the service the handler calls is down. When a message's
+  // Status satisfies `outage` (the service unreachable or failing, not the message at fault), one
+  // worker calls `probe` (a cheap call to the service, no message). A probe that gets an answer
+  // (success, or a refusal that is not itself an outage) means one operation failed, not the
+  // service: nothing more happens. A probe that fails pauses the whole pool: it stops receiving
+  // and probes again after pause_base, doubling up to pause_max, until an answer comes; then it
+  // resumes. The failed message itself follows the usual retry rule (backoff, counted towards
+  // max_receives), but while the pool is paused nothing is received, so an outage of any length
+  // costs a message at most the one delivery it was in when the outage began. Without the pause,
+  // every waiting message would be received max_receives times and dead-lettered within minutes.
   std::function<bool(const Status&)> outage;
   std::function<Status()> probe;
   Duration pause_base = std::chrono::seconds(1);
@@ -78,7 +79,7 @@ struct WorkerOptions {
 // The worker pools' metrics, declared once (common/metrics.h); every pool counts on the same family.
 struct QueueWorkerMetrics {
   explicit QueueWorkerMetrics(Metrics* registry);
-  Counter<2> messages;  // {pool, outcome=done|retry|dead_letter|outage}
+  Counter<2> messages;  // {pool, outcome=done|retry|dead_letter}
   Counter<1> pauses;    // {pool}: outages that paused the pool
   Counter<2> probes;    // {pool, outcome=ok|failed}
 };
