@@ -3,6 +3,7 @@
 #include "runtime/serve/queue_workers.h"
 
 #include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
 
 #include <atomic>
 #include <chrono>
@@ -33,6 +34,12 @@ bool Eventually(F done) {
 
 class QueueWorkersTest : public ::testing::Test {
  protected:
+  // spdlog's registry is a function-local static of the (uninstrumented) shared library: made here,
+  // on the test's thread, rather than by the first of several workers that log at once, which
+  // ThreadSanitizer reports as a race in spdlog's initialization (serve logs before it starts
+  // any worker).
+  QueueWorkersTest() { spdlog::default_logger(); }
+
   static constexpr int kMaxReceives = 3;
   adapters::FakeClock clock;
   adapters::MemoryQueue queue{clock, kMaxReceives};
