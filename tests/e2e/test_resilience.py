@@ -67,9 +67,12 @@ class ResilienceTest(unittest.TestCase):
         return samples
 
     def test_expiring_and_revoked_tokens_and_429_lose_nothing(self):
-        # Tokens live 3 s, so the adapter renews several times during the 16 s run.
+        # Tokens live 3 s, so the adapter renews several times during the run. The fleet streams for
+        # 30 s so that telemetry is still flowing when ingestTelemetry alone is refused below, even
+        # when the revocations take a while on a loaded machine (with 16 s, a CI run under load
+        # had sent every point before the 429s began and waited in vain for a refused call).
         stack, ids, roles = self.start(token_ttl=3)
-        duration_s = 16
+        duration_s = 30
         start = self.run_fleet(stack, duration_s)
         wait_for(lambda: (t := self.newest_point_time(stack)) and t >= start + 3, "points of the first records")
 
