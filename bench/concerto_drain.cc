@@ -137,47 +137,79 @@ extern "C" void OnUp(int) {
   _exit(0);
 }
 
-// Commissioned-looking devices and their records, packed into queue messages by the telemetry
-// stage itself (an in-memory composition: only its output is kept).
-// `sink` gets them 1,000 at a time (the backlog of 100,000 is ~2 GB of text: never all in memory).
-void MakeBacklog(int messages, std::size_t& points, const std::function<void(std::vector<std::string>&)>& sink) {
-  constexpr int kSystems = 2000;
-  fleet::CompositionOptions composition;
-  composition.ac_coupled_fraction = 0.3;
+// N commissioned-looking systems (load-10k's composition, made-up asset ids) and their records.
+struct LiveFleet {
   std::vector<fleet::SystemSpec> specs;
   std::vector<fleet::SystemState> states;
   std::vector<domain::DeviceRecord> devices;
-  for (int i = 0; i < kSystems; ++i) {
-    const std::string id = fleet::FleetSystemId(10000, i);
-    specs.push_back(fleet::MakeSystem(id, std::nullopt, composition));
-    states.push_back(fleet::InitialState(specs.back()));
-    const domain::SystemMetadata m = fleet::ToCesMetadata(specs.back());
-    domain::DeviceRecord d;
-    d.remote_id = id;
-    const std::string prefix = "a" + std::to_string(i) + "-";
-    d.concerto_asset_id = prefix + "system-0000-0000-0000-000000000000";
-    std::vector<std::string> rcpns;
-    for (const auto& inv : m.inverters) {
-      d.inverters.push_back({prefix + "inverter-" + inv.rcpn, inv.rcpn});
-      rcpns.push_back(inv.rcpn);
+  std::size_t next = 0;  // the next (interval * N + system) to produce
+  Timestamp start = FromUnixMillis(1782036000000);
+
+  explicit LiveFleet(int systems) {
+    fleet::CompositionOptions composition;
+    composition.ac_coupled_fraction = 0.3;
+    for (int i = 0; i < systems; ++i) {
+      const std::string id = fleet::FleetSystemId(10000, i);
+      specs.push_back(fleet::MakeSystem(id, std::nullopt, composition));
+      states.push_back(fleet::InitialState(specs.back()));
+      const domain::SystemMetadata m = fleet::ToCesMetadata(specs.back());
+      domain::DeviceRecord d;
+      d.remote_id = id;
+      d.name = "System " + id;
+      const std::string prefix = "a" + std::to_string(i) + "-";
+      d.concerto_asset_id = prefix + "system-0000-0000-0000-000000000000";
+      d.site = domain::SiteRef{prefix + "site", m.site_id, m.site_name};
+      std::vector<std::string> rcpns;
+      for (const auto& inv : m.inverters) {
+        d.inverters.push_back({prefix + "inverter-" + inv.rcpn, inv.rcpn});
+        rcpns.push_back(inv.rcpn);
+      }
+      for (const auto& b : m.batteries) d.batteries.push_back({prefix + "battery-" + b.rcpn, b.rcpn});
+      for (const auto& pv : m.pv_links) d.photovoltaics.push_back({prefix + "pv-" + pv.rcpn, pv.rcpn});
+      if (m.site_meter_id) d.site_meter = domain::AssetRef{prefix + "meter-" + *m.site_meter_id, *m.site_meter_id};
+      d.SetInverterRcpns(rcpns);
+      d.metadata = m;
+      d.commissioning = domain::Commissioning{domain::CommissioningState::kDone, ""};
+      devices.push_back(std::move(d));
     }
-    for (const auto& b : m.batteries) d.batteries.push_back({prefix + "battery-" + b.rcpn, b.rcpn});
-    for (const auto& pv : m.pv_links) d.photovoltaics.push_back({prefix + "pv-" + pv.rcpn, pv.rcpn});
-    if (m.site_meter_id) d.site_meter = domain::AssetRef{prefix + "meter-" + *m.site_meter_id, *m.site_meter_id};
-    d.SetInverterRcpns(rcpns);
-    devices.push_back(std::move(d));
   }
+
+  // The next record of the fleet (system after system, interval after interval) and the device
+  // it belongs to; nullopt for a silent system.
+  std::optional<pwrcell::ces::v1::EnergyRecordSet> NextSet(const domain::DeviceRecord*& device) {
+    const std::size_t n = specs.size();
+    const std::size_t i = next % n;
+    const Timestamp t = start + std::chrono::minutes(5) * static_cast<std::int64_t>(next / n + 1);
+    ++next;
+    device = &devices[i];
+    return fleet::NextRecord(specs[i], states[i], t, std::chrono::minutes(5), fleet::SystemFaults{});
+  }
+
+  // The next `count` records, serialized.
+  std::vector<std::string> Next(std::size_t count) {
+    std::vector<std::string> out;
+    const domain::DeviceRecord* device = nullptr;
+    while (out.size() < count) {
+      if (auto record = NextSet(device)) out.push_back(record->SerializeAsString());
+    }
+    return out;
+  }
+};
+
+// Records of a 2,000-system fleet packed into queue messages by the mapping and the message
+// encoder. `sink` gets them 1,000 at a time (the backlog of 100,000 is ~2 GB of text: never all in
+// memory).
+void MakeBacklog(int messages, std::size_t& points, const std::function<void(std::vector<std::string>&)>& sink) {
+  LiveFleet fleet(2000);
   std::vector<std::string> bodies;
   std::vector<domain::TelemetryPoint> pending;
   points = 0;
   int made = 0;
-  const Timestamp start = FromUnixMillis(1782036000000);
-  for (int n = 0; made < messages; ++n) {
-    const auto i = static_cast<std::size_t>(n % kSystems);
-    const Timestamp t = start + std::chrono::minutes(5) * (n / kSystems + 1);
-    auto record = fleet::NextRecord(specs[i], states[i], t, std::chrono::minutes(5), fleet::SystemFaults{});
+  const domain::DeviceRecord* device = nullptr;
+  while (made < messages) {
+    auto record = fleet.NextSet(device);
     if (!record) continue;
-    for (auto& p : domain::MapRecordSet(*record, devices[i]).points) {
+    for (auto& p : domain::MapRecordSet(*record, *device).points) {
       pending.push_back(std::move(p));
       if (pending.size() == domain::kMaxPointsPerIngest) {
         points += pending.size();
@@ -191,6 +223,49 @@ void MakeBacklog(int messages, std::size_t& points, const std::function<void(std
       }
     }
   }
+}
+
+// The Concerto side of serve, as serve.cc composes it: the HTTP client with bench credentials and
+// the gateway with the processes it needs.
+struct Sender {
+  adapters::MemorySecretStore secrets;
+  adapters::ConcertoClient concerto;
+  adapters::MemoryCoordination coordination;
+  processes::Context context;
+  processes::DeviceMetadataProcessor metadata{context};
+  processes::Registrar registrar{context, metadata};
+  processes::ConcertoGateway gateway{context, concerto, registrar};
+
+  Sender(const config::Config& config, runtime::serve::Store& store, const ports::Clock& clock, Metrics& metrics)
+      : secrets({{config.concerto.credentials_secret, R"({"email":"bench@example.com","password":"bench"})"}}),
+        concerto(adapters::ConcertoClientOptions::FromConfig(config.concerto), secrets, clock, &metrics),
+        context{
+            *store.devices, *store.concerto, *store.concerto_telemetry, *store.ces, clock, metrics, coordination, {},
+            nullptr} {}
+
+  // The concerto pool's handler (serve.cc's OneByOne): every message handled in the first step,
+  // outside the round's unit. `on_result` sees each Status.
+  runtime::serve::QueueWorkers::PreparedHandler Handler(std::function<void(const Status&)> on_result = {}) {
+    return [this, on_result](const std::vector<ports::ReceivedMessage>& batch) {
+      std::vector<Status> results;
+      for (const auto& m : batch) {
+        auto request = processes::DecodeConcertoRequest(m.body);
+        results.push_back(request.ok() ? gateway.Handle(*request) : request.status());
+        if (on_result) on_result(results.back());
+      }
+      return std::function<std::vector<Status>()>([results] { return results; });
+    };
+  }
+};
+
+// The store file and configuration of a run against the fake Concerto on `port`.
+config::Config RunConfig(const Options& options, int port, const std::filesystem::path& path) {
+  config::Config config;
+  config.storage.path = path.string();
+  config.concerto.root_url = "http://127.0.0.1:" + std::to_string(port);
+  config.concerto.max_requests_per_second = options.rate;
+  if (options.workers > 0) config.concerto.workers = options.workers;
+  return config;
 }
 
 int RunOutage(const Options& options, pid_t fake, int port, const std::filesystem::path& path);
@@ -230,11 +305,7 @@ int Run(const Options& options) {
   if (options.outage_systems > 0) return RunOutage(options, child, port, path);
 
   adapters::SystemClock clock;
-  config::Config config;
-  config.storage.path = path.string();
-  config.concerto.root_url = "http://127.0.0.1:" + std::to_string(port);
-  config.concerto.max_requests_per_second = options.rate;
-  if (options.workers > 0) config.concerto.workers = options.workers;
+  const config::Config config = RunConfig(options, port, path);
   auto store = Must(runtime::serve::Store::Open(config, clock), "opening the store");
 
   std::size_t backlog_points = 0;
@@ -254,17 +325,7 @@ int Run(const Options& options) {
                backlog_points, std::chrono::duration<double>(std::chrono::steady_clock::now() - made).count());
 
   Metrics metrics;
-  adapters::MemorySecretStore secrets(
-      {{config.concerto.credentials_secret, R"({"email":"bench@example.com","password":"bench"})"}});
-  adapters::ConcertoClient concerto(adapters::ConcertoClientOptions::FromConfig(config.concerto), secrets, clock,
-                                    &metrics);
-  adapters::MemoryCoordination coordination;
-  processes::Context context{
-      *store.devices, *store.concerto, *store.concerto_telemetry, *store.ces, clock, metrics, coordination, {},
-      nullptr};
-  processes::DeviceMetadataProcessor metadata(context);
-  processes::Registrar registrar(context, metadata);
-  processes::ConcertoGateway gateway(context, concerto, registrar);
+  Sender sender(config, store, clock, metrics);
   const runtime::serve::PoolOptions pools = runtime::serve::PoolOptionsFromConfig(config);
   std::atomic<std::size_t> calls{0};
   std::atomic<std::size_t> failures{0};
@@ -272,23 +333,9 @@ int Run(const Options& options) {
   // kAtomic units, the handling outside them.
   runtime::serve::WorkerOptions pool = pools.concerto;
   pool.batch_scope = runtime::serve::SqliteBatchScopes(*store.database, adapters::SqliteUnitOfWork::Mode::kAtomic);
-  runtime::serve::QueueWorkers workers(
-      pool, {store.concerto.get(), store.concerto_telemetry.get()},
-      runtime::serve::QueueWorkers::PreparedHandler([&](const std::vector<ports::ReceivedMessage>& batch) {
-        std::vector<Status> results;
-        for (const auto& m : batch) {
-          auto request = processes::DecodeConcertoRequest(m.body);
-          Status s = request.ok() ? gateway.Handle(*request) : request.status();
-          if (s.ok()) {
-            ++calls;
-          } else {
-            ++failures;
-          }
-          results.push_back(s);
-        }
-        return std::function<std::vector<Status>()>([results] { return results; });
-      }),
-      metrics);
+  runtime::serve::QueueWorkers workers(pool, {store.concerto.get(), store.concerto_telemetry.get()},
+                                       sender.Handler([&](const Status& s) { ++(s.ok() ? calls : failures); }),
+                                       metrics);
 
   const double cpu_before = CpuSeconds();
   const auto started = std::chrono::steady_clock::now();
@@ -333,64 +380,9 @@ int Run(const Options& options) {
 // keeps arriving at the fleet's rate (N records per 300 s). Everything runs as serve composes
 // it: the telemetry pool (TelemetryProcessor, rounds in kAtomic units) and the concerto pool
 // (ConcertoGateway and ConcertoClient, paused while Concerto is down and probing it).
-struct LiveFleet {
-  std::vector<fleet::SystemSpec> specs;
-  std::vector<fleet::SystemState> states;
-  std::vector<domain::DeviceRecord> devices;
-  std::size_t next = 0;  // the next (interval * N + system) to produce
-  Timestamp start = FromUnixMillis(1782036000000);
-
-  explicit LiveFleet(int systems) {
-    fleet::CompositionOptions composition;
-    composition.ac_coupled_fraction = 0.3;
-    for (int i = 0; i < systems; ++i) {
-      const std::string id = fleet::FleetSystemId(10000, i);
-      specs.push_back(fleet::MakeSystem(id, std::nullopt, composition));
-      states.push_back(fleet::InitialState(specs.back()));
-      const domain::SystemMetadata m = fleet::ToCesMetadata(specs.back());
-      domain::DeviceRecord d;
-      d.remote_id = id;
-      d.name = "System " + id;
-      const std::string prefix = "a" + std::to_string(i) + "-";
-      d.concerto_asset_id = prefix + "system-0000-0000-0000-000000000000";
-      d.site = domain::SiteRef{prefix + "site", m.site_id, m.site_name};
-      std::vector<std::string> rcpns;
-      for (const auto& inv : m.inverters) {
-        d.inverters.push_back({prefix + "inverter-" + inv.rcpn, inv.rcpn});
-        rcpns.push_back(inv.rcpn);
-      }
-      for (const auto& b : m.batteries) d.batteries.push_back({prefix + "battery-" + b.rcpn, b.rcpn});
-      for (const auto& pv : m.pv_links) d.photovoltaics.push_back({prefix + "pv-" + pv.rcpn, pv.rcpn});
-      if (m.site_meter_id) d.site_meter = domain::AssetRef{prefix + "meter-" + *m.site_meter_id, *m.site_meter_id};
-      d.SetInverterRcpns(rcpns);
-      d.metadata = m;
-      d.commissioning = domain::Commissioning{domain::CommissioningState::kDone, ""};
-      devices.push_back(std::move(d));
-    }
-  }
-
-  // The next `count` records, serialized.
-  std::vector<std::string> Next(std::size_t count) {
-    std::vector<std::string> out;
-    const std::size_t n = specs.size();
-    while (out.size() < count) {
-      const std::size_t i = next % n;
-      const Timestamp t = start + std::chrono::minutes(5) * static_cast<std::int64_t>(next / n + 1);
-      ++next;
-      auto record = fleet::NextRecord(specs[i], states[i], t, std::chrono::minutes(5), fleet::SystemFaults{});
-      if (record) out.push_back(record->SerializeAsString());
-    }
-    return out;
-  }
-};
-
 int RunOutage(const Options& options, pid_t fake, int port, const std::filesystem::path& path) {
   adapters::SystemClock clock;
-  config::Config config;
-  config.storage.path = path.string();
-  config.concerto.root_url = "http://127.0.0.1:" + std::to_string(port);
-  config.concerto.max_requests_per_second = options.rate;
-  if (options.workers > 0) config.concerto.workers = options.workers;
+  const config::Config config = RunConfig(options, port, path);
   auto store = Must(runtime::serve::Store::Open(config, clock), "opening the store");
   LiveFleet fleet(options.outage_systems);
   {
@@ -399,18 +391,8 @@ int RunOutage(const Options& options, pid_t fake, int port, const std::filesyste
     Must(unit.Commit(), "committing the devices");
   }
   Metrics metrics;
-  adapters::MemorySecretStore secrets(
-      {{config.concerto.credentials_secret, R"({"email":"bench@example.com","password":"bench"})"}});
-  adapters::ConcertoClient concerto(adapters::ConcertoClientOptions::FromConfig(config.concerto), secrets, clock,
-                                    &metrics);
-  adapters::MemoryCoordination coordination;
-  processes::Context context{
-      *store.devices, *store.concerto, *store.concerto_telemetry, *store.ces, clock, metrics, coordination, {},
-      nullptr};
-  processes::TelemetryProcessor telemetry(context);
-  processes::DeviceMetadataProcessor metadata(context);
-  processes::Registrar registrar(context, metadata);
-  processes::ConcertoGateway gateway(context, concerto, registrar);
+  Sender sender(config, store, clock, metrics);
+  processes::TelemetryProcessor telemetry(sender.context);
   const runtime::serve::PoolOptions pools = runtime::serve::PoolOptionsFromConfig(config);
   const auto atomic = adapters::SqliteUnitOfWork::Mode::kAtomic;
   // As serve.cc composes the pools (TelemetryPoolOptions, ConcertoPoolOptions, OneByOne).
@@ -421,20 +403,11 @@ int RunOutage(const Options& options, pid_t fake, int port, const std::filesyste
   concerto_pool.outage = [](const Status& s) {
     return s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kDeadlineExceeded;
   };
-  concerto_pool.probe = [&concerto] { return concerto.ListAssets(1, 1).status(); };
+  concerto_pool.probe = [&sender] { return sender.concerto.ListAssets(1, 1).status(); };
   runtime::serve::QueueWorkers telemetry_workers(telemetry_pool, {store.ingest.get()},
                                                  runtime::serve::TelemetryPoolHandler(telemetry), metrics);
-  runtime::serve::QueueWorkers concerto_workers(
-      concerto_pool, {store.concerto.get(), store.concerto_telemetry.get()},
-      runtime::serve::QueueWorkers::PreparedHandler([&](const std::vector<ports::ReceivedMessage>& batch) {
-        std::vector<Status> results;
-        for (const auto& m : batch) {
-          auto request = processes::DecodeConcertoRequest(m.body);
-          results.push_back(request.ok() ? gateway.Handle(*request) : request.status());
-        }
-        return std::function<std::vector<Status>()>([results] { return results; });
-      }),
-      metrics);
+  runtime::serve::QueueWorkers concerto_workers(concerto_pool, {store.concerto.get(), store.concerto_telemetry.get()},
+                                                sender.Handler(), metrics);
   auto waiting = [&](ports::Queue& queue) {
     auto stats = Must(queue.Stats(), "stats");
     return stats.visible + stats.in_flight;
