@@ -1,9 +1,6 @@
 #include "backends.h"
 
-#include <stdlib.h>  // mkdtemp
-
 #include <map>
-#include <system_error>
 
 #include "adapters/memory/clocks.h"
 #include "adapters/memory/memory_coordination.h"
@@ -125,19 +122,6 @@ std::vector<BackendFactory> AllBackends() {
       {"Memory", [] { return std::make_unique<MemoryBackend>(); }},
       {"Sqlite", [] { return std::make_unique<SqliteBackend>(); }},
   };
-}
-
-TempDir::TempDir() {
-  std::string pattern = (std::filesystem::temp_directory_path() / "pwrcell-test-XXXXXX").string();
-  if (mkdtemp(pattern.data()) == nullptr) {
-    ADD_FAILURE() << "mkdtemp " << pattern << ": " << std::error_code(errno, std::generic_category()).message();
-  }
-  path_ = pattern;
-}
-
-TempDir::~TempDir() {
-  std::error_code ignored;
-  std::filesystem::remove_all(path_, ignored);
 }
 
 }  // namespace pwrcell::conformance

@@ -183,10 +183,25 @@ HttpExchange HttpClient::Exchange(const HttpRequest& request) const {
     curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
   }
 
+  std::string sigv4_provider;
+  if (request.sigv4.has_value()) {
+    // "aws:amz:<region>:<service>": libcurl derives the credential scope from it.
+    sigv4_provider = "aws:amz:" + request.sigv4->region + ":" + request.sigv4->service;
+    curl_easy_setopt(curl, CURLOPT_AWS_SIGV4, sigv4_provider.c_str());
+    curl_easy_setopt(curl, CURLOPT_USERNAME, request.sigv4->access_key_id.c_str());
+    curl_easy_setopt(curl, CURLOPT_PASSWORD, request.sigv4->secret_access_key.c_str());
+  }
+
   const CURLcode code = curl_easy_perform(curl);
-  // The handle outlives this call: drop pointers to our stack before returning.
+  // The handle outlives this call: drop pointers to our stack, and the credentials, before
+  // returning (the next request on this thread may go elsewhere).
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, nullptr);
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, nullptr);
+  if (request.sigv4.has_value()) {
+    curl_easy_setopt(curl, CURLOPT_AWS_SIGV4, nullptr);
+    curl_easy_setopt(curl, CURLOPT_USERNAME, nullptr);
+    curl_easy_setopt(curl, CURLOPT_PASSWORD, nullptr);
+  }
 
   const std::string what = std::string(request.method == HttpMethod::kPost ? "POST" : "GET") + " " + Where(request.url);
   if (code != CURLE_OK) {

@@ -27,6 +27,17 @@ namespace pwrcell::adapters {
 
 enum class HttpMethod { kGet, kPost };
 
+// AWS Signature Version 4 signing of a request, done by libcurl (CURLOPT_AWS_SIGV4): it adds the
+// Authorization and X-Amz-Date headers (an X-Amz-Date header given in `headers` is used as the
+// signing time instead of the clock), signing the request's headers and the SHA-256 of its body.
+// A session token is not signed in here: the caller adds X-Amz-Security-Token to `headers`.
+struct AwsSigV4 {
+  std::string region;   // "eu-west-1"
+  std::string service;  // the signing name: "dynamodb", "sqs", "secretsmanager", "kinesis"
+  std::string access_key_id;
+  std::string secret_access_key;  // never logged, never in an error
+};
+
 struct HttpRequest {
   HttpMethod method = HttpMethod::kGet;
   std::string url;
@@ -35,6 +46,8 @@ struct HttpRequest {
   std::string body;  // POST only
   // Whole-request limit (connect + send + wait + receive). Must be > 0.
   Duration timeout = std::chrono::seconds(30);
+  // Signed with SigV4 when set (AWS APIs).
+  std::optional<AwsSigV4> sigv4;
 };
 
 struct HttpResponse {
