@@ -46,4 +46,11 @@ int Serve(const std::string& config_path, const std::string& log_level);
 // `replay FILE --config FILE`: appends a recorded stream to serve's durable ingest queue.
 int Replay(const std::string& config_path, const std::string& file);
 
+// `aws setup`: creates the DynamoDB tables, the SQS queues with their dead-letter queues (redrive
+// after [queues] max_receives deliveries) and, when named, the Kinesis stream (`stream_shards`
+// shards) of the configuration's [aws] section; what exists is kept. Credentials and region from
+// the standard AWS environment. Exit 0 when all are ready, 3 for a bad configuration or missing
+// AWS environment, 1 when AWS refuses (the resource and the AWS error on `err`).
+int AwsSetup(const std::string& config_path, int stream_shards, std::ostream& out, std::ostream& err);
+
 }  // namespace pwrcell::cli

@@ -96,6 +96,15 @@ int main(int argc, char** argv) {
       ->required();
   replay->add_option("--config", replay_config, "The deployment.toml whose [storage] path serve uses");
 
+  auto* aws = app.add_subcommand("aws", "AWS backend tools")->require_subcommand(1);
+  auto* aws_setup = aws->add_subcommand(
+      "setup", "Create the DynamoDB tables, SQS queues (with dead-letter queues) and Kinesis stream named in [aws]");
+  std::string aws_config = "deployment.toml";
+  int stream_shards = 1;
+  aws_setup->add_option("--config", aws_config, "The deployment.toml whose [aws] section names the resources");
+  aws_setup->add_option("--stream-shards", stream_shards, "Shards of a Kinesis stream it creates (default 1)")
+      ->check(CLI::Range(1, 500));
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -111,6 +120,7 @@ int main(int argc, char** argv) {
 
   if (serve->parsed()) return Serve(serve_config, log_level);
   if (replay->parsed()) return Replay(replay_config, replay_file);
+  if (aws_setup->parsed()) return AwsSetup(aws_config, stream_shards, std::cout, std::cerr);
   if (check->parsed()) return ConfigCheck(config_file, print_effective, std::cout, std::cerr);
   if (list->parsed()) return DevicesList(where, json, std::cout, std::cerr);
   if (show->parsed()) return DevicesShow(where, remote_id, json, std::cout, std::cerr);

@@ -55,7 +55,7 @@ int Serve(const std::string& config_path, const std::string& log_level) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   adapters::SystemClock clock;
-  auto secrets = runtime::serve::OpenSecretStore(cfg.secrets);
+  auto secrets = runtime::serve::OpenSecretStore(cfg);
   if (!secrets.ok()) return CannotStart(secrets.status());
   auto app = runtime::serve::ServeApp::Create(cfg, clock, **secrets);
   if (!app.ok()) return CannotStart(app.status());

@@ -25,7 +25,7 @@ namespace {
 // The key table: one row per setting. Parsing, environment overrides, DescribeConfig and the
 // documentation tests all walk this table, so a key added here is handled everywhere at once.
 
-enum class Kind { kString, kUrl, kBool, kSeconds, kCount, kRate, kListen, kBackend };
+enum class Kind { kString, kUrl, kBool, kSeconds, kCount, kRate, kListen, kChoice, kAwsName, kOptionalAwsName };
 
 // Durations are converted to milliseconds and added to timestamps elsewhere; ten years is far
 // beyond any sensible setting and far from overflow.
@@ -42,6 +42,7 @@ struct KeySpec {
   Field field;
   std::string_view alias = {};   // the seeds' environment variable name, if any
   std::int64_t max = kMaxCount;  // kCount only
+  std::vector<std::string_view> choices = {};  // kChoice only: the valid values
 };
 
 // `+` turns each capture-less lambda into the plain function pointer the variant holds.
@@ -83,10 +84,22 @@ const std::vector<KeySpec>& Specs() {
       {"queues", "visibility_timeout_s", Kind::kSeconds, PWRCELL_FIELD(queues.visibility_timeout_s)},
       {"queues", "max_receives", Kind::kCount, PWRCELL_FIELD(queues.max_receives)},
 
-      {"secrets", "backend", Kind::kBackend, PWRCELL_FIELD(secrets.backend)},
+      {"secrets", "backend", Kind::kChoice, PWRCELL_FIELD(secrets.backend), {}, kMaxCount, {"file", "aws"}},
       {"secrets", "path", Kind::kString, PWRCELL_FIELD(secrets.path)},
 
+      {"backend", "kind", Kind::kChoice, PWRCELL_FIELD(backend.kind), {}, kMaxCount, {"embedded", "aws"}},
+
       {"storage", "path", Kind::kString, PWRCELL_FIELD(storage.path)},
+
+      {"aws", "region", Kind::kOptionalAwsName, PWRCELL_FIELD(aws.region)},
+      {"aws", "device_table", Kind::kAwsName, PWRCELL_FIELD(aws.device_table)},
+      {"aws", "coordination_table", Kind::kAwsName, PWRCELL_FIELD(aws.coordination_table)},
+      {"aws", "ingest_queue", Kind::kAwsName, PWRCELL_FIELD(aws.ingest_queue)},
+      {"aws", "concerto_queue", Kind::kAwsName, PWRCELL_FIELD(aws.concerto_queue)},
+      {"aws", "concerto_telemetry_queue", Kind::kAwsName, PWRCELL_FIELD(aws.concerto_telemetry_queue)},
+      {"aws", "ces_queue", Kind::kAwsName, PWRCELL_FIELD(aws.ces_queue)},
+      {"aws", "telemetry_stream", Kind::kOptionalAwsName, PWRCELL_FIELD(aws.telemetry_stream)},
+      {"aws", "receive_wait_s", Kind::kCount, PWRCELL_FIELD(aws.receive_wait_s), {}, 20},
 
       {"telemetry", "listen", Kind::kListen, PWRCELL_FIELD(telemetry.listen)},
       {"telemetry", "max_body_bytes", Kind::kCount, PWRCELL_FIELD(telemetry.max_body_bytes)},
@@ -136,8 +149,17 @@ std::string Expected(const KeySpec& spec) {
       return "a number > 0 (requests per second)";
     case Kind::kListen:
       return "a \"host:port\" address with port 0..65535";
-    case Kind::kBackend:
-      return "\"file\" (the only secrets backend so far)";
+    case Kind::kChoice: {
+      std::string out = "one of";
+      for (std::size_t i = 0; i < spec.choices.size(); ++i) {
+        out += (i == 0 ? " \"" : ", \"") + std::string(spec.choices[i]) + "\"";
+      }
+      return out;
+    }
+    case Kind::kAwsName:
+      return "an AWS resource name or ARN (letters, digits and _ - . : / + = @, at most 2048)";
+    case Kind::kOptionalAwsName:
+      return "empty, or an AWS name (letters, digits and _ - . : / + = @, at most 2048)";
   }
   return "a valid value";
 }
@@ -225,21 +247,35 @@ bool ValidUrl(std::string_view url) {
   return url.find_first_of(" \t\r\n") == std::string_view::npos;
 }
 
+// The characters of AWS resource names and ARNs (tables, queues, streams, secret ids, regions).
+bool ValidAwsName(std::string_view name) {
+  if (name.size() > 2048) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || std::string_view("_-.:/+=@").find(c) != std::string_view::npos;
+  });
+}
+
 // Returns nullopt when stored, else what was expected (usually Expected(spec)).
 std::optional<std::string> Assign(const KeySpec& spec, const Raw& raw, Config& config) {
   const std::string expected = Expected(spec);
   switch (spec.kind) {
     case Kind::kString:
     case Kind::kUrl:
-    case Kind::kBackend: {
+    case Kind::kChoice:
+    case Kind::kAwsName:
+    case Kind::kOptionalAwsName: {
       const auto* s = std::get_if<std::string>(&raw);
-      if (s == nullptr || s->empty()) return expected;
+      if (s == nullptr || (s->empty() && spec.kind != Kind::kOptionalAwsName)) return expected;
       std::string value = *s;
       if (spec.kind == Kind::kUrl) {
         if (!ValidUrl(value)) return expected;
         while (value.ends_with('/')) value.pop_back();  // requests go to <root_url>/graphql
       }
-      if (spec.kind == Kind::kBackend && value != "file") return expected;
+      if (spec.kind == Kind::kChoice &&
+          std::find(spec.choices.begin(), spec.choices.end(), std::string_view(value)) == spec.choices.end()) {
+        return expected;
+      }
+      if ((spec.kind == Kind::kAwsName || spec.kind == Kind::kOptionalAwsName) && !ValidAwsName(value)) return expected;
       std::get<std::string& (*)(Config&)>(spec.field)(config) = std::move(value);
       return std::nullopt;
     }

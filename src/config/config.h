@@ -91,14 +91,35 @@ struct QueuesConfig {
 };
 
 struct SecretsConfig {
-  std::string backend = "file";  // only "file" for now
+  std::string backend = "file";  // "file" (path below) or "aws" (Secrets Manager, by secret id)
   std::string path = "secrets.json";
   bool operator==(const SecretsConfig&) const = default;
+};
+
+// Where the device table, the queues and the coordination state live.
+struct BackendConfig {
+  std::string kind = "embedded";  // "embedded" (one SQLite file, [storage]) or "aws" ([aws])
+  bool operator==(const BackendConfig&) const = default;
 };
 
 struct StorageConfig {
   std::string path = "pwrcell-adapter.db";  // the SQLite device table and queues
   bool operator==(const StorageConfig&) const = default;
+};
+
+// The AWS resources of `[backend] kind = "aws"` (and of `[secrets] backend = "aws"`). Credentials
+// never live here: they come from the standard AWS environment (AWS_ACCESS_KEY_ID, ...).
+struct AwsConfig {
+  std::string region;  // empty: AWS_REGION, else AWS_DEFAULT_REGION
+  std::string device_table = "pwrcell-devices";
+  std::string coordination_table = "pwrcell-coordination";
+  std::string ingest_queue = "pwrcell-ingest";  // each queue has its dead-letter queue "<name>-dlq"
+  std::string concerto_queue = "pwrcell-concerto";
+  std::string concerto_telemetry_queue = "pwrcell-concerto-telemetry";
+  std::string ces_queue = "pwrcell-ces";
+  std::string telemetry_stream = "pwrcell-telemetry";  // the Kinesis stream; empty: none
+  int receive_wait_s = 5;                              // SQS long polling of the workers, 1..20
+  bool operator==(const AwsConfig&) const = default;
 };
 
 struct TelemetryConfig {
@@ -125,7 +146,9 @@ struct Config {
   LivenessConfig liveness;
   QueuesConfig queues;
   SecretsConfig secrets;
+  BackendConfig backend;
   StorageConfig storage;
+  AwsConfig aws;
   TelemetryConfig telemetry;
   AdminConfig admin;
   SimulatedConfig simulated;

@@ -2,8 +2,13 @@
 processes on free ports, with small intervals so that a test takes seconds.
 
 Environment (set by tests/e2e/CMakeLists.txt; defaults assume build/bin of this tree):
-  PWRCELL_BIN_DIR     the directory holding pwrcell-adapter, concerto-sim, ces-sim, fleet-sim
-  PWRCELL_SOURCE_DIR  the repository root
+  PWRCELL_BIN_DIR      the directory holding pwrcell-adapter, concerto-sim, ces-sim, fleet-sim
+  PWRCELL_SOURCE_DIR   the repository root
+  PWRCELL_E2E_BACKEND  "embedded" (default: one SQLite file, telemetry over HTTP) or "aws": each
+                       Stack starts its own moto_server, creates the tables, queues and the Kinesis
+                       stream with `pwrcell-adapter aws setup` and the two secrets in Secrets
+                       Manager, runs `serve` with `[backend] kind = "aws"`, and fleet-sim feeds the
+                       Kinesis stream (start_fleet) instead of the HTTP ingest endpoint
 
 Typical use:
 
@@ -38,6 +43,8 @@ EMAIL = "admin@example.com"
 PASSWORD = "e2e-password-do-not-log"
 API_KEY = "e2e-ces-key-do-not-log"
 ADAPTER_NAME = "pwrcell-adapter"
+BACKEND = os.environ.get("PWRCELL_E2E_BACKEND", "embedded")
+MOTO_FIXTURE = os.path.join(SOURCE_DIR, "tests", "aws", "moto_fixture.py")
 
 
 def wait_for(predicate, what, timeout=30.0, interval=0.2):
@@ -202,7 +209,62 @@ class Stack:
         self.concerto_url = self.ces_url = self.admin_url = self.ingest_url = None
         self._fleet_cache = None
         self._adapter_runs = 0
+        self.backend = BACKEND
+        self.moto_dir = self.moto_url = None
+        self.aws_names = {}
         test.addCleanup(self.close)
+
+    # ---- AWS (PWRCELL_E2E_BACKEND=aws) ----
+
+    def aws_env(self):
+        """The environment of every program that talks to AWS (moto): the standard variables."""
+        env = dict(os.environ)
+        env.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                    "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": self.moto_url})
+        env.pop("AWS_SESSION_TOKEN", None)
+        env.pop("AWS_DEFAULT_REGION", None)
+        return env
+
+    def start_moto(self):
+        """Starts this stack's moto_server, then creates the adapter's resources on it: the tables,
+        queues and stream with `pwrcell-adapter aws setup` (the command an operator runs), the two
+        secrets with boto3 (as an operator creates them with the AWS CLI)."""
+        self.moto_dir = os.path.join(self.dir, "moto")
+        subprocess.run(["python3", MOTO_FIXTURE, "start", self.moto_dir], check=True, capture_output=True,
+                       timeout=90)
+        with open(os.path.join(self.moto_dir, "endpoint")) as f:
+            self.moto_url = f.read().strip()
+        prefix = "e2e-" + os.path.basename(self.dir).replace("_", "-").lower()
+        self.aws_names = {
+            "device_table": prefix + "-devices", "coordination_table": prefix + "-coordination",
+            "ingest_queue": prefix + "-ingest", "concerto_queue": prefix + "-concerto",
+            "concerto_telemetry_queue": prefix + "-concerto-telemetry", "ces_queue": prefix + "-ces",
+            "telemetry_stream": prefix + "-telemetry",
+        }
+        import boto3  # the machine's python3 has it (with moto)
+        client = boto3.client("secretsmanager", endpoint_url=self.moto_url, region_name="us-east-1",
+                              aws_access_key_id="testing", aws_secret_access_key="testing")
+        self.secret_ids = {"ConcertoCredentials": prefix + "-ConcertoCredentials",
+                           "CesCredentials": prefix + "-CesCredentials"}
+        client.create_secret(Name=self.secret_ids["ConcertoCredentials"],
+                             SecretString=json.dumps({"email": EMAIL, "password": PASSWORD}))
+        client.create_secret(Name=self.secret_ids["CesCredentials"], SecretString=json.dumps({"api_key": API_KEY}))
+        path = self.write_config()
+        setup = subprocess.run([ADAPTER, "aws", "setup", "--config", path, "--stream-shards", "2"],
+                               capture_output=True, text=True, timeout=120, env=self.aws_env())
+        if setup.returncode != 0:
+            raise AssertionError(f"aws setup failed ({setup.returncode}):\n{setup.stdout}\n{setup.stderr}")
+
+    def put_kinesis(self, blob, partition_key=None):
+        """Puts one serialized EnergyRecordSet on the stack's Kinesis stream (AWS mode)."""
+        import uuid
+        self.boto3("kinesis").put_record(StreamName=self.aws_names["telemetry_stream"], Data=bytes(blob),
+                                         PartitionKey=partition_key or uuid.uuid4().hex)
+
+    def boto3(self, service):
+        import boto3
+        return boto3.client(service, endpoint_url=self.moto_url, region_name="us-east-1",
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
 
     # ---- lifecycle ----
 
@@ -215,6 +277,8 @@ class Stack:
         self.concerto_url = "http://" + self.concerto.wait_line(r"listening on http://(\S+)").group(1)
         self.ces_url = "http://" + self.ces.wait_line(r"listening on http://(\S+)").group(1)
         self.write_secrets()
+        if self.backend == "aws":
+            self.start_moto()
         if adapter:
             self.start_adapter()
         return self
@@ -240,6 +304,12 @@ class Stack:
             "admin": {"listen": "127.0.0.1:0"},
             "simulated": {"record_interval_s": 1},
         }
+        if self.backend == "aws":
+            sections["backend"] = {"kind": "aws"}
+            sections["aws"] = dict(self.aws_names, receive_wait_s=1)
+            sections["secrets"] = {"backend": "aws"}
+            sections["concerto"]["credentials_secret"] = self.secret_ids["ConcertoCredentials"]
+            sections["ces"]["credentials_secret"] = self.secret_ids["CesCredentials"]
         for dotted, value in self.extra_config.items():
             section, key = dotted.split(".", 1)
             sections.setdefault(section, {})[key] = value
@@ -261,10 +331,9 @@ class Stack:
         one(s) (same configuration and store file, its own ports): `self.adapter`, `self.admin_url`
         and `self.ingest_url` keep naming the one started before."""
         self._adapter_runs += 1
-        path = os.path.join(self.dir, "deployment.toml")
-        with open(path, "w") as f:
-            f.write(self.config_text())
-        process = Process(f"adapter-{self._adapter_runs}", [ADAPTER, "serve", "--config", path], self.dir)
+        path = self.write_config()
+        process = Process(f"adapter-{self._adapter_runs}", [ADAPTER, "serve", "--config", path], self.dir,
+                          env=self.aws_env() if self.backend == "aws" else None)
         self.adapters.append(process)
         process.admin_url = "http://" + process.wait_line(r"admin server listening on (\S+)").group(1)
         process.ingest_url = "http://" + process.wait_line(r"ingest server listening on (\S+)").group(1) + \
@@ -273,9 +342,19 @@ class Stack:
             self.adapter, self.admin_url, self.ingest_url = process, process.admin_url, process.ingest_url
         return process
 
-    def start_fleet(self, extra=()):
-        self.fleet = Process("fleet-sim", [FLEET_SIM, "--scenario", self.scenario_path, "--sink", self.ingest_url,
-                                           *extra], self.dir)
+    def write_config(self):
+        path = os.path.join(self.dir, "deployment.toml")
+        with open(path, "w") as f:
+            f.write(self.config_text())
+        return path
+
+    def start_fleet(self, extra=(), sink=None):
+        """fleet-sim on the scenario, into `sink` (default: the Kinesis stream on AWS, else the
+        adapter's HTTP ingest endpoint)."""
+        if sink is None:
+            sink = "kinesis:" + self.aws_names["telemetry_stream"] if self.backend == "aws" else self.ingest_url
+        self.fleet = Process("fleet-sim", [FLEET_SIM, "--scenario", self.scenario_path, "--sink", sink, *extra],
+                             self.dir, env=self.aws_env() if self.backend == "aws" else None)
         return self.fleet
 
     def close(self):
@@ -285,6 +364,8 @@ class Stack:
                     process.stop(timeout=15)
                 except Exception:  # noqa: BLE001 - cleanup must go on
                     pass
+        if self.moto_dir is not None:
+            subprocess.run(["python3", MOTO_FIXTURE, "stop", self.moto_dir], capture_output=True, timeout=60)
         if os.environ.get("PWRCELL_E2E_KEEP"):
             print(f"kept {self.dir}")
         else:

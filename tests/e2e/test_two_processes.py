@@ -164,6 +164,10 @@ def scenario_text(silent_indexes, start=None):
 
 
 def post_records(test, url, blobs):
+    if test.stack.backend == "aws":  # telemetry enters through the Kinesis stream both processes read
+        for blob in blobs:
+            test.stack.put_kinesis(blob)
+        return
     for blob in blobs:
         status, body = http("POST", url, blob, headers={"Content-Type": "application/x-protobuf"})
         test.assertEqual(status, 200, body)
@@ -185,6 +189,10 @@ class TwoProcessesTest(unittest.TestCase):
 
     def fleet_process(self, name, silent_indexes, sink):
         path = self.write(f"{name}.toml", scenario_text(silent_indexes))
+        if self.stack.backend == "aws":  # both processes read the one Kinesis stream
+            return Process(name, [FLEET_SIM, "--scenario", path, "--sink",
+                                  "kinesis:" + self.stack.aws_names["telemetry_stream"]], self.stack.dir,
+                           env=self.stack.aws_env())
         return Process(name, [FLEET_SIM, "--scenario", path, "--sink", sink], self.stack.dir)
 
     def known_records(self, name, start):

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -11,10 +13,13 @@
 #include <functional>
 #include <mutex>
 #include <ostream>
+#include <random>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "adapters/aws/kinesis_source.h"
+#include "adapters/aws/secrets_manager_secret_store.h"
 #include "adapters/ces/ces_client.h"
 #include "adapters/concerto/concerto_client.h"
 #include "adapters/file/file_secret_store.h"
@@ -126,11 +131,17 @@ QueueWorkers::PreparedHandler OneByOne(Handle handle) {
 
 }  // namespace
 
-Result<std::unique_ptr<ports::SecretStore>> OpenSecretStore(const config::SecretsConfig& config) {
-  if (config.backend != "file") {
-    return InvalidArgumentError("secrets backend \"" + config.backend + "\" is not supported (only \"file\")");
+Result<std::unique_ptr<ports::SecretStore>> OpenSecretStore(const config::Config& config) {
+  if (config.secrets.backend == "aws") {
+    auto options = AwsOptionsFromConfig(config);
+    if (!options.ok()) return options.status().WithContext("secrets backend aws");
+    return std::unique_ptr<ports::SecretStore>(std::make_unique<adapters::aws::SecretsManagerSecretStore>(
+        std::make_shared<adapters::aws::AwsClient>(std::move(*options))));
   }
-  auto store = adapters::FileSecretStore::Open(config.path);
+  if (config.secrets.backend != "file") {
+    return InvalidArgumentError("secrets backend \"" + config.secrets.backend + "\" is not supported");
+  }
+  auto store = adapters::FileSecretStore::Open(config.secrets.path);
   if (!store.ok()) return store.status();  // its messages name the file
   return std::unique_ptr<ports::SecretStore>(std::move(*store));
 }
@@ -138,9 +149,12 @@ Result<std::unique_ptr<ports::SecretStore>> OpenSecretStore(const config::Secret
 // Everything the app wires, declared in construction order: each member refers only to members
 // above it, and is destroyed before them.
 struct ServeApp::Parts {
-  Parts(const config::Config& cfg, const ports::Clock& clk, ports::SecretStore& secrets, Store opened)
+  Parts(const config::Config& cfg, const ports::Clock& clk, ports::SecretStore& secrets,
+        std::unique_ptr<Metrics> registry, Store opened)
       : config(cfg),
         clock(clk),
+        metrics_owned(std::move(registry)),
+        metrics(*metrics_owned),
         store(std::move(opened)),
         concerto(adapters::ConcertoClientOptions::FromConfig(config.concerto), secrets, clock, &metrics),
         ces(adapters::CesClientOptions::FromConfig(config.ces), secrets, clock, &metrics),
@@ -187,7 +201,7 @@ struct ServeApp::Parts {
   // remote_state find what is done). Without this, each deletion was an fsync of its own, and on
   // a disk with ~25 ms fsyncs the deletions alone capped the sender near Concerto's 25 calls/s.
   WorkerOptions NetworkPoolOptions(WorkerOptions options) {
-    options.batch_scope = SqliteBatchScopes(*store.database, adapters::SqliteUnitOfWork::Mode::kAtomic);
+    options.batch_scope = StoreBatchScopes(store, adapters::SqliteUnitOfWork::Mode::kAtomic);
     return options;
   }
 
@@ -205,7 +219,7 @@ struct ServeApp::Parts {
     WorkerOptions options = pools.telemetry;
     // A round deletes its records in the unit that writes what came of them, so its commit need
     // not wait for the disk: undone by a power loss, its records come back (SqliteUnitOfWork::Mode).
-    options.batch_scope = SqliteBatchScopes(*store.database, adapters::SqliteUnitOfWork::Mode::kAtomic);
+    options.batch_scope = StoreBatchScopes(store, adapters::SqliteUnitOfWork::Mode::kAtomic);
     return options;
   }
 
@@ -214,6 +228,14 @@ struct ServeApp::Parts {
   Status Ingest(const std::vector<std::string>& records) { return ingest_commits.Store(records); }
 
   Status StoreIngested(const std::vector<const std::vector<std::string>*>& groups) {
+    if (!store.database) {
+      // AWS: each SendBatch stands alone (SQS has no transactions); a request is answered only
+      // once all its records are stored, so a failure makes the sender send them again (the
+      // records stored before it are processed twice: harmless, see telemetry_processor.h).
+      for (const auto* records : groups) PWRCELL_RETURN_IF_ERROR(SendRecords(*store.ingest, *records));
+      telemetry_workers.Wake();
+      return Status::Ok();
+    }
     auto unit = store.database->BeginUnitOfWork();
     if (!unit.ok()) return unit.status().WithContext("storing telemetry records");
     Status stored;
@@ -224,6 +246,35 @@ struct ServeApp::Parts {
     stored = unit->Commit().WithContext("storing telemetry records");
     if (stored.ok()) telemetry_workers.Wake();
     return stored;
+  }
+
+  // The Kinesis telemetry source (`[backend] kind = "aws"` with a telemetry stream): each shard's
+  // records go through the telemetry processor as one batch; the source checkpoints the records
+  // handled (a retryable failure stops the batch there, to be read again).
+  Status OpenKinesis() {
+    adapters::aws::KinesisSourceOptions options;
+    options.stream_name = config.aws.telemetry_stream;
+    char host[256] = {};
+    if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+    std::random_device random;
+    options.owner_id = std::string(host) + ":" + std::to_string(getpid()) + ":" + std::to_string(random());
+    options.poll_interval = std::min(Duration(config.liveness.record_interval_s) / 2, Duration(std::chrono::seconds(1)));
+    auto source = adapters::aws::KinesisSource::Open(
+        std::move(options), *store.aws, *store.coordination, clock,
+        [this](const adapters::aws::KinesisBatch& batch) {
+          std::vector<processes::StreamRecord> records;
+          records.reserve(batch.records.size());
+          for (const auto& r : batch.records) records.push_back({r.data, batch.shard_id + "/" + r.sequence_number});
+          auto results = telemetry.ProcessRecords(records);
+          concerto_workers.Wake();
+          return results;
+        },
+        &metrics);
+    if (!source.ok()) return source.status().WithContext("telemetry stream");
+    kinesis = std::move(*source);
+    // A stream reports how far behind it is: the startup grace ends once it has caught up.
+    context.source_progress = [this] { return kinesis->Progress(); };
+    return Status::Ok();
   }
 
   http::AdminHooks MakeAdminHooks() {
@@ -275,7 +326,8 @@ struct ServeApp::Parts {
 
   const config::Config config;
   const ports::Clock& clock;
-  Metrics metrics;
+  const std::unique_ptr<Metrics> metrics_owned;  // made before the store (its AWS client counts)
+  Metrics& metrics;
   const ServeMetrics gauges{&metrics};
   Store store;
   adapters::ConcertoClient concerto;
@@ -299,6 +351,7 @@ struct ServeApp::Parts {
   http::IngestServer ingest_server;
   http::AdminServer admin_server;
   Scheduler scheduler;
+  std::unique_ptr<adapters::aws::KinesisSource> kinesis;  // AWS with a telemetry stream only
 };
 
 Result<std::unique_ptr<ServeApp>> ServeApp::Create(const config::Config& config, const ports::Clock& clock,
@@ -307,9 +360,13 @@ Result<std::unique_ptr<ServeApp>> ServeApp::Create(const config::Config& config,
     auto value = secrets.Get(id);
     if (!value.ok()) return value.status().WithContext("secret " + id);
   }
-  auto store = Store::Open(config, clock);
+  auto metrics = std::make_unique<Metrics>();
+  auto store = Store::Open(config, clock, metrics.get());
   if (!store.ok()) return store.status();
-  auto parts = std::make_unique<Parts>(config, clock, secrets, std::move(*store));
+  auto parts = std::make_unique<Parts>(config, clock, secrets, std::move(metrics), std::move(*store));
+  if (config.backend.kind == "aws" && !config.aws.telemetry_stream.empty()) {
+    PWRCELL_RETURN_IF_ERROR(parts->OpenKinesis());
+  }
   return std::unique_ptr<ServeApp>(new ServeApp(std::move(parts)));
 }
 
@@ -336,6 +393,16 @@ Status ServeApp::Start() {
   p.telemetry_workers.Start();
   p.concerto_workers.Start();
   p.ces_workers.Start();
+  if (p.kinesis) {
+    if (Status s = p.kinesis->Start(); !s.ok()) {
+      p.telemetry_workers.Stop();
+      p.concerto_workers.Stop();
+      p.ces_workers.Stop();
+      p.ingest_server.Stop();
+      p.admin_server.Stop();
+      return s.WithContext("telemetry stream");
+    }
+  }
   p.scheduler.Start();
   p.ready.store(true);
   state_ = State::kRunning;
@@ -343,12 +410,23 @@ Status ServeApp::Start() {
   const config::Config& config = p.config;
   spdlog::info("serve: adapter \"{}\", Concerto {}, CES {}, auto-commissioning {}", config.adapter.name,
                config.concerto.root_url, config.ces.root_url, config.adapter.auto_commissioning ? "on" : "off");
+  if (p.kinesis) {
+    spdlog::info("serve: telemetry from Kinesis stream {} (owner {})", config.aws.telemetry_stream,
+                 p.kinesis->options().owner_id);
+  }
   spdlog::info("serve: telemetry ingest on http://{}:{}/v1/telemetry", config.telemetry.listen.host,
                p.ingest_server.port());
   spdlog::info("serve: admin API on http://{}:{}/ (healthz, readyz, metrics, api/devices)", config.admin.listen.host,
                p.admin_server.port());
-  spdlog::info("serve: store {}; workers: concerto {}, ces {}, telemetry {}", config.storage.path,
-               p.pools.concerto.threads, p.pools.ces.threads, p.pools.telemetry.threads);
+  const std::string where =
+      config.backend.kind == "aws"
+          ? "aws (tables " + config.aws.device_table + ", " + config.aws.coordination_table + "; queues " +
+                config.aws.ingest_queue + ", " + config.aws.concerto_queue + ", " +
+                config.aws.concerto_telemetry_queue + ", " + config.aws.ces_queue + "; stream " +
+                (config.aws.telemetry_stream.empty() ? std::string("none") : config.aws.telemetry_stream) + ")"
+          : config.storage.path;
+  spdlog::info("serve: store {}; workers: concerto {}, ces {}, telemetry {}", where, p.pools.concerto.threads,
+               p.pools.ces.threads, p.pools.telemetry.threads);
   return Status::Ok();
 }
 
@@ -361,6 +439,7 @@ Status ServeApp::Stop() {
   Parts& p = *parts_;
   p.ready.store(false);
   p.ingest_server.Stop();  // no new records; accepted ones are already stored
+  if (p.kinesis) p.kinesis->Stop();  // the batch in hand finishes and is checkpointed
   p.scheduler.Stop();
   p.telemetry_workers.Stop();  // in-flight work finishes; unfinished messages come back later
   p.concerto_workers.Stop();

@@ -19,10 +19,13 @@
 
 namespace pwrcell::runtime::serve {
 
-// The secret store `[secrets]` names (backend "file": the secrets file, mode 0600). Errors: those
-// of FileSecretStore::Open (kNotFound, kPermissionDenied, kInvalidArgument, kUnavailable; each
-// message names the file); kInvalidArgument for another backend.
-Result<std::unique_ptr<ports::SecretStore>> OpenSecretStore(const config::SecretsConfig& config);
+// The secret store `[secrets]` names: backend "file", the secrets file (mode 0600); backend "aws",
+// AWS Secrets Manager with the credentials and region of the standard AWS environment and `[aws]
+// region` (nothing is read yet: ServeApp::Create reads both secrets). Errors: those of
+// FileSecretStore::Open (kNotFound, kPermissionDenied, kInvalidArgument, kUnavailable; each message
+// names the file); kInvalidArgument for missing AWS credentials or region (naming the variable)
+// or another backend.
+Result<std::unique_ptr<ports::SecretStore>> OpenSecretStore(const config::Config& config);
 
 class ServeApp {
  public:

@@ -1,24 +1,32 @@
-// The store of `serve` and `replay`: one SQLite file (`[storage] path`) holding the device table,
-// the durable queues and the coordination state. Opening it is this one place.
+// The store of `serve` and `replay`: the device table, the durable queues and the coordination
+// state, on the backend `[backend] kind` names. Opening it is this one place.
+// - "embedded": one SQLite file (`[storage] path`), one connection shared by everything in it.
+// - "aws": DynamoDB tables and SQS queues named in `[aws]`, through one AWS client (credentials and
+//   region from the standard environment); every resource must exist (README "Running on AWS").
 #pragma once
 
 #include <array>
 #include <functional>
 #include <memory>
 
+#include "adapters/aws/aws_client.h"
 #include "adapters/sqlite/sqlite_coordination.h"
 #include "adapters/sqlite/sqlite_database.h"
 #include "adapters/sqlite/sqlite_device_store.h"
 #include "adapters/sqlite/sqlite_queue.h"
+#include "common/metrics.h"
 #include "common/status.h"
 #include "config/config.h"
 #include "ports/clock.h"
+#include "ports/coordination.h"
+#include "ports/device_store.h"
+#include "ports/queue.h"
 #include "runtime/serve/queue_workers.h"
 
 namespace pwrcell::runtime::serve {
 
 // The durable queues `serve` keeps in its store file (SqliteQueue names; the CLI's `queues`
-// commands offer exactly these).
+// commands offer exactly these). On AWS each is the SQS queue `[aws]` names for it.
 inline constexpr const char* kIngestQueue = "ingest";
 inline constexpr const char* kConcertoQueue = "concerto";
 inline constexpr const char* kConcertoTelemetryQueue = "concerto-telemetry";
@@ -26,22 +34,39 @@ inline constexpr const char* kCesQueue = "ces";
 inline constexpr std::array<const char*, 4> kQueueNames = {kIngestQueue, kConcertoQueue, kConcertoTelemetryQueue,
                                                            kCesQueue};
 
-// Everything `serve` and `replay` open in the store file. Movable, not copyable; the queues and
-// the device table share `database` (one connection).
+// Everything `serve` and `replay` open in the store. Movable, not copyable.
 struct Store {
+  // Embedded only (null on AWS): the one SQLite connection the queues and tables share, whose
+  // units of work group a worker round's writes.
   std::shared_ptr<adapters::SqliteDatabase> database;
-  std::unique_ptr<adapters::SqliteDeviceStore> devices;
-  std::unique_ptr<adapters::SqliteQueue> ingest, concerto, concerto_telemetry, ces;
+  // AWS only (null when embedded): the client every AWS backend of this store calls through.
+  std::shared_ptr<adapters::aws::AwsClient> aws;
+  std::unique_ptr<ports::DeviceStore> devices;
+  std::unique_ptr<ports::Queue> ingest, concerto, concerto_telemetry, ces;
   // The state the processes share between invocations (leases, throttles, accepted states, the
-  // startup-grace watermark): in the same file, so several serve processes on it act as one.
-  std::unique_ptr<adapters::SqliteCoordination> coordination;
+  // startup-grace watermark, stream checkpoints): in the store, so several serve processes on it
+  // act as one.
+  std::unique_ptr<ports::Coordination> coordination;
 
-  // Opens (creating when missing) the file at `config.storage.path`, with `config.queues`'
-  // max_receives; `clock` (the queues' time) must outlive the Store. Errors: those of
-  // SqliteDatabase::Open and the table creation (kUnavailable when the file cannot be opened or
+  // Embedded: opens (creating when missing) the file at `config.storage.path`, with
+  // `config.queues`' max_receives; `clock` (the queues' time) must outlive the Store. Errors: those
+  // of SqliteDatabase::Open and the table creation (kUnavailable when the file cannot be opened or
   // written, kInternal for a file that is not a database), prefixed with "store <path>".
-  static Result<Store> Open(const config::Config& config, const ports::Clock& clock);
+  // AWS: checks that every table and queue `[aws]` names exists (and each queue's dead-letter
+  // queue); a missing one fails with its name and the AWS error ("store aws: ..."); missing AWS
+  // credentials or region are kInvalidArgument naming the variable. `metrics` (optional) receives
+  // the AWS client's counters.
+  static Result<Store> Open(const config::Config& config, const ports::Clock& clock, Metrics* metrics = nullptr);
 };
+
+// The AWS client options of `config`: the standard environment (AwsOptions::FromEnvironment) with
+// `[aws] region` when set.
+Result<adapters::aws::AwsOptions> AwsOptionsFromConfig(const config::Config& config);
+
+// Worker rounds as SQLite units of work on `store.database` (an empty function, no unit, on AWS:
+// there each write stands alone, as every handler is idempotent); see the next function.
+std::function<Result<std::unique_ptr<BatchScope>>()> StoreBatchScopes(
+    const Store& store, adapters::SqliteUnitOfWork::Mode mode = adapters::SqliteUnitOfWork::Mode::kDurable);
 
 // Worker rounds as SQLite units of work on `database` (WorkerOptions::batch_scope): the writes of
 // a round share one commit, made with `mode` (kAtomic: no fsync, for rounds that delete their

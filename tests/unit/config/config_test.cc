@@ -199,7 +199,12 @@ TEST(ConfigFile, RejectsBadUrlsAddressesAndBackends) {
   EXPECT_THAT(Error("[admin]\nlisten = \"::1:8071\"\n"), HasSubstr("admin.listen"));
   EXPECT_THAT(Error("[admin]\nlisten = \"localhost:http\"\n"), HasSubstr("admin.listen"));
   EXPECT_EQ(Error("[secrets]\nbackend = \"vault\"\n"),
-            "deployment.toml:2: secrets.backend = \"vault\": expected \"file\" (the only secrets backend so far)");
+            "deployment.toml:2: secrets.backend = \"vault\": expected one of \"file\", \"aws\"");
+  EXPECT_EQ(Error("[backend]\nkind = \"dynamo\"\n"),
+            "deployment.toml:2: backend.kind = \"dynamo\": expected one of \"embedded\", \"aws\"");
+  EXPECT_THAT(Error("[aws]\ndevice_table = \"\"\n"), HasSubstr("aws.device_table = \"\": expected an AWS resource name"));
+  EXPECT_THAT(Error("[aws]\ningest_queue = \"my queue\"\n"), HasSubstr("aws.ingest_queue"));
+  EXPECT_THAT(Error("[aws]\nreceive_wait_s = 21\n"), HasSubstr("aws.receive_wait_s = 21: expected an integer between 1 and 20"));
   EXPECT_EQ(Error("[adapter]\nname = \"\"\n"), "deployment.toml:2: adapter.name = \"\": expected a non-empty string");
 }
 
