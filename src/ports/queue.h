@@ -50,7 +50,7 @@ inline constexpr Duration kMaxVisibilityTimeout = std::chrono::hours(12);
 // their size) with a marking attribute: 190 KiB of bytes is 253.3 KiB encoded, which leaves room
 // for the attributes. A larger payload is split by its producer before it is queued, never
 // truncated; every backend refuses it alike (CheckQueueMessageSize).
-inline constexpr std::size_t kMaxQueueMessageBytes = 190 * 1024;
+inline constexpr std::size_t kMaxQueueMessageBytes = std::size_t{190} * 1024;
 
 // The argument checks every backend makes, so that they all answer alike.
 // kInvalidArgument unless 1 <= n <= kMaxQueueBatch; `what` names the argument in the message.

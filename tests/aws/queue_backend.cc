@@ -24,8 +24,8 @@ class AwsBackend final : public Backend {
   ~AwsBackend() override {
     // Best effort: moto forgets everything when it stops anyway.
     for (const auto& [name, queue] : queues_) {
-      (void)client_->Call(kSqs, "DeleteQueue", {{"QueueUrl", queue->url()}});
-      (void)client_->Call(kSqs, "DeleteQueue", {{"QueueUrl", queue->dead_letter_url()}});
+      (void)client_->Call(kSqs, "DeleteQueue", {{"QueueUrl", queue->Url()}});
+      (void)client_->Call(kSqs, "DeleteQueue", {{"QueueUrl", queue->DeadLetterUrl()}});
     }
   }
 

@@ -69,7 +69,7 @@ TEST_F(SqsQueueTest, OpenReportsAQueueWithoutADeadLetterQueue) {
 TEST_F(SqsQueueTest, OpenReportsAMissingDeadLetterQueueByName) {
   auto queue = MakeQueue(3);
   ASSERT_NE(queue, nullptr);
-  ASSERT_TRUE(client_->Call(kSqs, "DeleteQueue", {{"QueueUrl", queue->dead_letter_url()}}).ok());
+  ASSERT_TRUE(client_->Call(kSqs, "DeleteQueue", {{"QueueUrl", queue->DeadLetterUrl()}}).ok());
   auto opened = SqsQueue::Open(client_, name_);
   ASSERT_FALSE(opened.ok());
   EXPECT_EQ(opened.status().code(), StatusCode::kNotFound) << opened.status().ToString();
@@ -83,14 +83,14 @@ TEST_F(SqsQueueTest, CreateQueuesIsIdempotentAndAppliesANewMaxReceives) {
   ASSERT_TRUE(again.ok()) << again.ToString();
   auto opened = SqsQueue::Open(client_, name);
   ASSERT_TRUE(opened.ok()) << opened.status().ToString();
-  EXPECT_EQ((*opened)->max_receives(), 3);
-  EXPECT_NE((*opened)->dead_letter_url().find(name + "-dlq"), std::string::npos) << (*opened)->dead_letter_url();
+  EXPECT_EQ((*opened)->MaxReceives(), 3);
+  EXPECT_NE((*opened)->DeadLetterUrl().find(name + "-dlq"), std::string::npos) << (*opened)->DeadLetterUrl();
 
   const Status changed = SqsQueue::CreateQueues(*client_, name, 7);
   ASSERT_TRUE(changed.ok()) << changed.ToString();
   auto reopened = SqsQueue::Open(client_, name);
   ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
-  EXPECT_EQ((*reopened)->max_receives(), 7);
+  EXPECT_EQ((*reopened)->MaxReceives(), 7);
 }
 
 TEST_F(SqsQueueTest, CreateQueuesRefusesWhatSqsWouldRefuse) {
@@ -123,7 +123,7 @@ TEST_F(SqsQueueTest, BodiesThatAreNotSqsTextTravelAsBase64MarkedByAnAttribute) {
   ASSERT_TRUE(queue->Send("a control character \x01").ok());
   ASSERT_TRUE(queue->Send("a lone surrogate \xed\xa0\x80").ok());
 
-  const auto raw = RawMessages(queue->url());
+  const auto raw = RawMessages(queue->Url());
   ASSERT_EQ(raw.size(), 5u) << raw.dump();
   const auto encoding = [](const nlohmann::json& message) -> std::string {
     if (!message.contains("MessageAttributes")) return "";
@@ -150,12 +150,12 @@ TEST_F(SqsQueueTest, BodiesThatAreNotSqsTextTravelAsBase64MarkedByAnAttribute) {
 TEST_F(SqsQueueTest, MessagesOfOtherProducersAreDeliveredAsTheirText) {
   auto queue = MakeQueue(3);
   ASSERT_NE(queue, nullptr);
-  ASSERT_TRUE(client_->Call(kSqs, "SendMessage", {{"QueueUrl", queue->url()}, {"MessageBody", "plain"}}).ok());
+  ASSERT_TRUE(client_->Call(kSqs, "SendMessage", {{"QueueUrl", queue->Url()}, {"MessageBody", "plain"}}).ok());
   // Claims base64 but is not: delivered as its text rather than blocking the queue.
   ASSERT_TRUE(
       client_
           ->Call(kSqs, "SendMessage",
-                 {{"QueueUrl", queue->url()},
+                 {{"QueueUrl", queue->Url()},
                   {"MessageBody", "not base64!"},
                   {"MessageAttributes",
                    {{std::string(SqsQueue::kEncodingAttribute), {{"DataType", "String"}, {"StringValue", "base64"}}}}}})
@@ -266,6 +266,7 @@ TEST_F(SqsQueueTest, MoreThanTenDeadLettersArePeekedAndRedrivenAll) {
   std::set<std::string> bodies;
   for (int batch = 0; batch < 2; ++batch) {
     std::vector<std::string> messages;
+    messages.reserve(7);
     for (int i = 0; i < 7; ++i) messages.push_back("m" + std::to_string(batch * 7 + i));
     ASSERT_TRUE(queue->SendBatch(messages).ok());
     bodies.insert(messages.begin(), messages.end());

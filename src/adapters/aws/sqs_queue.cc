@@ -249,10 +249,10 @@ Status BatchEntryError(const json& failed, std::string_view operation) {
 }
 
 const json& ArrayField(const json& object, std::string_view key) {
-  static const json kEmptyArray = json::array();
-  if (!object.is_object()) return kEmptyArray;
+  static const json empty_array = json::array();
+  if (!object.is_object()) return empty_array;
   const auto it = object.find(key);
-  return it != object.end() && it->is_array() ? *it : kEmptyArray;
+  return it != object.end() && it->is_array() ? *it : empty_array;
 }
 
 }  // namespace
@@ -421,16 +421,16 @@ Result<std::vector<std::string>> SqsQueue::SendBatch(const std::vector<std::stri
 
 Result<json> SqsQueue::ReceiveFrom(const std::string& url, std::size_t max_messages, seconds visibility,
                                    seconds wait) const {
-  static const json kSystemAttributes = {"ApproximateReceiveCount", "SentTimestamp"};
-  static const json kMessageAttributes = {kEncodingAttribute, kDeadIdAttribute, kDeadSentAtAttribute,
+  static const json system_attributes = {"ApproximateReceiveCount", "SentTimestamp"};
+  static const json message_attributes = {kEncodingAttribute, kDeadIdAttribute, kDeadSentAtAttribute,
                                           kDeadReceiveCountAttribute};
   auto received = client_->Call(kSqs, "ReceiveMessage",
                                 {{"QueueUrl", url},
                                  {"MaxNumberOfMessages", max_messages},
                                  {"VisibilityTimeout", visibility.count()},
                                  {"WaitTimeSeconds", wait.count()},
-                                 {"MessageSystemAttributeNames", kSystemAttributes},
-                                 {"MessageAttributeNames", kMessageAttributes}});
+                                 {"MessageSystemAttributeNames", system_attributes},
+                                 {"MessageAttributeNames", message_attributes}});
   if (!received.ok()) return received.status().WithContext("SQS queue " + name_);
   return ArrayField(*received, "Messages");
 }

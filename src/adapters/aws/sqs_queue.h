@@ -24,10 +24,11 @@
 //   in flight, which the port's concurrent consumers cannot live with). moto keeps the order.
 // - Visibility timeouts are whole seconds on SQS: a timeout is rounded UP to the next second
 //   (1.2 s -> 2 s), so that a message is never visible again before the time asked for.
-// - Receipts and stale deliveries: SQS documents that DeleteMessage with an older receipt handle
-//   of a standard queue "will still succeed, but the message might not be deleted" (or may be:
-//   AWS's knowledge center says an older handle sometimes works), and that ChangeMessageVisibility
-//   likewise acts on the message, whoever holds it now. The port says a stale receipt leaves the
+// - Receipts and stale deliveries: SQS's DeleteMessage reference says a request with an older
+//   receipt handle than the latest delivery's succeeds whether or not it deletes the message (AWS's
+//   knowledge center: on a standard queue an older handle sometimes does delete it); moto applies DeleteMessage and
+//   ChangeMessageVisibility with any earlier handle of a message, whoever holds it now, and
+//   answers a second DeleteMessage with OK. The port says a stale receipt leaves the
 //   message alone, so the adapter keeps the deliveries it handed out in memory and gives the
 //   caller its own receipt "sqs:<16 hex: this object>:<n>": Delete, ChangeVisibility and
 //   DeadLetter answer kNotFound without calling SQS for a receipt that was deleted, dead-lettered,
@@ -61,8 +62,20 @@
 //   = both of the DLQ). On AWS they are approximate and lag by up to a minute or so; moto's are
 //   exact. A peek or redrive in progress counts its held dead letters as dead_letter too.
 // - Retention: CreateQueues sets both queues' MessageRetentionPeriod to SQS's maximum, 14 days;
-//   SQS deletes older messages (dead letters too: a dead letter's age counts from its original
-//   send on a standard queue), where the port keeps dead letters until they are redriven.
+//   SQS deletes older messages, where the port keeps dead letters until they are redriven. A dead
+//   letter SQS moved expires 14 days after its original send (SQS keeps a standard queue's enqueue
+//   timestamp on the move); one DeadLetter sent, 14 days after the DeadLetter.
+// - Visibility: SQS also caps a message's visibility at 12 h from its receive in total (extensions
+//   included); a ChangeVisibility beyond that is SQS's InvalidParameterValue, kInvalidArgument.
+// - Retries: AwsClient retries a call that timed out or failed retryably. A retried SendMessage may
+//   store the message twice, and a ReceiveMessage whose answer was lost hides its messages for the
+//   visibility timeout and counts a delivery (at-least-once, as the port allows). A Delete retried
+//   for longer than kReceiptMargin past the deadline check can still reach SQS after the message
+//   was delivered again; the margin covers one ordinary attempt, not a run of retries.
+//
+// IAM: sqs:GetQueueUrl, GetQueueAttributes, SendMessage, ReceiveMessage, DeleteMessage,
+// ChangeMessageVisibility on the queue and its DLQ (the Batch forms are authorised by these);
+// CreateQueues also needs sqs:CreateQueue and sqs:SetQueueAttributes.
 //
 // Thread-safe: every method may be called from many threads at once (AwsClient is thread-safe;
 // the deliveries are under a mutex). Errors: those of ports::Queue, with the AwsClient's table
@@ -110,7 +123,7 @@ class SqsQueue final : public ports::Queue {
   // Delete / ChangeVisibility / DeadLetter reaches SQS before the message can be delivered again.
   static constexpr Duration kReceiptMargin = std::chrono::milliseconds(250);
   // SQS's limit on a message (body and attributes), in bytes.
-  static constexpr std::size_t kSqsMessageLimit = 256 * 1024;
+  static constexpr std::size_t kSqsMessageLimit = std::size_t{256} * 1024;
   // The message attribute that marks an encoded body, and its values.
   static constexpr std::string_view kEncodingAttribute = "pwrcell-encoding";
 
@@ -140,10 +153,10 @@ class SqsQueue final : public ports::Queue {
   Result<std::vector<ports::ReceivedMessage>> PeekDeadLetters(std::size_t max_messages) override;
   Result<std::size_t> RedriveDeadLetters(std::size_t max_messages) override;
 
-  const std::string& name() const { return name_; }
-  const std::string& url() const { return url_; }
-  const std::string& dead_letter_url() const { return dead_letter_url_; }
-  int max_receives() const { return max_receives_; }
+  const std::string& Name() const { return name_; }
+  const std::string& Url() const { return url_; }
+  const std::string& DeadLetterUrl() const { return dead_letter_url_; }
+  int MaxReceives() const { return max_receives_; }
 
  private:
   using SteadyTime = std::chrono::steady_clock::time_point;
