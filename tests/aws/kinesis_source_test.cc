@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -410,6 +411,48 @@ TEST_F(KinesisSourceTest, AProcessThatStopsHandsItsShardsToTheOther) {
   std::map<std::string, int> counts = collector_a.counts();
   for (const auto& [data, count] : collector_b.counts()) counts[data] += count;
   EXPECT_EQ(counts, (std::map<std::string, int>{{"x0", 1}, {"x1", 1}, {"y0", 1}, {"y1", 1}}));
+}
+
+// Another process took the shard over while this one was handling a batch (its lease had expired)
+// and checkpointed further: the stale owner's checkpoint is refused, so it cannot move the
+// checkpoint back, and it stops reading the shard without touching the new owner's lease.
+TEST_F(KinesisSourceTest, AStaleOwnerCannotMoveTheCheckpointBackAndStops) {
+  CreateStream(1);
+  std::vector<std::pair<std::string, std::string>> records;
+  for (int i = 0; i < 5; ++i) records.emplace_back("r" + std::to_string(i), kLowHash);
+  const auto placed = Put(records);
+  ASSERT_EQ(placed.size(), 5U);
+  const std::string checkpoint_key = "kinesis/" + stream_ + "/checkpoint/" + kShard0;
+  const std::string lease_key = "kinesis/" + stream_ + "/lease/" + kShard0;
+  Collector collector;
+  std::atomic<bool> taken{false};
+  collector.on_batch = [&](const KinesisBatch&) {
+    if (taken.exchange(true)) return;
+    // The new owner: takes the (by its clock expired) lease and checkpoints the whole shard.
+    auto lease = coordination_.TryAcquireLease(lease_key, "intruder", clock_.Now() + std::chrono::hours(1),
+                                               std::chrono::hours(2));
+    ASSERT_TRUE(lease.ok() && *lease);
+    auto stored = coordination_.GetValue(checkpoint_key);
+    ASSERT_TRUE(stored.ok());
+    ASSERT_TRUE(
+        coordination_.PutValue(checkpoint_key, placed.back().second, stored->has_value() ? (*stored)->version : 0)
+            .ok());
+  };
+  KinesisSourceOptions options = Options("p1");
+  options.max_records_per_call = 2;
+  auto source = Open("p1", collector, options);
+  ASSERT_NE(source, nullptr);
+  ASSERT_TRUE(source->Start().ok());
+  ASSERT_TRUE(Eventually([&] { return taken.load() && source->OwnedShards().empty(); }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // it must not come back to the shard
+  EXPECT_TRUE(source->OwnedShards().empty());
+  source->Stop();
+  EXPECT_EQ(Checkpoint(kShard0), placed.back().second) << "the stale owner moved the checkpoint back";
+  EXPECT_EQ(collector.handled().size(), 2U) << "it read no further than its first batch";
+  EXPECT_EQ(metrics_.Value("pwrcell_kinesis_checkpoints_total", {{"stream", stream_}}), 0);
+  auto lease = coordination_.GetLease(lease_key);
+  ASSERT_TRUE(lease.ok() && lease->has_value());
+  EXPECT_EQ((*lease)->owner, "intruder") << "Stop must not release a lease it lost";
 }
 
 // moto keeps a merged parent's records (and copies them into the child): the child's batches must

@@ -584,11 +584,12 @@ void KinesisSource::RunShard(ShardReader& reader) {
     failures = 0;
 
     // AWS ends a closed shard by answering without NextShardIterator. moto never does: for a
-    // closed shard (EndingSequenceNumber listed) an empty answer past its ending sequence number
-    // (or of a shard closed before it held a record) is its end as well.
+    // closed shard (EndingSequenceNumber listed) an empty, caught-up answer past its ending
+    // sequence number (or of a shard closed before it held a record) is its end as well. On AWS the
+    // missing iterator comes first; the extra conditions keep this from ending a shard early.
     const auto next = answer->find("NextShardIterator");
     bool at_end = next == answer->end() || !next->is_string() || next->get<std::string>().empty();
-    if (!at_end && batch.records.empty()) {
+    if (!at_end && batch.records.empty() && millis_behind == 0) {
       KinesisShard listed = reader.shard;  // as the latest listing says (it may have closed since)
       {
         std::lock_guard lock(mutex_);

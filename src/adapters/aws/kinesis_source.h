@@ -38,6 +38,16 @@
 // Delivery is at least once: a record handled but not yet checkpointed when a process dies (or
 // loses its lease) is handled again by the next owner; a checkpointed record never is.
 //
+// Wiring (serve): the handler adapts a batch to the telemetry processor, e.g.
+//   [&processor](const KinesisBatch& batch) {
+//     std::vector<processes::StreamRecord> records;
+//     for (const auto& r : batch.records) records.push_back({r.data, batch.shard_id + "/" + r.sequence_number});
+//     return processor.ProcessRecords(records);
+//   }
+// and `context.source_progress` reads Progress(). IAM: kinesis:DescribeStreamSummary, ListShards,
+// GetShardIterator and GetRecords on the stream (fleet-sim's sink: DescribeStreamSummary and
+// PutRecords).
+//
 // Thread-safety: Start, Stop and Progress may be called from any thread. The handler is called
 // from one thread per owned shard, so concurrently for different shards (in order within a
 // shard); it must be thread-safe (processes::TelemetryProcessor is).
