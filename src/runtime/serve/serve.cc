@@ -173,7 +173,7 @@ struct ServeApp::Parts {
                     metrics),
         simulated(context, config.simulated.record_interval_s, [this](const auto& records) { return Ingest(records); }),
         ingest_server(
-            config.telemetry, [this](const auto& records) { return Ingest(records); }, metrics),
+            config.telemetry, [this](const auto& records) { return Ingest(records); }, metrics, &secrets),
         admin_server(config.admin, *store.devices, metrics, MakeAdminHooks()) {
     // HTTP ingest (and replay) is a push source: it cannot see what its senders still hold, so it
     // reports no lag and the startup grace lasts offline_timeout from start (SPEC section 4).
@@ -343,7 +343,8 @@ Status ServeApp::Start() {
   const config::Config& config = p.config;
   spdlog::info("serve: adapter \"{}\", Concerto {}, CES {}, auto-commissioning {}", config.adapter.name,
                config.concerto.root_url, config.ces.root_url, config.adapter.auto_commissioning ? "on" : "off");
-  spdlog::info("serve: telemetry ingest on http://{}:{}/v1/telemetry", config.telemetry.listen.host,
+  spdlog::info("serve: telemetry ingest on {}://{}:{}/v1/telemetry",
+               config.telemetry.tls_cert_file.empty() ? "http" : "https", config.telemetry.listen.host,
                p.ingest_server.port());
   spdlog::info("serve: admin API on http://{}:{}/ (healthz, readyz, metrics, api/devices)", config.admin.listen.host,
                p.admin_server.port());
