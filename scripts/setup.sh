@@ -8,7 +8,7 @@ PACKAGES=(
   protobuf-compiler libprotobuf-dev
   libsqlite3-dev sqlite3
   nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev
-  libcpp-httplib-dev libmicrohttpd-dev libsimdjson-dev libcurl4-openssl-dev
+  libcpp-httplib-dev libmicrohttpd-dev libsimdjson-dev libcurl4-openssl-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format  # scripts/format.sh (CI's format check)
 )

@@ -121,8 +121,10 @@ int main(int argc, char** argv) {
   double duration_s = 0;
   bool print_fleet = false;
   app.add_option("--scenario", scenario_path, "scenario TOML file")->required();
-  auto* sink_option = app.add_option("--sink", sink_spec,
-                                     "http://host:port/v1/telemetry (JSON batches) or file:PATH (length-delimited)");
+  auto* sink_option =
+      app.add_option("--sink", sink_spec,
+                     "http://host:port/v1/telemetry (JSON batches), file:PATH (length-delimited) or kinesis:STREAM "
+                     "(PutRecords; region, keys and endpoint from the AWS environment)");
   auto* speed_option = app.add_option("--speed", speed, "simulated seconds per wall second (overrides the scenario)");
   auto* duration_option = app.add_option("--duration", duration_s,
                                          "stop after this many simulated seconds (default: until SIGINT/SIGTERM)");

@@ -8,6 +8,8 @@
 #include <fstream>
 #include <thread>
 
+#include "adapters/aws/aws_client.h"
+
 namespace pwrcell::fleetsim {
 namespace {
 
@@ -175,6 +177,143 @@ class HttpSink final : public RecordSink {
   SinkCounts counts_;
 };
 
+// kinesis:STREAM: PutRecords in batches of at most 500 records and 5 MiB (data and partition
+// keys), partition key = systemId. A partial failure (FailedRecordCount > 0) sends the failed
+// entries again; throttling (whole call or entries) and transient failures are retried with
+// backoff until they succeed or the program is told to stop. A record Kinesis can never take
+// (over 1 MiB, a partition key of 0 or over 256 characters) and a call refused for good (no such
+// stream, bad credentials) are counted as rejected and logged.
+class KinesisSink final : public RecordSink {
+ public:
+  static constexpr std::size_t kMaxBatchBytes = 5 * 1024 * 1024;
+  static constexpr std::size_t kMaxRecordBytes = 1024 * 1024;
+  static constexpr std::size_t kMaxPartitionKeyChars = 256;
+
+  KinesisSink(std::string stream, adapters::aws::AwsOptions options, const std::atomic<bool>& stop)
+      : stream_(std::move(stream)), client_(std::move(options)), stop_(stop) {}
+
+  Status Deliver(std::span<const OutRecord> records) override {
+    Status first_error;
+    const auto note = [&](Status status) {
+      if (!status.ok() && first_error.ok()) first_error = std::move(status);
+    };
+    std::vector<const OutRecord*> batch;
+    std::size_t batch_bytes = 0;
+    const auto flush = [&] {
+      if (batch.empty()) return;
+      if (stop_.load() && !first_error.ok()) {
+        counts_.undelivered += batch.size();  // already failing and told to stop: do not start over
+      } else {
+        note(PutWithRetries(batch));
+      }
+      batch.clear();
+      batch_bytes = 0;
+    };
+    for (const auto& record : records) {
+      const std::size_t bytes = record.data.size() + record.partition_key.size();
+      if (bytes > kMaxRecordBytes || record.partition_key.empty() ||
+          record.partition_key.size() > kMaxPartitionKeyChars) {
+        ++counts_.rejected;
+        Log("REJECTED 1 record of system '" + record.partition_key + "': " + std::to_string(bytes) +
+            " bytes, or a partition key Kinesis does not take");
+        note(InvalidArgumentError("a record Kinesis does not take"));
+        continue;
+      }
+      if (batch.size() == kMaxRecordsPerPost || batch_bytes + bytes > kMaxBatchBytes) flush();
+      batch.push_back(&record);
+      batch_bytes += bytes;
+    }
+    flush();
+    return first_error;
+  }
+  const SinkCounts& counts() const override { return counts_; }
+
+ private:
+  // Error codes of a PutRecords entry worth sending again (the rest are refused for good).
+  static bool RetryableEntryError(const std::string& code) {
+    return code == "ProvisionedThroughputExceededException" || code == "InternalFailure" ||
+           code == "KMSThrottlingException";
+  }
+
+  Status PutWithRetries(std::vector<const OutRecord*> pending) {
+    double backoff_s = 0.1;
+    std::size_t rejected = 0;
+    for (int attempt = 1;; ++attempt) {
+      nlohmann::json entries = nlohmann::json::array();
+      for (const OutRecord* record : pending) {
+        entries.push_back({{"Data", Base64(record->data)}, {"PartitionKey", record->partition_key}});
+      }
+      adapters::aws::AwsError error;
+      auto answer = client_.Call(adapters::aws::kKinesis, "PutRecords",
+                                 {{"StreamName", stream_}, {"Records", std::move(entries)}}, &error);
+      std::string what;
+      if (!answer.ok()) {
+        what = answer.status().ToString();
+        if (!answer.status().IsRetryable()) {
+          counts_.rejected += pending.size();
+          Log("REJECTED " + std::to_string(pending.size()) + " records: PutRecords to '" + stream_ + "': " + what);
+          return InvalidArgumentError("PutRecords to '" + stream_ + "' rejected " + std::to_string(pending.size()) +
+                                      " records: " + what);
+        }
+      } else {
+        const auto& results = (*answer)["Records"];
+        if (!results.is_array() || results.size() != pending.size()) {
+          what = "an answer with " + std::to_string(results.is_array() ? results.size() : 0) + " entries for " +
+                 std::to_string(pending.size()) + " records";  // send them all again: never drop
+        } else {
+          std::vector<const OutRecord*> failed;
+          std::string failure;
+          for (std::size_t i = 0; i < pending.size(); ++i) {
+            const std::string code = results[i].value("ErrorCode", "");
+            if (code.empty()) {
+              ++counts_.delivered;
+            } else if (RetryableEntryError(code)) {
+              failed.push_back(pending[i]);
+              failure = code + ": " + results[i].value("ErrorMessage", "");
+            } else {
+              ++counts_.rejected;
+              ++rejected;
+              Log("REJECTED 1 record of system '" + pending[i]->partition_key + "': " + code + ": " +
+                  results[i].value("ErrorMessage", ""));
+            }
+          }
+          if (failed.empty()) {
+            if (attempt > 1) Log("delivered the rest of a batch after " + std::to_string(attempt) + " attempts");
+            if (rejected > 0) {
+              return InvalidArgumentError("PutRecords to '" + stream_ + "' rejected " + std::to_string(rejected) +
+                                          " records");
+            }
+            return Status::Ok();
+          }
+          what = std::to_string(failed.size()) + " of " + std::to_string(pending.size()) + " entries failed (" +
+                 failure + ")";
+          pending = std::move(failed);
+        }
+      }
+      if (!stop_.load()) {
+        char wait_text[32];
+        std::snprintf(wait_text, sizeof wait_text, "%.1f", backoff_s);
+        Log("PutRecords to '" + stream_ + "': " + what + "; retrying " + std::to_string(pending.size()) +
+            " records in " + wait_text + " s (attempt " + std::to_string(attempt) + ")");
+        if (SleepUnlessStopped(backoff_s, stop_)) {
+          backoff_s = std::min(backoff_s * 2, 10.0);
+          continue;
+        }
+      }
+      counts_.undelivered += pending.size();
+      Log("NOT DELIVERED: " + std::to_string(pending.size()) + " records (stopping while PutRecords to '" + stream_ +
+          "' fails: " + what + ")");
+      return UnavailableError(std::to_string(pending.size()) + " records not delivered to Kinesis stream '" + stream_ +
+                              "': " + what);
+    }
+  }
+
+  std::string stream_;
+  adapters::aws::AwsClient client_;
+  const std::atomic<bool>& stop_;
+  SinkCounts counts_;
+};
+
 }  // namespace
 
 std::string Base64(std::string_view bytes) {
@@ -217,7 +356,20 @@ Result<std::unique_ptr<RecordSink>> MakeSink(const std::string& spec, const std:
   if (spec.rfind("http://", 0) == 0 || spec.rfind("https://", 0) == 0) {
     return std::unique_ptr<RecordSink>(std::make_unique<HttpSink>(spec, stop));
   }
-  return InvalidArgumentError("--sink " + spec + ": expected file:PATH or http://host:port/v1/telemetry");
+  if (spec.rfind("kinesis:", 0) == 0) {
+    const std::string stream = spec.substr(8);
+    if (stream.empty()) return InvalidArgumentError("--sink kinesis: needs a stream name (kinesis:STREAM)");
+    auto options = adapters::aws::AwsOptions::FromEnvironment();
+    if (!options.ok()) return InvalidArgumentError("--sink " + spec + ": " + options.status().message());
+    options->max_attempts = 1;  // the sink retries itself, so that a signal ends the wait
+    // A missing stream or refused credentials are a bad argument, said at once.
+    const adapters::aws::AwsClient client(*options);
+    auto summary = client.Call(adapters::aws::kKinesis, "DescribeStreamSummary", {{"StreamName", stream}});
+    if (!summary.ok()) return InvalidArgumentError("--sink " + spec + ": " + summary.status().ToString());
+    return std::unique_ptr<RecordSink>(std::make_unique<KinesisSink>(stream, std::move(*options), stop));
+  }
+  return InvalidArgumentError("--sink " + spec +
+                              ": expected file:PATH, http://host:port/v1/telemetry or kinesis:STREAM");
 }
 
 }  // namespace pwrcell::fleetsim

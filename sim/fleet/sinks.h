@@ -7,6 +7,13 @@
 //            at most 500; any 2xx means the whole batch is stored. 5xx, 429 and transport errors
 //            are retried with backoff (honouring Retry-After) until they succeed or the program is
 //            told to stop; any other status rejects the batch, which is logged with its count.
+// kinesis:STREAM
+//            PutRecords to the Kinesis stream STREAM in batches of at most 500 records and 5 MiB,
+//            partition key = systemId. Region, keys and endpoint come from the standard AWS
+//            environment (AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
+//            AWS_ENDPOINT_URL[_KINESIS]). The entries of a partial failure and throttled calls are
+//            sent again with backoff until they succeed or the program is told to stop; a record
+//            Kinesis can never take (over 1 MiB) or a call refused for good is rejected.
 // A sink never drops a record silently: every record ends up counted as delivered, rejected or
 // undelivered (interrupted while retrying), and the program's exit code says whether all were
 // delivered.
@@ -40,8 +47,9 @@ class RecordSink {
   virtual const SinkCounts& counts() const = 0;
 };
 
-// Parses `file:PATH` or `http://...` / `https://...`; kInvalidArgument for anything else, or a
-// file that cannot be opened for appending. `stop` is polled while waiting to retry.
+// Parses `file:PATH`, `http://...` / `https://...` or `kinesis:STREAM`; kInvalidArgument for
+// anything else, a file that cannot be opened for appending, an AWS environment without keys or
+// region, or a stream that cannot be described (missing, credentials refused). `stop` is polled while waiting to retry.
 Result<std::unique_ptr<RecordSink>> MakeSink(const std::string& spec, const std::atomic<bool>& stop);
 
 std::string Base64(std::string_view bytes);

@@ -25,7 +25,21 @@ namespace {
 // The key table: one row per setting. Parsing, environment overrides, DescribeConfig and the
 // documentation tests all walk this table, so a key added here is handled everywhere at once.
 
-enum class Kind { kString, kUrl, kBool, kSeconds, kCount, kRate, kListen, kChoice, kAwsName, kOptionalAwsName };
+// kOptionalString: a string that may be empty, "" meaning the feature it names is off (an access key
+// secret, a TLS file).
+enum class Kind {
+  kString,
+  kOptionalString,
+  kUrl,
+  kBool,
+  kSeconds,
+  kCount,
+  kRate,
+  kListen,
+  kChoice,
+  kAwsName,
+  kOptionalAwsName
+};
 
 // Durations are converted to milliseconds and added to timestamps elsewhere; ten years is far
 // beyond any sensible setting and far from overflow.
@@ -103,6 +117,11 @@ const std::vector<KeySpec>& Specs() {
 
       {"telemetry", "listen", Kind::kListen, PWRCELL_FIELD(telemetry.listen)},
       {"telemetry", "max_body_bytes", Kind::kCount, PWRCELL_FIELD(telemetry.max_body_bytes)},
+      {"telemetry", "access_key_secret", Kind::kOptionalString, PWRCELL_FIELD(telemetry.access_key_secret)},
+      {"telemetry", "firehose_access_key_secret", Kind::kOptionalString,
+       PWRCELL_FIELD(telemetry.firehose_access_key_secret)},
+      {"telemetry", "tls_cert_file", Kind::kOptionalString, PWRCELL_FIELD(telemetry.tls_cert_file)},
+      {"telemetry", "tls_key_file", Kind::kOptionalString, PWRCELL_FIELD(telemetry.tls_key_file)},
 
       {"admin", "listen", Kind::kListen, PWRCELL_FIELD(admin.listen)},
 
@@ -137,6 +156,8 @@ std::string Expected(const KeySpec& spec) {
   switch (spec.kind) {
     case Kind::kString:
       return "a non-empty string";
+    case Kind::kOptionalString:
+      return "a string (\"\" for none)";
     case Kind::kUrl:
       return "a URL starting with http:// or https://";
     case Kind::kBool:
@@ -259,6 +280,12 @@ bool ValidAwsName(std::string_view name) {
 std::optional<std::string> Assign(const KeySpec& spec, const Raw& raw, Config& config) {
   const std::string expected = Expected(spec);
   switch (spec.kind) {
+    case Kind::kOptionalString: {
+      const auto* s = std::get_if<std::string>(&raw);
+      if (s == nullptr) return expected;
+      std::get<std::string& (*)(Config&)>(spec.field)(config) = *s;
+      return std::nullopt;
+    }
     case Kind::kString:
     case Kind::kUrl:
     case Kind::kChoice:
@@ -562,6 +589,12 @@ Status CheckConsistency(const Config& config, std::string_view source) {
   if (config.telemetry.listen == config.admin.listen && config.telemetry.listen.port != 0) {
     return InvalidArgumentError(std::string(source) + ": telemetry.listen and admin.listen are both " +
                                 Quote(config.telemetry.listen.ToString()) + ": expected two different addresses");
+  }
+  if (config.telemetry.tls_cert_file.empty() != config.telemetry.tls_key_file.empty()) {
+    const bool cert = !config.telemetry.tls_cert_file.empty();
+    return InvalidArgumentError(std::string(source) + ": telemetry." + (cert ? "tls_cert_file" : "tls_key_file") +
+                                " is set but telemetry." + (cert ? "tls_key_file" : "tls_cert_file") +
+                                " is not: expected both (HTTPS) or neither (plain HTTP)");
   }
   return Status::Ok();
 }

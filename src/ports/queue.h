@@ -7,10 +7,11 @@
 // - Delete takes the receipt of the latest delivery; a stale receipt leaves the message alone.
 // - Dead letters stay in the store until an operator redrives them (RedriveDeadLetters).
 //
-// Implementations: adapters/memory (fake), adapters/sqlite; all must pass
+// Implementations: adapters/memory (fake), adapters/sqlite, adapters/aws (SQS); all must pass
 // tests/conformance/queue_conformance. All methods are thread-safe.
 // Errors: kUnavailable when the backing store cannot be reached; kInvalidArgument for a
-// bad argument (empty batch above the limit, zero max); kNotFound for an unknown receipt.
+// bad argument (empty batch above the limit, zero max, a body above kMaxQueueMessageBytes);
+// kNotFound for an unknown receipt.
 #pragma once
 
 #include <cstddef>
@@ -44,12 +45,37 @@ inline constexpr std::size_t kMaxQueueBatch = 10;
 // a negative or longer one is kInvalidArgument.
 inline constexpr Duration kMaxVisibilityTimeout = std::chrono::hours(12);
 
+// Largest message body every backend accepts, in bytes (190 KiB). SQS's limit is 256 KiB for a
+// message with its attributes, and its SQS backend sends binary bodies base64-encoded (4/3 of
+// their size) with a marking attribute: 190 KiB of bytes is 253.3 KiB encoded, which leaves room
+// for the attributes. A larger payload is split by its producer before it is queued, never
+// truncated; every backend refuses it alike (CheckQueueMessageSize).
+inline constexpr std::size_t kMaxQueueMessageBytes = std::size_t{190} * 1024;
+
 // The argument checks every backend makes, so that they all answer alike.
 // kInvalidArgument unless 1 <= n <= kMaxQueueBatch; `what` names the argument in the message.
 inline Status CheckQueueBatchSize(std::size_t n, std::string_view what) {
   if (n == 0 || n > kMaxQueueBatch) {
     return InvalidArgumentError(std::string(what) + " must hold 1.." + std::to_string(kMaxQueueBatch) +
                                 " messages, not " + std::to_string(n));
+  }
+  return Status::Ok();
+}
+// kInvalidArgument when a body is larger than kMaxQueueMessageBytes; `what` names it.
+inline Status CheckQueueMessageSize(std::size_t bytes, std::string_view what) {
+  if (bytes > kMaxQueueMessageBytes) {
+    return InvalidArgumentError(std::string(what) + " of " + std::to_string(bytes) + " bytes is larger than the " +
+                                std::to_string(kMaxQueueMessageBytes) + " bytes a queue message may hold");
+  }
+  return Status::Ok();
+}
+// The checks of a SendBatch (Send is a batch of one): its size, then every body's.
+inline Status CheckQueueBodies(const std::vector<std::string>& bodies) {
+  PWRCELL_RETURN_IF_ERROR(CheckQueueBatchSize(bodies.size(), "a batch"));
+  for (std::size_t i = 0; i < bodies.size(); ++i) {
+    PWRCELL_RETURN_IF_ERROR(CheckQueueMessageSize(
+        bodies[i].size(),
+        bodies.size() == 1 ? std::string("a message body") : "message body " + std::to_string(i) + " of the batch"));
   }
   return Status::Ok();
 }
@@ -65,10 +91,13 @@ class Queue {
  public:
   virtual ~Queue() = default;
 
-  // Durably stores one message; when this returns OK the message survives a crash.
+  // Durably stores one message; when this returns OK the message survives a crash. A body above
+  // kMaxQueueMessageBytes is kInvalidArgument (CheckQueueBodies), as for SendBatch.
   virtual Result<std::string> Send(const std::string& body) = 0;
 
-  // Stores up to kMaxQueueBatch messages atomically; returns their ids in order.
+  // Stores up to kMaxQueueBatch messages atomically; returns their ids in order. kInvalidArgument,
+  // storing nothing, for a batch size outside 1..kMaxQueueBatch or a body above
+  // kMaxQueueMessageBytes (CheckQueueBodies).
   virtual Result<std::vector<std::string>> SendBatch(const std::vector<std::string>& bodies) = 0;
 
   // Up to `max_messages` (1..kMaxQueueBatch) visible messages, oldest first, each hidden for

@@ -1,11 +1,18 @@
 #include "backends.h"
 
+#include <sys/stat.h>
+
+#include <fstream>
 #include <map>
 
+#include <nlohmann/json.hpp>
+
+#include "adapters/file/file_secret_store.h"
 #include "adapters/memory/clocks.h"
 #include "adapters/memory/memory_coordination.h"
 #include "adapters/memory/memory_device_store.h"
 #include "adapters/memory/memory_queue.h"
+#include "adapters/memory/memory_secret_store.h"
 #include "adapters/sqlite/sqlite_coordination.h"
 #include "adapters/sqlite/sqlite_database.h"
 #include "adapters/sqlite/sqlite_device_store.h"
@@ -31,6 +38,9 @@ class MemoryBackend final : public Backend {
   }
   std::shared_ptr<ports::Coordination> MakeSecondCoordination() override { return nullptr; }
   void AdvanceTime(Duration by) override { clock_.Advance(by); }
+  std::shared_ptr<ports::SecretStore> MakeSecretStore(const std::map<std::string, std::string>& initial) override {
+    return std::make_shared<adapters::MemorySecretStore>(initial);
+  }
 
  private:
   adapters::FakeClock clock_;  // declared first: outlives the queues that read it
@@ -90,9 +100,29 @@ class SqliteBackend final : public Backend {
     return second_coordination_;
   }
   void AdvanceTime(Duration by) override { clock_.Advance(by); }
+  // The secrets of the embedded backend are not in the SQLite file but in `serve`'s secrets file
+  // (adapters/file), written here as an operator would: a JSON object, mode 0600.
+  std::shared_ptr<ports::SecretStore> MakeSecretStore(const std::map<std::string, std::string>& initial) override {
+    nlohmann::json secrets = nlohmann::json::object();
+    for (const auto& [id, value] : initial) secrets[id] = nlohmann::json::parse(value);
+    std::ofstream(SecretsPath()) << secrets.dump(2) << "\n";
+    ::chmod(SecretsPath().c_str(), S_IRUSR | S_IWUSR);
+    return OpenSecrets();
+  }
+  std::shared_ptr<ports::SecretStore> MakeSecondSecretStore() override { return OpenSecrets(); }
 
  private:
   std::string Path() const { return (dir_.Path() / "adapter.db").string(); }
+  std::string SecretsPath() const { return (dir_.Path() / "secrets.json").string(); }
+
+  std::shared_ptr<ports::SecretStore> OpenSecrets() {
+    auto opened = adapters::FileSecretStore::Open(SecretsPath());
+    if (!opened.ok()) {
+      ADD_FAILURE() << "opening the secrets file: " << opened.status().ToString();
+      return nullptr;
+    }
+    return std::move(opened).value();
+  }
 
   bool Database() {
     if (database_) return true;

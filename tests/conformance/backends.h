@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -16,6 +17,7 @@
 #include "ports/coordination.h"
 #include "ports/device_store.h"
 #include "ports/queue.h"
+#include "ports/secret_store.h"
 
 namespace pwrcell::conformance {
 
@@ -39,6 +41,19 @@ class Backend {
   virtual std::shared_ptr<ports::Coordination> MakeSecondCoordination() = 0;
   // Moves the time that visibility timeouts are judged by.
   virtual void AdvanceTime(Duration by) = 0;
+  // The secret store of this test, holding `initial` (secret id -> JSON text) as the backend's
+  // operator would have created them (Secrets Manager: CreateSecret; the file backend: the file).
+  // Call it once per test. nullptr (with a recorded test failure) when it cannot be made; the
+  // default is for backends without a secret store (the AWS suites of the other ports).
+  virtual std::shared_ptr<ports::SecretStore> MakeSecretStore(const std::map<std::string, std::string>& initial) {
+    (void)initial;
+    ADD_FAILURE() << "this backend has no secret store";
+    return nullptr;
+  }
+  // The same secrets through a second, independent object, as another process sees them (the file
+  // opened again, another AWS client); nullptr when the backend has no such thing (the in-memory
+  // store lives in one object): the tests then use MakeSecretStore()'s. Call it after that.
+  virtual std::shared_ptr<ports::SecretStore> MakeSecondSecretStore() { return nullptr; }
 };
 
 struct BackendFactory {

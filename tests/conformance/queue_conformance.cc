@@ -138,6 +138,28 @@ TEST_P(QueueConformance, BatchSizesOutsideTheLimitAreInvalidAndStoreNothing) {
   ExpectStats(MustStats(), 1, 0, 0);
 }
 
+TEST_P(QueueConformance, BodiesAboveTheSizeLimitAreInvalidAndStoreNothing) {
+  const std::string too_big(ports::kMaxQueueMessageBytes + 1, 'x');
+  auto one = queue_->Send(too_big);
+  ASSERT_FALSE(one.ok());
+  EXPECT_EQ(one.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(one.status().message().find(std::to_string(too_big.size())), std::string::npos)
+      << "the error names the size: " << one.status().ToString();
+  auto batch = queue_->SendBatch({"fits", too_big});
+  ASSERT_FALSE(batch.ok());
+  EXPECT_EQ(batch.status().code(), StatusCode::kInvalidArgument);
+  ExpectStats(MustStats(), 0, 0, 0);
+
+  // The largest body, of bytes that are not text, arrives whole on every backend.
+  std::string largest(ports::kMaxQueueMessageBytes, '\0');
+  for (std::size_t i = 0; i < largest.size(); ++i) largest[i] = static_cast<char>((i * 7) % 256);
+  const std::string id = MustSend(largest);
+  auto received = MustReceive(1);
+  ASSERT_EQ(received.size(), 1u);
+  EXPECT_EQ(received[0].id, id);
+  EXPECT_TRUE(received[0].body == largest) << "the body of " << received[0].body.size() << " bytes differs";
+}
+
 TEST_P(QueueConformance, ReceiveReturnsAtMostTheBatchLimit) {
   for (int i = 0; i < 15; ++i) MustSend("m" + std::to_string(i));
   EXPECT_EQ(MustReceive(ports::kMaxQueueBatch).size(), ports::kMaxQueueBatch);

@@ -17,6 +17,7 @@
 
 #include "adapters/memory/clocks.h"
 #include "adapters/memory/memory_secret_store.h"
+#include "test_records.h"
 
 namespace pwrcell::runtime::serve {
 namespace {
@@ -146,6 +147,43 @@ TEST_F(ServeAppTest, CreateFailsNamingAMissingCredentialsSecret) {
   ASSERT_FALSE(app.ok());
   EXPECT_EQ(app.status().code(), StatusCode::kNotFound) << app.status().ToString();
   EXPECT_EQ(app.status().message().rfind("secret CesCredentials", 0), 0u) << app.status().ToString();
+}
+
+TEST_F(ServeAppTest, FirehoseDeliveryIsWiredToTheSecretStoreAndTheIngestQueue) {
+  ASSERT_TRUE(secrets_.Put("FirehoseAccessKey", R"({"api_key": "fh-key"})").ok());
+  config_.telemetry.firehose_access_key_secret = "FirehoseAccessKey";
+  auto app = Create();
+  ASSERT_NE(app, nullptr);
+  ASSERT_TRUE(app->Start().ok());
+  httplib::Client client("127.0.0.1", app->ingest_port());
+  client.set_read_timeout(10, 0);
+  const json delivery = {{"requestId", "serve-1"},
+                         {"timestamp", 1},
+                         {"records", {{{"data", http::testing::Base64(http::testing::ValidRecordBytes("RCP-1"))}}}}};
+  httplib::Result res =
+      client.Post("/v1/firehose", {{"X-Amz-Firehose-Access-Key", "fh-key"}}, delivery.dump(), "application/json");
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  EXPECT_EQ(res->status, 200) << res->body;
+  EXPECT_EQ(json::parse(res->body)["requestId"], "serve-1");
+  httplib::Result metrics = Get(app->admin_port(), "/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("pwrcell_ingest_firehose_requests_total{status=\"200\"} 1"), std::string::npos);
+  EXPECT_NE(metrics->body.find("pwrcell_records_total{outcome=\"received\"} 1"), std::string::npos);
+  EXPECT_EQ(metrics->body.find("pwrcell_records_total{outcome=\"rejected\"} 1"), std::string::npos);
+  EXPECT_TRUE(app->Stop().ok());
+}
+
+TEST_F(ServeAppTest, StartFailsNamingAMissingFirehoseSecretAndLeavesNothingListening) {
+  config_.telemetry.firehose_access_key_secret = "NoSuchSecret";
+  auto app = Create();
+  ASSERT_NE(app, nullptr);
+  const Status started = app->Start();
+  EXPECT_EQ(started.code(), StatusCode::kNotFound) << started.ToString();
+  EXPECT_EQ(started.message().rfind("telemetry ingest: telemetry.firehose_access_key_secret: secret NoSuchSecret", 0),
+            0u)
+      << started.ToString();
+  EXPECT_EQ(app->admin_port(), 0);
+  EXPECT_EQ(app->ingest_port(), 0);
 }
 
 TEST_F(ServeAppTest, CreateFailsNamingAStoreThatCannotBeOpened) {

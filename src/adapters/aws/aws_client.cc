@@ -67,6 +67,16 @@ std::string ShortCode(std::string_view type) {
   return std::string(type);
 }
 
+// The text of the first <tag>...</tag> of an XML document, or "".
+std::string XmlElement(std::string_view xml, std::string_view tag) {
+  const std::string open = "<" + std::string(tag) + ">";
+  const auto start = xml.find(open);
+  if (start == std::string_view::npos) return {};
+  const auto end = xml.find("</" + std::string(tag) + ">", start + open.size());
+  if (end == std::string_view::npos) return {};
+  return std::string(xml.substr(start + open.size(), end - start - open.size()));
+}
+
 std::string_view Outcome(StatusCode code) {
   switch (code) {
     case StatusCode::kOk:
@@ -104,6 +114,14 @@ AwsError ReadError(const HttpResponse& response) {
         break;
       }
     }
+  }
+  // An error in the query protocol's XML (<ErrorResponse><Error><Code>, <Message>, <RequestId>): what
+  // moto answers for an authentication failure of any service (SignatureDoesNotMatch,
+  // InvalidClientTokenId), where AWS's JSON services answer JSON.
+  if (error.code.empty() && !body.is_object() && response.body.find("<Error>") != std::string::npos) {
+    error.code = ShortCode(XmlElement(response.body, "Code"));
+    error.message = XmlElement(response.body, "Message");
+    if (error.request_id.empty()) error.request_id = XmlElement(response.body, "RequestId");
   }
   // SQS in its JSON protocol also names the query-protocol code ("AWS.SimpleQueueService.
   // NonExistentQueue;Sender"), which is the one its documentation lists.

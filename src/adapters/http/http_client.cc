@@ -149,10 +149,18 @@ HttpExchange HttpClient::Exchange(const HttpRequest& request) const {
     headers.release();
     headers.reset(appended);
   }
-  // No "Expect: 100-continue" round trip for large bodies.
-  if (curl_slist* appended = curl_slist_append(headers.get(), "Expect:"); appended != nullptr) {
-    headers.release();
-    headers.reset(appended);
+  // No "Expect: 100-continue" round trip for large bodies. An unsigned request removes the header
+  // with an "Expect:" line. A signed one must not: libcurl before 8.3.0 signs every CURLOPT_HTTPHEADER
+  // line, a removal line too, so SignedHeaders would name an "expect" header the request does not
+  // carry, which services that check refuse (curl issue #11664: AppSync's IncompleteSignatureException;
+  // moto's SignatureDoesNotMatch, tests/aws/sigv4_auth_test.cc).
+  // A signed request lets libcurl add its own Expect to a body over 1 MiB (not signed: only given
+  // headers are) and sends the body without waiting for "100 Continue" (timeout 0 below).
+  if (!request.sigv4.has_value()) {
+    if (curl_slist* appended = curl_slist_append(headers.get(), "Expect:"); appended != nullptr) {
+      headers.release();
+      headers.reset(appended);
+    }
   }
 
   Transfer transfer;
@@ -190,6 +198,7 @@ HttpExchange HttpClient::Exchange(const HttpRequest& request) const {
     curl_easy_setopt(curl, CURLOPT_AWS_SIGV4, sigv4_provider.c_str());
     curl_easy_setopt(curl, CURLOPT_USERNAME, request.sigv4->access_key_id.c_str());
     curl_easy_setopt(curl, CURLOPT_PASSWORD, request.sigv4->secret_access_key.c_str());
+    curl_easy_setopt(curl, CURLOPT_EXPECT_100_TIMEOUT_MS, 0L);
   }
 
   const CURLcode code = curl_easy_perform(curl);

@@ -40,7 +40,7 @@ Result<std::string> MemoryQueue::Send(const std::string& body) {
 }
 
 Result<std::vector<std::string>> MemoryQueue::SendBatch(const std::vector<std::string>& bodies) {
-  PWRCELL_RETURN_IF_ERROR(ports::CheckQueueBatchSize(bodies.size(), "a batch"));
+  PWRCELL_RETURN_IF_ERROR(ports::CheckQueueBodies(bodies));
   const Timestamp now = clock_.Now();
   std::lock_guard lock(mutex_);
   std::vector<std::string> ids;

@@ -155,7 +155,7 @@ Result<std::string> SqliteQueue::Send(const std::string& body) {
 }
 
 Result<std::vector<std::string>> SqliteQueue::SendBatch(const std::vector<std::string>& bodies) {
-  PWRCELL_RETURN_IF_ERROR(ports::CheckQueueBatchSize(bodies.size(), "a batch"));
+  PWRCELL_RETURN_IF_ERROR(ports::CheckQueueBodies(bodies));
   const std::int64_t now = ToUnixMillis(clock_.Now());
   auto session = database_->Lock();
   auto transaction = session.BeginImmediate();

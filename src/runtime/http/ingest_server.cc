@@ -5,9 +5,14 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <exception>
+#include <fstream>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,7 +21,10 @@
 #include <nlohmann/json.hpp>
 
 #include "domain/record_decoding.h"
+#include "runtime/http/access_key.h"
 #include "runtime/http/base64.h"
+#include "runtime/http/firehose.h"
+#include "runtime/http/gzip.h"
 #include "runtime/http/listener.h"
 
 namespace pwrcell::runtime::http {
@@ -25,6 +33,11 @@ namespace {
 using nlohmann::json;
 
 constexpr char kTelemetryPath[] = "/v1/telemetry";
+// The path to give a Firehose stream as its HTTP endpoint URL (https://<host>/v1/firehose).
+constexpr char kFirehosePath[] = "/v1/firehose";
+
+// PEM files are a few kilobytes; anything far larger is not one.
+constexpr std::size_t kMaxPemFileBytes = 1024 * 1024;
 
 // One record as offered by the client: its bytes, or why they could not be had (invalid base64).
 struct OfferedRecord {
@@ -129,18 +142,130 @@ Status CallSink(const RecordSink& sink, const std::vector<std::string>& records)
   }
 }
 
+// Why a request could not be taken: the status to answer and the message.
+struct Refusal {
+  int status;
+  std::string message;
+};
+
+// Undoes the body's Content-Encoding in place: none or identity leave it, gzip (and its old
+// name x-gzip) is decompressed within `max_bytes`; anything else is refused 415.
+std::optional<Refusal> DecodeContentEncoding(const httplib::Request& req, std::string& body, std::size_t max_bytes) {
+  const std::string encoding = MediaType(req.get_header_value("Content-Encoding"));
+  if (encoding.empty() || encoding == "identity") return std::nullopt;
+  if (encoding != "gzip" && encoding != "x-gzip") {
+    return Refusal{415, "unsupported Content-Encoding \"" + encoding + "\": send the body uncompressed or gzip"};
+  }
+  Result<std::string> inflated = GunzipBounded(body, max_bytes);
+  if (!inflated.ok()) {
+    const bool too_large = inflated.status().code() == StatusCode::kResourceExhausted;
+    return Refusal{too_large ? 413 : 400, inflated.status().message()};
+  }
+  body = std::move(inflated).value();
+  return std::nullopt;
+}
+
+// The records that domain::DecodeRecordSet accepts, moved out of `offered`, and the others as
+// [{"index", "error"}].
+struct Triage {
+  std::vector<std::string> accepted;
+  json rejected = json::array();
+};
+
+Triage TriageRecords(std::vector<OfferedRecord>& offered) {
+  Triage triage;
+  triage.accepted.reserve(offered.size());
+  for (std::size_t i = 0; i < offered.size(); ++i) {
+    OfferedRecord& record = offered[i];
+    if (record.error.empty()) {
+      Result<ces::v1::EnergyRecordSet> decoded = domain::DecodeRecordSet(record.bytes);
+      if (decoded.ok()) {
+        triage.accepted.push_back(std::move(record.bytes));
+        continue;
+      }
+      record.error = decoded.status().message();
+    }
+    triage.rejected.push_back({{"index", i}, {"error", record.error}});
+  }
+  return triage;
+}
+
+// The key a /v1/telemetry request presents: X-Api-Key, else the token of
+// "Authorization: Bearer <token>" (scheme case-insensitive); empty when neither is there.
+std::string PresentedApiKey(const httplib::Request& req) {
+  if (req.has_header("X-Api-Key")) return req.get_header_value("X-Api-Key");
+  const std::string authorization = req.get_header_value("Authorization");
+  constexpr std::string_view kBearer = "bearer ";
+  if (authorization.size() <= kBearer.size()) return "";
+  std::string scheme = authorization.substr(0, kBearer.size());
+  std::transform(scheme.begin(), scheme.end(), scheme.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (scheme != kBearer) return "";
+  std::string token = authorization.substr(kBearer.size());
+  token.erase(0, token.find_first_not_of(' '));
+  return token;
+}
+
+std::string_view ReasonLabel(AccessKey::Verdict verdict) {
+  return verdict == AccessKey::Verdict::kMissing ? "missing_key" : "wrong_key";
+}
+
+// Milliseconds since the epoch, for the Firehose answers' "timestamp" (when the request was
+// processed); wall-clock time is what AWS means there, so it is read here, not injected.
+std::int64_t NowMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// A PEM file's text. Errors name the configuration key and the file.
+Result<std::string> ReadPemFile(const std::string& key, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    const int error = errno;
+    const std::string reason = error != 0 ? std::strerror(error) : "cannot open";
+    const std::string message = "telemetry." + key + " " + path + ": " + reason;
+    if (error == ENOENT || error == ENOTDIR) return NotFoundError(message);
+    if (error == EACCES) return PermissionDeniedError(message);
+    return InvalidArgumentError(message);
+  }
+  std::string text;
+  char buffer[8192];
+  while (in.read(buffer, sizeof(buffer)) || in.gcount() > 0) {
+    text.append(buffer, static_cast<std::size_t>(in.gcount()));
+    if (text.size() > kMaxPemFileBytes) {
+      return InvalidArgumentError("telemetry." + key + " " + path + ": larger than 1 MiB, not a PEM file");
+    }
+  }
+  if (text.find("-----BEGIN ") == std::string::npos) {
+    return InvalidArgumentError("telemetry." + key + " " + path + ": not a PEM file (no -----BEGIN line)");
+  }
+  return text;
+}
+
+bool IsLoopback(const std::string& host) {
+  return host == "localhost" || host == "::1" || host.starts_with("127.");
+}
+
 }  // namespace
 
 IngestMetrics::IngestMetrics(Metrics* registry)
     : requests(registry, "pwrcell_ingest_requests_total",
                "Requests to the telemetry ingest endpoint, by HTTP response status.", {"status"}),
+      firehose_requests(registry, "pwrcell_ingest_firehose_requests_total",
+                        "Amazon Data Firehose deliveries to POST /v1/firehose, by HTTP response status (also "
+                        "counted in pwrcell_ingest_requests_total).",
+                        {"status"}),
+      refused(registry, "pwrcell_ingest_refused_total",
+              "Ingest requests refused 401 for their access key: endpoint = telemetry (X-Api-Key / Bearer) or "
+              "firehose (X-Amz-Firehose-Access-Key); reason = missing_key or wrong_key.",
+              {"endpoint", "reason"}),
       records(registry, "pwrcell_records_total",
               "Telemetry records by outcome: received = offered to HTTP ingest, rejected = refused there "
               "(invalid base64 or not a decodable EnergyRecordSet).",
               {"outcome"}) {}
 
-IngestServer::IngestServer(config::TelemetryConfig config, RecordSink sink, Metrics& metrics)
-    : config_(std::move(config)), sink_(std::move(sink)), metrics_(&metrics) {
+IngestServer::IngestServer(config::TelemetryConfig config, RecordSink sink, Metrics& metrics,
+                           ports::SecretStore* secrets)
+    : config_(std::move(config)), sink_(std::move(sink)), metrics_(&metrics), secrets_(secrets) {
   const auto max_body_bytes = static_cast<std::size_t>(std::max(config_.max_body_bytes, 0));
   listener_ = std::make_unique<Listener>(Listener::Options{
       .name = "ingest",
@@ -157,19 +282,42 @@ IngestServer::IngestServer(config::TelemetryConfig config, RecordSink sink, Metr
       .body_timeout = std::chrono::seconds(60),
   });
 
-  listener_->SetResponseObserver([this](const httplib::Request&, const httplib::Response& res) {
-    metrics_.requests.Increment({std::to_string(res.status)});
+  listener_->SetResponseObserver([this](const httplib::Request& req, const httplib::Response& res) {
+    const std::string status = std::to_string(res.status);
+    metrics_.requests.Increment({status});
+    if (req.path == kFirehosePath) metrics_.firehose_requests.Increment({status});
   });
+  // Firehose reads every answer as {"requestId", "timestamp", "errorMessage"}, also the ones the
+  // listener makes itself (413 at the headers, 405, 503 while stopping).
+  listener_->SetErrorReply(
+      [](const httplib::Request& req, httplib::Response& res, int status, const std::string& message) {
+        if (req.path == kFirehosePath) {
+          ReplyJson(res, status, FirehoseAnswer(req.get_header_value(kFirehoseRequestIdHeader), NowMillis(), message));
+        } else {
+          ReplyError(res, status, message);
+        }
+      });
 
   listener_->Post(kTelemetryPath, [this, max_body_bytes](const httplib::Request& req, httplib::Response& res,
                                                          const httplib::ContentReader& reader) {
+    if (access_key_) {
+      const AccessKey::Verdict verdict = access_key_->Check(PresentedApiKey(req));
+      if (verdict != AccessKey::Verdict::kAccepted) {
+        metrics_.refused.Increment({"telemetry", ReasonLabel(verdict)});
+        res.set_header("WWW-Authenticate", "Bearer realm=\"pwrcell-ingest\"");
+        ReplyError(res, 401,
+                   verdict == AccessKey::Verdict::kMissing
+                       ? "an access key is required: send it as X-Api-Key or Authorization: Bearer"
+                       : "invalid access key");
+        return;
+      }
+    }
     std::optional<std::string> body = ReadBody(req, res, reader, max_body_bytes);
     if (!body) return;
 
     std::vector<OfferedRecord> offered;
-    const std::string encoding = MediaType(req.get_header_value("Content-Encoding"));
-    if (!encoding.empty() && encoding != "identity") {
-      ReplyError(res, 415, "unsupported Content-Encoding \"" + encoding + "\": send the body uncompressed");
+    if (std::optional<Refusal> refusal = DecodeContentEncoding(req, *body, max_body_bytes)) {
+      ReplyError(res, refusal->status, refusal->message);
       return;
     }
     const std::string type = MediaType(req.get_header_value("Content-Type"));
@@ -190,20 +338,9 @@ IngestServer::IngestServer(config::TelemetryConfig config, RecordSink sink, Metr
       return;
     }
 
-    std::vector<std::string> accepted;
-    json rejected = json::array();
-    for (std::size_t i = 0; i < offered.size(); ++i) {
-      OfferedRecord& record = offered[i];
-      if (record.error.empty()) {
-        Result<ces::v1::EnergyRecordSet> decoded = domain::DecodeRecordSet(record.bytes);
-        if (decoded.ok()) {
-          accepted.push_back(std::move(record.bytes));
-          continue;
-        }
-        record.error = decoded.status().message();
-      }
-      rejected.push_back({{"index", i}, {"error", record.error}});
-    }
+    Triage triage = TriageRecords(offered);
+    std::vector<std::string>& accepted = triage.accepted;
+    json& rejected = triage.rejected;
     metrics_.records.Increment({"received"}, static_cast<double>(offered.size()));
     if (!rejected.empty()) {
       metrics_.records.Increment({"rejected"}, static_cast<double>(rejected.size()));
@@ -227,6 +364,76 @@ IngestServer::IngestServer(config::TelemetryConfig config, RecordSink sink, Metr
     }
     ReplyJson(res, 200, json{{"accepted", accepted.size()}, {"rejected", std::move(rejected)}});
   });
+
+  listener_->Post(kFirehosePath, [this, max_body_bytes](const httplib::Request& req, httplib::Response& res,
+                                                        const httplib::ContentReader& reader) {
+    // The header's id until the body's is known (Firehose sends the same in both).
+    std::string request_id = req.get_header_value(kFirehoseRequestIdHeader);
+    const auto answer = [&](int status, const std::string& error) {
+      ReplyJson(res, status, FirehoseAnswer(request_id, NowMillis(), error));
+      if (status != 200) spdlog::info("ingest: Firehose delivery {} answered {}: {}", request_id, status, error);
+    };
+    if (!firehose_access_key_) {
+      answer(404, "Firehose delivery is not enabled on this adapter (telemetry.firehose_access_key_secret)");
+      return;
+    }
+    const AccessKey::Verdict verdict = firehose_access_key_->Check(req.get_header_value(kFirehoseAccessKeyHeader));
+    if (verdict != AccessKey::Verdict::kAccepted) {
+      metrics_.refused.Increment({"firehose", ReasonLabel(verdict)});
+      answer(401, verdict == AccessKey::Verdict::kMissing ? "no X-Amz-Firehose-Access-Key"
+                                                          : "invalid X-Amz-Firehose-Access-Key");
+      return;
+    }
+    std::string body;
+    {
+      std::optional<std::string> read = ReadBody(req, res, reader, max_body_bytes);
+      if (!read) {
+        answer(res.status, "request body larger than " + std::to_string(max_body_bytes) + " bytes or unreadable");
+        return;
+      }
+      body = std::move(*read);
+    }
+    if (std::optional<Refusal> refusal = DecodeContentEncoding(req, body, max_body_bytes)) {
+      answer(refusal->status, refusal->message);
+      return;
+    }
+    Result<FirehoseDelivery> delivery = ParseFirehoseDelivery(body);
+    if (!delivery.ok()) {
+      answer(400, delivery.status().message());
+      return;
+    }
+    if (!delivery->request_id.empty()) request_id = delivery->request_id;
+
+    std::vector<OfferedRecord> offered;
+    offered.reserve(delivery->records.size());
+    for (std::string& bytes : delivery->records) offered.push_back({std::move(bytes), ""});
+    Triage triage = TriageRecords(offered);
+    metrics_.records.Increment({"received"}, static_cast<double>(offered.size()));
+    if (!triage.rejected.empty()) {
+      metrics_.records.Increment({"rejected"}, static_cast<double>(triage.rejected.size()));
+      // Logged in full (index and reason of each) so that a poison record can be found in the
+      // stream: the delivery is answered 200, so Firehose keeps no copy of it.
+      spdlog::warn("ingest: Firehose delivery {}: rejected {} of {} records: {}", request_id, triage.rejected.size(),
+                   offered.size(), triage.rejected.dump(-1, ' ', false, json::error_handler_t::replace));
+    }
+    if (!triage.accepted.empty()) {
+      const Status stored = CallSink(sink_, triage.accepted);
+      if (!stored.ok()) {
+        spdlog::warn("ingest: Firehose delivery {}: could not store {} records: {}", request_id, triage.accepted.size(),
+                     stored.ToString());
+        if (stored.IsRetryable()) {
+          res.set_header("Retry-After", "1");
+          answer(503, "records not stored, retry: " + stored.ToString());
+        } else {
+          answer(500, "records not stored: " + stored.ToString());
+        }
+        return;
+      }
+    }
+    spdlog::info("ingest: Firehose delivery {}: {} records stored, {} rejected", request_id, triage.accepted.size(),
+                 triage.rejected.size());
+    answer(200, "");
+  });
 }
 
 IngestServer::~IngestServer() {
@@ -234,7 +441,40 @@ IngestServer::~IngestServer() {
 }
 
 Status IngestServer::Start() {
-  return listener_->Start(config_.listen);
+  if (listener_->port() != 0) return FailedPreconditionError("ingest server already started");
+  const auto load_key = [this](const std::string& key, const std::string& secret_id,
+                               std::unique_ptr<AccessKey>& into) -> Status {
+    if (secret_id.empty()) return Status::Ok();
+    if (secrets_ == nullptr) {
+      return FailedPreconditionError("telemetry." + key + " is set but the ingest server has no secret store");
+    }
+    auto access_key = std::make_unique<AccessKey>(*secrets_, secret_id);
+    PWRCELL_RETURN_IF_ERROR(access_key->Load().WithContext("telemetry." + key));
+    into = std::move(access_key);
+    return Status::Ok();
+  };
+  PWRCELL_RETURN_IF_ERROR(load_key("access_key_secret", config_.access_key_secret, access_key_));
+  PWRCELL_RETURN_IF_ERROR(
+      load_key("firehose_access_key_secret", config_.firehose_access_key_secret, firehose_access_key_));
+  if (!config_.tls_cert_file.empty() || !config_.tls_key_file.empty()) {
+    Result<std::string> certificate = ReadPemFile("tls_cert_file", config_.tls_cert_file);
+    if (!certificate.ok()) return certificate.status();
+    Result<std::string> private_key = ReadPemFile("tls_key_file", config_.tls_key_file);
+    if (!private_key.ok()) return private_key.status();
+    listener_->UseTls(std::move(certificate).value(), std::move(private_key).value());
+  }
+  PWRCELL_RETURN_IF_ERROR(listener_->Start(config_.listen));
+  if ((access_key_ || firehose_access_key_) && !listener_->tls() && !IsLoopback(config_.listen.host)) {
+    spdlog::warn(
+        "ingest: access keys travel in clear text to {}: set telemetry.tls_cert_file and tls_key_file, or "
+        "terminate TLS in front of the adapter",
+        config_.listen.ToString());
+  }
+  if (firehose_access_key_) {
+    spdlog::info("ingest: Firehose delivery enabled on {} (access key secret {})", kFirehosePath,
+                 firehose_access_key_->secret_id());
+  }
+  return Status::Ok();
 }
 
 void IngestServer::Stop() {

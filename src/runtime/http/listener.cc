@@ -100,14 +100,6 @@ int BoundPort(int fd) {
   return 0;
 }
 
-void LogFromMhd(void* cls, const char* format, va_list args) {
-  char line[512];
-  std::vsnprintf(line, sizeof(line), format, args);
-  std::string text(line);
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-  spdlog::debug("{} server: libmicrohttpd: {}", static_cast<const Listener::Options*>(cls)->name, text);
-}
-
 }  // namespace
 
 void ReplyJson(httplib::Response& res, int status, const nlohmann::json& body) {
@@ -160,6 +152,17 @@ struct Listener::Exchange {
 
 // libmicrohttpd's C callbacks; `cls` is the Listener.
 struct Listener::Callbacks {
+  static void LogFromMhd(void* cls, const char* format, va_list args) {
+    auto& self = *static_cast<Listener*>(cls);
+    char line[512];
+    std::vsnprintf(line, sizeof(line), format, args);
+    std::string text(line);
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+    spdlog::debug("{} server: libmicrohttpd: {}", self.options_.name, text);
+    std::lock_guard lock(self.log_mutex_);
+    self.last_log_ = std::move(text);
+  }
+
   static void SetPhase(Listener& self, MHD_Connection* mhd, Connection::Phase phase) {
     const MHD_ConnectionInfo* info = MHD_get_connection_info(mhd, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     if (info == nullptr || info->socket_context == nullptr) return;
@@ -255,7 +258,7 @@ struct Listener::Callbacks {
 
   // Answers `status` with {"error": message} from the MHD thread, without a handler.
   static MHD_Result Refuse(Listener& self, Exchange& exchange, int status, const std::string& message) {
-    ReplyError(exchange.response, status, message);
+    self.ReplyServerError(exchange.request, exchange.response, status, message);
     if (status == 503) exchange.response.set_header("Retry-After", "1");
     self.Observe(exchange.request, exchange.response);
     return Respond(self, exchange);
@@ -362,6 +365,24 @@ void Listener::SetResponseObserver(ResponseObserver observer) {
   observer_ = std::move(observer);
 }
 
+void Listener::SetErrorReply(ErrorReply reply) {
+  error_reply_ = std::move(reply);
+}
+
+void Listener::UseTls(std::string certificate_pem, std::string private_key_pem) {
+  tls_certificate_pem_ = std::move(certificate_pem);
+  tls_private_key_pem_ = std::move(private_key_pem);
+}
+
+void Listener::ReplyServerError(const httplib::Request& req, httplib::Response& res, int status,
+                                const std::string& message) const {
+  if (error_reply_) {
+    error_reply_(req, res, status, message);
+  } else {
+    ReplyError(res, status, message);
+  }
+}
+
 std::size_t Listener::open_connections() const {
   std::lock_guard lock(connections_mutex_);
   return connections_.size();
@@ -404,10 +425,11 @@ void Listener::Serve(Exchange& exchange) {
     req.matches = {};
     const std::string allowed = AllowedMethods(req.path);
     if (allowed.empty()) {
-      ReplyError(res, 404, "no such path: " + req.path);
+      ReplyServerError(req, res, 404, "no such path: " + req.path);
     } else {
       res.set_header("Allow", allowed);
-      ReplyError(res, 405, "method " + req.method + " not allowed on " + req.path + " (allowed: " + allowed + ")");
+      ReplyServerError(req, res, 405,
+                       "method " + req.method + " not allowed on " + req.path + " (allowed: " + allowed + ")");
     }
   } else {
     try {
@@ -426,11 +448,11 @@ void Listener::Serve(Exchange& exchange) {
     } catch (const std::exception& e) {
       spdlog::error("{} server: {} {} failed: {}", options_.name, req.method, req.path, e.what());
       res = httplib::Response();
-      ReplyError(res, 500, "internal error");
+      ReplyServerError(req, res, 500, "internal error");
     } catch (...) {
       spdlog::error("{} server: {} {} failed: unknown exception", options_.name, req.method, req.path);
       res = httplib::Response();
-      ReplyError(res, 500, "internal error");
+      ReplyServerError(req, res, 500, "internal error");
     }
   }
   Observe(req, res);
@@ -491,6 +513,11 @@ void Listener::RunReaper() {
 
 Status Listener::Start(const config::ListenAddress& address) {
   if (started_) return FailedPreconditionError(options_.name + " server already started");
+  if (tls() && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+    return FailedPreconditionError(options_.name +
+                                   " server: this libmicrohttpd was built without TLS support: serve plain HTTP "
+                                   "behind a TLS proxy instead");
+  }
   started_ = true;
 
   int bind_errno = 0;
@@ -520,7 +547,7 @@ Status Listener::Start(const config::ListenAddress& address) {
   reaper_ = std::thread([this] { RunReaper(); });
 
   std::vector<MHD_OptionItem> mhd_options = {
-      {MHD_OPTION_EXTERNAL_LOGGER, reinterpret_cast<intptr_t>(&LogFromMhd), &options_},
+      {MHD_OPTION_EXTERNAL_LOGGER, reinterpret_cast<intptr_t>(&Callbacks::LogFromMhd), this},
       {MHD_OPTION_LISTEN_SOCKET, listen_fd_, nullptr},
       {MHD_OPTION_CONNECTION_LIMIT, static_cast<intptr_t>(max_connections + kAcceptSlack * io_threads), nullptr},
       {MHD_OPTION_PER_IP_CONNECTION_LIMIT, static_cast<intptr_t>(options_.max_connections_per_ip), nullptr},
@@ -534,10 +561,19 @@ Status Listener::Start(const config::ListenAddress& address) {
       {MHD_OPTION_NOTIFY_COMPLETED, reinterpret_cast<intptr_t>(&Callbacks::OnCompleted), this},
   };
   if (io_threads > 1) mhd_options.push_back({MHD_OPTION_THREAD_POOL_SIZE, io_threads, nullptr});
+  unsigned int flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+  if (tls()) {
+    flags |= MHD_USE_TLS;
+    // The strings stay alive in this object for as long as the daemon runs.
+    mhd_options.push_back({MHD_OPTION_HTTPS_MEM_CERT, 0, const_cast<char*>(tls_certificate_pem_.c_str())});
+    mhd_options.push_back({MHD_OPTION_HTTPS_MEM_KEY, 0, const_cast<char*>(tls_private_key_pem_.c_str())});
+    // GnuTLS's defaults, without the protocol versions before TLS 1.2.
+    mhd_options.push_back(
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, const_cast<char*>("NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2")});
+  }
   mhd_options.push_back({MHD_OPTION_END, 0, nullptr});
 
-  daemon_ = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0,
-                             &Callbacks::OnAccept, this, &Callbacks::OnRequest, this, MHD_OPTION_ARRAY,
+  daemon_ = MHD_start_daemon(flags, 0, &Callbacks::OnAccept, this, &Callbacks::OnRequest, this, MHD_OPTION_ARRAY,
                              mhd_options.data(), MHD_OPTION_END);
   if (daemon_ == nullptr) {
     close(listen_fd_);
@@ -555,13 +591,24 @@ Status Listener::Start(const config::ListenAddress& address) {
     }
     reaper_wake_.notify_all();
     reaper_.join();
-    return UnavailableError("cannot start the " + options_.name + " server on " + address.ToString());
+    std::string reason;
+    {
+      std::lock_guard lock(log_mutex_);
+      reason = last_log_;
+    }
+    if (tls()) {
+      return InvalidArgumentError("cannot start the " + options_.name + " server on " + address.ToString() +
+                                  " with TLS (check the certificate and key files): " +
+                                  (reason.empty() ? std::string("libmicrohttpd refused them") : reason));
+    }
+    return UnavailableError("cannot start the " + options_.name + " server on " + address.ToString() +
+                            (reason.empty() ? std::string() : ": " + reason));
   }
   port_ = BoundPort(listen_fd_);
   config::ListenAddress bound_address = address;
   bound_address.port = static_cast<std::uint16_t>(port_);
-  spdlog::info("{} server listening on {} ({} I/O threads, {} workers, at most {} connections)", options_.name,
-               bound_address.ToString(), io_threads, workers_.size(), max_connections);
+  spdlog::info("{} server listening on {} ({}, {} I/O threads, {} workers, at most {} connections)", options_.name,
+               bound_address.ToString(), tls() ? "HTTPS" : "HTTP", io_threads, workers_.size(), max_connections);
   return Status::Ok();
 }
 

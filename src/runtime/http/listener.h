@@ -16,6 +16,9 @@
 // `header_timeout` from the request line to the end of the headers (a slowloris), then
 // `body_timeout` for the body. A connection past its deadline is shut down.
 //
+// TLS (UseTls): the same server speaks HTTPS only, through libmicrohttpd's GnuTLS support, TLS
+// 1.2 and 1.3, from a PEM certificate chain and key held in memory.
+//
 // Lifecycle: register routes, Start() once, Stop() (also from the destructor). Not restartable.
 // Thread-safety: Start() and Stop() are called by the owner, not concurrently with each other;
 // route handlers run on the worker threads, several at once.
@@ -87,6 +90,13 @@ class Listener {
   // libmicrohttpd refused as malformed, whose method and path are then unknown).
   using ResponseObserver = std::function<void(const httplib::Request&, const httplib::Response&)>;
 
+  // Makes the body of an error answer the server makes itself (404, 405, 413, 503 while
+  // stopping, 500 after a handler threw), for paths whose clients expect a shape of their own;
+  // the default is ReplyError's {"error": message}. Called with whatever is known of the request
+  // (at least its path and headers, except for a request libmicrohttpd refused as malformed).
+  using ErrorReply =
+      std::function<void(const httplib::Request& req, httplib::Response& res, int status, const std::string& message)>;
+
   explicit Listener(Options options);
   ~Listener();
   Listener(const Listener&) = delete;
@@ -100,11 +110,17 @@ class Listener {
   // received in full, within max_body_bytes, before the handler runs).
   void Post(const std::string& pattern, httplib::Server::HandlerWithContentReader handler);
   void SetResponseObserver(ResponseObserver observer);
+  void SetErrorReply(ErrorReply reply);
+  // Serve HTTPS with this PEM certificate chain (server certificate first) and PEM private key;
+  // only before Start(). Start() fails when libmicrohttpd was built without TLS or refuses them.
+  void UseTls(std::string certificate_pem, std::string private_key_pem);
+  bool tls() const { return !tls_certificate_pem_.empty(); }
 
   // Binds `address` (port 0: a free port), listens and starts the event loop; returns once it
   // runs. Errors: kUnavailable "cannot listen on <host:port>: <reason>" (address in use, not
   // available, permission denied, unresolvable host) or when the event loop cannot start;
-  // kFailedPrecondition when called twice.
+  // kFailedPrecondition when called twice, or with TLS when this libmicrohttpd has no TLS
+  // support; kInvalidArgument when libmicrohttpd refuses the TLS certificate or key (its reason).
   Status Start(const config::ListenAddress& address);
 
   // Stops accepting, lets the requests whose handler runs finish and their answers go out
@@ -135,6 +151,8 @@ class Listener {
   // Runs the matching handler, or makes the 404 / 405 / 500 answer. On a worker thread.
   void Serve(Exchange& exchange);
   void Observe(const httplib::Request& req, const httplib::Response& res) const;
+  void ReplyServerError(const httplib::Request& req, httplib::Response& res, int status,
+                        const std::string& message) const;
   void RunWorker();
   void RunReaper();
   void Enqueue(std::function<void()> task);
@@ -142,6 +160,12 @@ class Listener {
   Options options_;
   std::vector<Route> routes_;
   ResponseObserver observer_;
+  ErrorReply error_reply_;
+  std::string tls_certificate_pem_;
+  std::string tls_private_key_pem_;
+  // libmicrohttpd's last log line (its reason when the daemon does not start).
+  mutable std::mutex log_mutex_;
+  std::string last_log_;  // guarded by log_mutex_
   int port_ = 0;
   bool started_ = false;
   std::size_t max_connections_ = 0;  // options_.max_connections within RLIMIT_NOFILE; set by Start()

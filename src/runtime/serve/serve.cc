@@ -187,7 +187,7 @@ struct ServeApp::Parts {
                     metrics),
         simulated(context, config.simulated.record_interval_s, [this](const auto& records) { return Ingest(records); }),
         ingest_server(
-            config.telemetry, [this](const auto& records) { return Ingest(records); }, metrics),
+            config.telemetry, [this](const auto& records) { return Ingest(records); }, metrics, &secrets),
         admin_server(config.admin, *store.devices, metrics, MakeAdminHooks()) {
     // HTTP ingest (and replay) is a push source: it cannot see what its senders still hold, so it
     // reports no lag and the startup grace lasts offline_timeout from start (SPEC section 4).
@@ -414,7 +414,8 @@ Status ServeApp::Start() {
     spdlog::info("serve: telemetry from Kinesis stream {} (owner {})", config.aws.telemetry_stream,
                  p.kinesis->options().owner_id);
   }
-  spdlog::info("serve: telemetry ingest on http://{}:{}/v1/telemetry", config.telemetry.listen.host,
+  spdlog::info("serve: telemetry ingest on {}://{}:{}/v1/telemetry",
+               config.telemetry.tls_cert_file.empty() ? "http" : "https", config.telemetry.listen.host,
                p.ingest_server.port());
   spdlog::info("serve: admin API on http://{}:{}/ (healthz, readyz, metrics, api/devices)", config.admin.listen.host,
                p.admin_server.port());

@@ -658,5 +658,123 @@ class FleetSimHttpSinkTest(unittest.TestCase):
         self.assertIn("0 delivered, 0 rejected, 3 not delivered", err)
 
 
+class FakeKinesis(http.server.BaseHTTPRequestHandler):
+    """A Kinesis endpoint (JSON 1.1 protocol) for the kinesis sink: DescribeStreamSummary of
+    `server.stream`; PutRecords stores the records and fails what `server.plan` says: per call, in
+    order, either "throttle" (the whole call: ProvisionedThroughputExceededException), an int n
+    (the first n entries fail with ProvisionedThroughputExceededException, FailedRecordCount = n),
+    "refuse_first" (the first entry fails for good with a KMS error) or "ok"."""
+
+    def answer(self, code, body):
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/x-amz-json-1.1")
+        self.send_header("x-amzn-RequestId", "fake-request")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self):
+        server = self.server
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        target = self.headers.get("X-Amz-Target", "")
+        with server.lock:
+            server.auth.append(self.headers.get("Authorization", ""))
+            if target == "Kinesis_20131202.DescribeStreamSummary":
+                if body.get("StreamName") != server.stream:
+                    return self.answer(400, {"__type": "ResourceNotFoundException", "message": "Stream not found"})
+                return self.answer(200, {"StreamDescriptionSummary": {"StreamName": server.stream,
+                                                                      "StreamStatus": "ACTIVE", "OpenShardCount": 1}})
+            if target != "Kinesis_20131202.PutRecords":
+                return self.answer(400, {"__type": "UnknownOperationException", "message": target})
+            records = body["Records"]
+            server.calls.append(len(records))
+            step = server.plan.pop(0) if server.plan else "ok"
+            if step == "throttle":
+                return self.answer(400, {"__type": "ProvisionedThroughputExceededException", "message": "slow down"})
+            failing = step if isinstance(step, int) else 0
+            results = []
+            for i, record in enumerate(records):
+                if i < failing:
+                    results.append({"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "busy"})
+                elif i == 0 and step == "refuse_first":
+                    results.append({"ErrorCode": "KMSAccessDeniedException", "ErrorMessage": "no key"})
+                else:
+                    server.stored.append((record["PartitionKey"], base64.b64decode(record["Data"], validate=True)))
+                    results.append({"SequenceNumber": str(len(server.stored)), "ShardId": "shardId-000000000000"})
+            return self.answer(200, {"FailedRecordCount": sum(1 for r in results if "ErrorCode" in r),
+                                     "Records": results})
+
+    def log_message(self, *args):
+        pass
+
+
+class FleetSimKinesisSinkTest(unittest.TestCase):
+    """The kinesis sink against a fake endpoint that can fail entries (moto never does)."""
+
+    def start_kinesis(self, plan):
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeKinesis)
+        server.lock = threading.Lock()
+        server.stream, server.plan = "telemetry", list(plan)
+        server.calls, server.stored, server.auth = [], [], []
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
+        return server
+
+    def run_sink(self, server, systems, stream="telemetry", duration="300"):
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        path = os.path.join(tmp.name, "s.toml")
+        with open(path, "w") as f:
+            f.write(SCENARIO.split("[[fault]]")[0].replace("systems = 12", f"systems = {systems}"))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update({"AWS_ENDPOINT_URL_KINESIS": f"http://127.0.0.1:{server.server_address[1]}",
+                    "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_REGION": "eu-west-1"})
+        return run("--scenario", path, "--sink", f"kinesis:{stream}", "--speed", "1e7", "--duration", duration,
+                   env=env)
+
+    def test_failed_entries_and_throttled_calls_are_sent_again_until_all_are_stored(self):
+        server = self.start_kinesis(["throttle", 7, "ok", 500])
+        result = self.run_sink(server, 700)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("1400 delivered, 0 rejected, 0 not delivered", result.stderr)
+        self.assertIn("7 of 500 entries failed (ProvisionedThroughputExceededException", result.stderr)
+        # Batches of at most 500: the throttled call sent again whole, then only the 7 failed entries
+        # of the partial failure, and the batch of 200 whose every entry failed sent again whole.
+        self.assertEqual(server.calls, [500, 500, 7, 200, 200, 500, 200])
+        self.assertEqual(len(server.stored), 1400)
+        self.assertEqual(len(set(server.stored)), 1400)  # every record once: none lost, none twice
+        self.assertEqual(len({key for key, _ in server.stored}), 700)  # partition key = systemId
+        self.assertTrue(all(a.startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/") and "/eu-west-1/kinesis/" in a
+                            for a in server.auth))
+
+    def test_an_entry_refused_for_good_is_counted_and_fails_the_run(self):
+        server = self.start_kinesis(["refuse_first"])
+        result = self.run_sink(server, 3)
+        self.assertEqual(result.returncode, 1, result.stderr)
+        self.assertIn("REJECTED 1 record of system", result.stderr)
+        self.assertIn("KMSAccessDeniedException", result.stderr)
+        self.assertIn("5 delivered, 1 rejected, 0 not delivered", result.stderr)
+
+    def test_a_missing_stream_is_a_usage_error(self):
+        server = self.start_kinesis([])
+        result = self.run_sink(server, 3, stream="nope")
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertIn("ResourceNotFoundException", result.stderr)
+        self.assertEqual(server.calls, [])
+
+    def test_missing_aws_environment_is_a_usage_error(self):
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        path = os.path.join(tmp.name, "s.toml")
+        with open(path, "w") as f:
+            f.write(SCENARIO.split("[[fault]]")[0])
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        result = run("--scenario", path, "--sink", "kinesis:telemetry", "--duration", "300", env=env)
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertIn("AWS_", result.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()

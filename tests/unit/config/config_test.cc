@@ -38,6 +38,13 @@ std::string ReadText(const std::string& path) {
   return out.str();
 }
 
+// The default configuration, as a named object: GCC 12 at -O2 misreports the strings of a
+// Config{} temporary as maybe-uninitialized (-Wmaybe-uninitialized) once the struct grew.
+const Config& Defaults() {
+  static const Config defaults;
+  return defaults;
+}
+
 std::string ExamplePath() {
   return std::string(PWRCELL_SOURCE_DIR) + "/deployment_example.toml";
 }
@@ -74,6 +81,10 @@ TEST(ConfigDefaults, EveryDefaultIsTheDocumentedOne) {
   EXPECT_EQ(c.storage.path, "pwrcell-adapter.db");
   EXPECT_EQ(c.telemetry.listen, (ListenAddress{"127.0.0.1", 8070}));
   EXPECT_EQ(c.telemetry.max_body_bytes, 5242880);
+  EXPECT_EQ(c.telemetry.access_key_secret, "");           // open, as before access keys existed
+  EXPECT_EQ(c.telemetry.firehose_access_key_secret, "");  // /v1/firehose off
+  EXPECT_EQ(c.telemetry.tls_cert_file, "");               // plain HTTP
+  EXPECT_EQ(c.telemetry.tls_key_file, "");
   EXPECT_EQ(c.admin.listen, (ListenAddress{"127.0.0.1", 8071}));
   EXPECT_EQ(c.simulated.record_interval_s, 5min);
 }
@@ -81,25 +92,25 @@ TEST(ConfigDefaults, EveryDefaultIsTheDocumentedOne) {
 TEST(ConfigDefaults, AnEmptyFileGivesTheDefaults) {
   const auto c = Load("");
   ASSERT_TRUE(c.ok()) << c.status().ToString();
-  EXPECT_EQ(*c, Config{});
+  EXPECT_EQ(*c, Defaults());
 }
 
 TEST(ConfigDefaults, EmptySectionsGiveTheDefaults) {
   const auto c = Load("[adapter]\n[concerto]\n[ces]\n[schedule]\n[liveness]\n[queues]\n[secrets]\n[storage]\n");
   ASSERT_TRUE(c.ok()) << c.status().ToString();
-  EXPECT_EQ(*c, Config{});
+  EXPECT_EQ(*c, Defaults());
 }
 
 TEST(ConfigExample, LoadsAndEqualsTheDefaults) {
   const auto c = LoadConfigFile(ExamplePath(), EmptyEnvironment());
   ASSERT_TRUE(c.ok()) << c.status().ToString();
-  EXPECT_EQ(*c, Config{});
+  EXPECT_EQ(*c, Defaults());
 }
 
 TEST(ConfigExample, SetsEveryKeyAndNamesEveryEnvironmentVariable) {
   const std::string text = ReadText(ExamplePath());
   const toml::table example = toml::parse(text, std::string_view(ExamplePath()));
-  ASSERT_EQ(Keys().size(), 32u);
+  ASSERT_EQ(Keys().size(), 36u);
   for (const KeyInfo& key : Keys()) {
     EXPECT_TRUE(example.at_path(key.section + "." + key.key)) << key.section << "." << key.key;
     EXPECT_THAT(text, HasSubstr(key.env_var));
@@ -288,6 +299,32 @@ TEST(ConfigFile, SameListenAddressTwiceIsRejected) {
   EXPECT_TRUE(Load("[admin]\nlisten = \"127.0.0.1:0\"\n[telemetry]\nlisten = \"127.0.0.1:0\"\n").ok());
 }
 
+TEST(ConfigFile, OptionalStringsTakeEmptyAndAnyTextButNotOtherTypes) {
+  const auto c = Load(
+      "[telemetry]\naccess_key_secret = \"IngestKey\"\nfirehose_access_key_secret = \"\"\n"
+      "tls_cert_file = \"/etc/c.pem\"\ntls_key_file = \"/etc/k.pem\"\n");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->telemetry.access_key_secret, "IngestKey");
+  EXPECT_EQ(c->telemetry.firehose_access_key_secret, "");
+  EXPECT_EQ(c->telemetry.tls_cert_file, "/etc/c.pem");
+  EXPECT_EQ(Error("[telemetry]\nfirehose_access_key_secret = 5\n"),
+            "deployment.toml:2: telemetry.firehose_access_key_secret = 5: expected a string (\"\" for none)");
+  // An environment variable set to "" turns a key from the file off again.
+  const auto off = Load("[telemetry]\naccess_key_secret = \"IngestKey\"\n",
+                        MapEnvironment({{"PWRCELL_TELEMETRY_ACCESS_KEY_SECRET", ""}}));
+  ASSERT_TRUE(off.ok()) << off.status().ToString();
+  EXPECT_EQ(off->telemetry.access_key_secret, "");
+}
+
+TEST(ConfigFile, TlsNeedsBothTheCertificateAndTheKey) {
+  EXPECT_EQ(Error("[telemetry]\ntls_cert_file = \"/etc/c.pem\"\n"),
+            "deployment.toml: telemetry.tls_cert_file is set but telemetry.tls_key_file is not: expected both "
+            "(HTTPS) or neither (plain HTTP)");
+  EXPECT_EQ(Error("", MapEnvironment({{"PWRCELL_TELEMETRY_TLS_KEY_FILE", "/etc/k.pem"}})),
+            "deployment.toml: telemetry.tls_key_file is set but telemetry.tls_cert_file is not: expected both "
+            "(HTTPS) or neither (plain HTTP)");
+}
+
 TEST(ConfigEnvironment, OverridesWinOverTheFile) {
   const auto c = Load("[concerto]\ntimeout_s = 20\nroot_url = \"http://file:1\"\n",
                       MapEnvironment({{"PWRCELL_CONCERTO_TIMEOUT_S", "10"}, {"ConcertoRootUrl", "https://env:2/"}}));
@@ -358,6 +395,10 @@ TEST(ConfigEnvironment, EveryKeyHasAGenericVariable) {
       {"PWRCELL_STORAGE_PATH", "/var/lib/a.db"},
       {"PWRCELL_TELEMETRY_LISTEN", "0.0.0.0:22"},
       {"PWRCELL_TELEMETRY_MAX_BODY_BYTES", "23"},
+      {"PWRCELL_TELEMETRY_ACCESS_KEY_SECRET", "IngestKey"},
+      {"PWRCELL_TELEMETRY_FIREHOSE_ACCESS_KEY_SECRET", "FirehoseKey"},
+      {"PWRCELL_TELEMETRY_TLS_CERT_FILE", "/etc/pwrcell/cert.pem"},
+      {"PWRCELL_TELEMETRY_TLS_KEY_FILE", "/etc/pwrcell/key.pem"},
       {"PWRCELL_ADMIN_LISTEN", "127.0.0.1:24"},
       {"PWRCELL_SIMULATED_RECORD_INTERVAL_S", "25"},
   };
@@ -374,7 +415,13 @@ TEST(ConfigEnvironment, EveryKeyHasAGenericVariable) {
   expected.queues = {20s, 21};
   expected.secrets = {"file", "/run/secrets.json"};
   expected.storage = {"/var/lib/a.db"};
-  expected.telemetry = {{"0.0.0.0", 22}, 23};
+  // Field by field, for the same GCC 12 warning as Defaults().
+  expected.telemetry.listen = {"0.0.0.0", 22};
+  expected.telemetry.max_body_bytes = 23;
+  expected.telemetry.access_key_secret = "IngestKey";
+  expected.telemetry.firehose_access_key_secret = "FirehoseKey";
+  expected.telemetry.tls_cert_file = "/etc/pwrcell/cert.pem";
+  expected.telemetry.tls_key_file = "/etc/pwrcell/key.pem";
   expected.admin = {{"127.0.0.1", 24}};
   expected.simulated = {25s};
   EXPECT_EQ(*c, expected);
@@ -420,7 +467,7 @@ TEST(ConfigEnvironment, ProcessEnvironmentReadsTheProcess) {
 }
 
 TEST(ConfigDescribe, DefaultsAreDescribedAsToml) {
-  const std::string text = DescribeConfig(Config{});
+  const std::string text = DescribeConfig(Defaults());
   EXPECT_THAT(text, HasSubstr("effective configuration"));
   EXPECT_THAT(text, HasSubstr("[concerto]\nroot_url = \"http://127.0.0.1:8080\"\n"));
   EXPECT_THAT(text, HasSubstr("timeout_s = 30\n"));
@@ -443,8 +490,8 @@ TEST(ConfigDescribe, LoadsBackToTheSameConfig) {
   const auto back = LoadConfigString(text, "described", EmptyEnvironment());
   ASSERT_TRUE(back.ok()) << back.status().ToString() << "\n" << text;
   EXPECT_EQ(*back, c);
-  EXPECT_EQ(DescribeConfig(Config{}),
-            DescribeConfig(*LoadConfigString(DescribeConfig(Config{}), "d", EmptyEnvironment())));
+  EXPECT_EQ(DescribeConfig(Defaults()),
+            DescribeConfig(*LoadConfigString(DescribeConfig(Defaults()), "d", EmptyEnvironment())));
 }
 
 }  // namespace
