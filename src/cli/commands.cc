@@ -64,12 +64,18 @@ std::variant<std::string, int> ResolveDbPath(const StoreLocation& where, std::os
   if (where.db_path) return *where.db_path;
   std::string config_path = where.config_path.value_or("deployment.toml");
   if (!where.config_path && !std::filesystem::exists(config_path)) {
-    return config::Config{}.storage.path;
+    return config::StorageConfig{}.path;
   }
   auto cfg = config::LoadConfigFile(config_path, config::ProcessEnvironment());
   if (!cfg.ok()) {
     err << "error: " << cfg.status().message() << "\n";
     return ExitCodeFor(Step::kLoadConfig, cfg.status());
+  }
+  if (cfg->backend.kind != "embedded") {
+    err << "error: " << config_path << " keeps the store on AWS ([backend] kind = \"" << cfg->backend.kind
+        << "\"); this command reads the embedded SQLite store (--db FILE). On AWS use serve's admin API "
+           "(/api/devices, /metrics) or the AWS tools\n";
+    return kExitBadConfig;
   }
   return cfg->storage.path;
 }

@@ -116,7 +116,7 @@ std::variant<std::shared_ptr<adapters::SqliteDatabase>, int> OpenDatabase(const 
 // commands never call; the configured value is not needed.
 Result<std::unique_ptr<adapters::SqliteQueue>> OpenQueue(std::shared_ptr<adapters::SqliteDatabase> database,
                                                          const std::string& name, const ports::Clock& clock) {
-  return adapters::SqliteQueue::Create(std::move(database), name, clock, config::Config{}.queues.max_receives);
+  return adapters::SqliteQueue::Create(std::move(database), name, clock, config::QueuesConfig{}.max_receives);
 }
 
 int UnknownQueue(const std::string& name, std::ostream& err) {
