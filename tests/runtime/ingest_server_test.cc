@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "ports/queue.h"
 #include "test_records.h"
 
 namespace pwrcell::runtime::http {
@@ -303,6 +304,46 @@ TEST_F(IngestServerTest, StartOnATakenPortFailsNamingTheAddress) {
 
 TEST_F(IngestServerTest, StartTwiceIsAFailedPrecondition) {
   EXPECT_EQ(server_->Start().code(), StatusCode::kFailedPrecondition);
+}
+
+// Each record is queued as one message: a record larger than every backend's queue message
+// (ports::kMaxQueueMessageBytes, SQS's limit) is refused as a bad record, counted, never truncated.
+TEST(IngestServerRecordSizeTest, ARecordLargerThanAQueueMessageIsRejectedAndTheRestStored) {
+  Metrics metrics;
+  RecordingSink sink;
+  config::TelemetryConfig config;
+  config.listen = {"127.0.0.1", 0};
+  config.max_body_bytes = 1 << 20;
+  IngestServer server(
+      config, [&sink](const std::vector<std::string>& records) { return sink(records); }, metrics);
+  ASSERT_TRUE(server.Start().ok());
+  httplib::Client client("127.0.0.1", server.port());
+  client.set_read_timeout(10, 0);
+  // A valid record padded with an unknown length-delimited field (number 1000) past the limit.
+  std::string padding(ports::kMaxQueueMessageBytes, 'x');
+  std::string big = ValidRecordBytes("RCP-000190");
+  big += std::string("\xc2\x3e", 2);  // key: field 1000, wire type 2
+  std::size_t n = padding.size();
+  while (n >= 0x80) {
+    big += static_cast<char>((n & 0x7f) | 0x80);
+    n >>= 7;
+  }
+  big += static_cast<char>(n);
+  big += padding;
+  const std::string small = ValidRecordBytes("RCP-000191");
+  const json body = {{"records", {{{"data", Base64(big)}}, {{"data", Base64(small)}}}}};
+  httplib::Result res = client.Post("/v1/telemetry", body.dump(), "application/json");
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  EXPECT_EQ(res->status, 200) << res->body;
+  const json answer = json::parse(res->body);
+  EXPECT_EQ(answer["accepted"], 1);
+  ASSERT_EQ(answer["rejected"].size(), 1u) << answer.dump();
+  EXPECT_EQ(answer["rejected"][0]["index"], 0);
+  EXPECT_NE(answer["rejected"][0]["error"].get<std::string>().find("the largest a queue message holds"),
+            std::string::npos);
+  EXPECT_EQ(sink.stored(), std::vector<std::string>{small});
+  EXPECT_EQ(metrics.Value("pwrcell_records_total", {{"outcome", "rejected"}}), 1);
+  server.Stop();
 }
 
 TEST(IngestServerShutdownTest, StopLetsTheRequestInProgressFinishThenRefusesConnections) {

@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "domain/record_decoding.h"
+#include "ports/queue.h"
 #include "runtime/http/access_key.h"
 #include "runtime/http/base64.h"
 #include "runtime/http/firehose.h"
@@ -177,6 +178,12 @@ Triage TriageRecords(std::vector<OfferedRecord>& offered) {
   triage.accepted.reserve(offered.size());
   for (std::size_t i = 0; i < offered.size(); ++i) {
     OfferedRecord& record = offered[i];
+    if (record.error.empty() && record.bytes.size() > ports::kMaxQueueMessageBytes) {
+      // A record is queued as one message, never split or truncated: larger than a queue
+      // message can be on every backend (SQS's limit), it is refused here, counted with the rest.
+      record.error = "record of " + std::to_string(record.bytes.size()) + " bytes is larger than " +
+                     std::to_string(ports::kMaxQueueMessageBytes) + " bytes, the largest a queue message holds";
+    }
     if (record.error.empty()) {
       Result<ces::v1::EnergyRecordSet> decoded = domain::DecodeRecordSet(record.bytes);
       if (decoded.ok()) {

@@ -259,6 +259,15 @@ struct ServeApp::Parts {
     std::random_device random;
     options.owner_id = std::string(host) + ":" + std::to_string(getpid()) + ":" + std::to_string(random());
     options.poll_interval = std::min(Duration(config.liveness.record_interval_s) / 2, Duration(std::chrono::seconds(1)));
+    // A shard another process gave up (stopped) is found at the next listing, one a dead process
+    // held when its lease expires: both well inside the offline timeout, so that a process going
+    // away never makes a system look silent (30 s each with the defaults: 300 s records, 900 s
+    // timeout).
+    options.relist_interval =
+        std::clamp(Duration(config.liveness.record_interval_s), Duration(std::chrono::seconds(1)),
+                   Duration(std::chrono::seconds(30)));
+    options.lease_ttl = std::clamp(Duration(config.liveness.offline_timeout_s) / 2, Duration(std::chrono::seconds(3)),
+                                   Duration(std::chrono::seconds(30)));
     auto source = adapters::aws::KinesisSource::Open(
         std::move(options), *store.aws, *store.coordination, clock,
         [this](const adapters::aws::KinesisBatch& batch) {
