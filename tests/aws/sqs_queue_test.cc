@@ -173,13 +173,15 @@ TEST_F(SqsQueueTest, AVisibilityTimeoutIsRoundedUpToWholeSeconds) {
   ASSERT_TRUE(queue->Send("m").ok());
   const auto received_at = SteadyClock::now();
   auto first = queue->Receive(1, milliseconds(1001));  // 2 s on SQS
+  const auto answered_at = SteadyClock::now();
   ASSERT_TRUE(first.ok());
   ASSERT_EQ(first->size(), 1u);
+  // SQS started the timeout between received_at and answered_at.
   std::this_thread::sleep_until(received_at + milliseconds(1500));
   auto early = queue->Receive(1, seconds(30));
   ASSERT_TRUE(early.ok());
   EXPECT_TRUE(early->empty()) << "not visible again before the time asked for";
-  std::this_thread::sleep_until(received_at + milliseconds(2200));
+  std::this_thread::sleep_until(answered_at + milliseconds(2200));
   auto again = queue->Receive(1, seconds(30));
   ASSERT_TRUE(again.ok());
   ASSERT_EQ(again->size(), 1u);
