@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "adapters/aws/aws_client.h"
 #include "adapters/aws/kinesis_source.h"
 #include "adapters/ces/ces_client.h"
 #include "adapters/concerto/concerto_client.h"
@@ -42,6 +43,7 @@ std::map<std::string, Metrics::Declaration> Declared() {
   const processes::DeviceMetadataMetrics metadata(&registry);
   const processes::RegistrarMetrics registrar(&registry);
   const processes::SimulatedSystemsMetrics simulated(&registry);
+  const adapters::aws::AwsClientMetrics aws(&registry);
   const adapters::aws::KinesisSourceMetrics kinesis(&registry);
   std::map<std::string, Metrics::Declaration> out;
   for (auto& declaration : registry.Declarations()) out.emplace(declaration.name, declaration);
