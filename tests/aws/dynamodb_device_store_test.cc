@@ -117,6 +117,22 @@ TEST_F(DynamoDbDeviceStoreTest, ARecordLargerThanAnItemIsInvalidAndNothingIsWrit
   EXPECT_EQ(**got, stored);
 }
 
+TEST_F(DynamoDbDeviceStoreTest, AKeyThatIsNotUtf8IsInvalidNotACrash) {
+  const std::string bad = "sys-\xff";
+  auto put = store_->Put(Device(bad));
+  EXPECT_EQ(put.status().code(), StatusCode::kInvalidArgument) << put.status().ToString();
+  EXPECT_EQ(store_->Get(bad).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->FindKeyByInverterRcpn("inv-\xc3").status().code(), StatusCode::kInvalidArgument);
+  // In the record's other fields it is replaced (domain/device_json.h), as on SQLite.
+  DeviceRecord d = Device("sys-1");
+  d.name = "caf\xe9";
+  auto stored = store_->Put(d);
+  ASSERT_TRUE(stored.ok()) << stored.status().ToString();
+  auto got = store_->Get("sys-1");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ((*got)->name, "caf\xef\xbf\xbd");
+}
+
 TEST_F(DynamoDbDeviceStoreTest, AnswersOverSeveralPagesAreReadWhole) {
   // 48 records of ~350 KB on one site: ~16.8 MB, more than one BatchGetItem answer (16 MB, the
   // rest comes back as UnprocessedKeys) and many Scan pages (1 MB each).
