@@ -123,8 +123,7 @@ struct AwsConfig {
 };
 
 struct TelemetryConfig {
-  ListenAddress listen{"127.0.0.1", 8070};  // the HTTP ingest endpoint
-  int max_body_bytes = 5 * 1024 * 1024;     // also the cap on a gzip body once decompressed
+  int max_body_bytes = 5 * 1024 * 1024;  // also the cap on a gzip body once decompressed
   // Secret ids whose value is {"api_key": "..."}; "" = not set. access_key_secret guards
   // /v1/telemetry (X-Api-Key or Authorization: Bearer); firehose_access_key_secret enables
   // /v1/firehose (X-Amz-Firehose-Access-Key). See runtime/http/ingest_server.h.
@@ -133,6 +132,10 @@ struct TelemetryConfig {
   // PEM files; both set = the listener serves HTTPS, both "" = plain HTTP (one alone is invalid).
   std::string tls_cert_file;
   std::string tls_key_file;
+  // The HTTP ingest endpoint. Declared last: with it first, GCC 12 at -O2/-O3 reports the
+  // strings of a Config{} temporary as maybe-uninitialized (a false positive, -Werror) in
+  // every translation unit that makes one (src/cli, tests).
+  ListenAddress listen{"127.0.0.1", 8070};
   bool operator==(const TelemetryConfig&) const = default;
 };
 

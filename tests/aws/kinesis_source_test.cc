@@ -25,6 +25,7 @@
 #include <thread>
 
 #include "adapters/memory/memory_coordination.h"
+#include "capture_server.h"
 #include "moto.h"
 
 namespace pwrcell::adapters::aws {
@@ -120,6 +121,24 @@ class Collector {
   std::set<std::string> partition_keys_;
 };
 
+std::string Base64Encode(const std::string& bytes) {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  std::uint32_t buffer = 0;
+  int bits = 0;
+  for (const unsigned char c : bytes) {
+    buffer = (buffer << 8) | c;
+    bits += 8;
+    while (bits >= 6) {
+      bits -= 6;
+      out += kAlphabet[(buffer >> bits) & 63];
+    }
+  }
+  if (bits > 0) out += kAlphabet[(buffer << (6 - bits)) & 63];
+  while (out.size() % 4 != 0) out += '=';
+  return out;
+}
+
 // Polls `condition` every 20 ms for up to `timeout`.
 bool Eventually(const std::function<bool()>& condition, Duration timeout = std::chrono::seconds(20)) {
   const auto until = std::chrono::steady_clock::now() + timeout;
@@ -185,24 +204,6 @@ class KinesisSourceTest : public ::testing::Test {
     return (*value)->value;
   }
 
-  static std::string Base64Encode(const std::string& bytes) {
-    static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    std::uint32_t buffer = 0;
-    int bits = 0;
-    for (const unsigned char c : bytes) {
-      buffer = (buffer << 8) | c;
-      bits += 8;
-      while (bits >= 6) {
-        bits -= 6;
-        out += kAlphabet[(buffer >> bits) & 63];
-      }
-    }
-    if (bits > 0) out += kAlphabet[(buffer << (6 - bits)) & 63];
-    while (out.size() % 4 != 0) out += '=';
-    return out;
-  }
-
   AwsClient client_{MotoOptions()};
   MemoryCoordination coordination_;
   WallClock clock_;
@@ -235,6 +236,136 @@ TEST(KinesisResharding, ChildrenWaitForEveryParent) {
   // Parents trimmed past retention are no longer listed: their children are readable.
   const std::vector<KinesisShard> trimmed = {{"s3", "s1", "s2", "202", std::nullopt}};
   EXPECT_EQ(ReadableShards(trimmed, Finished{}), std::vector<std::string>{"s3"});
+}
+
+// What moto cannot show, against a fake Kinesis that answers as AWS documents: a closed shard ends
+// with an answer without NextShardIterator (its EndingSequenceNumber lies beyond its last record),
+// an expired iterator is replaced from the checkpoint, a throttled GetRecords is waited out, and
+// GetRecords on one shard is paced to at most 5 calls per second.
+TEST(KinesisSourceOnFakeAws, FollowsAwsEndOfShardExpiredIteratorsAndThrottling) {
+  const std::string prefix = "495903382714902566085596925383615710959215759891365888";
+  const std::map<std::string, std::vector<std::string>> records = {
+      {"shardId-parent", {prefix + "01", prefix + "02", prefix + "03"}},
+      {"shardId-child", {prefix + "14", prefix + "15"}}};
+  std::mutex mutex;
+  std::map<std::string, std::vector<std::chrono::steady_clock::time_point>> get_records_at;
+  std::vector<nlohmann::json> iterator_requests;
+  int parent_reads = 0;
+  int child_reads = 0;
+  const auto json_answer = [](int status, const nlohmann::json& body) {
+    return aws_test::CannedResponse{
+        status, {{"Content-Type", "application/x-amz-json-1.1"}, {"x-amzn-RequestId", "fake"}}, body.dump()};
+  };
+  aws_test::CaptureServer server([&](const aws_test::CapturedRequest& request) {
+    const std::string target = request.Header("X-Amz-Target").value_or("");
+    const nlohmann::json body = nlohmann::json::parse(request.body);
+    std::lock_guard lock(mutex);
+    if (target == "Kinesis_20131202.DescribeStreamSummary") {
+      return json_answer(200, {{"StreamDescriptionSummary", {{"StreamStatus", "ACTIVE"}, {"OpenShardCount", 1}}}});
+    }
+    if (target == "Kinesis_20131202.ListShards") {
+      return json_answer(200,
+                         {{"Shards",
+                           {{{"ShardId", "shardId-parent"},
+                             {"SequenceNumberRange",
+                              {{"StartingSequenceNumber", prefix + "00"}, {"EndingSequenceNumber", prefix + "99"}}}},
+                            {{"ShardId", "shardId-child"},
+                             {"ParentShardId", "shardId-parent"},
+                             {"SequenceNumberRange", {{"StartingSequenceNumber", prefix + "10"}}}}}}});
+    }
+    if (target == "Kinesis_20131202.GetShardIterator") {
+      iterator_requests.push_back(body);
+      const auto& shard = records.at(body["ShardId"].get<std::string>());
+      std::size_t position = 0;
+      if (body["ShardIteratorType"] == "AFTER_SEQUENCE_NUMBER") {
+        while (position < shard.size() &&
+               CompareSequenceNumbers(shard[position], body["StartingSequenceNumber"].get<std::string>()) <= 0) {
+          ++position;
+        }
+      }
+      return json_answer(200, {{"ShardIterator", body["ShardId"].get<std::string>() + "|" + std::to_string(position)}});
+    }
+    if (target == "Kinesis_20131202.GetRecords") {
+      const std::string iterator = body["ShardIterator"];
+      const std::string shard_id = iterator.substr(0, iterator.find('|'));
+      std::size_t position = std::stoul(iterator.substr(iterator.find('|') + 1));
+      get_records_at[shard_id].push_back(std::chrono::steady_clock::now());
+      if (shard_id == "shardId-parent" && ++parent_reads == 2) {
+        return json_answer(400, {{"__type", "ExpiredIteratorException"}, {"message", "Iterator expired"}});
+      }
+      if (shard_id == "shardId-child" && ++child_reads == 1) {
+        return json_answer(400, {{"__type", "ProvisionedThroughputExceededException"}, {"message", "Rate exceeded"}});
+      }
+      const auto& shard = records.at(shard_id);
+      nlohmann::json out = {{"Records", nlohmann::json::array()}};
+      const std::size_t limit = body["Limit"].get<std::size_t>();
+      for (std::size_t n = 0; position < shard.size() && n < limit; ++position, ++n) {
+        out["Records"].push_back({{"SequenceNumber", shard[position]},
+                                  {"Data", Base64Encode("data-" + shard[position].substr(prefix.size()))},
+                                  {"PartitionKey", "system"},
+                                  {"ApproximateArrivalTimestamp", 1782014400.25}});
+      }
+      out["MillisBehindLatest"] = (shard.size() - position) * 1000;
+      const bool closed = shard_id == "shardId-parent";
+      if (!(closed && position == shard.size())) out["NextShardIterator"] = shard_id + "|" + std::to_string(position);
+      return json_answer(200, out);
+    }
+    return json_answer(400, {{"__type", "UnknownOperationException"}, {"message", target}});
+  });
+
+  AwsOptions aws;
+  aws.region = "eu-west-1";
+  aws.credentials = {"AKIDEXAMPLE", "secret", ""};
+  aws.endpoints["kinesis"] = server.url();
+  aws.max_attempts = 1;  // the source's own backoff handles throttling
+  const AwsClient client(aws);
+  MemoryCoordination coordination;
+  const WallClock clock;
+  Collector collector;
+  KinesisSourceOptions options;
+  options.stream_name = "telemetry";
+  options.owner_id = "p1";
+  options.poll_interval = std::chrono::milliseconds(50);
+  options.lease_ttl = std::chrono::milliseconds(1500);
+  options.relist_interval = std::chrono::milliseconds(500);
+  options.max_records_per_call = 2;
+  options.retry_backoff = {std::chrono::milliseconds(50), std::chrono::milliseconds(200), 2.0, 0.0,
+                           std::chrono::seconds(1)};
+  // min_call_interval stays at its default, 200 ms (5 GetRecords per second per shard).
+  auto source = KinesisSource::Open(options, client, coordination, clock, collector.Handler());
+  ASSERT_TRUE(source.ok()) << source.status().ToString();
+  ASSERT_TRUE((*source)->Start().ok());
+  ASSERT_TRUE(Eventually([&] { return collector.handled().size() >= 5; }));
+  (*source)->Stop();
+
+  std::vector<std::string> order;
+  for (const auto& h : collector.handled()) order.push_back(h.shard + ":" + h.data);
+  EXPECT_EQ(order,
+            (std::vector<std::string>{"shardId-parent:data-01", "shardId-parent:data-02", "shardId-parent:data-03",
+                                      "shardId-child:data-14", "shardId-child:data-15"}));
+  auto parent = coordination.GetValue("kinesis/telemetry/checkpoint/shardId-parent");
+  ASSERT_TRUE(parent.ok() && parent->has_value());
+  EXPECT_EQ((*parent)->value, "SHARD_END") << "ended by the answer without NextShardIterator";
+  auto child = coordination.GetValue("kinesis/telemetry/checkpoint/shardId-child");
+  ASSERT_TRUE(child.ok() && child->has_value());
+  EXPECT_EQ((*child)->value, prefix + "15");
+
+  std::lock_guard lock(mutex);
+  // The expired iterator was replaced by one after the checkpointed record 02.
+  bool renewed_after_checkpoint = false;
+  for (const auto& request : iterator_requests) {
+    renewed_after_checkpoint |= request["ShardId"] == "shardId-parent" &&
+                                request["ShardIteratorType"] == "AFTER_SEQUENCE_NUMBER" &&
+                                request["StartingSequenceNumber"] == prefix + "02";
+  }
+  EXPECT_TRUE(renewed_after_checkpoint) << nlohmann::json(iterator_requests).dump();
+  EXPECT_GE(child_reads, 2) << "throttled once, then read again";
+  EXPECT_GE(parent_reads, 3) << "the expired iterator's read, then the rest";
+  for (const auto& [shard, times] : get_records_at) {
+    for (std::size_t i = 1; i < times.size(); ++i) {
+      EXPECT_GE(times[i] - times[i - 1], std::chrono::milliseconds(195)) << shard << " call " << i;
+    }
+  }
 }
 
 TEST_F(KinesisSourceTest, AMissingStreamIsReportedByName) {

@@ -122,9 +122,11 @@ TEST_F(SqsQueueTest, BodiesThatAreNotSqsTextTravelAsBase64MarkedByAnAttribute) {
   ASSERT_TRUE(queue->Send("").ok());
   ASSERT_TRUE(queue->Send("a control character \x01").ok());
   ASSERT_TRUE(queue->Send("a lone surrogate \xed\xa0\x80").ok());
+  ASSERT_TRUE(queue->Send("U+FFFE \xef\xbf\xbe").ok());
+  ASSERT_TRUE(queue->Send("overlong \xc0\xaf").ok());
 
   const auto raw = RawMessages(queue->Url());
-  ASSERT_EQ(raw.size(), 5u) << raw.dump();
+  ASSERT_EQ(raw.size(), 7u) << raw.dump();
   const auto encoding = [](const nlohmann::json& message) -> std::string {
     if (!message.contains("MessageAttributes")) return "";
     return message["MessageAttributes"][std::string(SqsQueue::kEncodingAttribute)]["StringValue"];
@@ -137,14 +139,19 @@ TEST_F(SqsQueueTest, BodiesThatAreNotSqsTextTravelAsBase64MarkedByAnAttribute) {
   EXPECT_EQ(encoding(raw[2]), "empty");
   EXPECT_EQ(encoding(raw[3]), "base64");
   EXPECT_EQ(encoding(raw[4]), "base64");
+  EXPECT_EQ(encoding(raw[5]), "base64");
+  EXPECT_EQ(encoding(raw[6]), "base64");
 
   auto received = queue->Receive(10, seconds(30));
   ASSERT_TRUE(received.ok()) << received.status().ToString();
-  ASSERT_EQ(received->size(), 5u);
+  ASSERT_EQ(received->size(), 7u);
   EXPECT_EQ((*received)[0].body, binary);
+  EXPECT_EQ((*received)[1].body, "text, even \xc3\xa9 and \xf0\x9f\x94\x8b");
   EXPECT_EQ((*received)[2].body, "");
   EXPECT_EQ((*received)[3].body, "a control character \x01");
   EXPECT_EQ((*received)[4].body, "a lone surrogate \xed\xa0\x80");
+  EXPECT_EQ((*received)[5].body, "U+FFFE \xef\xbf\xbe");
+  EXPECT_EQ((*received)[6].body, "overlong \xc0\xaf");
 }
 
 TEST_F(SqsQueueTest, MessagesOfOtherProducersAreDeliveredAsTheirText) {
@@ -173,13 +180,15 @@ TEST_F(SqsQueueTest, AVisibilityTimeoutIsRoundedUpToWholeSeconds) {
   ASSERT_TRUE(queue->Send("m").ok());
   const auto received_at = SteadyClock::now();
   auto first = queue->Receive(1, milliseconds(1001));  // 2 s on SQS
+  const auto answered_at = SteadyClock::now();
   ASSERT_TRUE(first.ok());
   ASSERT_EQ(first->size(), 1u);
+  // SQS started the timeout between received_at and answered_at.
   std::this_thread::sleep_until(received_at + milliseconds(1500));
   auto early = queue->Receive(1, seconds(30));
   ASSERT_TRUE(early.ok());
   EXPECT_TRUE(early->empty()) << "not visible again before the time asked for";
-  std::this_thread::sleep_until(received_at + milliseconds(2200));
+  std::this_thread::sleep_until(answered_at + milliseconds(2200));
   auto again = queue->Receive(1, seconds(30));
   ASSERT_TRUE(again.ok());
   ASSERT_EQ(again->size(), 1u);

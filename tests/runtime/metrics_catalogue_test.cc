@@ -43,6 +43,7 @@ std::map<std::string, Metrics::Declaration> Declared() {
   const processes::DeviceMetadataMetrics metadata(&registry);
   const processes::RegistrarMetrics registrar(&registry);
   const processes::SimulatedSystemsMetrics simulated(&registry);
+  const adapters::aws::AwsClientMetrics aws(&registry);
   const adapters::aws::KinesisSourceMetrics kinesis(&registry);
   const adapters::aws::AwsClientMetrics aws(&registry);
   std::map<std::string, Metrics::Declaration> out;

@@ -223,7 +223,8 @@ Result<bool> DynamoDbCoordination::ConditionalWrite(const char* operation, json 
 Result<std::vector<json>> DynamoDbCoordination::QueryPrefix(const char* kind, const std::string& prefix,
                                                             bool keys_only) {
   json request = {{"TableName", table_}, {"ConsistentRead", true}};
-  // begins_with with an empty string is refused by DynamoDB: the empty prefix is the whole kind.
+  // DynamoDB refuses an empty string compared with a key attribute (ValidationException): the
+  // empty prefix is the whole kind, without begins_with.
   if (prefix.empty()) {
     request["KeyConditionExpression"] = "#kind = :kind";
     request["ExpressionAttributeValues"] = {{":kind", S(kind)}};

@@ -14,7 +14,12 @@
 // Each lease, throttle and value write is one PutItem or DeleteItem whose ConditionExpression
 // carries the rule (lease free, expired or ours; throttle absent or old enough; version still n),
 // so that of racing callers, in this process or another, exactly one wins; a failed condition
-// (ConditionalCheckFailedException) is the "false" / kAborted answer, never retried.
+// (ConditionalCheckFailedException) is the "false" / kAborted answer, never retried. A write whose
+// answer is lost (timeout, 5xx) is retried by the client with the same condition; had the lost
+// attempt been applied, the retry's condition may fail on the first attempt's own write: TryThrottle
+// then answers false for a throttle it recorded, ReleaseLease false for a lease it released, PutValue
+// kAborted for a value it wrote (a caller that re-reads finds its value). Each errs on the side of
+// doing less; TryAcquireLease's retry renews its own lease and answers true.
 //
 // Calls per operation: TryAcquireLease, ReleaseLease, GetLease, TryThrottle, ClearThrottle,
 // GetValue, PutValue: 1. RemoveValue: 1, plus one GetItem when the condition fails (to tell

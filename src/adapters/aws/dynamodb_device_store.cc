@@ -428,7 +428,16 @@ Result<std::unique_ptr<DynamoDbDeviceStore>> DynamoDbDeviceStore::Open(std::shar
 }
 
 Result<json> DynamoDbDeviceStore::Call(std::string_view operation, const json& request) const {
-  auto answer = client_->Call(kDynamoDb, operation, request);
+  Result<json> answer = InternalError("unreachable");
+  try {
+    answer = client_->Call(kDynamoDb, operation, request);
+  } catch (const json::exception& e) {
+    // Serialising the request throws on a string that is not UTF-8 (a key given by a caller; the
+    // record itself is dumped with replacement). DynamoDB strings are UTF-8: nothing is stored
+    // under such a key.
+    return InvalidArgumentError("DynamoDB table " + table_ + ": " + std::string(operation) +
+                                " of a key that is not UTF-8 (" + e.what() + ")");
+  }
   if (!answer.ok()) return answer.status().WithContext("DynamoDB table " + table_);
   return answer;
 }

@@ -35,7 +35,9 @@
 // - No TransactWriteItems: every write is single-item with a condition (the record's version, the
 //   hot item's hv), so no transaction's 100-item limit or 2x write cost applies, and no write
 //   needs more than the record's own condition to decide. The price is in the reads: an index
-//   look-up reads the record it points to (FindKeyByInverterRcpn is 2 calls, not 1).
+//   look-up reads the record it points to (FindKeyByInverterRcpn is 2 calls, not 1). (moto, the
+//   tests' stand-in, also makes transactions unusable: it copies the whole table on every
+//   TransactWriteItems and restores that copy when one is canceled, undoing other writes.)
 // - The listing needs one sort order over every record, which DynamoDB only gives within one
 //   partition key: the GSI puts every record under lp = "d". Its entries are small and written
 //   only by Put and Remove (RecordHeard does not touch the record item). Limit: one GSI partition
