@@ -45,7 +45,6 @@ std::map<std::string, Metrics::Declaration> Declared() {
   const processes::SimulatedSystemsMetrics simulated(&registry);
   const adapters::aws::AwsClientMetrics aws(&registry);
   const adapters::aws::KinesisSourceMetrics kinesis(&registry);
-  const adapters::aws::AwsClientMetrics aws(&registry);
   std::map<std::string, Metrics::Declaration> out;
   for (auto& declaration : registry.Declarations()) out.emplace(declaration.name, declaration);
   return out;
