@@ -8,7 +8,7 @@ PACKAGES=(
   protobuf-compiler libprotobuf-dev
   libsqlite3-dev sqlite3
   nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev
-  libcpp-httplib-dev libmicrohttpd-dev libsimdjson-dev libcurl4-openssl-dev zlib1g-dev
+  libcpp-httplib-dev libmicrohttpd-dev libsimdjson-dev libcurl4-openssl-dev zlib1g-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format  # scripts/format.sh (CI's format check)
 )
@@ -17,6 +17,10 @@ PACKAGES=(
 # python3 lacks them gets Debian's packages (which serve /usr/bin/python3).
 if ! python3 -c "import graphql, flask" >/dev/null 2>&1; then
   PACKAGES+=(python3 python3-graphql-core python3-flask)
+fi
+# The AWS tests (tests/aws, e2e_aws.*) run moto_server and use boto3 from the same python3.
+if ! python3 -c "import moto.server, boto3" >/dev/null 2>&1; then
+  PACKAGES+=(python3 python3-moto python3-boto3)
 fi
 
 missing=()

@@ -12,6 +12,7 @@
 
 #include "adapters/sqlite/sqlite_device_store.h"
 #include "cli/exit_codes.h"
+#include "runtime/serve/store.h"
 #include "config/config.h"
 #include "domain/device_json.h"
 #include "domain/record_decoding.h"
@@ -87,6 +88,17 @@ int ConfigCheck(const std::string& path, bool print_effective, std::ostream& out
     return ExitCodeFor(Step::kLoadConfig, cfg.status());
   }
   out << path << ": OK\n";
+  if (cfg->backend.kind == "aws" || cfg->secrets.backend == "aws") {
+    // The file is valid; what AWS needs beyond it comes from the environment. Said, not judged:
+    // the environment `serve` will run in may not be this one.
+    auto aws = runtime::serve::AwsOptionsFromConfig(*cfg);
+    if (aws.ok()) {
+      out << "AWS: region " << aws->region << ", credentials from the environment ("
+          << (aws->credentials.session_token.empty() ? "long-term keys" : "temporary, with a session token") << ")\n";
+    } else {
+      out << "note: AWS is used but " << aws.status().message() << " in this environment; serve needs it\n";
+    }
+  }
   if (print_effective) out << config::DescribeConfig(*cfg);
   return kExitOk;
 }
