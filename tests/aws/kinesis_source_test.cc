@@ -24,6 +24,7 @@
 #include <set>
 #include <thread>
 
+#include "adapters/aws/dynamodb_coordination.h"
 #include "adapters/memory/memory_coordination.h"
 #include "capture_server.h"
 #include "moto.h"
@@ -542,6 +543,54 @@ TEST_F(KinesisSourceTest, AProcessThatStopsHandsItsShardsToTheOther) {
   std::map<std::string, int> counts = collector_a.counts();
   for (const auto& [data, count] : collector_b.counts()) counts[data] += count;
   EXPECT_EQ(counts, (std::map<std::string, int>{{"x0", 1}, {"x1", 1}, {"y0", 1}, {"y1", 1}}));
+}
+
+// The production arrangement: two processes, each with its own connection to the coordination
+// table in DynamoDB (moto), share a stream; then a third, started after both stopped, resumes after
+// their checkpoints and handles only what came since.
+TEST_F(KinesisSourceTest, TwoProcessesShareTheStreamThroughDynamoDbAndARestartResumes) {
+  CreateStream(2);
+  auto client = std::make_shared<AwsClient>(MotoOptions());
+  const std::string table = UniqueName("kin-coord");
+  ASSERT_TRUE(DynamoDbCoordination::CreateTable(*client, table).ok());
+  auto coordination_a = DynamoDbCoordination::Open(client, table);
+  auto coordination_b = DynamoDbCoordination::Open(client, table);
+  ASSERT_TRUE(coordination_a.ok() && coordination_b.ok());
+  Collector collector_a;
+  Collector collector_b;
+  auto a = KinesisSource::Open(Options("process-a"), client_, **coordination_a, clock_, collector_a.Handler());
+  auto b = KinesisSource::Open(Options("process-b"), client_, **coordination_b, clock_, collector_b.Handler());
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE((*a)->Start().ok());
+  ASSERT_TRUE((*b)->Start().ok());
+  ASSERT_TRUE(Eventually([&] { return (*a)->OwnedShards().size() == 1 && (*b)->OwnedShards().size() == 1; }));
+  std::vector<std::pair<std::string, std::string>> first;
+  for (int i = 0; i < 20; ++i) first.emplace_back("a" + std::to_string(i), i % 2 == 0 ? kLowHash : kHighHash);
+  ASSERT_EQ(Put(first).size(), 20U);
+  ASSERT_TRUE(Eventually([&] { return collector_a.handled().size() + collector_b.handled().size() >= 20; }));
+  (*a)->Stop();
+  (*b)->Stop();
+  std::map<std::string, int> counts = collector_a.counts();
+  for (const auto& [data, count] : collector_b.counts()) counts[data] += count;
+  EXPECT_EQ(counts.size(), 20U);
+  for (const auto& [data, count] : counts) EXPECT_EQ(count, 1) << data;
+
+  std::vector<std::pair<std::string, std::string>> second;
+  for (int i = 0; i < 6; ++i) second.emplace_back("b" + std::to_string(i), i % 2 == 0 ? kLowHash : kHighHash);
+  ASSERT_EQ(Put(second).size(), 6U);
+  auto coordination_c = DynamoDbCoordination::Open(client, table);
+  ASSERT_TRUE(coordination_c.ok());
+  Collector collector_c;
+  auto c = KinesisSource::Open(Options("process-c"), client_, **coordination_c, clock_, collector_c.Handler());
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE((*c)->Start().ok());
+  ASSERT_TRUE(Eventually([&] { return collector_c.handled().size() >= 6; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  (*c)->Stop();
+  std::set<std::string> resumed;
+  for (const auto& h : collector_c.handled()) resumed.insert(h.data);
+  EXPECT_EQ(collector_c.handled().size(), 6U);
+  EXPECT_EQ(resumed, (std::set<std::string>{"b0", "b1", "b2", "b3", "b4", "b5"}));
 }
 
 // Another process took the shard over while this one was handling a batch (its lease had expired)
