@@ -72,8 +72,8 @@ int AwsSetup(const std::string& config_path, int stream_shards, std::ostream& ou
               "DynamoDB table " + cfg.aws.coordination_table)) {
     return kExitFailure;
   }
-  for (const std::string* queue : {&cfg.aws.ingest_queue, &cfg.aws.concerto_queue, &cfg.aws.concerto_telemetry_queue,
-                                   &cfg.aws.ces_queue}) {
+  for (const std::string* queue :
+       {&cfg.aws.ingest_queue, &cfg.aws.concerto_queue, &cfg.aws.concerto_telemetry_queue, &cfg.aws.ces_queue}) {
     if (!report(adapters::aws::SqsQueue::CreateQueues(client, *queue, cfg.queues.max_receives),
                 "SQS queue " + *queue + " and its dead-letter queue " + *queue + "-dlq")) {
       return kExitFailure;

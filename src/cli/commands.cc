@@ -12,11 +12,11 @@
 
 #include "adapters/sqlite/sqlite_device_store.h"
 #include "cli/exit_codes.h"
-#include "runtime/serve/store.h"
 #include "config/config.h"
 #include "domain/device_json.h"
 #include "domain/record_decoding.h"
 #include "domain/telemetry_mapping.h"
+#include "runtime/serve/store.h"
 
 namespace pwrcell::cli {
 namespace {

@@ -54,8 +54,8 @@ struct KeySpec {
   std::string_view key;
   Kind kind;
   Field field;
-  std::string_view alias = {};   // the seeds' environment variable name, if any
-  std::int64_t max = kMaxCount;  // kCount only
+  std::string_view alias = {};                 // the seeds' environment variable name, if any
+  std::int64_t max = kMaxCount;                // kCount only
   std::vector<std::string_view> choices = {};  // kChoice only: the valid values
 };
 
@@ -272,7 +272,8 @@ bool ValidUrl(std::string_view url) {
 bool ValidAwsName(std::string_view name) {
   if (name.size() > 2048) return false;
   return std::all_of(name.begin(), name.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) != 0 || std::string_view("_-.:/+=@").find(c) != std::string_view::npos;
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 ||
+           std::string_view("_-.:/+=@").find(c) != std::string_view::npos;
   });
 }
 

@@ -141,7 +141,7 @@ TEST(HttpClient, RefusedConnectionIsUnavailableAndTimeoutIsDeadlineExceeded) {
   auto no_timeout = http.Get("http://127.0.0.1:1/x", {}, milliseconds(0));
   EXPECT_EQ(no_timeout.status().code(), StatusCode::kInvalidArgument);
   // Exchange reports the same without judging it.
-  const HttpExchange exchange = http.Exchange({HttpMethod::kGet, "http://127.0.0.1:1/x", {}, "", milliseconds(2000)});
+  const HttpExchange exchange = http.Exchange({HttpMethod::kGet, "http://127.0.0.1:1/x", {}, "", milliseconds(2000), std::nullopt});
   EXPECT_FALSE(exchange.answered());
   EXPECT_EQ(exchange.curl_code, CURLE_COULDNT_CONNECT);
   EXPECT_NE(exchange.error.find("GET http://127.0.0.1:1/x"), std::string::npos) << exchange.error;

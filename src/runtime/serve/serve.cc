@@ -1,7 +1,6 @@
 #include "runtime/serve/serve.h"
 
 #include <spdlog/spdlog.h>
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -258,14 +257,14 @@ struct ServeApp::Parts {
     if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
     std::random_device random;
     options.owner_id = std::string(host) + ":" + std::to_string(getpid()) + ":" + std::to_string(random());
-    options.poll_interval = std::min(Duration(config.liveness.record_interval_s) / 2, Duration(std::chrono::seconds(1)));
+    options.poll_interval =
+        std::min(Duration(config.liveness.record_interval_s) / 2, Duration(std::chrono::seconds(1)));
     // A shard another process gave up (stopped) is found at the next listing, one a dead process
     // held when its lease expires: both well inside the offline timeout, so that a process going
     // away never makes a system look silent (30 s each with the defaults: 300 s records, 900 s
     // timeout).
-    options.relist_interval =
-        std::clamp(Duration(config.liveness.record_interval_s), Duration(std::chrono::seconds(1)),
-                   Duration(std::chrono::seconds(30)));
+    options.relist_interval = std::clamp(Duration(config.liveness.record_interval_s), Duration(std::chrono::seconds(1)),
+                                         Duration(std::chrono::seconds(30)));
     options.lease_ttl = std::clamp(Duration(config.liveness.offline_timeout_s) / 2, Duration(std::chrono::seconds(3)),
                                    Duration(std::chrono::seconds(30)));
     auto source = adapters::aws::KinesisSource::Open(
@@ -448,7 +447,7 @@ Status ServeApp::Stop() {
   state_ = State::kStopped;
   Parts& p = *parts_;
   p.ready.store(false);
-  p.ingest_server.Stop();  // no new records; accepted ones are already stored
+  p.ingest_server.Stop();            // no new records; accepted ones are already stored
   if (p.kinesis) p.kinesis->Stop();  // the batch in hand finishes and is checkpointed
   p.scheduler.Stop();
   p.telemetry_workers.Stop();  // in-flight work finishes; unfinished messages come back later
