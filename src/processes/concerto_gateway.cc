@@ -226,15 +226,11 @@ Status ConcertoGateway::CommissionLeased(const std::string& remote_id, const std
     if (step->kind == CommissioningStepKind::kEnsureSite) {
       auto site = EnsureSite(concerto_, *step->site);
       outcome = site.status();
-      if (site.ok()) {
-        ids.site_id = site->id;
-        domain::SiteRef ref{site->id, site->remote_id, site->name};
-        record_progress = [ref](domain::DeviceRecord& d) {
-          if (d.site == ref) return false;
-          d.site = ref;
-          return true;
-        };
-      }
+      // Not recorded: record.site says where Concerto shows the SYSTEM, and it is not on the site
+      // until the attach step (the last) has run. Recorded here, a process dying between the two
+      // left a record that looked attached, and the next commissioning skipped the attach (until
+      // a registrar listing noticed). Ensuring the site again is a look-up that finds it.
+      if (site.ok()) ids.site_id = site->id;
     } else if (step->kind == CommissioningStepKind::kAttachSystemToSite) {
       auto updated = concerto_.UpdateAsset(*step->update);
       outcome = updated.status();

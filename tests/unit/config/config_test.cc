@@ -103,7 +103,7 @@ TEST(ConfigExample, LoadsAndEqualsTheDefaults) {
 TEST(ConfigExample, SetsEveryKeyAndNamesEveryEnvironmentVariable) {
   const std::string text = ReadText(ExamplePath());
   const toml::table example = toml::parse(text, std::string_view(ExamplePath()));
-  ASSERT_EQ(Keys().size(), 36u);
+  ASSERT_EQ(Keys().size(), 46u);
   for (const KeyInfo& key : Keys()) {
     EXPECT_TRUE(example.at_path(key.section + "." + key.key)) << key.section << "." << key.key;
     EXPECT_THAT(text, HasSubstr(key.env_var));
@@ -383,9 +383,19 @@ TEST(ConfigEnvironment, EveryKeyHasAGenericVariable) {
       {"PWRCELL_LIVENESS_RECORD_INTERVAL_S", "19"},
       {"PWRCELL_QUEUES_VISIBILITY_TIMEOUT_S", "20"},
       {"PWRCELL_QUEUES_MAX_RECEIVES", "21"},
-      {"PWRCELL_SECRETS_BACKEND", "file"},
+      {"PWRCELL_SECRETS_BACKEND", "aws"},
       {"PWRCELL_SECRETS_PATH", "/run/secrets.json"},
+      {"PWRCELL_BACKEND_KIND", "aws"},
       {"PWRCELL_STORAGE_PATH", "/var/lib/a.db"},
+      {"PWRCELL_AWS_REGION", "eu-west-1"},
+      {"PWRCELL_AWS_DEVICE_TABLE", "t-devices"},
+      {"PWRCELL_AWS_COORDINATION_TABLE", "t-coordination"},
+      {"PWRCELL_AWS_INGEST_QUEUE", "q-ingest"},
+      {"PWRCELL_AWS_CONCERTO_QUEUE", "q-concerto"},
+      {"PWRCELL_AWS_CONCERTO_TELEMETRY_QUEUE", "q-concerto-telemetry"},
+      {"PWRCELL_AWS_CES_QUEUE", "q-ces"},
+      {"PWRCELL_AWS_TELEMETRY_STREAM", ""},
+      {"PWRCELL_AWS_RECEIVE_WAIT_S", "20"},
       {"PWRCELL_TELEMETRY_LISTEN", "0.0.0.0:22"},
       {"PWRCELL_TELEMETRY_MAX_BODY_BYTES", "23"},
       {"PWRCELL_TELEMETRY_ACCESS_KEY_SECRET", "IngestKey"},
@@ -406,8 +416,11 @@ TEST(ConfigEnvironment, EveryKeyHasAGenericVariable) {
   expected.schedule = {14s, 15s, 16s, 17s};
   expected.liveness = {18s, 19s};
   expected.queues = {20s, 21};
-  expected.secrets = {"file", "/run/secrets.json"};
+  expected.secrets = {"aws", "/run/secrets.json"};
+  expected.backend = {"aws"};
   expected.storage = {"/var/lib/a.db"};
+  expected.aws = {"eu-west-1", "t-devices", "t-coordination", "q-ingest", "q-concerto", "q-concerto-telemetry",
+                  "q-ces",     "",          20};
   // Field by field, for the same GCC 12 warning as Config{}.
   expected.telemetry.listen = {"0.0.0.0", 22};
   expected.telemetry.max_body_bytes = 23;
