@@ -20,6 +20,9 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--bin-dir", default="build/bin")
 parser.add_argument("--systems", type=int, default=20)
 parser.add_argument("--seconds", type=int, default=30)
+parser.add_argument("--fast-schedules", action="store_true",
+                    help="the e2e tests' 1-2 s registrar, CES and sweep intervals (their calls then dominate); "
+                         "default: the production intervals (60 s, 900 s, 60 s), so the calls are the telemetry's")
 args = parser.parse_args()
 os.environ["PWRCELL_BIN_DIR"] = os.path.abspath(args.bin_dir)
 os.environ["PWRCELL_E2E_BACKEND"] = "aws"
@@ -30,9 +33,14 @@ from harness import Stack, live_scenario, metric, parse_metrics, wait_for  # noq
 
 class Run(unittest.TestCase):
     def runTest(self):
-        stack = Stack(self, scenario=live_scenario(systems=args.systems, seed=5150),
-                      config={"liveness.offline_timeout_s": 60, "aws.receive_wait_s": 5}).start()
-        ids = stack.enroll_fleet()
+        config = {"liveness.offline_timeout_s": 60, "aws.receive_wait_s": 5}
+        if not args.fast_schedules:
+            config.update({"schedule.registrar_poll_s": 60, "schedule.ces_state_poll_s": 900,
+                           "schedule.liveness_sweep_s": 60})
+        stack = Stack(self, scenario=live_scenario(systems=args.systems, seed=5150), config=config)
+        stack.start(adapter=False)
+        ids = stack.enroll_fleet()  # before serve starts: its first registrar poll finds them
+        stack.start_adapter()
         wait_for(lambda: all((d := stack.device(i)) and d["commissioning"]["state"] == "DONE" for i in ids),
                  "commissioning DONE", timeout=300, interval=1)
         before = stack.metrics()

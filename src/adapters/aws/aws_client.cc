@@ -85,6 +85,8 @@ std::string_view Outcome(StatusCode code) {
       return "throttled";
     case StatusCode::kUnavailable:
       return "server_error";
+    case StatusCode::kAborted:
+      return "condition_failed";
     default:
       return "client_error";
   }

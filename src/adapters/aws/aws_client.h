@@ -100,7 +100,8 @@ struct AwsError {
 Status AwsErrorStatus(const AwsError& error, std::string_view operation);
 
 // pwrcell_aws_requests_total{service,outcome}: every attempt, outcome "ok", "throttled",
-// "server_error", "transport_error", "client_error";
+// "server_error", "transport_error", "condition_failed" (a conditional write or transaction
+// refused: an answer the port expects, e.g. a lease held by another process), "client_error";
 // pwrcell_aws_retries_total{service}: the attempts after the first.
 struct AwsClientMetrics {
   explicit AwsClientMetrics(Metrics* registry);
