@@ -239,19 +239,34 @@ EXPECTED_SECRETS = {
     "PwrcellGatewayFunction": {("secretsmanager:GetSecretValue", "CesCredentialsSecret")},
 }
 
-# Every function opens the whole store at its first invocation (serve::Store::Open).
+_DYNAMODB_OPERATIONS = ("DescribeTable", "GetItem", "PutItem", "DeleteItem", "UpdateItem", "Query", "Scan",
+                        "BatchGetItem", "BatchWriteItem", "TransactWriteItems", "TransactGetItems")
+
+
+def dynamodb_operations(path):
+    """The DynamoDB operations an adapter's source calls (quoted operation names; CreateTable is
+    `aws setup`'s, not a function's)."""
+    names = set(re.findall(r'"(' + "|".join(_DYNAMODB_OPERATIONS) + r')"', _source(path)))
+    assert "DescribeTable" in names, f"{path}: no DescribeTable call found"
+    return names
+
+
+# Every function opens the whole store at its first invocation (serve::Store::Open): both tables
+# (their adapters' calls, read from their sources; the device store's queries of the listing
+# index need Query on table/<name>/index/*) and the three queues with their DLQs (sqs_queue.h:
+# Open resolves the queue and its DLQ).
 ALL_QUEUES = ["ConcertoQueue", "ConcertoDeadLetterQueue", "ConcertoTelemetryQueue",
               "ConcertoTelemetryDeadLetterQueue", "CesQueue", "CesDeadLetterQueue"]
-EXPECTED_EVERYWHERE = (
-    {("dynamodb:DescribeTable", "DeviceTable"), ("dynamodb:DescribeTable", "CoordinationTable")}
-    # the device store's item calls (dynamodb_device_store.cc), the listing index for Query
-    | {(f"dynamodb:{a}", "DeviceTable") for a in ("BatchGetItem", "Query", "Scan", "PutItem", "DeleteItem")}
-    | {("dynamodb:Query", "DeviceTable/index")}
-    # dynamodb_coordination.h's IAM line
-    | {(f"dynamodb:{a}", "CoordinationTable") for a in ("GetItem", "PutItem", "DeleteItem", "Query", "BatchWriteItem")}
-    # sqs_queue.h: Open resolves the queue and its DLQ
-    | {(a, q) for a in ("sqs:GetQueueUrl", "sqs:GetQueueAttributes") for q in ALL_QUEUES}
-)
+
+
+def expected_everywhere():
+    device = dynamodb_operations("src/adapters/aws/dynamodb_device_store.cc")
+    coordination = dynamodb_operations("src/adapters/aws/dynamodb_coordination.cc")
+    return ({(f"dynamodb:{a}", "DeviceTable") for a in device}
+            | {("dynamodb:Query", "DeviceTable/index")}
+            | {(f"dynamodb:{a}", "CoordinationTable") for a in coordination}
+            | {(a, q) for a in ("sqs:GetQueueUrl", "sqs:GetQueueAttributes") for q in ALL_QUEUES})
+
 
 KINESIS_READ = ["kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:DescribeStream",
                 "kinesis:DescribeStreamSummary", "kinesis:ListShards"]
