@@ -8,7 +8,13 @@ Environment (set by tests/e2e/CMakeLists.txt; defaults assume build/bin of this 
                        Stack starts its own moto_server, creates the tables, queues and the Kinesis
                        stream with `pwrcell-adapter aws setup` and the two secrets in Secrets
                        Manager, runs `serve` with `[backend] kind = "aws"`, and fleet-sim feeds the
-                       Kinesis stream (start_fleet) instead of the HTTP ingest endpoint
+                       Kinesis stream (start_fleet) instead of the HTTP ingest endpoint;
+                       "lambda": as "aws" (moto, `aws setup`, the secrets, fleet-sim into the
+                       Kinesis stream), but instead of `serve` the functions of docs/LAMBDA.md run
+                       as `bootstrap` processes under tests/lambda's runtime API stand-in, fed by
+                       its event source mappings and schedules (tests/lambda/lambda_deployment.py);
+                       device reads use `pwrcell-adapter devices list/show --json --config` on the
+                       AWS store, metrics are the sums of the EMF lines the functions print
 
 Typical use:
 
@@ -45,6 +51,8 @@ API_KEY = "e2e-ces-key-do-not-log"
 ADAPTER_NAME = "pwrcell-adapter"
 BACKEND = os.environ.get("PWRCELL_E2E_BACKEND", "embedded")
 MOTO_FIXTURE = os.path.join(SOURCE_DIR, "tests", "aws", "moto_fixture.py")
+BOOTSTRAP = os.path.join(BIN_DIR, "bootstrap")
+LAMBDA_DIR = os.path.join(SOURCE_DIR, "tests", "lambda")
 
 
 def wait_for(predicate, what, timeout=30.0, interval=0.2):
@@ -212,7 +220,16 @@ class Stack:
         self.backend = BACKEND
         self.moto_dir = self.moto_url = None
         self.aws_names = {}
+        self.secret_arns = {}
+        self.lambda_options = {}     # lambda mode: LambdaDeployment keyword arguments (only, ...)
+        self.deployments = []        # lambda mode: every LambdaDeployment started, in order
+        self._emf_retired = []       # lambda mode: EMF documents of the deployments stopped
         test.addCleanup(self.close)
+
+    @property
+    def on_aws(self):
+        """True when the adapter's store is on AWS (moto): the "aws" and "lambda" backends."""
+        return self.backend in ("aws", "lambda")
 
     # ---- AWS (PWRCELL_E2E_BACKEND=aws) ----
 
@@ -246,9 +263,11 @@ class Stack:
                               aws_access_key_id="testing", aws_secret_access_key="testing")
         self.secret_ids = {"ConcertoCredentials": prefix + "-ConcertoCredentials",
                            "CesCredentials": prefix + "-CesCredentials"}
-        client.create_secret(Name=self.secret_ids["ConcertoCredentials"],
-                             SecretString=json.dumps({"email": EMAIL, "password": PASSWORD}))
-        client.create_secret(Name=self.secret_ids["CesCredentials"], SecretString=json.dumps({"api_key": API_KEY}))
+        self.secret_arns["ConcertoCredentials"] = client.create_secret(
+            Name=self.secret_ids["ConcertoCredentials"],
+            SecretString=json.dumps({"email": EMAIL, "password": PASSWORD}))["ARN"]
+        self.secret_arns["CesCredentials"] = client.create_secret(
+            Name=self.secret_ids["CesCredentials"], SecretString=json.dumps({"api_key": API_KEY}))["ARN"]
         path = self.write_config()
         setup = subprocess.run([ADAPTER, "aws", "setup", "--config", path, "--stream-shards", "2"],
                                capture_output=True, text=True, timeout=120, env=self.aws_env())
@@ -277,7 +296,7 @@ class Stack:
         self.concerto_url = "http://" + self.concerto.wait_line(r"listening on http://(\S+)").group(1)
         self.ces_url = "http://" + self.ces.wait_line(r"listening on http://(\S+)").group(1)
         self.write_secrets()
-        if self.backend == "aws":
+        if self.on_aws:
             self.start_moto()
         if adapter:
             self.start_adapter()
@@ -291,6 +310,11 @@ class Stack:
         os.chmod(path, 0o600)
 
     def config_text(self):
+        return render_toml(self.config_sections())
+
+    def config_sections(self):
+        """{section: {key: value}}: the adapter's configuration (deployment.toml for `serve` and the
+        CLI; on the lambda backend also the source of the functions' environment)."""
         sections = {
             "adapter": {"name": ADAPTER_NAME, "auto_commissioning": self.auto_commissioning},
             "concerto": {"root_url": self.concerto_url, "timeout_s": 5, "max_requests_per_second": 200},
@@ -304,7 +328,7 @@ class Stack:
             "admin": {"listen": "127.0.0.1:0"},
             "simulated": {"record_interval_s": 1},
         }
-        if self.backend == "aws":
+        if self.on_aws:
             sections["backend"] = {"kind": "aws"}
             sections["aws"] = dict(self.aws_names, receive_wait_s=1)
             sections["secrets"] = {"backend": "aws"}
@@ -313,17 +337,7 @@ class Stack:
         for dotted, value in self.extra_config.items():
             section, key = dotted.split(".", 1)
             sections.setdefault(section, {})[key] = value
-        lines = []
-        for section, keys in sections.items():
-            lines.append(f"[{section}]")
-            for key, value in keys.items():
-                if isinstance(value, bool):
-                    lines.append(f"{key} = {'true' if value else 'false'}")
-                elif isinstance(value, (int, float)):
-                    lines.append(f"{key} = {value}")
-                else:
-                    lines.append(f"{key} = {json.dumps(value)}")
-        return "\n".join(lines) + "\n"
+        return sections
 
     def start_adapter(self, additional=False):
         """Starts `serve` (again, on the same database after a stop or kill); the process carries
@@ -332,6 +346,8 @@ class Stack:
         and `self.ingest_url` keep naming the one started before."""
         self._adapter_runs += 1
         path = self.write_config()
+        if self.backend == "lambda":
+            return self.start_lambda(additional)
         process = Process(f"adapter-{self._adapter_runs}", [ADAPTER, "serve", "--config", path], self.dir,
                           env=self.aws_env() if self.backend == "aws" else None)
         self.adapters.append(process)
@@ -341,6 +357,29 @@ class Stack:
         if not additional or self.adapter is None:
             self.adapter, self.admin_url, self.ingest_url = process, process.admin_url, process.ingest_url
         return process
+
+    def start_lambda(self, additional=False):
+        """Lambda mode: the functions of docs/LAMBDA.md with their mappings (a deployment of the
+        stack); a start after stop() or kill() is a new deployment (every instance cold)."""
+        import unittest
+        if additional:
+            raise unittest.SkipTest("a second `serve` beside the first has no Lambda counterpart")
+        if not os.path.exists(BOOTSTRAP):
+            raise AssertionError(f"no bootstrap at {BOOTSTRAP} (CMake target `bootstrap`)")
+        import sys
+        if LAMBDA_DIR not in sys.path:
+            sys.path.insert(0, LAMBDA_DIR)
+        from lambda_deployment import LambdaDeployment
+        deployment = LambdaDeployment(BOOTSTRAP, os.path.join(self.dir, f"lambda-{self._adapter_runs}"),
+                                      self.config_sections(), self.aws_names, self.secret_arns,
+                                      {k: v for k, v in self.aws_env().items() if k.startswith("AWS_")}, self.boto3,
+                                      **self.lambda_options)
+        adapter = LambdaAdapter(self, deployment)
+        self.deployments.append(deployment)
+        self.adapters.append(adapter)
+        deployment.start()
+        self.adapter, self.admin_url, self.ingest_url = adapter, None, None
+        return adapter
 
     def write_config(self):
         path = os.path.join(self.dir, "deployment.toml")
@@ -352,9 +391,9 @@ class Stack:
         """fleet-sim on the scenario, into `sink` (default: the Kinesis stream on AWS, else the
         adapter's HTTP ingest endpoint)."""
         if sink is None:
-            sink = "kinesis:" + self.aws_names["telemetry_stream"] if self.backend == "aws" else self.ingest_url
+            sink = "kinesis:" + self.aws_names["telemetry_stream"] if self.on_aws else self.ingest_url
         self.fleet = Process("fleet-sim", [FLEET_SIM, "--scenario", self.scenario_path, "--sink", sink, *extra],
-                             self.dir, env=self.aws_env() if self.backend == "aws" else None)
+                             self.dir, env=self.aws_env() if self.on_aws else None)
         return self.fleet
 
     def close(self):
@@ -366,10 +405,13 @@ class Stack:
                     pass
         if self.moto_dir is not None:
             subprocess.run(["python3", MOTO_FIXTURE, "stop", self.moto_dir], capture_output=True, timeout=60)
-        if os.environ.get("PWRCELL_E2E_KEEP"):
+        lambda_problems = self.lambda_violations()
+        if os.environ.get("PWRCELL_E2E_KEEP") or lambda_problems:
             print(f"kept {self.dir}")
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
+        if lambda_problems:
+            raise AssertionError("Lambda contract violations: " + "; ".join(lambda_problems[:20]))
 
     # ---- the fleet ----
 
@@ -440,17 +482,50 @@ class Stack:
         return body["requests"]
 
     def devices(self):
+        if self.backend == "lambda":
+            return self.cli_devices("list")
         status, body = http("GET", self.admin_url + "/api/devices")
         self.test.assertEqual(status, 200, body)
         return body["devices"]
 
     def device(self, remote_id):
+        if self.backend == "lambda":
+            return self.cli_devices("show", remote_id)
         status, body = http("GET", self.admin_url + "/api/devices/" + remote_id)
         return body if status == 200 else None
 
+    def cli_devices(self, command, remote_id=None):
+        """Lambda mode (no admin API): `pwrcell-adapter devices list|show --json --config` on the
+        AWS store. show: the record, or None when it exits 4 (no such device)."""
+        args = [ADAPTER, "devices", command, *([remote_id] if remote_id else []), "--json", "--config",
+                os.path.join(self.dir, "deployment.toml")]
+        run = subprocess.run(args, capture_output=True, text=True, timeout=60, env=self.aws_env())
+        if command == "show" and run.returncode == 4:
+            return None
+        if run.returncode != 0:
+            raise AssertionError(f"devices {command} exited {run.returncode}: {run.stderr.strip()[-2000:]}")
+        return json.loads(run.stdout)
+
     def metrics(self):
+        if self.backend == "lambda":
+            return self.lambda_metrics()
         with urllib.request.urlopen(self.admin_url + "/metrics", timeout=10) as response:
             return parse_metrics(response.read().decode())
+
+    def lambda_metrics(self):
+        """Lambda mode: the EMF lines every function instance printed, of every deployment so far
+        (counters: their deltas summed; gauges: the newest value), in the shape of parse_metrics."""
+        from lambda_deployment import emf_samples
+        documents = list(self._emf_retired)
+        for adapter in self.adapters:
+            if isinstance(adapter, LambdaAdapter) and not adapter.stopped:
+                documents.extend(adapter.deployment.emf())
+        return emf_samples(documents)
+
+    def lambda_violations(self):
+        """Lambda mode: what bootstrap sent against the runtime API contract or docs/LAMBDA.md's
+        answers (every lambda-mode Stack fails at its close when there is any)."""
+        return [v for d in self.deployments for v in d.violations()]
 
     # ---- operator actions in Concerto, counting, the CLI ----
 
@@ -482,6 +557,57 @@ class Stack:
     def db_path(self):
         return os.path.join(self.dir, "adapter.db") if "storage.path" not in self.extra_config \
             else self.extra_config["storage.path"]
+
+
+def render_toml(sections):
+    lines = []
+    for section, keys in sections.items():
+        lines.append(f"[{section}]")
+        for key, value in keys.items():
+            if isinstance(value, bool):
+                lines.append(f"{key} = {'true' if value else 'false'}")
+            elif isinstance(value, (int, float)):
+                lines.append(f"{key} = {value}")
+            else:
+                lines.append(f"{key} = {json.dumps(value)}")
+    return "\n".join(lines) + "\n"
+
+
+class LambdaAdapter:
+    """Lambda mode's stand-in for the `serve` Process in Stack.adapter / Stack.adapters: one
+    deployment of the functions. stop() stops the mappings (in-flight invocations finish) and the
+    processes, as a stack update replacing the functions would; kill() SIGKILLs every bootstrap
+    process at once (mid-invocation: Runtime.ExitError, and the event comes again: SQS after the
+    visibility timeout, Kinesis from the checkpoint); log() is every instance's output."""
+
+    def __init__(self, stack, deployment):
+        self.stack = stack
+        self.deployment = deployment
+        self.stopped = False
+        self.admin_url = self.ingest_url = None
+
+    def log(self):
+        return self.deployment.log()
+
+    def running(self):
+        return not self.stopped
+
+    def _retire(self):
+        self.stack._emf_retired.extend(self.deployment.emf())
+        self.stopped = True
+
+    def stop(self, sig=signal.SIGTERM, timeout=30.0):
+        """0, or 1 when bootstrap broke the contract."""
+        if not self.stopped:
+            self.deployment.stop()
+            self._retire()
+        return 1 if self.deployment.violations() else 0
+
+    def kill(self):
+        if not self.stopped:
+            self.deployment.kill()
+            self._retire()
+        return -signal.SIGKILL
 
 
 class Poller(threading.Thread):

@@ -260,8 +260,8 @@ def compare_points(test, stored, expected):
 
 def post_record(stack, blob):
     """POSTs one serialized EnergyRecordSet to the adapter's ingest endpoint (application/x-protobuf);
-    on the AWS backend (PWRCELL_E2E_BACKEND=aws) puts it on the Kinesis stream instead."""
-    if getattr(stack, "backend", "embedded") == "aws":
+    on the AWS and Lambda backends (PWRCELL_E2E_BACKEND=aws|lambda) puts it on the Kinesis stream instead."""
+    if getattr(stack, "backend", "embedded") in ("aws", "lambda"):
         stack.put_kinesis(blob)
         return {"accepted": 1}
     status, body = http("POST", stack.ingest_url, blob, headers={"Content-Type": "application/x-protobuf"})
