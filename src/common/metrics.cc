@@ -102,6 +102,15 @@ std::vector<Metrics::Declaration> Metrics::Declarations() const {
   return out;
 }
 
+std::vector<Metrics::Sample> Metrics::Snapshot() const {
+  std::lock_guard lock(mutex_);
+  std::vector<Sample> out;
+  for (const auto& [name, family] : families_) {
+    for (const auto& [labels, value] : family.series) out.push_back({name, family.type, labels, value});
+  }
+  return out;
+}
+
 std::string Metrics::RenderPrometheus() const {
   std::lock_guard lock(mutex_);
   std::string out;

@@ -74,6 +74,16 @@ class Metrics {
   // Prometheus text exposition format 0.0.4.
   std::string RenderPrometheus() const;
 
+  // One series and its value, for other renderings (the Lambda runtime's embedded metric format).
+  struct Sample {
+    std::string name;
+    Type type = Type::kCounter;
+    Labels labels;
+    double value = 0;
+  };
+  // Every series, sorted by family name, then labels.
+  std::vector<Sample> Snapshot() const;
+
  private:
   struct Family {
     Type type = Type::kCounter;

@@ -126,6 +126,20 @@ const std::vector<KeySpec>& Specs() {
       {"admin", "listen", Kind::kListen, PWRCELL_FIELD(admin.listen)},
 
       {"simulated", "record_interval_s", Kind::kSeconds, PWRCELL_FIELD(simulated.record_interval_s)},
+
+      {"lambda",
+       "concerto_control_concurrency",
+       Kind::kCount,
+       PWRCELL_FIELD(lambda.concerto_control_concurrency),
+       {},
+       1000},
+      {"lambda",
+       "concerto_telemetry_concurrency",
+       Kind::kCount,
+       PWRCELL_FIELD(lambda.concerto_telemetry_concurrency),
+       {},
+       1000},
+      {"lambda", "ces_concurrency", Kind::kCount, PWRCELL_FIELD(lambda.ces_concurrency), {}, 1000},
   };
   return specs;
 }

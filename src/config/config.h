@@ -149,6 +149,16 @@ struct SimulatedConfig {
   bool operator==(const SimulatedConfig&) const = default;
 };
 
+// The Lambda deployment (docs/LAMBDA.md): how many instances of each gateway function may run at
+// once (the functions' reserved concurrency). Each instance keeps to its share of the Concerto or
+// CES request rate, so that all of them together stay under the limit. Unused by `serve`.
+struct LambdaConfig {
+  int concerto_control_concurrency = 2;    // ConcertoGatewayFunction (the control queue)
+  int concerto_telemetry_concurrency = 2;  // ConcertoTelemetryGatewayFunction (push_telemetry)
+  int ces_concurrency = 2;                 // PwrcellGatewayFunction
+  bool operator==(const LambdaConfig&) const = default;
+};
+
 struct Config {
   AdapterConfig adapter;
   ConcertoConfig concerto;
@@ -163,6 +173,7 @@ struct Config {
   TelemetryConfig telemetry;
   AdminConfig admin;
   SimulatedConfig simulated;
+  LambdaConfig lambda;
   bool operator==(const Config&) const = default;
 };
 

@@ -12,6 +12,8 @@
 #include <string_view>
 #include <utility>
 
+#include "common/base64.h"
+
 namespace pwrcell::adapters::aws {
 namespace {
 
@@ -83,64 +85,6 @@ bool IsSqsText(std::string_view bytes) {
   return true;
 }
 
-constexpr char kBase64Alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-std::string EncodeBase64(std::string_view bytes) {
-  std::string text;
-  text.reserve((bytes.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 3 <= bytes.size(); i += 3) {
-    const std::uint32_t n = (static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i])) << 16) |
-                            (static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i + 1])) << 8) |
-                            static_cast<unsigned char>(bytes[i + 2]);
-    text += kBase64Alphabet[(n >> 18) & 63];
-    text += kBase64Alphabet[(n >> 12) & 63];
-    text += kBase64Alphabet[(n >> 6) & 63];
-    text += kBase64Alphabet[n & 63];
-  }
-  if (i < bytes.size()) {
-    std::uint32_t n = static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i])) << 16;
-    if (i + 1 < bytes.size()) n |= static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i + 1])) << 8;
-    text += kBase64Alphabet[(n >> 18) & 63];
-    text += kBase64Alphabet[(n >> 12) & 63];
-    text += i + 1 < bytes.size() ? kBase64Alphabet[(n >> 6) & 63] : '=';
-    text += '=';
-  }
-  return text;
-}
-
-int Base64Value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
-// Strict standard base64 with padding; nullopt when `text` is not that.
-std::optional<std::string> DecodeBase64(std::string_view text) {
-  if (text.size() % 4 != 0) return std::nullopt;
-  std::string bytes;
-  bytes.reserve(text.size() / 4 * 3);
-  for (std::size_t i = 0; i < text.size(); i += 4) {
-    const bool last = i + 4 == text.size();
-    const int a = Base64Value(text[i]);
-    const int b = Base64Value(text[i + 1]);
-    const bool pad2 = last && text[i + 2] == '=' && text[i + 3] == '=';
-    const bool pad1 = last && !pad2 && text[i + 3] == '=';
-    const int c = pad2 ? 0 : Base64Value(text[i + 2]);
-    const int d = (pad1 || pad2) ? 0 : Base64Value(text[i + 3]);
-    if (a < 0 || b < 0 || c < 0 || d < 0) return std::nullopt;
-    const auto n = (static_cast<std::uint32_t>(a) << 18) | (static_cast<std::uint32_t>(b) << 12) |
-                   (static_cast<std::uint32_t>(c) << 6) | static_cast<std::uint32_t>(d);
-    bytes += static_cast<char>((n >> 16) & 0xFF);
-    if (!pad2) bytes += static_cast<char>((n >> 8) & 0xFF);
-    if (!pad1 && !pad2) bytes += static_cast<char>(n & 0xFF);
-  }
-  return bytes;
-}
-
 json StringAttribute(std::string_view value, std::string_view type = "String") {
   return {{"DataType", type}, {"StringValue", value}};
 }
@@ -149,7 +93,7 @@ json StringAttribute(std::string_view value, std::string_view type = "String") {
 std::pair<std::string, std::string> Encode(const std::string& body) {
   if (body.empty()) return {std::string(kEmptyBodyText), std::string(kEmpty)};
   if (IsSqsText(body)) return {body, ""};
-  return {EncodeBase64(body), std::string(kBase64)};
+  return {Base64Encode(body), std::string(kBase64)};
 }
 
 std::string StringField(const json& object, std::string_view key) {
@@ -184,19 +128,23 @@ std::optional<std::int64_t> IntField(const json& object, std::string_view key) {
   return std::nullopt;
 }
 
-std::string DecodeBody(const json& message, std::string_view queue) {
-  std::string text = StringField(message, "Body");
-  const std::string encoding = MessageAttribute(message, SqsQueue::kEncodingAttribute);
+std::string DecodeText(std::string text, const std::string& encoding, const std::string& message_id,
+                       std::string_view queue) {
   if (encoding.empty()) return text;
   if (encoding == kEmpty) return "";
   if (encoding == kBase64) {
-    if (auto bytes = DecodeBase64(text)) return std::move(*bytes);
+    if (auto bytes = Base64Decode(text); bytes.ok()) return std::move(bytes).value();
   }
   // Not written by this adapter as it claims: hand over the text, which the handler will refuse
   // (and dead-letter) rather than block the queue on it.
-  spdlog::warn("SQS queue {}: message {} marked {}='{}' does not decode; delivered as its text", queue,
-               StringField(message, "MessageId"), SqsQueue::kEncodingAttribute, encoding);
+  spdlog::warn("SQS queue {}: message {} marked {}='{}' does not decode; delivered as its text", queue, message_id,
+               SqsQueue::kEncodingAttribute, encoding);
   return text;
+}
+
+std::string DecodeBody(const json& message, std::string_view queue) {
+  return DecodeText(StringField(message, "Body"), MessageAttribute(message, SqsQueue::kEncodingAttribute),
+                    StringField(message, "MessageId"), queue);
 }
 
 seconds CeilSeconds(Duration duration) {
@@ -602,6 +550,23 @@ Status SqsQueue::ChangeVisibility(const std::string& receipt, Duration timeout) 
   }
   std::lock_guard lock(mutex_);
   if (auto it = deliveries_.find(sequence); it != deliveries_.end()) it->second.deadline = start + visibility;
+  return Status::Ok();
+}
+
+std::string SqsQueue::DecodeForeignBody(const ForeignMessage& message, std::string_view queue) {
+  return DecodeText(message.text, message.encoding, message.message_id, queue);
+}
+
+Status SqsQueue::SendToDeadLetterQueue(const ForeignMessage& message) const {
+  json attributes = {{kDeadIdAttribute, StringAttribute(message.message_id)},
+                     {kDeadSentAtAttribute, StringAttribute(std::to_string(ToUnixMillis(message.sent_at)), "Number")},
+                     {kDeadReceiveCountAttribute, StringAttribute(std::to_string(message.receive_count), "Number")}};
+  if (!message.encoding.empty()) attributes[kEncodingAttribute] = StringAttribute(message.encoding);
+  auto sent =
+      client_->Call(kSqs, "SendMessage",
+                    {{"QueueUrl", dead_letter_url_}, {"MessageBody", message.text}, {"MessageAttributes", attributes}});
+  if (!sent.ok())
+    return sent.status().WithContext("dead-lettering message " + message.message_id + " of SQS queue " + name_);
   return Status::Ok();
 }
 

@@ -153,6 +153,25 @@ class SqsQueue final : public ports::Queue {
   Result<std::vector<ports::ReceivedMessage>> PeekDeadLetters(std::size_t max_messages) override;
   Result<std::size_t> RedriveDeadLetters(std::size_t max_messages) override;
 
+  // A message of this queue that another consumer received (a Lambda function's SQS event), as
+  // SQS carries it: its body text and the value of the encoding attribute ("" when absent).
+  struct ForeignMessage {
+    std::string message_id;
+    std::string text;
+    std::string encoding;
+    Timestamp sent_at;
+    int receive_count = 0;
+  };
+  // The body as the port delivers it (Receive's ReceivedMessage::body) from SQS's text and the
+  // encoding attribute: the same decoding, including the fallback to the text (logged) for a
+  // body that does not decode as its attribute claims.
+  static std::string DecodeForeignBody(const ForeignMessage& message, std::string_view queue);
+  // Sends `message` to this queue's dead-letter queue with the attributes DeadLetter gives (its
+  // id, sent time, receive count, encoding), so that PeekDeadLetters and RedriveDeadLetters treat
+  // it like any other dead letter. The original is NOT deleted: its consumer does that (a Lambda
+  // function reports it processed). Errors: AwsClient's, prefixed with the queue's name.
+  Status SendToDeadLetterQueue(const ForeignMessage& message) const;
+
   const std::string& Name() const { return name_; }
   const std::string& Url() const { return url_; }
   const std::string& DeadLetterUrl() const { return dead_letter_url_; }

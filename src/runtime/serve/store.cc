@@ -11,7 +11,8 @@
 namespace pwrcell::runtime::serve {
 namespace {
 
-Result<Store> OpenEmbedded(const config::Config& config, const ports::Clock& clock) {
+Result<Store> OpenEmbedded(const config::Config& config, const ports::Clock& clock,
+                           const StoreOpenOptions& open_options) {
   Store store;
   auto database = adapters::SqliteDatabase::Open(config.storage.path);
   if (!database.ok()) return database.status();
@@ -26,7 +27,7 @@ Result<Store> OpenEmbedded(const config::Config& config, const ports::Clock& clo
     out = std::move(*queue);
     return Status::Ok();
   };
-  PWRCELL_RETURN_IF_ERROR(open(kIngestQueue, store.ingest));
+  if (open_options.ingest) PWRCELL_RETURN_IF_ERROR(open(kIngestQueue, store.ingest));
   PWRCELL_RETURN_IF_ERROR(open(kConcertoQueue, store.concerto));
   PWRCELL_RETURN_IF_ERROR(open(kConcertoTelemetryQueue, store.concerto_telemetry));
   PWRCELL_RETURN_IF_ERROR(open(kCesQueue, store.ces));
@@ -36,7 +37,7 @@ Result<Store> OpenEmbedded(const config::Config& config, const ports::Clock& clo
   return store;
 }
 
-Result<Store> OpenAws(const config::Config& config, Metrics* metrics) {
+Result<Store> OpenAws(const config::Config& config, Metrics* metrics, const StoreOpenOptions& open_options) {
   auto options = AwsOptionsFromConfig(config);
   if (!options.ok()) return options.status();
   Store store;
@@ -55,7 +56,7 @@ Result<Store> OpenAws(const config::Config& config, Metrics* metrics) {
     out = std::move(*queue);
     return Status::Ok();
   };
-  PWRCELL_RETURN_IF_ERROR(open(config.aws.ingest_queue, store.ingest));
+  if (open_options.ingest) PWRCELL_RETURN_IF_ERROR(open(config.aws.ingest_queue, store.ingest));
   PWRCELL_RETURN_IF_ERROR(open(config.aws.concerto_queue, store.concerto));
   PWRCELL_RETURN_IF_ERROR(open(config.aws.concerto_telemetry_queue, store.concerto_telemetry));
   PWRCELL_RETURN_IF_ERROR(open(config.aws.ces_queue, store.ces));
@@ -96,13 +97,14 @@ std::function<Result<std::unique_ptr<BatchScope>>()> SqliteBatchScopes(adapters:
   };
 }
 
-Result<Store> Store::Open(const config::Config& config, const ports::Clock& clock, Metrics* metrics) {
+Result<Store> Store::Open(const config::Config& config, const ports::Clock& clock, Metrics* metrics,
+                          const StoreOpenOptions& options) {
   if (config.backend.kind == "aws") {
-    auto store = OpenAws(config, metrics);
+    auto store = OpenAws(config, metrics, options);
     if (!store.ok()) return store.status().WithContext("store aws");
     return store;
   }
-  auto store = OpenEmbedded(config, clock);
+  auto store = OpenEmbedded(config, clock, options);
   if (!store.ok()) return store.status().WithContext("store " + config.storage.path);
   return store;
 }

@@ -34,6 +34,13 @@ inline constexpr const char* kCesQueue = "ces";
 inline constexpr std::array<const char*, 4> kQueueNames = {kIngestQueue, kConcertoQueue, kConcertoTelemetryQueue,
                                                            kCesQueue};
 
+struct StoreOpenOptions {
+  // Opens the ingest queue (serve, replay). The Lambda functions and the CLI's device commands on
+  // AWS have no use for it (telemetry comes from the Kinesis stream there): `ingest` stays null
+  // and `[aws] ingest_queue` need not exist.
+  bool ingest = true;
+};
+
 // Everything `serve` and `replay` open in the store. Movable, not copyable.
 struct Store {
   // Embedded only (null on AWS): the one SQLite connection the queues and tables share, whose
@@ -56,7 +63,8 @@ struct Store {
   // queue); a missing one fails with its name and the AWS error ("store aws: ..."); missing AWS
   // credentials or region are kInvalidArgument naming the variable. `metrics` (optional) receives
   // the AWS client's counters.
-  static Result<Store> Open(const config::Config& config, const ports::Clock& clock, Metrics* metrics = nullptr);
+  static Result<Store> Open(const config::Config& config, const ports::Clock& clock, Metrics* metrics = nullptr,
+                            const StoreOpenOptions& options = {});
 };
 
 // The AWS client options of `config`: the standard environment (AwsOptions::FromEnvironment) with

@@ -103,7 +103,7 @@ TEST(ConfigExample, LoadsAndEqualsTheDefaults) {
 TEST(ConfigExample, SetsEveryKeyAndNamesEveryEnvironmentVariable) {
   const std::string text = ReadText(ExamplePath());
   const toml::table example = toml::parse(text, std::string_view(ExamplePath()));
-  ASSERT_EQ(Keys().size(), 46u);
+  ASSERT_EQ(Keys().size(), 49u);
   for (const KeyInfo& key : Keys()) {
     EXPECT_TRUE(example.at_path(key.section + "." + key.key)) << key.section << "." << key.key;
     EXPECT_THAT(text, HasSubstr(key.env_var));
@@ -404,6 +404,9 @@ TEST(ConfigEnvironment, EveryKeyHasAGenericVariable) {
       {"PWRCELL_TELEMETRY_TLS_KEY_FILE", "/etc/pwrcell/key.pem"},
       {"PWRCELL_ADMIN_LISTEN", "127.0.0.1:24"},
       {"PWRCELL_SIMULATED_RECORD_INTERVAL_S", "25"},
+      {"PWRCELL_LAMBDA_CONCERTO_CONTROL_CONCURRENCY", "26"},
+      {"PWRCELL_LAMBDA_CONCERTO_TELEMETRY_CONCURRENCY", "27"},
+      {"PWRCELL_LAMBDA_CES_CONCURRENCY", "28"},
   };
   ASSERT_EQ(env.size(), Keys().size());  // a new key needs a line here
   for (const KeyInfo& key : Keys()) EXPECT_EQ(env.count(key.env_var), 1u) << key.env_var;
@@ -430,6 +433,7 @@ TEST(ConfigEnvironment, EveryKeyHasAGenericVariable) {
   expected.telemetry.tls_key_file = "/etc/pwrcell/key.pem";
   expected.admin = {{"127.0.0.1", 24}};
   expected.simulated = {25s};
+  expected.lambda = {26, 27, 28};
   EXPECT_EQ(*c, expected);
 }
 
