@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "adapters/sqlite/sqlite_device_store.h"
+#include "adapters/system/system_clock.h"
 #include "cli/exit_codes.h"
 #include "config/config.h"
 #include "domain/device_json.h"
@@ -38,11 +39,19 @@ std::string OrDash(const std::optional<Timestamp>& t) {
   return t ? FormatIso8601(*t) : "-";
 }
 
-// Opens the device table for reading. A missing file is reported, never silently created.
+// Opens the device table for reading: the embedded file (a missing file is reported, never
+// silently created) or the DynamoDB table of an AWS configuration.
 std::variant<std::unique_ptr<ports::DeviceStore>, int> OpenStore(const StoreLocation& where, std::ostream& err) {
-  auto path = ResolveDbPath(where, err);
-  if (std::holds_alternative<int>(path)) return std::get<int>(path);
-  const std::string& db = std::get<std::string>(path);
+  auto target = ResolveStore(where, err);
+  if (std::holds_alternative<int>(target)) return std::get<int>(target);
+  const StoreTarget& store_target = std::get<StoreTarget>(target);
+  if (store_target.aws) {
+    auto store = OpenAwsStore(*store_target.aws, /*ingest=*/false, err);
+    if (std::holds_alternative<int>(store)) return std::get<int>(store);
+    // The DynamoDB store holds its own reference to the AWS client: the rest of the Store can go.
+    return std::move(std::get<runtime::serve::Store>(store).devices);
+  }
+  const std::string& db = store_target.db_path;
   if (!std::filesystem::exists(db)) {
     err << "error: no device table at " << db << " (has the adapter run with this [storage] path?)\n";
     return kExitNotFound;
@@ -61,24 +70,40 @@ std::string StateCell(const DeviceRecord& d) {
 
 }  // namespace
 
-std::variant<std::string, int> ResolveDbPath(const StoreLocation& where, std::ostream& err) {
-  if (where.db_path) return *where.db_path;
+std::variant<StoreTarget, int> ResolveStore(const StoreLocation& where, std::ostream& err) {
+  if (where.db_path) return StoreTarget{*where.db_path, std::nullopt};
   std::string config_path = where.config_path.value_or("deployment.toml");
   if (!where.config_path && !std::filesystem::exists(config_path)) {
-    return config::StorageConfig{}.path;
+    return StoreTarget{config::StorageConfig{}.path, std::nullopt};
   }
   auto cfg = config::LoadConfigFile(config_path, config::ProcessEnvironment());
   if (!cfg.ok()) {
     err << "error: " << cfg.status().message() << "\n";
     return ExitCodeFor(Step::kLoadConfig, cfg.status());
   }
-  if (cfg->backend.kind != "embedded") {
-    err << "error: " << config_path << " keeps the store on AWS ([backend] kind = \"" << cfg->backend.kind
-        << "\"); this command reads the embedded SQLite store (--db FILE). On AWS use serve's admin API "
-           "(/api/devices, /metrics) or the AWS tools\n";
-    return kExitBadConfig;
+  if (cfg->backend.kind == "aws") return StoreTarget{{}, std::move(*cfg)};
+  return StoreTarget{cfg->storage.path, std::nullopt};
+}
+
+std::variant<runtime::serve::Store, int> OpenAwsStore(const config::Config& config, bool ingest, std::ostream& err) {
+  static const adapters::SystemClock clock{};  // the queues' time (the AWS backends keep SQS's)
+  runtime::serve::StoreOpenOptions options;
+  options.ingest = ingest;
+  auto store = runtime::serve::Store::Open(config, clock, /*metrics=*/nullptr, options);
+  if (store.ok()) return std::move(store).value();
+  const Status& status = store.status();
+  err << "error: " << status.message();
+  switch (status.code()) {
+    case StatusCode::kInvalidArgument:  // credentials or region missing: the message names the variable
+      err << "\n";
+      return kExitBadConfig;
+    case StatusCode::kNotFound:
+      err << " (has `pwrcell-adapter aws setup` or the stack created the resources [aws] names?)\n";
+      return kExitNotFound;
+    default:
+      err << "\n";
+      return kExitFailure;
   }
-  return cfg->storage.path;
 }
 
 int ConfigCheck(const std::string& path, bool print_effective, std::ostream& out, std::ostream& err) {

@@ -8,19 +8,43 @@
 #include <string>
 #include <variant>
 
+#include "config/config.h"
+#include "runtime/serve/store.h"
+
 namespace pwrcell::cli {
 
 struct StoreLocation {
-  std::optional<std::string> config_path;  // --config: use its [storage] path
+  std::optional<std::string> config_path;  // --config: use its [storage] path, or its [aws] resources
   std::optional<std::string> db_path;      // --db: overrides the configuration
 };
 
-// Where the store file is: --db, else --config's [storage] path, else ./deployment.toml's, else
-// the default path. An exit code (with the reason written to `err`) when the configuration is
-// missing or invalid. Shared by the commands that read the store.
-std::variant<std::string, int> ResolveDbPath(const StoreLocation& where, std::ostream& err);
+// The store a `devices` or `queues` command works on.
+struct StoreTarget {
+  std::string db_path;                // embedded: the SQLite file
+  std::optional<config::Config> aws;  // set when the configuration keeps the store on AWS
+};
+
+// Which store: --db's file, else --config's (else ./deployment.toml's, else the default path):
+// its [storage] path, or its AWS backends when `[backend] kind = "aws"` (then `aws` is set). An
+// exit code (with the reason written to `err`) when the configuration is missing or invalid.
+// Shared by the commands that read the store.
+std::variant<StoreTarget, int> ResolveStore(const StoreLocation& where, std::ostream& err);
+
+// Opens the store of `config` on AWS (runtime::serve::Store::Open), with the ingest queue only
+// when `ingest` is set (a Lambda stack has none). On failure writes the reason to `err` and
+// returns the exit code: 3 when the AWS environment is incomplete (the variable is named), 4 when
+// a table or queue does not exist (named), 1 otherwise (AWS unreachable, refused).
+std::variant<runtime::serve::Store, int> OpenAwsStore(const config::Config& config, bool ingest, std::ostream& err);
 
 int ConfigCheck(const std::string& path, bool print_effective, std::ostream& out, std::ostream& err);
+// `config sam-parameters FILE`: loads FILE as ConfigCheck does and prints the `sam deploy
+// --parameter-overrides` value of template.yml (docs/LAMBDA.md): every parameter as Key=Value,
+// space-separated, a value in double quotes only when a shell would need them. A value the
+// template cannot take (a schedule not in its AllowedValues, a concurrency below 2, ...) is an
+// error naming the key, the value and why: exit 3, nothing on stdout. Keys the template has no
+// parameter for are named on `err` as notes when they differ from their defaults. Exit codes as
+// ConfigCheck otherwise (3 invalid file, 4 no file).
+int ConfigSamParameters(const std::string& path, std::ostream& out, std::ostream& err);
 int DevicesList(const StoreLocation& where, bool json, std::ostream& out, std::ostream& err);
 int DevicesShow(const StoreLocation& where, const std::string& remote_id, bool json, std::ostream& out,
                 std::ostream& err);

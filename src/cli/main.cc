@@ -36,13 +36,28 @@ int main(int argc, char** argv) {
   bool print_effective = false;
   check->add_option("FILE", config_file, "The configuration file")->required();
   check->add_flag("--print", print_effective, "Print the effective configuration (file + environment)");
+  auto* sam_parameters = config->add_subcommand(
+      "sam-parameters",
+      "Print template.yml's `sam deploy --parameter-overrides` value for a deployment.toml (docs/LAMBDA.md)");
+  sam_parameters->add_option("FILE", config_file, "The configuration file (environment overrides apply)")->required();
+  sam_parameters->footer(
+      "Prints on stdout every template parameter as Key=Value, space-separated, quoted only where a shell\n"
+      "needs it (AdapterName=\"my adapter\"). Use it as one argument:\n"
+      "  sam deploy --parameter-overrides \"$(pwrcell-adapter config sam-parameters deployment.toml)\"\n"
+      "A value the template cannot take (a schedule other than 60, 120, 180, 300, 600, 900, 1800 or 3600 s,\n"
+      "a lambda.*_concurrency below 2, ...) is an error naming the key, the value and why: exit 3, nothing on\n"
+      "stdout. Keys the stack has no parameter for ([backend], [storage], [secrets], [aws], [telemetry],\n"
+      "[admin], concerto.workers, ...) are named on stderr as notes when they differ from their defaults.\n"
+      "Exit codes: 0 ok, 3 invalid file or a value the template cannot take, 4 no such file.");
 
   auto* devices = app.add_subcommand("devices", "Read the device table")->require_subcommand(1);
   StoreLocation where;
   bool json = false;
   auto add_store_options = [&](CLI::App* cmd, bool with_json = true) {
     cmd->add_option("--config", where.config_path,
-                    "deployment.toml whose [storage] path is the store (device table and queues)");
+                    "deployment.toml whose store is read: its [storage] path, or with [backend] kind = \"aws\" "
+                    "the DynamoDB table and SQS queues of its [aws] section (AWS credentials and region from "
+                    "the environment)");
     cmd->add_option("--db", where.db_path, "The SQLite store file (overrides --config)");
     if (with_json) cmd->add_flag("--json", json, "JSON output instead of a table");
   };
@@ -122,6 +137,7 @@ int main(int argc, char** argv) {
   if (replay->parsed()) return Replay(replay_config, replay_file);
   if (aws_setup->parsed()) return AwsSetup(aws_config, stream_shards, std::cout, std::cerr);
   if (check->parsed()) return ConfigCheck(config_file, print_effective, std::cout, std::cerr);
+  if (sam_parameters->parsed()) return ConfigSamParameters(config_file, std::cout, std::cerr);
   if (list->parsed()) return DevicesList(where, json, std::cout, std::cerr);
   if (show->parsed()) return DevicesShow(where, remote_id, json, std::cout, std::cerr);
   if (queues_list->parsed()) return QueuesList(where, json, std::cout, std::cerr);

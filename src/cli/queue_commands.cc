@@ -1,7 +1,10 @@
 // `queues list | dead-letters | redrive`: what an operator needs to see and recover the dead
-// letters of serve's durable queues. They open the same SQLite file as serve, which may be
-// running: the file is in WAL mode (these reads never block serve, nor serve them) and every
+// letters of serve's durable queues. Embedded, they open the same SQLite file as serve, which may
+// be running: the file is in WAL mode (these reads never block serve, nor serve them) and every
 // write waits up to the connection's busy timeout (5 s) for serve's transaction to end.
+// On AWS (`[backend] kind = "aws"`) they work on the SQS queues `[aws]` names and their "-dlq"
+// dead-letter queues, through the same port; there is no ingest queue in a Lambda stack, so
+// `queues list` leaves it out (with a note) when it does not exist.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -16,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "adapters/aws/sqs_queue.h"
 #include "adapters/sqlite/sqlite_database.h"
 #include "adapters/sqlite/sqlite_queue.h"
 #include "adapters/system/system_clock.h"
@@ -95,11 +99,7 @@ Preview PreviewBody(const std::string& body) {
 }
 
 // The store file serve uses, opened without creating it: a missing file is reported (exit 4).
-std::variant<std::shared_ptr<adapters::SqliteDatabase>, int> OpenDatabase(const StoreLocation& where,
-                                                                          std::ostream& err) {
-  auto path = ResolveDbPath(where, err);
-  if (std::holds_alternative<int>(path)) return std::get<int>(path);
-  const std::string& db = std::get<std::string>(path);
+std::variant<std::shared_ptr<adapters::SqliteDatabase>, int> OpenDatabase(const std::string& db, std::ostream& err) {
   if (!std::filesystem::exists(db)) {
     err << "error: no store at " << db << " (has the adapter run with this [storage] path?)\n";
     return kExitNotFound;
@@ -119,29 +119,80 @@ Result<std::unique_ptr<adapters::SqliteQueue>> OpenQueue(std::shared_ptr<adapter
   return adapters::SqliteQueue::Create(std::move(database), name, clock, config::QueuesConfig{}.max_receives);
 }
 
-int UnknownQueue(const std::string& name, std::ostream& err) {
-  err << "error: unknown queue '" << name << "'; the queues are: " << QueueNameList() << "\n";
-  return kExitUsage;
-}
-
 int StoreError(const Status& status, std::ostream& err) {
   err << "error: " << status.ToString()
       << (status.code() == StatusCode::kUnavailable ? " (the store is busy or unreachable: try again)" : "") << "\n";
   return kExitFailure;
 }
 
+// Queues by their names in kQueueNames, opened on the configured backend.
+using NamedQueues = std::vector<std::pair<std::string, std::unique_ptr<ports::Queue>>>;
+
+// Opens `names` (each one of kQueueNames) on the store `where` designates. On AWS a missing ingest
+// queue is left out with a note when `ingest_optional` is set (a Lambda stack has none), else
+// reported like any missing queue (exit 4). `clock` must outlive the queues.
+std::variant<NamedQueues, int> OpenQueues(const StoreLocation& where, const std::vector<std::string>& names,
+                                          bool ingest_optional, const ports::Clock& clock, std::ostream& err) {
+  auto target = ResolveStore(where, err);
+  if (std::holds_alternative<int>(target)) return std::get<int>(target);
+  const StoreTarget& store_target = std::get<StoreTarget>(target);
+  NamedQueues queues;
+  if (!store_target.aws) {
+    auto opened = OpenDatabase(store_target.db_path, err);
+    if (std::holds_alternative<int>(opened)) return std::get<int>(opened);
+    const auto& database = std::get<std::shared_ptr<adapters::SqliteDatabase>>(opened);
+    for (const std::string& name : names) {
+      auto queue = OpenQueue(database, name, clock);
+      if (!queue.ok()) return StoreError(queue.status(), err);
+      queues.emplace_back(name, std::move(*queue));
+    }
+    return queues;
+  }
+  const config::Config& config = *store_target.aws;
+  auto opened = OpenAwsStore(config, /*ingest=*/false, err);
+  if (std::holds_alternative<int>(opened)) return std::get<int>(opened);
+  auto& store = std::get<runtime::serve::Store>(opened);
+  for (const std::string& name : names) {
+    if (name == runtime::serve::kConcertoQueue) {
+      queues.emplace_back(name, std::move(store.concerto));
+    } else if (name == runtime::serve::kConcertoTelemetryQueue) {
+      queues.emplace_back(name, std::move(store.concerto_telemetry));
+    } else if (name == runtime::serve::kCesQueue) {
+      queues.emplace_back(name, std::move(store.ces));
+    } else {  // the ingest queue, opened apart: serve has one, a Lambda stack does not
+      auto ingest = adapters::aws::SqsQueue::Open(store.aws, config.aws.ingest_queue);
+      if (ingest.ok()) {
+        queues.emplace_back(name, std::move(*ingest));
+      } else if (ingest.status().code() == StatusCode::kNotFound && ingest_optional) {
+        err << "note: no SQS queue " << config.aws.ingest_queue
+            << " (the ingest queue; a Lambda stack has none): not listed\n";
+      } else if (ingest.status().code() == StatusCode::kNotFound) {
+        err << "error: " << ingest.status().message() << " (the ingest queue: serve on AWS has one, a Lambda stack "
+            << "has none)\n";
+        return kExitNotFound;
+      } else {
+        return StoreError(ingest.status(), err);
+      }
+    }
+  }
+  return queues;
+}
+
+int UnknownQueue(const std::string& name, std::ostream& err) {
+  err << "error: unknown queue '" << name << "'; the queues are: " << QueueNameList() << "\n";
+  return kExitUsage;
+}
+
 }  // namespace
 
 int QueuesList(const StoreLocation& where, bool json, std::ostream& out, std::ostream& err) {
-  auto opened = OpenDatabase(where, err);
-  if (std::holds_alternative<int>(opened)) return std::get<int>(opened);
-  const auto& database = std::get<std::shared_ptr<adapters::SqliteDatabase>>(opened);
   adapters::SystemClock clock;  // serve's clock: in_flight means hidden by a delivery now
+  auto opened = OpenQueues(where, std::vector<std::string>(kQueueNames.begin(), kQueueNames.end()),
+                           /*ingest_optional=*/true, clock, err);
+  if (std::holds_alternative<int>(opened)) return std::get<int>(opened);
   std::vector<std::pair<std::string, ports::QueueStats>> rows;
-  for (const char* name : kQueueNames) {
-    auto queue = OpenQueue(database, name, clock);
-    if (!queue.ok()) return StoreError(queue.status(), err);
-    auto stats = (*queue)->Stats();
+  for (auto& [name, queue] : std::get<NamedQueues>(opened)) {
+    auto stats = queue->Stats();
     if (!stats.ok()) return StoreError(stats.status(), err);
     rows.emplace_back(name, *stats);
   }
@@ -172,14 +223,13 @@ int QueuesDeadLetters(const StoreLocation& where, const std::string& queue_name,
     err << "error: --limit must be at least 1\n";
     return kExitUsage;
   }
-  auto opened = OpenDatabase(where, err);
-  if (std::holds_alternative<int>(opened)) return std::get<int>(opened);
   adapters::SystemClock clock;
-  auto queue = OpenQueue(std::get<std::shared_ptr<adapters::SqliteDatabase>>(opened), queue_name, clock);
-  if (!queue.ok()) return StoreError(queue.status(), err);
-  auto stats = (*queue)->Stats();
+  auto opened = OpenQueues(where, {queue_name}, /*ingest_optional=*/false, clock, err);
+  if (std::holds_alternative<int>(opened)) return std::get<int>(opened);
+  ports::Queue* queue = std::get<NamedQueues>(opened).front().second.get();
+  auto stats = queue->Stats();
   if (!stats.ok()) return StoreError(stats.status(), err);
-  auto dead = (*queue)->PeekDeadLetters(limit);
+  auto dead = queue->PeekDeadLetters(limit);
   if (!dead.ok()) return StoreError(dead.status(), err);
   // Dead-lettered between the two reads (serve runs): never claim fewer than are shown.
   const std::size_t total = std::max(stats->dead_letter, dead->size());
@@ -216,12 +266,11 @@ int QueuesRedrive(const StoreLocation& where, const std::string& queue_name, std
     err << "error: --max must be at least 1\n";
     return kExitUsage;
   }
-  auto opened = OpenDatabase(where, err);
-  if (std::holds_alternative<int>(opened)) return std::get<int>(opened);
   adapters::SystemClock clock;
-  auto queue = OpenQueue(std::get<std::shared_ptr<adapters::SqliteDatabase>>(opened), queue_name, clock);
-  if (!queue.ok()) return StoreError(queue.status(), err);
-  auto moved = (*queue)->RedriveDeadLetters(max.value_or(std::numeric_limits<std::size_t>::max()));
+  auto opened = OpenQueues(where, {queue_name}, /*ingest_optional=*/false, clock, err);
+  if (std::holds_alternative<int>(opened)) return std::get<int>(opened);
+  ports::Queue* queue = std::get<NamedQueues>(opened).front().second.get();
+  auto moved = queue->RedriveDeadLetters(max.value_or(std::numeric_limits<std::size_t>::max()));
   if (!moved.ok()) return StoreError(moved.status(), err);
   out << "moved " << *moved << (*moved == 1 ? " dead letter" : " dead letters") << " back into queue " << queue_name
       << "\n";

@@ -43,6 +43,93 @@ expect syntax-error 3 'syntax\.toml' -- "$bin" config check "$work/syntax.toml"
 expect missing-config 4 'nope\.toml' -- "$bin" config check "$work/nope.toml"
 expect env-override-bad 3 'PWRCELL_CONCERTO_WORKERS' -- env PWRCELL_CONCERTO_WORKERS=many "$bin" config check "$src/deployment_example.toml"
 
+# config sam-parameters: stdout and stderr apart, in a clean environment (no PWRCELL_* overrides).
+# run CMD...: sets $out (stdout), $err (stderr) and $code.
+run() {
+  out=$("$@" 2>"$work/stderr")
+  code=$?
+  err=$(cat "$work/stderr")
+}
+# verdict NAME CONDITION_STATUS DETAIL: counts a check whose condition was evaluated by the caller.
+verdict() {
+  if [ "$2" -eq 0 ]; then echo "ok   $1"; passed=$((passed + 1)); else
+    echo "FAIL $1: $3"; echo "stdout: $out"; echo "stderr: $err"; echo "exit: $code"; failed=$((failed + 1)); fi
+}
+sam() { env -i PATH="$PATH" "$@"; }
+defaults='AdapterName=pwrcell-adapter AutoCommissioning=false ConcertoRootUrl=http://127.0.0.1:8080'
+defaults+=' CesRootUrl=http://127.0.0.1:8081 ConcertoCredentialsSecretName=ConcertoCredentials'
+defaults+=' CesCredentialsSecretName=CesCredentials ConcertoTimeoutSeconds=30 CesTimeoutSeconds=30'
+defaults+=' ConcertoRequestsPerSecond=25 CesRequestsPerSecond=10 ConcertoPageSize=100 CesStatusBatchSize=100'
+defaults+=' RegistrarPollSeconds=60 CesStatePollSeconds=900 LivenessSweepSeconds=60 MetadataRefreshSeconds=86400'
+defaults+=' OfflineTimeoutSeconds=900 RecordIntervalSeconds=300 SimulatedRecordIntervalSeconds=300 MaxReceives=5'
+defaults+=' VisibilityTimeoutSeconds=60 ConcertoGatewayConcurrency=2 ConcertoTelemetryGatewayConcurrency=2'
+defaults+=' PwrcellGatewayConcurrency=2'
+: >"$work/empty.toml"
+run sam "$bin" config sam-parameters "$work/empty.toml"
+[ "$code" -eq 0 ] && [ "$out" = "$defaults" ] && [ -z "$err" ]
+verdict sam-defaults $? "expected exactly: $defaults (and nothing on stderr)"
+
+printf '[adapter]\nname = "my adapter"\nauto_commissioning = true\n[concerto]\nmax_requests_per_second = 12.5\n' \
+  >"$work/sam-override.toml"
+printf '[schedule]\nregistrar_poll_s = 300\n[lambda]\nces_concurrency = 4\n' >>"$work/sam-override.toml"
+run sam PWRCELL_SCHEDULE_CES_STATE_POLL_S=1800 "$bin" config sam-parameters "$work/sam-override.toml"
+want=${defaults/AdapterName=pwrcell-adapter/AdapterName=\"my adapter\"}
+want=${want/AutoCommissioning=false/AutoCommissioning=true}
+want=${want/ConcertoRequestsPerSecond=25/ConcertoRequestsPerSecond=12.5}
+want=${want/RegistrarPollSeconds=60/RegistrarPollSeconds=300}
+want=${want/CesStatePollSeconds=900/CesStatePollSeconds=1800}
+want=${want/PwrcellGatewayConcurrency=2/PwrcellGatewayConcurrency=4}
+[ "$code" -eq 0 ] && [ "$out" = "$want" ] && [ -z "$err" ]
+verdict sam-overridden $? "expected exactly: $want"
+
+# The output is one shell word per pair: a value with quotes, a dollar and a backtick survives eval.
+printf '[adapter]\nname = "it'"'"'s \\"$HOME\\" `x` \\\\ ok"\n' >"$work/sam-quote.toml"
+run sam "$bin" config sam-parameters "$work/sam-quote.toml"
+eval "set -- $out"
+[ "$code" -eq 0 ] && [ "$1" = "AdapterName=it's \"\$HOME\" \`x\` \\ ok" ] && [ "$#" -eq 24 ]
+verdict sam-shell-quoting $? "expected 24 words, the first AdapterName=it's \"\$HOME\" \`x\` \\ ok; got $# words, first: $1"
+
+printf '[schedule]\nregistrar_poll_s = 90\n' >"$work/sam-90.toml"
+run sam "$bin" config sam-parameters "$work/sam-90.toml"
+[ "$code" -eq 3 ] && [ -z "$out" ] && grep -qF "sam-90.toml: schedule.registrar_poll_s = 90: EventBridge schedules are \
+whole minutes; the template takes 60, 120, 180, 300, 600, 900, 1800, 3600" <<<"$err"
+verdict sam-schedule-not-minutes $? "expected exit 3, no stdout, the key, the value and the allowed values"
+
+printf '[schedule]\nces_state_poll_s = 240\n' >"$work/sam-240.toml"
+run sam "$bin" config sam-parameters "$work/sam-240.toml"
+[ "$code" -eq 3 ] && grep -qE "schedule\.ces_state_poll_s = 240: not one of the template's AllowedValues" <<<"$err"
+verdict sam-schedule-not-allowed $? "expected exit 3 naming schedule.ces_state_poll_s = 240"
+
+run sam PWRCELL_SCHEDULE_LIVENESS_SWEEP_S=45 "$bin" config sam-parameters "$work/empty.toml"
+[ "$code" -eq 3 ] && grep -qE "^error: PWRCELL_SCHEDULE_LIVENESS_SWEEP_S: schedule\.liveness_sweep_s = 45: " <<<"$err"
+verdict sam-schedule-from-environment $? "expected exit 3 naming the variable that set the value"
+
+printf '[lambda]\nconcerto_control_concurrency = 1\n' >"$work/sam-concurrency.toml"
+run sam "$bin" config sam-parameters "$work/sam-concurrency.toml"
+[ "$code" -eq 3 ] && [ -z "$out" ] &&
+  grep -qE "lambda\.concerto_control_concurrency = 1: .*MaximumConcurrency, which is at least 2" <<<"$err"
+verdict sam-concurrency-below-2 $? "expected exit 3 naming lambda.concerto_control_concurrency = 1"
+
+printf '[storage]\npath = "/var/lib/pwrcell/adapter.db"\n[concerto]\nworkers = 3\n' >"$work/sam-storage.toml"
+run sam "$bin" config sam-parameters "$work/sam-storage.toml"
+[ "$code" -eq 0 ] && [ "$out" = "$defaults" ] &&
+  [ "$err" = "note: concerto.workers is not a template parameter (concurrency is the functions': lambda.*_concurrency); ignored
+note: storage.path is not a template parameter (the stack has no SQLite file); ignored" ]
+verdict sam-notes $? "expected the defaults on stdout and one note each for concerto.workers and storage.path"
+
+printf '[storage]\npath = "pwrcell-adapter.db"\n[backend]\nkind = "embedded"\n' >"$work/sam-default-keys.toml"
+run sam "$bin" config sam-parameters "$work/sam-default-keys.toml"
+[ "$code" -eq 0 ] && [ -z "$err" ]
+verdict sam-no-note-for-defaults $? "expected no note for keys set to their defaults"
+
+run sam "$bin" config sam-parameters "$work/wrong-type.toml"
+[ "$code" -eq 3 ] && [ -z "$out" ] && grep -q 'concerto\.timeout_s' <<<"$err"
+verdict sam-invalid-file $? "expected exit 3 as config check"
+run sam "$bin" config sam-parameters "$work/nope.toml"
+[ "$code" -eq 4 ] && grep -q 'nope\.toml' <<<"$err"
+verdict sam-missing-file $? "expected exit 4"
+expect sam-help 0 'parameter-overrides' -- "$bin" config sam-parameters --help
+
 expect no-table 4 'no device table' -- "$bin" devices list --db "$work/absent.db"
 "$seed" "$work/devices.db" "$src/tests/data/devices.json" || { echo "FAIL seeding"; exit 1; }
 # tests/data/devices.json: two records in the single-inverter shape of older versions, one with two inverters.
