@@ -111,14 +111,6 @@ def doc_parameters():
     return pairs
 
 
-# docs/LAMBDA.md's environment table names PWRCELL_LAMBDA_CONCERTO_CONCURRENCY ("the sum of both
-# Concerto gateway functions' reserved concurrency"), but the configuration has no such key: the
-# code (src/config/config.cc, src/runtime/lambda/functions.cc) and LAMBDA.md's own rate-limit
-# section read the two keys below and add them up. The template sets those.
-DOC_ENVIRONMENT_ERRATA = {
-    "PWRCELL_LAMBDA_CONCERTO_CONCURRENCY": ["PWRCELL_LAMBDA_CONCERTO_CONTROL_CONCURRENCY",
-                                            "PWRCELL_LAMBDA_CONCERTO_TELEMETRY_CONCURRENCY"],
-}
 
 
 def config_env_name(key):
@@ -128,13 +120,13 @@ def config_env_name(key):
 
 
 def expected_environment():
-    """Every variable a function must have: LAMBDA.md's table (errata applied) plus the generic
+    """Every variable a function must have: LAMBDA.md's table plus the generic
     name of every parameter's key that the table does not cover otherwise (a parameter nobody
     reads would be useless), except the secret names, which reach the functions as the secrets'
     ARNs (ConcertoCredentials / CesCredentials)."""
     names = []
     for name in doc_environment():
-        names.extend(DOC_ENVIRONMENT_ERRATA.get(name, [name]))
+        names.append(name)
     aliases = {"adapter.name": "ADAPTER_NAME", "adapter.auto_commissioning": "AUTO_COMMISSIONING",
                "concerto.root_url": "ConcertoRootUrl", "ces.root_url": "CesRootUrl",
                "concerto.credentials_secret": "ConcertoCredentials",
