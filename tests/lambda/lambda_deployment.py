@@ -31,13 +31,14 @@ class FunctionSpec:
     batch_size: int = 10
     concurrency_key: str = ""  # [lambda] key of its reserved concurrency (= SQS MaximumConcurrency)
     schedule_key: str = ""     # the configuration key of its schedule's interval (seconds)
-    timeout_s: float = 30.0    # the function's Timeout (at most the queues' visibility timeout)
-    max_retries: int = 3       # Kinesis MaximumRetryAttempts (then the on-failure destination)
+    timeout_s: float = 60.0    # the function's Timeout (template: 60 s; the gateways' = the visibility timeout)
+    max_retries: int = -1      # Kinesis MaximumRetryAttempts (-1: none; then the on-failure destination)
+    max_record_age_s: int = -1  # Kinesis MaximumRecordAgeInSeconds
 
 
 FUNCTIONS = (
     FunctionSpec("TelemetryProcessorFunction", "telemetry_processor", "kinesis", "telemetry_stream",
-                 batch_size=100, timeout_s=60.0, max_retries=5),
+                 batch_size=100, timeout_s=60.0, max_retries=-1, max_record_age_s=86400),
     FunctionSpec("ConcertoGatewayFunction", "concerto_gateway", "sqs", "concerto_queue",
                  concurrency_key="lambda.concerto_control_concurrency"),
     FunctionSpec("ConcertoTelemetryGatewayFunction", "concerto_gateway", "sqs", "concerto_telemetry_queue",
@@ -117,14 +118,29 @@ class LambdaDeployment:
             return 1
         return int(setting(self.sections, spec.concurrency_key, DEFAULT_CONCURRENCY))
 
+    def configure_queues(self):
+        """What the template sets on the gateway queues and `pwrcell-adapter aws setup` leaves at
+        SQS's defaults (serve sets the visibility per receive): VisibilityTimeout =
+        queues.visibility_timeout_s (VisibilityTimeoutSeconds)."""
+        visibility = setting(self.sections, "queues.visibility_timeout_s")
+        if visibility is None:
+            return
+        sqs = self.boto3_client("sqs")
+        for spec in FUNCTIONS:
+            if spec.source == "sqs":
+                url = sqs.get_queue_url(QueueName=self.aws_names[spec.resource])["QueueUrl"]
+                sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": str(int(visibility))})
+
     def start(self):
         os.makedirs(self.workdir, exist_ok=True)
+        if self.start_sources:
+            self.configure_queues()
         for spec in FUNCTIONS:
             if self.only is not None and spec.name not in self.only:
                 continue
             timeout_s = self.function_timeouts.get(spec.name, spec.timeout_s)
-            if spec.source == "sqs":  # AWS requires the visibility timeout >= the function's timeout
-                timeout_s = min(timeout_s, float(setting(self.sections, "queues.visibility_timeout_s", 30)))
+            if spec.source == "sqs" and spec.name not in self.function_timeouts:  # template: Timeout = visibility
+                timeout_s = float(setting(self.sections, "queues.visibility_timeout_s", 30))
             function = Function(spec.name, spec.handler, self.bootstrap, self.workdir, variables=self.env,
                                 base_env=self.aws_env, concurrency=self.concurrency(spec), timeout_s=timeout_s,
                                 region=self.region)
@@ -145,7 +161,8 @@ class LambdaDeployment:
         if spec.source == "kinesis":
             mapping = KinesisMapping(function, self.boto3_client("kinesis"), self.aws_names[spec.resource],
                                      region=self.region, batch_size=overrides.get("batch_size", spec.batch_size),
-                                     max_retries=overrides.get("max_retries", spec.max_retries))
+                                     max_retries=overrides.get("max_retries", spec.max_retries),
+                                     max_record_age_s=overrides.get("max_record_age_s", spec.max_record_age_s))
         elif spec.source == "sqs":
             mapping = SqsMapping(function, self.boto3_client("sqs"), self.aws_names[spec.resource], region=self.region,
                                  batch_size=overrides.get("batch_size", spec.batch_size),
