@@ -557,6 +557,17 @@ std::string SqsQueue::DecodeForeignBody(const ForeignMessage& message, std::stri
   return DecodeText(message.text, message.encoding, message.message_id, queue);
 }
 
+Status SqsQueue::ChangeForeignVisibility(const std::string& receipt_handle, Duration timeout) const {
+  PWRCELL_RETURN_IF_ERROR(ports::CheckVisibilityTimeout(timeout));
+  AwsError error;
+  auto changed = client_->Call(
+      kSqs, "ChangeMessageVisibility",
+      {{"QueueUrl", url_}, {"ReceiptHandle", receipt_handle}, {"VisibilityTimeout", CeilSeconds(timeout).count()}},
+      &error);
+  if (!changed.ok()) return ReceiptCallError(changed.status(), error, "SQS queue " + name_);
+  return Status::Ok();
+}
+
 Status SqsQueue::SendToDeadLetterQueue(const ForeignMessage& message) const {
   json attributes = {{kDeadIdAttribute, StringAttribute(message.message_id)},
                      {kDeadSentAtAttribute, StringAttribute(std::to_string(ToUnixMillis(message.sent_at)), "Number")},

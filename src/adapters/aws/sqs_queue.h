@@ -171,6 +171,10 @@ class SqsQueue final : public ports::Queue {
   // it like any other dead letter. The original is NOT deleted: its consumer does that (a Lambda
   // function reports it processed). Errors: AwsClient's, prefixed with the queue's name.
   Status SendToDeadLetterQueue(const ForeignMessage& message) const;
+  // Sets the visibility timeout of a message another consumer received, by its SQS receipt handle
+  // (rounded up to whole seconds; SQS caps it at 12 h from the receive). Errors: kInvalidArgument
+  // for a timeout out of range; kNotFound when the handle is no longer valid; AwsClient's.
+  Status ChangeForeignVisibility(const std::string& receipt_handle, Duration timeout) const;
 
   const std::string& Name() const { return name_; }
   const std::string& Url() const { return url_; }

@@ -21,6 +21,7 @@
 #include "processes/simulated_systems.h"
 #include "processes/telemetry_processor.h"
 #include "runtime/lambda/events.h"
+#include "runtime/serve/queue_workers.h"
 #include "runtime/serve/store.h"
 
 namespace pwrcell::runtime::lambda {
@@ -61,6 +62,20 @@ struct LambdaMetrics {
               {"handler", "outcome"}) {}
   Counter<2> items;
 };
+
+// When a message that failed transiently is delivered again (its visibility timeout, set before
+// the function answers): serve's backoff, base * 2^(n-1) after delivery n. While the service is
+// down the base is the queue's visibility timeout and the cap two hours, so that the queue's
+// max_receives deliveries span an outage of about visibility * (2^max_receives - 1) (31 min with
+// the defaults) before SQS dead-letters the message, instead of max_receives visibility timeouts.
+Duration RetryDelay(const config::Config& config, int receive_count, bool outage) {
+  serve::WorkerOptions options;
+  const Duration visibility = config.queues.visibility_timeout_s;
+  options.retry_base = outage ? visibility : std::min(Duration(std::chrono::seconds(5)), visibility);
+  options.retry_max =
+      outage ? Duration(std::chrono::hours(2)) : std::max(visibility, Duration(std::chrono::seconds(60)));
+  return serve::QueueWorkers::RetryDelay(options, receive_count);
+}
 
 }  // namespace
 
@@ -284,11 +299,13 @@ Result<std::string> Function::InvokeSqs(std::string_view event, SystemTime deadl
   const std::string_view name = HandlerName(handler_);
   Counter<2>& items = parts_->lambda_metrics.items;
   std::vector<std::string> failed;
-  bool down = false;  // the service is down: the rest of the batch is not tried
+  std::vector<const SqsEventRecord*> to_delay;  // failed transiently: delivered again after a backoff
+  bool down = false;                            // the service is down: the rest of the batch is not tried
   for (const SqsEventRecord& record : *records) {
     if (down || !TimeLeft(deadline)) {
       items.Increment({name, "not_started"});
       failed.push_back(record.message_id);
+      if (down) to_delay.push_back(&record);
       continue;
     }
     const adapters::aws::SqsQueue::ForeignMessage message{record.message_id, record.body, record.encoding,
@@ -311,6 +328,7 @@ Result<std::string> Function::InvokeSqs(std::string_view event, SystemTime deadl
       spdlog::warn("{}: message {} (delivery {}) failed transiently: {}", name, record.message_id, record.receive_count,
                    status.ToString());
       failed.push_back(record.message_id);
+      to_delay.push_back(&record);
       down = Outage(status);
       continue;
     }
@@ -330,6 +348,16 @@ Result<std::string> Function::InvokeSqs(std::string_view event, SystemTime deadl
     items.Increment({name, "dead_letter"});
     spdlog::error("{}: message {} of {} dead-lettered: {}", name, record.message_id, record.queue_name,
                   status.ToString());
+  }
+  for (const SqsEventRecord* record : to_delay) {
+    adapters::aws::SqsQueue* queue = parts_->QueueNamed(config_, record->queue_name);
+    if (queue == nullptr) continue;
+    const Duration delay = RetryDelay(config_, record->receive_count, down);
+    if (Status changed = queue->ChangeForeignVisibility(record->receipt_handle, delay); !changed.ok()) {
+      // It comes back after the queue's visibility timeout instead.
+      spdlog::warn("{}: message {}: could not delay its next delivery: {}", name, record->message_id,
+                   changed.ToString());
+    }
   }
   return BatchItemFailures(failed);
 }

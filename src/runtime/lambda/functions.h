@@ -16,7 +16,10 @@
 // - concerto_gateway, pwrcell_gateway (SQS): each message through ConcertoGateway::Handle /
 //   PwrcellGateway::Handle. A transient failure is reported by messageId; after a failure that
 //   means the service is down (unreachable, timing out), the rest of the batch is reported
-//   without being tried. A permanent failure (a message that does not decode, a request the
+//   without being tried. Each message reported is delivered again after serve's backoff (its
+//   visibility timeout is set before the answer; while the service is down the backoff starts at
+//   the queue's visibility timeout, so that max_receives deliveries span a long outage). A
+//   permanent failure (a message that does not decode, a request the
 //   service refuses) is sent to the queue's dead-letter queue, logged and counted, and not
 //   reported (so SQS deletes it). Messages not started before the deadline (less a margin) are
 //   reported.
