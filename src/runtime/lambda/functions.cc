@@ -54,15 +54,6 @@ bool Outage(const Status& status) {
   return status.code() == StatusCode::kUnavailable || status.code() == StatusCode::kDeadlineExceeded;
 }
 
-// The metrics of the Lambda handlers themselves (the processes count their own).
-struct LambdaMetrics {
-  explicit LambdaMetrics(Metrics* registry)
-      : items(registry, "pwrcell_lambda_batch_items_total",
-              "Items of Kinesis and SQS events, by handler and outcome (done, retry, dead_letter, not_started)",
-              {"handler", "outcome"}) {}
-  Counter<2> items;
-};
-
 // When a message that failed transiently is delivered again (its visibility timeout, set before
 // the function answers): serve's backoff, base * 2^(n-1) after delivery n. While the service is
 // down the base is the queue's visibility timeout and the cap two hours, so that the queue's
@@ -78,6 +69,11 @@ Duration RetryDelay(const config::Config& config, int receive_count, bool outage
 }
 
 }  // namespace
+
+LambdaMetrics::LambdaMetrics(Metrics* registry)
+    : items(registry, "pwrcell_lambda_batch_items_total",
+            "Items of Kinesis and SQS events, by handler and outcome (done, retry, dead_letter, not_started)",
+            {"handler", "outcome"}) {}
 
 Result<Handler> ParseHandler(std::string_view name) {
   for (const auto& [handler, handler_name] : kHandlers) {

@@ -52,6 +52,12 @@ enum class Handler {
   kSimulatedTelemetry,
 };
 
+// The metrics of the Lambda handlers themselves (the processes count their own), declared once.
+struct LambdaMetrics {
+  explicit LambdaMetrics(Metrics* registry);
+  Counter<2> items;  // {handler, outcome=done|retry|dead_letter|not_started}
+};
+
 // "telemetry_processor" ... (the `_HANDLER` values); kInvalidArgument naming the valid ones.
 Result<Handler> ParseHandler(std::string_view name);
 std::string_view HandlerName(Handler handler);
