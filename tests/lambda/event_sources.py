@@ -122,6 +122,7 @@ class KinesisMapping(_Mapping):
         self.on_failure = []     # on-failure destination records
         self.processed = {}      # shard id -> sequence number checkpointed (everything up to it done)
         self.delivered = 0       # records handed over (counting retries)
+        self.answers = []        # (shard id, [sequence numbers handed over], ok, answer | error)
         self._shards = set()
 
     def start(self):
@@ -190,6 +191,8 @@ class KinesisMapping(_Mapping):
                 self.delivered += len(part)
             ok, payload = self._invoke(self._event(shard_id, part))
             sequence = [r["SequenceNumber"] for r in part]
+            with self.lock:
+                self.answers.append((shard_id, sequence, ok, payload))
             if ok:
                 failed = self._item_failures(payload, set(sequence))
                 if failed == []:
@@ -255,6 +258,7 @@ class SqsMapping(_Mapping):
         self.visibility_timeout_s = int(attributes.get("VisibilityTimeout", 30))
         self.deleted = 0
         self.reported = []   # messageIds reported in batchItemFailures
+        self.answers = []    # ([messageIds handed over], ok, answer | error)
 
     def start(self):
         for i in range(self.max_concurrency):
@@ -302,6 +306,8 @@ class SqsMapping(_Mapping):
             if not messages:
                 continue
             ok, payload = self._invoke(self._event(messages))
+            with self.lock:
+                self.answers.append(([m["MessageId"] for m in messages], ok, payload))
             if not ok:
                 continue  # none deleted: visible again after the visibility timeout
             failed = self._item_failures(payload, {m["MessageId"] for m in messages})
