@@ -96,7 +96,7 @@ class LambdaDeployment:
     """Every function of FUNCTIONS (or `only` those names) with its mapping, started by start()."""
 
     def __init__(self, bootstrap, workdir, sections, aws_names, secret_arns, aws_env, boto3_client, region="us-east-1",
-                 only=None, function_timeouts=None, mapping_overrides=None, start_sources=True):
+                 only=None, function_timeouts=None, mapping_overrides=None, start_sources=True, function_env=None):
         self.bootstrap = bootstrap
         self.workdir = workdir
         self.sections = sections
@@ -109,6 +109,7 @@ class LambdaDeployment:
         self.function_timeouts = function_timeouts or {}
         self.mapping_overrides = mapping_overrides or {}
         self.start_sources = start_sources
+        self.function_env = function_env or {}   # {function name: {variable: value}} on top (tests)
         self.functions = {}
         self.mappings = {}
         self.lock = threading.Lock()
@@ -141,7 +142,8 @@ class LambdaDeployment:
             timeout_s = self.function_timeouts.get(spec.name, spec.timeout_s)
             if spec.source == "sqs" and spec.name not in self.function_timeouts:  # template: Timeout = visibility
                 timeout_s = float(setting(self.sections, "queues.visibility_timeout_s", 30))
-            function = Function(spec.name, spec.handler, self.bootstrap, self.workdir, variables=self.env,
+            function = Function(spec.name, spec.handler, self.bootstrap, self.workdir,
+                                variables={**self.env, **self.function_env.get(spec.name, {})},
                                 base_env=self.aws_env, concurrency=self.concurrency(spec), timeout_s=timeout_s,
                                 region=self.region)
             self.functions[spec.name] = function
