@@ -80,10 +80,10 @@ class CommissioningTest(unittest.TestCase):
         check_commissioned(self, stack, systems)
         self.assertEqual(stack.adapter.stop(), 0)
 
-    @unittest.skipIf(BACKEND == "lambda", "times serve's per-message queue backoff (5 s) and per-message handling: on "
-                     "Lambda a 5xx that marks Concerto down defers the rest of the SQS batch (not tried, a receive "
-                     "counted) to the visibility timeout, so the systems do not all reach PENDING in the time this "
-                     "test allows")
+    @unittest.skipIf(BACKEND == "lambda", "waits for every system at once to sit at 'PENDING after its site' (serve's "
+                     "workers try all of them at once, retried 5 s later): on Lambda a Concerto 5xx counts as an "
+                     "outage, the rest of the SQS batch is not tried and comes back after the visibility timeout, so "
+                     "the systems' first attempts are spread over tens of seconds and that moment never comes")
     def test_5xx_along_the_way_then_done_without_duplicates(self):
         stack = Stack(self, scenario=live_scenario(**MIXED_FLEET), config={"concerto.max_retries": 1}).start()
         systems = stack.fleet_systems()
