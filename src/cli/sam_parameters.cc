@@ -3,12 +3,14 @@
 // would (docs/LAMBDA.md, "Template parameters and the deployment.toml keys they come from").
 //
 // The file is loaded exactly as `config check` loads it (validation, environment overrides). Then
-// each template parameter takes its key's value, checked against what the template and AWS accept
-// (a schedule is an EventBridge rate in whole minutes from the template's AllowedValues, an SQS
-// MaximumConcurrency is at least 2, ...): a value they refuse is an error naming the key, the value
-// and why, exit 3, and nothing on stdout (a half list would deploy defaults silently).
-// Keys the template cannot take are named on stderr as notes, one line each, when their value
-// differs from the default: the stack ignores them, and the operator should know.
+// each template parameter takes its key's value, checked against template.yml's AllowedValues,
+// AllowedPattern, MinValue and MaxValue where the configuration's own bounds are wider (a schedule
+// is an EventBridge rate in whole minutes from a fixed list; an SQS MaximumConcurrency is at least
+// 2; the queues' visibility timeout is also the gateway functions' timeout, at most 900 s; ...). A
+// value the template refuses is an error naming the key, the value and why: exit 3, and nothing on
+// stdout (a half list would deploy defaults silently). Keys the template has no parameter for are
+// named on stderr as notes, one line each, when their value differs from the default: the stack
+// ignores them, and the operator should know.
 //
 // Usage: sam deploy --parameter-overrides "$(pwrcell-adapter config sam-parameters deployment.toml)"
 // (one argument: SAM splits the pairs itself and reads a double-quoted value as one).
@@ -34,13 +36,15 @@ namespace {
 // The template's AllowedValues of RegistrarPollSeconds, CesStatePollSeconds and
 // LivenessSweepSeconds (its Mappings table turns each into an EventBridge rate expression).
 constexpr std::array<std::int64_t, 8> kScheduleSeconds = {60, 120, 180, 300, 600, 900, 1800, 3600};
-// SQS's bounds: an event source mapping's ScalingConfig.MaximumConcurrency (2..1000), a queue's
-// VisibilityTimeout (0..43200 s) and a redrive policy's maxReceiveCount (1..1000).
+// SQS's bounds: an event source mapping's ScalingConfig.MaximumConcurrency (2..1000) and a redrive
+// policy's maxReceiveCount (1..1000).
 constexpr int kMinConcurrency = 2;
-constexpr std::int64_t kMaxVisibilityTimeoutSeconds = 43200;
 constexpr int kMaxReceiveCount = 1000;
-// A Lambda function runs at most 15 minutes: a request that may take longer can never finish.
+// A Lambda function runs at most 15 minutes: a request that may take longer can never finish, and
+// the template makes queues.visibility_timeout_s the gateway functions' timeout too.
 constexpr std::int64_t kMaxFunctionSeconds = 900;
+// The template's MinValue of the two request rates.
+constexpr double kMinRequestsPerSecond = 0.001;
 // Secrets Manager secret names: 1..512 characters, letters, digits and /_+=.@-.
 constexpr std::size_t kMaxSecretNameChars = 512;
 
@@ -123,6 +127,24 @@ std::string CheckText(const std::string& value) {
   return "a template parameter is one line of text without control characters";
 }
 
+// The template's AllowedPattern of the URLs: a lower-case scheme (the configuration accepts any
+// case), nothing at or below a space.
+std::string CheckUrl(const std::string& url) {
+  if (!url.starts_with("http://") && !url.starts_with("https://")) {
+    return "the template takes a URL starting with http:// or https:// in lower case";
+  }
+  const bool blank = std::any_of(url.begin(), url.end(), [](char c) {
+    const auto byte = static_cast<unsigned char>(c);
+    return byte <= 0x20 || byte == 0x7f;
+  });
+  return blank ? "the template takes a URL without spaces or control characters" : std::string();
+}
+
+std::string CheckRate(double requests_per_second) {
+  if (requests_per_second >= kMinRequestsPerSecond) return {};
+  return fmt::format("the template takes at least {} requests per second", kMinRequestsPerSecond);
+}
+
 std::vector<Parameter> TemplateParameters(const config::Config& c) {
   const auto number = [](double value) { return fmt::format("{}", value); };
   const auto seconds = [](Seconds s) { return std::to_string(s.count()); };
@@ -130,8 +152,8 @@ std::vector<Parameter> TemplateParameters(const config::Config& c) {
   return {
       {"AdapterName", "adapter.name", c.adapter.name, CheckText(c.adapter.name)},
       {"AutoCommissioning", "adapter.auto_commissioning", boolean(c.adapter.auto_commissioning), {}},
-      {"ConcertoRootUrl", "concerto.root_url", c.concerto.root_url, CheckText(c.concerto.root_url)},
-      {"CesRootUrl", "ces.root_url", c.ces.root_url, CheckText(c.ces.root_url)},
+      {"ConcertoRootUrl", "concerto.root_url", c.concerto.root_url, CheckUrl(c.concerto.root_url)},
+      {"CesRootUrl", "ces.root_url", c.ces.root_url, CheckUrl(c.ces.root_url)},
       {"ConcertoCredentialsSecretName", "concerto.credentials_secret", c.concerto.credentials_secret,
        CheckSecretName(c.concerto.credentials_secret)},
       {"CesCredentialsSecretName", "ces.credentials_secret", c.ces.credentials_secret,
@@ -139,8 +161,10 @@ std::vector<Parameter> TemplateParameters(const config::Config& c) {
       {"ConcertoTimeoutSeconds", "concerto.timeout_s", seconds(c.concerto.timeout_s),
        CheckRequestTimeout(c.concerto.timeout_s)},
       {"CesTimeoutSeconds", "ces.timeout_s", seconds(c.ces.timeout_s), CheckRequestTimeout(c.ces.timeout_s)},
-      {"ConcertoRequestsPerSecond", "concerto.max_requests_per_second", number(c.concerto.max_requests_per_second), {}},
-      {"CesRequestsPerSecond", "ces.max_requests_per_second", number(c.ces.max_requests_per_second), {}},
+      {"ConcertoRequestsPerSecond", "concerto.max_requests_per_second", number(c.concerto.max_requests_per_second),
+       CheckRate(c.concerto.max_requests_per_second)},
+      {"CesRequestsPerSecond", "ces.max_requests_per_second", number(c.ces.max_requests_per_second),
+       CheckRate(c.ces.max_requests_per_second)},
       {"ConcertoPageSize", "concerto.page_size", std::to_string(c.concerto.page_size), {}},
       {"CesStatusBatchSize", "ces.status_batch_size", std::to_string(c.ces.status_batch_size), {}},
       {"RegistrarPollSeconds", "schedule.registrar_poll_s", seconds(c.schedule.registrar_poll_s),
@@ -159,9 +183,11 @@ std::vector<Parameter> TemplateParameters(const config::Config& c) {
            : fmt::format("it is also the queues' redrive maxReceiveCount, which SQS takes from 1 to {}",
                          kMaxReceiveCount)},
       {"VisibilityTimeoutSeconds", "queues.visibility_timeout_s", seconds(c.queues.visibility_timeout_s),
-       c.queues.visibility_timeout_s.count() <= kMaxVisibilityTimeoutSeconds
+       c.queues.visibility_timeout_s.count() <= kMaxFunctionSeconds
            ? std::string()
-           : fmt::format("an SQS visibility timeout is at most {} s (12 hours)", kMaxVisibilityTimeoutSeconds)},
+           : fmt::format("the template makes it the gateway functions' timeout too (SQS requires the visibility "
+                         "timeout to be at least that), and a Lambda function runs at most {} s",
+                         kMaxFunctionSeconds)},
       {"ConcertoGatewayConcurrency", "lambda.concerto_control_concurrency",
        std::to_string(c.lambda.concerto_control_concurrency), CheckConcurrency(c.lambda.concerto_control_concurrency)},
       {"ConcertoTelemetryGatewayConcurrency", "lambda.concerto_telemetry_concurrency",

@@ -110,6 +110,26 @@ run sam "$bin" config sam-parameters "$work/sam-concurrency.toml"
   grep -qE "lambda\.concerto_control_concurrency = 1: .*MaximumConcurrency, which is at least 2" <<<"$err"
 verdict sam-concurrency-below-2 $? "expected exit 3 naming lambda.concerto_control_concurrency = 1"
 
+printf '[queues]\nvisibility_timeout_s = 901\n' >"$work/sam-visibility.toml"
+run sam "$bin" config sam-parameters "$work/sam-visibility.toml"
+[ "$code" -eq 3 ] && grep -qE "queues\.visibility_timeout_s = 901: .*at most 900 s" <<<"$err"
+verdict sam-visibility-above-900 $? "expected exit 3 naming queues.visibility_timeout_s = 901"
+
+printf '[concerto]\nroot_url = "HTTPS://concerto.example"\n' >"$work/sam-url.toml"
+run sam "$bin" config sam-parameters "$work/sam-url.toml"
+[ "$code" -eq 3 ] && grep -qF 'concerto.root_url = HTTPS://concerto.example: the template takes a URL starting with' <<<"$err"
+verdict sam-url-scheme-case $? "expected exit 3 naming concerto.root_url (the template's pattern is lower case)"
+
+# template.yml's Parameters, with their Defaults: exactly the pairs printed for an empty file.
+template_pairs=$(awk '/^Parameters:/ {in_params = 1; next} in_params && /^[^ #]/ {exit}
+  in_params && /^  [A-Za-z]+:$/ {name = substr($1, 1, length($1) - 1)}
+  in_params && /^    Default: / {value = substr($0, index($0, ":") + 2); gsub(/"/, "", value); print name "=" value}' \
+  "$src/template.yml" | sort)
+printed_pairs=$(tr ' ' '\n' <<<"$defaults" | sort)
+[ -n "$template_pairs" ] && [ "$template_pairs" = "$printed_pairs" ]
+verdict sam-matches-template $? "template.yml's parameters and defaults differ: $(diff <(echo "$template_pairs") \
+  <(echo "$printed_pairs") | tr '\n' ' ')"
+
 printf '[storage]\npath = "/var/lib/pwrcell/adapter.db"\n[concerto]\nworkers = 3\n' >"$work/sam-storage.toml"
 run sam "$bin" config sam-parameters "$work/sam-storage.toml"
 [ "$code" -eq 0 ] && [ "$out" = "$defaults" ] &&
