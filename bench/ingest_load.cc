@@ -33,6 +33,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "common/base64.h"
 #include "fleet/physics.h"
 #include "fleet/system_spec.h"
 
@@ -56,26 +57,6 @@ struct Options {
   int admin_slow = 0;
   double min_rate = 0;
 };
-
-std::string Base64(const std::string& bytes) {
-  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 2 < bytes.size(); i += 3) {
-    const unsigned n = (static_cast<unsigned char>(bytes[i]) << 16) | (static_cast<unsigned char>(bytes[i + 1]) << 8) |
-                       static_cast<unsigned char>(bytes[i + 2]);
-    out += {kAlphabet[(n >> 18) & 63], kAlphabet[(n >> 12) & 63], kAlphabet[(n >> 6) & 63], kAlphabet[n & 63]};
-  }
-  if (bytes.size() - i == 1) {
-    const unsigned n = static_cast<unsigned char>(bytes[i]) << 16;
-    out += {kAlphabet[(n >> 18) & 63], kAlphabet[(n >> 12) & 63], '=', '='};
-  } else if (bytes.size() - i == 2) {
-    const unsigned n = (static_cast<unsigned char>(bytes[i]) << 16) | (static_cast<unsigned char>(bytes[i + 1]) << 8);
-    out += {kAlphabet[(n >> 18) & 63], kAlphabet[(n >> 12) & 63], kAlphabet[(n >> 6) & 63], '='};
-  }
-  return out;
-}
 
 struct Record {
   std::string bytes;
@@ -218,7 +199,7 @@ int Run(const Options& options) {
     nlohmann::json entries = nlohmann::json::array();
     for (int i = 0; i < per_body; ++i) {
       const Record& r = records[(static_cast<std::size_t>(b) * per_body + i) % records.size()];
-      entries.push_back({{"data", Base64(r.bytes)}, {"partitionKey", r.system_id}});
+      entries.push_back({{"data", Base64Encode(r.bytes)}, {"partitionKey", r.system_id}});
     }
     bodies.push_back(nlohmann::json{{"records", entries}}.dump());
   }

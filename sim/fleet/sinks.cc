@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "adapters/aws/aws_client.h"
+#include "common/base64.h"
 
 namespace pwrcell::fleetsim {
 namespace {
@@ -129,7 +130,7 @@ class HttpSink final : public RecordSink {
     for (std::size_t i = 0; i < batch.size(); ++i) {
       if (i) body += ',';
       // System ids are UUID-shaped plus an optional prefix: escape through the JSON library.
-      body += R"({"data":")" + Base64(batch[i].data) + R"(","partitionKey":)" +
+      body += R"({"data":")" + Base64Encode(batch[i].data) + R"(","partitionKey":)" +
               nlohmann::json(batch[i].partition_key).dump() + "}";
     }
     body += "]}";
@@ -241,7 +242,7 @@ class KinesisSink final : public RecordSink {
     for (int attempt = 1;; ++attempt) {
       nlohmann::json entries = nlohmann::json::array();
       for (const OutRecord* record : pending) {
-        entries.push_back({{"Data", Base64(record->data)}, {"PartitionKey", record->partition_key}});
+        entries.push_back({{"Data", Base64Encode(record->data)}, {"PartitionKey", record->partition_key}});
       }
       adapters::aws::AwsError error;
       auto answer = client_.Call(adapters::aws::kKinesis, "PutRecords",
@@ -315,35 +316,6 @@ class KinesisSink final : public RecordSink {
 };
 
 }  // namespace
-
-std::string Base64(std::string_view bytes) {
-  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 2 < bytes.size(); i += 3) {
-    const std::uint32_t n = (static_cast<unsigned char>(bytes[i]) << 16) |
-                            (static_cast<unsigned char>(bytes[i + 1]) << 8) | static_cast<unsigned char>(bytes[i + 2]);
-    out += kAlphabet[(n >> 18) & 63];
-    out += kAlphabet[(n >> 12) & 63];
-    out += kAlphabet[(n >> 6) & 63];
-    out += kAlphabet[n & 63];
-  }
-  if (i + 1 == bytes.size()) {
-    const std::uint32_t n = static_cast<unsigned char>(bytes[i]) << 16;
-    out += kAlphabet[(n >> 18) & 63];
-    out += kAlphabet[(n >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == bytes.size()) {
-    const std::uint32_t n =
-        (static_cast<unsigned char>(bytes[i]) << 16) | (static_cast<unsigned char>(bytes[i + 1]) << 8);
-    out += kAlphabet[(n >> 18) & 63];
-    out += kAlphabet[(n >> 12) & 63];
-    out += kAlphabet[(n >> 6) & 63];
-    out += '=';
-  }
-  return out;
-}
 
 Result<std::unique_ptr<RecordSink>> MakeSink(const std::string& spec, const std::atomic<bool>& stop) {
   if (spec.rfind("file:", 0) == 0) {

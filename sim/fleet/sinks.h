@@ -52,6 +52,4 @@ class RecordSink {
 // region, or a stream that cannot be described (missing, credentials refused). `stop` is polled while waiting to retry.
 Result<std::unique_ptr<RecordSink>> MakeSink(const std::string& spec, const std::atomic<bool>& stop);
 
-std::string Base64(std::string_view bytes);
-
 }  // namespace pwrcell::fleetsim

@@ -27,6 +27,7 @@
 #include "adapters/aws/dynamodb_coordination.h"
 #include "adapters/memory/memory_coordination.h"
 #include "capture_server.h"
+#include "common/base64.h"
 #include "moto.h"
 
 namespace pwrcell::adapters::aws {
@@ -121,24 +122,6 @@ class Collector {
   std::map<std::string, int> deliveries_;
   std::set<std::string> partition_keys_;
 };
-
-std::string Base64Encode(const std::string& bytes) {
-  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  std::uint32_t buffer = 0;
-  int bits = 0;
-  for (const unsigned char c : bytes) {
-    buffer = (buffer << 8) | c;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out += kAlphabet[(buffer >> bits) & 63];
-    }
-  }
-  if (bits > 0) out += kAlphabet[(buffer << (6 - bits)) & 63];
-  while (out.size() % 4 != 0) out += '=';
-  return out;
-}
 
 // Polls `condition` every 20 ms for up to `timeout`.
 bool Eventually(const std::function<bool()>& condition, Duration timeout = std::chrono::seconds(20)) {

@@ -4,14 +4,14 @@
 #include <httplib.h>
 
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
-#include "adapters/memory/memory_secret_store.h"
+#include "common/base64.h"
 #include "gzip_bytes.h"
+#include "ingest_fixture.h"
 #include "runtime/http/ingest_server.h"
 #include "test_records.h"
 
@@ -19,7 +19,6 @@ namespace pwrcell::runtime::http {
 namespace {
 
 using nlohmann::json;
-using testing::Base64;
 using testing::Gzip;
 using testing::RecordBytesWithoutInverterId;
 using testing::ValidRecordBytes;
@@ -29,43 +28,13 @@ constexpr char kFirehoseKey[] = "fh-key-0123456789";
 constexpr char kIngestKey[] = "ingest-key-abcdef";
 constexpr char kRequestId[] = "ed4acda5-034f-9f42-bba1-f29aea6d7d8f";
 
-// Records what the server stored; answers with `answer`.
-class RecordingSink {
- public:
-  Status operator()(const std::vector<std::string>& records) {
-    std::lock_guard lock(mutex_);
-    ++calls_;
-    if (!answer_.ok()) return answer_;
-    stored_.insert(stored_.end(), records.begin(), records.end());
-    return Status::Ok();
-  }
-  void Answer(Status status) {
-    std::lock_guard lock(mutex_);
-    answer_ = std::move(status);
-  }
-  std::vector<std::string> stored() const {
-    std::lock_guard lock(mutex_);
-    return stored_;
-  }
-  int calls() const {
-    std::lock_guard lock(mutex_);
-    return calls_;
-  }
-
- private:
-  mutable std::mutex mutex_;
-  Status answer_;
-  std::vector<std::string> stored_;
-  int calls_ = 0;
-};
-
 json Delivery(const std::vector<std::string>& records, const std::string& request_id = kRequestId) {
   json entries = json::array();
-  for (const auto& r : records) entries.push_back({{"data", Base64(r)}});
+  for (const auto& r : records) entries.push_back({{"data", Base64Encode(r)}});
   return {{"requestId", request_id}, {"timestamp", 1578090901599}, {"records", entries}};
 }
 
-class FirehoseIngestTest : public ::testing::Test {
+class FirehoseIngestTest : public testing::IngestServerFixture {
  protected:
   void SetUp() override {
     ASSERT_TRUE(secrets_.Put("FirehoseAccessKey", json{{"api_key", kFirehoseKey}}.dump()).ok());
@@ -75,14 +44,7 @@ class FirehoseIngestTest : public ::testing::Test {
     config_.firehose_access_key_secret = "FirehoseAccessKey";
   }
 
-  void StartServer() {
-    server_ = std::make_unique<IngestServer>(
-        config_, [this](const std::vector<std::string>& records) { return sink_(records); }, metrics_, &secrets_);
-    const Status started = server_->Start();
-    ASSERT_TRUE(started.ok()) << started.ToString();
-    client_ = std::make_unique<httplib::Client>("127.0.0.1", server_->port());
-    client_->set_read_timeout(10, 0);
-  }
+  void StartServer() { StartIngestServer(config_, &secrets_); }
 
   httplib::Headers FirehoseHeaders(const std::string& key = kFirehoseKey) const {
     httplib::Headers headers = {{"X-Amz-Firehose-Protocol-Version", "1.0"},
@@ -116,16 +78,8 @@ class FirehoseIngestTest : public ::testing::Test {
   double FirehoseRequests(const std::string& status) const {
     return metrics_.Value("pwrcell_ingest_firehose_requests_total", {{"status", status}});
   }
-  double Records(const std::string& outcome) const {
-    return metrics_.Value("pwrcell_records_total", {{"outcome", outcome}});
-  }
 
-  adapters::MemorySecretStore secrets_;
   config::TelemetryConfig config_;
-  Metrics metrics_;
-  RecordingSink sink_;
-  std::unique_ptr<IngestServer> server_;
-  std::unique_ptr<httplib::Client> client_;
 };
 
 TEST_F(FirehoseIngestTest, AValidDeliveryStoresEveryRecordAndAnswersItsRequestId) {
@@ -203,7 +157,7 @@ TEST_F(FirehoseIngestTest, AGzipDeliveryIsAccepted) {
 
 TEST_F(FirehoseIngestTest, MalformedJsonOrBase64Is400AndStoresNothing) {
   StartServer();
-  const std::string good = Base64(ValidRecordBytes("RCP-1"));
+  const std::string good = Base64Encode(ValidRecordBytes("RCP-1"));
   const std::string bodies[] = {
       "{not json",
       "[]",
@@ -393,7 +347,7 @@ TEST_F(FirehoseIngestTest, TelemetryTakesGzipBodiesWithinTheDecompressedLimit) {
   StartServer();
   const std::string a = ValidRecordBytes("RCP-A");
   const std::string b = ValidRecordBytes("RCP-B");
-  const json batch = {{"records", {{{"data", Base64(a)}}, {{"data", Base64(b)}}}}};
+  const json batch = {{"records", {{{"data", Base64Encode(a)}}, {{"data", Base64Encode(b)}}}}};
   httplib::Result json_res =
       client_->Post("/v1/telemetry", {{"Content-Encoding", "gzip"}}, Gzip(batch.dump()), "application/json");
   ASSERT_TRUE(json_res);

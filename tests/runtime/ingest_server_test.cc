@@ -10,11 +10,14 @@
 #include <iterator>
 #include <memory>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "common/base64.h"
+#include "ingest_fixture.h"
 #include "ports/queue.h"
 #include "test_records.h"
 
@@ -22,54 +25,20 @@ namespace pwrcell::runtime::http {
 namespace {
 
 using nlohmann::json;
-using testing::Base64;
 using testing::RecordBytesWithoutInverterId;
+using testing::RecordingSink;
 using testing::ValidRecordBytes;
 
 constexpr int kMaxBodyBytes = 4096;
 
-// Records what the server stored; answers with `answer` (OK unless a test says otherwise).
-class RecordingSink {
- public:
-  Status operator()(const std::vector<std::string>& records) {
-    std::lock_guard lock(mutex_);
-    ++calls_;
-    if (!answer_.ok()) return answer_;
-    stored_.insert(stored_.end(), records.begin(), records.end());
-    return Status::Ok();
-  }
-  void Answer(Status status) {
-    std::lock_guard lock(mutex_);
-    answer_ = std::move(status);
-  }
-  std::vector<std::string> stored() const {
-    std::lock_guard lock(mutex_);
-    return stored_;
-  }
-  int calls() const {
-    std::lock_guard lock(mutex_);
-    return calls_;
-  }
-
- private:
-  mutable std::mutex mutex_;
-  Status answer_;
-  std::vector<std::string> stored_;
-  int calls_ = 0;
-};
-
-class IngestServerTest : public ::testing::Test {
+class IngestServerTest : public testing::IngestServerFixture {
  protected:
   void SetUp() override {
     config::TelemetryConfig config;
     config.listen = {"127.0.0.1", 0};
     config.max_body_bytes = kMaxBodyBytes;
-    server_ = std::make_unique<IngestServer>(
-        config, [this](const std::vector<std::string>& records) { return sink_(records); }, metrics_);
-    ASSERT_TRUE(server_->Start().ok());
+    ASSERT_NO_FATAL_FAILURE(StartIngestServer(config));
     ASSERT_GT(server_->port(), 0);
-    client_ = std::make_unique<httplib::Client>("127.0.0.1", server_->port());
-    client_->set_read_timeout(10, 0);
   }
 
   httplib::Result PostJson(const json& body) { return client_->Post("/v1/telemetry", body.dump(), "application/json"); }
@@ -77,14 +46,6 @@ class IngestServerTest : public ::testing::Test {
   double Requests(const std::string& status) const {
     return metrics_.Value("pwrcell_ingest_requests_total", {{"status", status}});
   }
-  double Records(const std::string& outcome) const {
-    return metrics_.Value("pwrcell_records_total", {{"outcome", outcome}});
-  }
-
-  Metrics metrics_;
-  RecordingSink sink_;
-  std::unique_ptr<IngestServer> server_;
-  std::unique_ptr<httplib::Client> client_;
 };
 
 TEST_F(IngestServerTest, ProtobufBodyReachesTheSinkByteIdentical) {
@@ -125,8 +86,8 @@ TEST_F(IngestServerTest, JsonBatchRejectsBadRecordsByIndexAndStoresTheRest) {
   const json body = {{"records",
                       {
                           {{"data", "not base64!"}, {"partitionKey", "sys-1"}},
-                          {{"data", Base64(good)}, {"partitionKey", "sys-2"}},
-                          {{"data", Base64(RecordBytesWithoutInverterId())}},
+                          {{"data", Base64Encode(good)}, {"partitionKey", "sys-2"}},
+                          {{"data", Base64Encode(RecordBytesWithoutInverterId())}},
                       }}};
   httplib::Result res = PostJson(body);
   ASSERT_TRUE(res);
@@ -147,7 +108,8 @@ TEST_F(IngestServerTest, JsonBatchRejectsBadRecordsByIndexAndStoresTheRest) {
 TEST_F(IngestServerTest, JsonWithCharsetParameterAndNoPartitionKeyIsAccepted) {
   const std::string a = ValidRecordBytes("RCP-A");
   const std::string b = ValidRecordBytes("RCP-B");
-  const json body = {{"records", {{{"data", Base64(a)}}, {{"data", Base64(b)}, {"partitionKey", nullptr}}}}};
+  const json body = {
+      {"records", {{{"data", Base64Encode(a)}}, {{"data", Base64Encode(b)}, {"partitionKey", nullptr}}}}};
   httplib::Result res = client_->Post("/v1/telemetry", body.dump(), "application/json; charset=utf-8");
   ASSERT_TRUE(res);
   ASSERT_EQ(res->status, 200) << res->body;
@@ -252,7 +214,7 @@ TEST_F(IngestServerTest, OtherMethodsAre405AndOtherPaths404) {
 
 TEST_F(IngestServerTest, RetryableSinkFailureIs503WithRetryAfterAndClaimsNothing) {
   sink_.Answer(UnavailableError("database is locked"));
-  const json body = {{"records", {{{"data", Base64(ValidRecordBytes("RCP-1"))}}, {{"data", "###"}}}}};
+  const json body = {{"records", {{{"data", Base64Encode(ValidRecordBytes("RCP-1"))}}, {{"data", "###"}}}}};
   httplib::Result res = PostJson(body);
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 503);
@@ -331,7 +293,7 @@ TEST(IngestServerRecordSizeTest, ARecordLargerThanAQueueMessageIsRejectedAndTheR
   big += static_cast<char>(n);
   big += padding;
   const std::string small = ValidRecordBytes("RCP-000191");
-  const json body = {{"records", {{{"data", Base64(big)}}, {{"data", Base64(small)}}}}};
+  const json body = {{"records", {{{"data", Base64Encode(big)}}, {{"data", Base64Encode(small)}}}}};
   httplib::Result res = client.Post("/v1/telemetry", body.dump(), "application/json");
   ASSERT_TRUE(res) << httplib::to_string(res.error());
   EXPECT_EQ(res->status, 200) << res->body;

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "adapters/memory/memory_secret_store.h"
+#include "common/base64.h"
 #include "runtime/http/ingest_server.h"
 #include "test_records.h"
 
@@ -25,7 +26,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-using testing::Base64;
 using testing::ValidRecordBytes;
 
 // Runs a shell command; its exit status and standard output.
@@ -91,7 +91,7 @@ TEST_F(IngestTlsTest, ServesHttpsToCurlTrustingTheCertificate) {
   const std::string body_file = (dir_ / "delivery.json").string();
   std::ofstream(body_file) << json{{"requestId", "tls-request-1"},
                                    {"timestamp", 1578090901599},
-                                   {"records", {{{"data", Base64(record)}}}}}
+                                   {"records", {{{"data", Base64Encode(record)}}}}}
                                   .dump();
   const std::string url = "https://127.0.0.1:" + std::to_string(server->port()) + "/v1/firehose";
   const auto [status, output] = RunShell(

@@ -17,6 +17,7 @@
 
 #include "adapters/memory/clocks.h"
 #include "adapters/memory/memory_secret_store.h"
+#include "common/base64.h"
 #include "test_records.h"
 
 namespace pwrcell::runtime::serve {
@@ -159,7 +160,7 @@ TEST_F(ServeAppTest, FirehoseDeliveryIsWiredToTheSecretStoreAndTheIngestQueue) {
   client.set_read_timeout(10, 0);
   const json delivery = {{"requestId", "serve-1"},
                          {"timestamp", 1},
-                         {"records", {{{"data", http::testing::Base64(http::testing::ValidRecordBytes("RCP-1"))}}}}};
+                         {"records", {{{"data", Base64Encode(http::testing::ValidRecordBytes("RCP-1"))}}}}};
   httplib::Result res =
       client.Post("/v1/firehose", {{"X-Amz-Firehose-Access-Key", "fh-key"}}, delivery.dump(), "application/json");
   ASSERT_TRUE(res) << httplib::to_string(res.error());

@@ -6,6 +6,8 @@
 #include <string_view>
 #include <thread>
 
+#include "common/base64.h"
+
 namespace pwrcell::adapters::aws {
 namespace {
 
@@ -48,65 +50,6 @@ json Key(const char* kind, const std::string& key) {
   return {{kKindAttribute, S(kind)}, {kKeyAttribute, S(key)}};
 }
 
-// ---- Base64 (the JSON form of DynamoDB's B type) ----
-
-constexpr char kBase64Alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-std::string EncodeBase64(std::string_view bytes) {
-  std::string text;
-  text.reserve((bytes.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 2 < bytes.size(); i += 3) {
-    const unsigned n = (static_cast<unsigned char>(bytes[i]) << 16) | (static_cast<unsigned char>(bytes[i + 1]) << 8) |
-                       static_cast<unsigned char>(bytes[i + 2]);
-    text += kBase64Alphabet[(n >> 18) & 63];
-    text += kBase64Alphabet[(n >> 12) & 63];
-    text += kBase64Alphabet[(n >> 6) & 63];
-    text += kBase64Alphabet[n & 63];
-  }
-  if (i < bytes.size()) {
-    unsigned n = static_cast<unsigned char>(bytes[i]) << 16;
-    if (i + 1 < bytes.size()) n |= static_cast<unsigned char>(bytes[i + 1]) << 8;
-    text += kBase64Alphabet[(n >> 18) & 63];
-    text += kBase64Alphabet[(n >> 12) & 63];
-    text += i + 1 < bytes.size() ? kBase64Alphabet[(n >> 6) & 63] : '=';
-    text += '=';
-  }
-  return text;
-}
-
-Result<std::string> DecodeBase64(std::string_view text) {
-  auto sextet = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
-  if (text.size() % 4 != 0) return InternalError("DynamoDB returned a binary attribute that is not base64");
-  std::string bytes;
-  bytes.reserve(text.size() / 4 * 3);
-  for (std::size_t i = 0; i < text.size(); i += 4) {
-    int part[4];
-    int padding = 0;
-    for (int j = 0; j < 4; ++j) {
-      const char c = text[i + j];
-      if (c == '=' && i + 4 == text.size() && j >= 2) {
-        part[j] = 0;
-        ++padding;
-      } else if (padding > 0 || (part[j] = sextet(c)) < 0) {
-        return InternalError("DynamoDB returned a binary attribute that is not base64");
-      }
-    }
-    const unsigned n = (part[0] << 18) | (part[1] << 12) | (part[2] << 6) | part[3];
-    bytes += static_cast<char>((n >> 16) & 0xff);
-    if (padding < 2) bytes += static_cast<char>((n >> 8) & 0xff);
-    if (padding < 1) bytes += static_cast<char>(n & 0xff);
-  }
-  return bytes;
-}
-
 // ---- Reading items ----
 
 Result<std::string> StringAttribute(const json& item, const char* name) {
@@ -136,8 +79,9 @@ Result<CoordinationValue> ValueFromItem(const json& item) {
   if (found == item.end() || !found->contains("B") || !(*found)["B"].is_string()) {
     return InternalError("coordination value item without binary attribute value");
   }
-  auto bytes = DecodeBase64((*found)["B"].get_ref<const std::string&>());
-  if (!bytes.ok()) return bytes.status();
+  // The JSON form of DynamoDB's B type is base64.
+  auto bytes = Base64Decode((*found)["B"].get_ref<const std::string&>());
+  if (!bytes.ok()) return InternalError("DynamoDB returned a binary attribute that is not base64");
   auto version = NumberAttribute(item, "version");
   if (!version.ok()) return version.status();
   return CoordinationValue{std::move(bytes).value(), *version};
@@ -327,7 +271,7 @@ Result<std::int64_t> DynamoDbCoordination::PutValue(const std::string& key, cons
   PWRCELL_RETURN_IF_ERROR(ports::CheckCoordinationKey(key, "value key"));
   PWRCELL_RETURN_IF_ERROR(ports::CheckCoordinationVersion(expected_version));
   json item = Key(kValue, key);
-  item["value"] = {{"B", EncodeBase64(value)}};
+  item["value"] = {{"B", Base64Encode(value)}};
   item["version"] = N(expected_version + 1);
   json request = {{"Item", std::move(item)}};
   if (expected_version == 0) {

@@ -8,45 +8,13 @@
 #include <cstdlib>
 #include <utility>
 
+#include "common/base64.h"
+
 namespace pwrcell::adapters::aws {
 namespace {
 
 using Json = nlohmann::json;
 using SteadyClock = std::chrono::steady_clock;
-
-// Standard base64 (RFC 4648) as the AWS JSON protocols encode blobs; nullopt for bad text.
-std::optional<std::string> DecodeBase64(std::string_view text) {
-  static const std::array<int, 256> kValues = [] {
-    std::array<int, 256> values{};
-    values.fill(-1);
-    const std::string_view alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (std::size_t i = 0; i < alphabet.size(); ++i)
-      values[static_cast<unsigned char>(alphabet[i])] = static_cast<int>(i);
-    return values;
-  }();
-  std::string out;
-  out.reserve(text.size() / 4 * 3);
-  std::uint32_t buffer = 0;
-  int bits = 0;
-  std::size_t padding = 0;
-  for (const char c : text) {
-    if (c == '=') {
-      ++padding;
-      continue;
-    }
-    if (c == '\n' || c == '\r') continue;
-    const int value = kValues[static_cast<unsigned char>(c)];
-    if (value < 0 || padding > 0) return std::nullopt;
-    buffer = (buffer << 6) | static_cast<std::uint32_t>(value);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((buffer >> bits) & 0xff);
-    }
-  }
-  if (padding > 2) return std::nullopt;
-  return out;
-}
 
 std::string_view StripZeros(std::string_view digits) {
   while (digits.size() > 1 && digits.front() == '0') digits.remove_prefix(1);
@@ -519,14 +487,15 @@ void KinesisSource::RunShard(ShardReader& reader) {
       record.partition_key = OptionalString(item, "PartitionKey");
       record.arrival =
           item.contains("ApproximateArrivalTimestamp") ? ArrivalTime(item["ApproximateArrivalTimestamp"]) : Timestamp{};
-      auto data = DecodeBase64(OptionalString(item, "Data"));
-      if (!data) {
+      // The JSON protocol's blob: standard padded base64, which AWS writes without line breaks.
+      auto data = Base64Decode(OptionalString(item, "Data"));
+      if (data.ok()) {
+        record.data = std::move(data).value();
+      } else {
         // Cannot come from AWS (it encodes the bytes itself); handed over empty so that the
         // handler counts it as poison and the checkpoint still passes it.
         ++undecodable;
-        data = std::string();
       }
-      record.data = std::move(*data);
       batch.records.push_back(std::move(record));
     }
     if (undecodable > 0) spdlog::warn("kinesis: shard {}: {} records with bad base64 data", shard_id, undecodable);

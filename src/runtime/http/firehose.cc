@@ -4,7 +4,7 @@
 
 #include <utility>
 
-#include "runtime/http/base64.h"
+#include "common/base64.h"
 
 namespace pwrcell::runtime::http {
 namespace {
@@ -43,7 +43,7 @@ Result<FirehoseDelivery> ParseFirehoseDelivery(std::string_view body) {
     if (entry_element.get(entry) != simdjson::SUCCESS) return InvalidArgumentError(where() + " must be an object");
     std::string_view data;
     if (entry["data"].get(data) != simdjson::SUCCESS) return InvalidArgumentError(where() + ".data must be a string");
-    Result<std::string> bytes = DecodeBase64(data);
+    Result<std::string> bytes = Base64Decode(data);
     if (!bytes.ok()) return InvalidArgumentError(where() + ".data is not valid base64: " + bytes.status().message());
     delivery.records.push_back(std::move(bytes).value());
     ++i;

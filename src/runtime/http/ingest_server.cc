@@ -20,10 +20,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/base64.h"
 #include "domain/record_decoding.h"
 #include "ports/queue.h"
 #include "runtime/http/access_key.h"
-#include "runtime/http/base64.h"
 #include "runtime/http/firehose.h"
 #include "runtime/http/gzip.h"
 #include "runtime/http/listener.h"
@@ -88,7 +88,7 @@ Result<std::vector<OfferedRecord>> ParseJsonBatch(const std::string& body) {
         !partition_key.is_string()) {
       return InvalidArgumentError(where() + ".partitionKey must be a string");
     }
-    Result<std::string> bytes = DecodeBase64(data);
+    Result<std::string> bytes = Base64Decode(data);
     if (bytes.ok()) {
       offered.push_back({std::move(bytes).value(), ""});
     } else {
