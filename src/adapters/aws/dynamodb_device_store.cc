@@ -328,6 +328,34 @@ bool Active(const json& table) {
   return true;
 }
 
+// A Query on the listing index (every device, in remote_id order) that keeps only the devices
+// `filter` selects. `key_condition` is added to "#lp = :lp" (e.g. " AND #rid > :after"); `names`
+// and `values` hold the placeholders of the caller's own expressions, and only those: DynamoDB
+// refuses an unused one. The caller adds what the Query reads (ProjectionExpression or Select).
+json ListingQuery(const std::string& table, const ports::DeviceFilter& filter, const std::string& key_condition,
+                  json names, json values) {
+  names["#lp"] = "lp";
+  values[":lp"] = S(kListingPartition);
+  std::string filter_expression;
+  if (filter.is_simulated) {
+    names["#sim"] = "sim";
+    values[":sim"] = Bool(*filter.is_simulated);
+    filter_expression = "#sim = :sim";
+  }
+  if (filter.remote_state) {
+    names["#rs"] = "rs";
+    values[":rs"] = S(domain::RemoteStateName(*filter.remote_state));
+    filter_expression += (filter_expression.empty() ? "" : " AND ") + std::string("#rs = :rs");
+  }
+  json request = {{"TableName", table},
+                  {"IndexName", std::string(DynamoDbDeviceStore::kListingIndex)},
+                  {"KeyConditionExpression", "#lp = :lp" + key_condition},
+                  {"ExpressionAttributeNames", std::move(names)},
+                  {"ExpressionAttributeValues", std::move(values)}};
+  if (!filter_expression.empty()) request["FilterExpression"] = filter_expression;
+  return request;
+}
+
 }  // namespace
 
 // A device's items as read by one consistent Query of its partition, not decoded.
@@ -569,37 +597,20 @@ Result<std::vector<DynamoDbDeviceStore::Listed>> DynamoDbDeviceStore::Walk(const
                                                                            bool& exhausted) const {
   std::vector<Listed> listed;
   exhausted = false;
-  json names = {{"#lp", "lp"}, {"#rid", "rid"}, {"#ver", "ver"}};
-  json values = {{":lp", S(kListingPartition)}};
-  std::string condition = "#lp = :lp";
+  json values = json::object();
+  std::string key_condition;
   // An empty string is not a valid key value: the first page has no lower bound.
   if (!after.empty()) {
-    condition += " AND #rid > :after";
+    key_condition = " AND #rid > :after";
     values[":after"] = S(after);
   }
-  std::string filter_expression;
-  if (filter.is_simulated) {
-    names["#sim"] = "sim";
-    values[":sim"] = Bool(*filter.is_simulated);
-    filter_expression = "#sim = :sim";
-  }
-  if (filter.remote_state) {
-    names["#rs"] = "rs";
-    values[":rs"] = S(domain::RemoteStateName(*filter.remote_state));
-    filter_expression += (filter_expression.empty() ? "" : " AND ") + std::string("#rs = :rs");
-  }
-  json request = {{"TableName", table_},
-                  {"IndexName", std::string(kListingIndex)},
-                  {"KeyConditionExpression", condition},
-                  {"ProjectionExpression", "#rid, #ver"},
-                  {"ExpressionAttributeNames", names},
-                  {"ExpressionAttributeValues", values}};
-  if (!filter_expression.empty()) request["FilterExpression"] = filter_expression;
+  json request = ListingQuery(table_, filter, key_condition, {{"#rid", "rid"}, {"#ver", "ver"}}, std::move(values));
+  request["ProjectionExpression"] = "#rid, #ver";
+  const bool filtered = request.contains("FilterExpression");
   while (listed.size() < limit) {
     // Limit counts the items read before the filter: with a filter, read more than the page needs.
     const std::size_t remaining = limit - listed.size();
-    request["Limit"] =
-        std::min(kMaxQueryLimit, filter_expression.empty() ? remaining : std::max<std::size_t>(remaining, 100));
+    request["Limit"] = std::min(kMaxQueryLimit, filtered ? std::max<std::size_t>(remaining, 100) : remaining);
     auto page = Call("Query", request);
     if (!page.ok()) return page.status();
     const json items = page->value("Items", json::array());
@@ -621,6 +632,32 @@ Result<std::vector<DynamoDbDeviceStore::Listed>> DynamoDbDeviceStore::Walk(const
     request["ExclusiveStartKey"] = *last;
   }
   return listed;
+}
+
+Result<std::vector<DeviceRecord>> DynamoDbDeviceStore::ReadListed(
+    const ports::DeviceFilter& filter, const std::string& after, std::size_t limit, std::size_t chunk,
+    const std::function<bool(const DeviceRecord&)>& keep) const {
+  std::vector<DeviceRecord> page;
+  std::string cursor = after;
+  while (page.size() < limit) {
+    bool exhausted = false;
+    auto listed = Walk(filter, cursor, chunk > 0 ? chunk : limit - page.size(), exhausted);
+    if (!listed.ok()) return listed.status();
+    if (listed->empty()) break;
+    std::vector<std::string> ids;
+    ids.reserve(listed->size());
+    for (const auto& entry : *listed) ids.push_back(entry.remote_id);
+    auto records = ReadMany(ids);
+    if (!records.ok()) return records.status();
+    for (auto& record : *records) {
+      if (!keep(record)) continue;
+      page.push_back(std::move(record));
+      if (page.size() == limit) break;
+    }
+    cursor = ids.back();
+    if (exhausted) break;
+  }
+  return page;
 }
 
 Result<std::optional<DeviceRecord>> DynamoDbDeviceStore::Get(const std::string& remote_id) {
@@ -795,27 +832,10 @@ Result<std::vector<DeviceRecord>> DynamoDbDeviceStore::List() {
 
 Result<std::vector<DeviceRecord>> DynamoDbDeviceStore::ListPage(const ports::DeviceFilter& filter,
                                                                 const std::string& after_remote_id, std::size_t limit) {
-  std::vector<DeviceRecord> page;
-  std::string cursor = after_remote_id;
-  while (page.size() < limit) {
-    bool exhausted = false;
-    auto listed = Walk(filter, cursor, limit - page.size(), exhausted);
-    if (!listed.ok()) return listed.status();
-    if (listed->empty()) break;
-    std::vector<std::string> ids;
-    ids.reserve(listed->size());
-    for (const auto& entry : *listed) ids.push_back(entry.remote_id);
-    auto records = ReadMany(ids);
-    if (!records.ok()) return records.status();
-    // The index is eventually consistent: the record read now decides (a short page would end
-    // the caller's pass, so the page is filled from further on instead).
-    for (auto& record : *records) {
-      if (Matches(filter, record)) page.push_back(std::move(record));
-    }
-    cursor = ids.back();
-    if (exhausted) break;
-  }
-  return page;
+  // The index is eventually consistent: the record read now decides (a short page would end
+  // the caller's pass, so the page is filled from further on instead).
+  return ReadListed(filter, after_remote_id, limit, 0,
+                    [&](const DeviceRecord& record) { return Matches(filter, record); });
 }
 
 Result<std::vector<ports::DeviceKey>> DynamoDbDeviceStore::ListKeys(const ports::DeviceFilter& filter,
@@ -832,23 +852,8 @@ Result<std::vector<ports::DeviceKey>> DynamoDbDeviceStore::ListKeys(const ports:
 }
 
 Result<std::int64_t> DynamoDbDeviceStore::Count(const ports::DeviceFilter& filter) {
-  json names = {{"#lp", "lp"}};
-  json values = {{":lp", S(kListingPartition)}};
-  std::string filter_expression;
-  if (filter.is_simulated) {
-    names["#sim"] = "sim";
-    values[":sim"] = Bool(*filter.is_simulated);
-    filter_expression = "#sim = :sim";
-  }
-  if (filter.remote_state) {
-    names["#rs"] = "rs";
-    values[":rs"] = S(domain::RemoteStateName(*filter.remote_state));
-    filter_expression += (filter_expression.empty() ? "" : " AND ") + std::string("#rs = :rs");
-  }
-  json request = {
-      {"TableName", table_}, {"IndexName", std::string(kListingIndex)}, {"KeyConditionExpression", "#lp = :lp"},
-      {"Select", "COUNT"},   {"ExpressionAttributeNames", names},       {"ExpressionAttributeValues", values}};
-  if (!filter_expression.empty()) request["FilterExpression"] = filter_expression;
+  json request = ListingQuery(table_, filter, "", json::object(), json::object());
+  request["Select"] = "COUNT";
   std::int64_t count = 0;
   PWRCELL_RETURN_IF_ERROR(EveryPage("Query", request, [&](const json& page) {
     count += page.value("Count", std::int64_t{0});
@@ -893,27 +898,8 @@ Result<std::vector<ports::DeviceTally>> DynamoDbDeviceStore::Tally() {
 Result<std::vector<DeviceRecord>> DynamoDbDeviceStore::ListUnsettled(Timestamp offline_cutoff,
                                                                      const std::string& after_remote_id,
                                                                      std::size_t limit) {
-  std::vector<DeviceRecord> page;
-  std::string cursor = after_remote_id;
-  while (page.size() < limit) {
-    bool exhausted = false;
-    auto listed = Walk({}, cursor, kVisitChunk, exhausted);
-    if (!listed.ok()) return listed.status();
-    if (listed->empty()) break;
-    std::vector<std::string> ids;
-    ids.reserve(listed->size());
-    for (const auto& entry : *listed) ids.push_back(entry.remote_id);
-    auto records = ReadMany(ids);
-    if (!records.ok()) return records.status();
-    for (auto& record : *records) {
-      if (domain::EvaluationSettled(record, offline_cutoff)) continue;
-      page.push_back(std::move(record));
-      if (page.size() == limit) break;
-    }
-    cursor = ids.back();
-    if (exhausted) break;
-  }
-  return page;
+  return ReadListed({}, after_remote_id, limit, kVisitChunk,
+                    [&](const DeviceRecord& record) { return !domain::EvaluationSettled(record, offline_cutoff); });
 }
 
 Result<std::vector<DeviceRecord>> DynamoDbDeviceStore::ListBySite(const std::string& site_id) {

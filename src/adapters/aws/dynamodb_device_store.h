@@ -191,6 +191,12 @@ class DynamoDbDeviceStore final : public ports::DeviceStore {
   // `exhausted` when the index has nothing more.
   Result<std::vector<Listed>> Walk(const ports::DeviceFilter& filter, const std::string& after, std::size_t limit,
                                    bool& exhausted) const;
+  // Up to `limit` records, in remote_id order after `after`, of the GSI entries matching `filter`
+  // whose record (read whole, consistently: the index is eventually consistent) passes `keep`.
+  // The index is walked `chunk` entries at a time (0: as many as the page still lacks).
+  Result<std::vector<domain::DeviceRecord>> ReadListed(
+      const ports::DeviceFilter& filter, const std::string& after, std::size_t limit, std::size_t chunk,
+      const std::function<bool(const domain::DeviceRecord&)>& keep) const;
   // Writes the hot item if it is still at `read_counter` (absent when nullopt); kAborted otherwise.
   Status WriteHot(const std::string& remote_id, const HotFields& hot, const std::optional<std::int64_t>& read_counter);
   // RecordHeard of `updates` (all of `remote_id`) from `raw` when given (else read): one
