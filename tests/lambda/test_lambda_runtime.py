@@ -181,6 +181,53 @@ class RuntimeApiTest(Base):
         self.assertIn(samples[("pwrcell_fake_invocations", frozenset({("handler", "echo")}))], (1.0, 2.0))
 
 
+BOOTSTRAP = os.path.join(os.path.abspath(os.environ.get("PWRCELL_BIN_DIR", os.path.join(HERE, "..", "..", "build",
+                                                                                          "bin"))), "bootstrap")
+
+
+@unittest.skipUnless(os.path.exists(BOOTSTRAP), "needs the real bootstrap (PWRCELL_BIN_DIR)")
+class RealBootstrapContractTest(Base):
+    """The real bootstrap's side of the runtime API where no AWS is needed: init errors (posted to
+    /init/error, then exit) and an invocation error (JSON with errorMessage / errorType and the
+    Lambda-Runtime-Function-Error-Type header; the process stays warm)."""
+
+    VARIABLES = {"ConcertoRootUrl": "http://127.0.0.1:9", "CesRootUrl": "http://127.0.0.1:9",
+                 "ConcertoCredentials": "arn:aws:secretsmanager:us-east-1:123456789012:secret:c",
+                 "CesCredentials": "arn:aws:secretsmanager:us-east-1:123456789012:secret:s",
+                 "PWRCELL_AWS_DEVICE_TABLE": "devices", "PWRCELL_AWS_COORDINATION_TABLE": "coordination",
+                 "PWRCELL_AWS_CONCERTO_QUEUE": "concerto", "PWRCELL_AWS_CONCERTO_TELEMETRY_QUEUE": "concerto-telemetry",
+                 "PWRCELL_AWS_CES_QUEUE": "ces", "PWRCELL_AWS_TELEMETRY_STREAM": "telemetry"}
+
+    def bootstrap(self, handler, **extra):
+        f = Function("Real-" + handler, handler, BOOTSTRAP, self.dir, variables={**self.VARIABLES, **extra},
+                     base_env={"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                               "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}, timeout_s=20)
+        self.addCleanup(f.close)
+        return f
+
+    def test_init_errors(self):
+        for handler, extra, words in (("bogus", {}, "unknown handler"),
+                                      ("liveness_sweep", {"PWRCELL_BACKEND_KIND": "embedded"}, "embedded")):
+            f = self.bootstrap(handler, **extra)
+            ok, error = f.invoke({})
+            self.assertFalse(ok)
+            self.assertEqual(error["phase"], "init", error)
+            self.assertIn(words, error["errorMessage"])
+            self.assertTrue(error["errorType"])
+            self.assertEqual(f.init_durations, [])
+            f.check()
+
+    def test_invocation_error_keeps_the_process(self):
+        f = self.bootstrap("liveness_sweep")
+        event = {"version": "0", "id": "1", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
+        for _ in range(2):
+            ok, error = f.invoke(event)
+            self.assertFalse(ok)
+            self.assertIn("127.0.0.1:9", error["errorMessage"], "the unreachable store named")
+        self.assertEqual(f.instances[0].starts, 1, "an invocation error is not a process exit")
+        f.check()
+
+
 class EventSourcesTest(Base):
     @classmethod
     def setUpClass(cls):
