@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 
+#include "adapters/http/ca_bundle.h"
 #include "adapters/http/status_table.h"
 
 namespace pwrcell::adapters {
@@ -179,6 +180,10 @@ HttpExchange HttpClient::Exchange(const HttpRequest& request) const {
   curl_easy_setopt(curl, CURLOPT_USERAGENT, options_.user_agent.c_str());
   curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers.get());
+  // The build system's CA bundle may not exist where this runs (ca_bundle.h).
+  if (const std::string& ca_bundle = SystemCaBundle(); !ca_bundle.empty()) {
+    curl_easy_setopt(curl, CURLOPT_CAINFO, ca_bundle.c_str());
+  }
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &OnBody);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &transfer);
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, &OnHeader);
