@@ -15,7 +15,8 @@ batchItemFailures), "boom:<id>" (the whole invocation errors, every time), "cras
 process exits the first time, before handling any record of the batch). Handled records are appended to $FAKE_STATE_DIR/processed; SQS
 message attributes to $FAKE_STATE_DIR/attributes. Scheduled events answer
 {"handler": $_HANDLER, "ok": true} and are appended to $FAKE_STATE_DIR/scheduled.
-Environment: FAKE_INIT_ERROR=1 posts /init/error and exits 1; FAKE_INIT_SLEEP=S sleeps first.
+Environment: FAKE_INIT_ERROR=1 posts /init/error and exits 1; FAKE_INIT_SLEEP=S sleeps first;
+FAKE_TICKER=1 starts a thread appending a line to $FAKE_STATE_DIR/ticks every 20 ms.
 After each invocation one EMF line: pwrcell_fake_records_total{handler} and a gauge.
 """
 
@@ -99,6 +100,13 @@ def main():
         post("/init/error", {"errorMessage": "cannot initialise: FAKE_INIT_ERROR", "errorType": "Runtime.InitFake"},
              {"Lambda-Runtime-Function-Error-Type": "Runtime.InitFake"})
         sys.exit(1)
+    if os.environ.get("FAKE_TICKER"):
+        def tick():
+            while True:
+                append("ticks", str(time.time()))
+                time.sleep(0.02)
+        import threading
+        threading.Thread(target=tick, daemon=True).start()
     invocations = 0
     while True:
         with urllib.request.urlopen(API + "/invocation/next", timeout=3600) as answer:

@@ -23,7 +23,10 @@ variables). `invoke(event, timeout_s)` queues the event and waits for the answer
 - an init error posted to /init/error fails the invocation with its errorType; the process must
   exit (it is killed after INIT_EXIT_GRACE_S) and the next invocation starts it again;
 - initialisation (process start to its first /next) is bounded by `init_timeout_s` (Lambda: 10 s)
-  and recorded in `init_durations` (seconds) for the benchmark.
+  and recorded in `init_durations` (seconds) for the benchmark;
+- while the runtime waits in /next for an event its process group is stopped (SIGSTOP, then
+  SIGCONT when an event comes), as Lambda freezes an idle execution environment: nothing of
+  bootstrap runs between invocations (Function(freeze=False) to keep it running).
 
 What bootstrap sends is checked, and a breach of the contract fails loudly (ContractViolation from
 invoke, and listed in `violations`): a response body that is not JSON, an error body without
@@ -135,6 +138,8 @@ class _Sandbox:
         self.started_at = None
         self.init_duration = None
         self.next_calls = 0
+        self.frozen = False
+        self.freezes = 0
         sandbox = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -218,16 +223,37 @@ class _Sandbox:
                 self.cond.notify_all()
             if self.current is not None and self.current.result is None:
                 self.violation(f"GET /next while invocation {self.current.request_id} is unanswered")
+            if self.pending is None and not self.closed and self.instance.function.freeze:
+                self.freeze()  # as Lambda does: nothing runs until the next event
             while self.pending is None and not self.closed:
                 self.cond.wait()
             if self.closed:
                 return None
+            self.thaw()
             invocation, self.pending = self.pending, None
             invocation.delivered_at = time.monotonic()
             invocation.deadline = time.time() + invocation.timeout_s
             self.current = invocation
             self.cond.notify_all()
             return invocation
+
+    def freeze(self):
+        """SIGSTOP the process group (the runtime waits in /next: Lambda freezes the environment)."""
+        if self.alive() and not self.frozen:
+            try:
+                os.killpg(self.proc.pid, signal.SIGSTOP)
+                self.frozen = True
+                self.freezes += 1
+            except ProcessLookupError:
+                pass
+
+    def thaw(self):
+        if self.frozen:
+            self.frozen = False
+            try:
+                os.killpg(self.proc.pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
 
     def post_answer(self, request_id, kind, body, headers):
         with self.cond:
@@ -333,7 +359,7 @@ class _Sandbox:
         with self.cond:
             self.closed = True
             self.cond.notify_all()
-        self.kill()
+        self.kill()  # SIGKILL ends a stopped process too
         if hasattr(self, "reader"):
             self.reader.join(5)
         self.server.shutdown()
@@ -344,6 +370,7 @@ class _Sandbox:
         this sandbox must be thrown away."""
         with self.cond:
             self.pending = invocation
+            self.thaw()
             self.cond.notify_all()
             while True:
                 now = time.monotonic()
@@ -482,7 +509,7 @@ class Function:
     template's); `base_env` the AWS ones the harness adds (credentials, endpoint)."""
 
     def __init__(self, name, handler, bootstrap, workdir, variables=None, base_env=None, concurrency=1,
-                 timeout_s=30.0, init_timeout_s=10.0, region="us-east-1", memory_mb=256):
+                 timeout_s=30.0, init_timeout_s=10.0, region="us-east-1", memory_mb=256, freeze=True):
         self.name = name
         self.handler = handler
         self.argv = bootstrap if isinstance(bootstrap, (list, tuple)) else [bootstrap]
@@ -495,6 +522,7 @@ class Function:
         self.init_timeout_s = init_timeout_s
         self.region = region
         self.memory_mb = memory_mb
+        self.freeze = freeze  # SIGSTOP an idle process (waiting in /next) until its next event, as Lambda
         self.function_arn = f"arn:aws:lambda:{region}:{ACCOUNT}:function:{name}"
         self.init_durations = []
         self.violations = []

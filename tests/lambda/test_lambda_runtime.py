@@ -131,6 +131,18 @@ class RuntimeApiTest(Base):
         self.assertTrue(ok, payload)
         self.assertEqual(f.instances[0].starts, 2)
 
+    def test_idle_process_is_frozen(self):
+        f = self.function(FAKE_TICKER="1")
+        self.assertTrue(f.invoke({"echo": 1})[0])
+        time.sleep(0.3)
+        frozen_at = len(self.lines("ticks"))
+        time.sleep(0.5)
+        self.assertLessEqual(len(self.lines("ticks")) - frozen_at, 1, "nothing runs between invocations")
+        ok, _ = f.invoke({"sleep": 0.3, "echo": 2})
+        self.assertTrue(ok)
+        self.assertGreaterEqual(len(self.lines("ticks")) - frozen_at, 5, "it runs again during an invocation")
+        wait_for(lambda: f.instances[0].sandbox.freezes >= 2, "frozen after each invocation")
+
     def test_init_error(self):
         f = self.function(FAKE_INIT_ERROR="1")
         ok, error = f.invoke({"echo": 1})
