@@ -500,16 +500,21 @@ class Stack:
         args = [ADAPTER, "devices", command, *([remote_id] if remote_id else []), "--json", "--config",
                 os.path.join(self.dir, "deployment.toml")]
         if not Stack._cli_reads_aws:
-            return self.dynamodb_devices(remote_id) if command == "show" else self.dynamodb_devices()
-        run = subprocess.run(args, capture_output=True, text=True, timeout=60, env=self.aws_env())
-        if command == "show" and run.returncode == 4:
-            return None
-        if run.returncode == 3 and "keeps the store on AWS" in run.stderr:
-            Stack._cli_reads_aws = False  # a pwrcell-adapter from before the CLI read AWS stores
-            return self.cli_devices(command, remote_id)
-        if run.returncode != 0:
-            raise AssertionError(f"devices {command} exited {run.returncode}: {run.stderr.strip()[-2000:]}")
-        return json.loads(run.stdout)
+            found = self.dynamodb_devices(remote_id) if command == "show" else self.dynamodb_devices()
+        else:
+            run = subprocess.run(args, capture_output=True, text=True, timeout=60, env=self.aws_env())
+            if command == "show" and run.returncode == 4:
+                return None
+            if run.returncode == 3 and "keeps the store on AWS" in run.stderr:
+                Stack._cli_reads_aws = False  # a pwrcell-adapter from before the CLI read AWS stores
+                return self.cli_devices(command, remote_id)
+            if run.returncode != 0:
+                raise AssertionError(f"devices {command} exited {run.returncode}: {run.stderr.strip()[-2000:]}")
+            found = json.loads(run.stdout)
+        # The admin API's one addition to the record's JSON (runtime/http/device_api.cc DeviceJson).
+        for record in (found if isinstance(found, list) else [found] if found else []):
+            record["kind"] = "simulated" if record.get("is_simulated") else "real"
+        return found
 
     _cli_reads_aws = True
 
