@@ -573,12 +573,17 @@ class Stack:
 
     def lambda_metrics(self):
         """Lambda mode: the EMF lines every function instance printed, of every deployment so far
-        (counters: their deltas summed; gauges: the newest value), in the shape of parse_metrics."""
+        (counters: their deltas summed; gauges: the newest value), in the shape of parse_metrics,
+        once the invocations running at the call have ended."""
         from lambda_deployment import emf_samples
+        # A function's metrics come at the end of its invocations: first let the ones running now
+        # end (what they did, e.g. a device removed, may already be visible in the store).
+        running = [a for a in self.adapters if isinstance(a, LambdaAdapter) and not a.stopped]
+        for adapter in running:
+            adapter.deployment.settle()
         documents = list(self._emf_retired)
-        for adapter in self.adapters:
-            if isinstance(adapter, LambdaAdapter) and not adapter.stopped:
-                documents.extend(adapter.deployment.emf())
+        for adapter in running:
+            documents.extend(adapter.deployment.emf())
         return emf_samples(documents)
 
     def lambda_violations(self):

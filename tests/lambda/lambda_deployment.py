@@ -14,6 +14,7 @@ Used by tests/e2e/harness.py in PWRCELL_E2E_BACKEND=lambda mode and by the lambd
 import os
 import sys
 import threading
+import time
 from dataclasses import dataclass
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -178,6 +179,12 @@ class LambdaDeployment:
 
     def function(self, name):
         return self.functions[name]
+
+    def settle(self, timeout=15.0):
+        """Every function's invocations in flight now end and their EMF lines are collected."""
+        deadline = time.monotonic() + timeout
+        for function in self.functions.values():
+            function.settle(max(0.0, deadline - time.monotonic()))
 
     def emf(self):
         documents = []

@@ -140,6 +140,9 @@ class _Sandbox:
         self.next_calls = 0
         self.frozen = False
         self.freezes = 0
+        self.reading = False      # the stdout reader holds bytes it has not handled yet
+        self.flushed_calls = 0    # /next calls whose preceding output has been read (EMF collected)
+        self.delivered_on_call = -1  # the /next call that handed over the latest event
         sandbox = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -223,6 +226,11 @@ class _Sandbox:
                 self.cond.notify_all()
             if self.current is not None and self.current.result is None:
                 self.violation(f"GET /next while invocation {self.current.request_id} is unanswered")
+            # What bootstrap wrote before asking for the next event (its EMF lines, docs/LAMBDA.md
+            # "Metrics": after each invocation) is read before it is frozen or handed an event.
+            self.wait_stdout_drained()
+            self.flushed_calls = self.next_calls
+            self.cond.notify_all()
             if self.pending is None and not self.closed and self.instance.function.freeze:
                 self.freeze()  # as Lambda does: nothing runs until the next event
             while self.pending is None and not self.closed:
@@ -231,11 +239,36 @@ class _Sandbox:
                 return None
             self.thaw()
             invocation, self.pending = self.pending, None
+            self.delivered_on_call = self.next_calls
             invocation.delivered_at = time.monotonic()
             invocation.deadline = time.time() + invocation.timeout_s
             self.current = invocation
             self.cond.notify_all()
             return invocation
+
+    def wait_stdout_drained(self, timeout=2.0):
+        """With self.cond held: waits until the stdout pipe is empty and the reader has handled all
+        it read (bounded: a process that floods its stdout is not waited for)."""
+        import fcntl
+        import struct
+        import termios
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                buffered = struct.unpack("i", fcntl.ioctl(self.proc.stdout.fileno(), termios.FIONREAD,
+                                                          b"\0\0\0\0"))[0]
+            except (OSError, ValueError):
+                return
+            if buffered == 0 and not self.reading:
+                return
+            self.cond.wait(0.005)
+
+    def in_flight(self):
+        """The /next call count while an event handed over has not been followed by the next /next
+        (its output, EMF lines included, not all read yet), else None."""
+        if self.alive() and not self.closed and self.delivered_on_call == self.next_calls:
+            return self.next_calls
+        return None
 
     def freeze(self):
         """SIGSTOP the process group (the runtime waits in /next: Lambda freezes the environment)."""
@@ -333,7 +366,7 @@ class _Sandbox:
         self.started_at = time.monotonic()
         self.proc = _SPAWNER.popen(args=argv, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, cwd=cwd,
                                    env=env, start_new_session=True, preexec_fn=_die_with_parent)
-        self.reader = threading.Thread(target=self.instance.read_stdout, args=(self.proc.stdout, log),
+        self.reader = threading.Thread(target=self.instance.read_stdout, args=(self.proc.stdout, log, self),
                                        name="bootstrap-stdout", daemon=True)
         self.reader.start()
         self.waiter = threading.Thread(target=self._wait_exit, name="bootstrap-wait", daemon=True)
@@ -425,16 +458,42 @@ class Instance:
     def record_violation(self, text):
         self.function.record_violation(f"{self.function.name}[{self.index}]: {text}")
 
-    def read_stdout(self, stream, log):
-        for raw in iter(stream.readline, b""):
-            log.write(raw)
-            line = raw.decode("utf-8", "replace").strip()
-            if line.startswith("{") and '"_aws"' in line:
-                try:
-                    self.function.add_emf(json.loads(line))
-                except (json.JSONDecodeError, ValueError, KeyError, TypeError) as error:
-                    self.record_violation(f"bad EMF line ({error}): {line[:300]}")
+    def read_stdout(self, stream, log, sandbox):
+        """Copies bootstrap's stdout to the log and collects its EMF lines. `sandbox.reading` is
+        True while bytes read are not handled yet (see _Sandbox.wait_stdout_drained)."""
+        import select
+        fd = stream.fileno()
+        pending = b""
+        while True:
+            select.select([fd], [], [])  # readable: bytes in the pipe (FIONREAD > 0) or its end
+            with sandbox.cond:
+                sandbox.reading = True
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for raw in lines:
+                log.write(raw + b"\n")
+                self._line(raw)
+            with sandbox.cond:
+                sandbox.reading = False
+                sandbox.cond.notify_all()
+        if pending:
+            log.write(pending)
+            self._line(pending)
+        with sandbox.cond:
+            sandbox.reading = False
+            sandbox.cond.notify_all()
         stream.close()
+
+    def _line(self, raw):
+        line = raw.decode("utf-8", "replace").strip()
+        if line.startswith("{") and '"_aws"' in line:
+            try:
+                self.function.add_emf(json.loads(line))
+            except (json.JSONDecodeError, ValueError, KeyError, TypeError) as error:
+                self.record_violation(f"bad EMF line ({error}): {line[:300]}")
 
     def ensure_started(self):
         if self.sandbox is not None and self.sandbox.alive():
@@ -600,6 +659,23 @@ class Function:
             with self._free:
                 self._busy.discard(instance.index)
                 self._free.notify_all()
+
+    def settle(self, timeout=15.0):
+        """Waits until every invocation running now has ended and the EMF lines its process wrote
+        after it have been collected (bootstrap writes them when an invocation ends, before its next
+        /next), so that `emf` is as of that moment; bounded by `timeout`."""
+        waits = []
+        for instance in self.instances:
+            sandbox = instance.sandbox
+            if sandbox is not None:
+                calls = sandbox.in_flight()
+                if calls is not None:
+                    waits.append((sandbox, calls))
+        deadline = time.monotonic() + timeout
+        for sandbox, calls in waits:
+            with sandbox.cond:
+                sandbox.cond.wait_for(lambda: sandbox.flushed_calls > calls or not sandbox.alive() or sandbox.closed,
+                                      max(0.0, deadline - time.monotonic()))
 
     def check(self):
         """Raises ContractViolation if bootstrap broke the contract at any time."""

@@ -143,6 +143,20 @@ class RuntimeApiTest(Base):
         self.assertGreaterEqual(len(self.lines("ticks")) - frozen_at, 5, "it runs again during an invocation")
         wait_for(lambda: f.instances[0].sandbox.freezes >= 2, "frozen after each invocation")
 
+    def test_settle_waits_for_the_running_invocations_metrics(self):
+        f = self.function()
+        f.invoke({"echo": 0})
+        thread = threading.Thread(target=lambda: f.invoke({"sleep": 1.0, "echo": 1}))
+        thread.start()
+        wait_for(lambda: f.instances[0].running_invocation() is not None
+                 and f.instances[0].running_invocation().delivered_at, "the invocation running")
+        lines = len(f.emf)
+        started = time.monotonic()
+        f.settle()
+        self.assertGreaterEqual(time.monotonic() - started, 0.5, "waited for the invocation")
+        self.assertEqual(len(f.emf), lines + 1, "its EMF line collected when settle returns")
+        thread.join(5)
+
     def test_init_error(self):
         f = self.function(FAKE_INIT_ERROR="1")
         ok, error = f.invoke({"echo": 1})
