@@ -50,7 +50,7 @@ image_note() {
     ld-linux-x86-64.so.2|libc.so.6|libm.so.6|libdl.so.2|libpthread.so.0|librt.so.1|libresolv.so.2)
       echo "glibc: in the image (glibc $AL2023_GLIBC), not bundled" ;;
     libstdc++.so.6|libgcc_s.so.1)
-      echo "in the image (microdnf's libdnf is C++), but linked statically here normally; bundled" ;;
+      echo "probably in the image (GCC 11's, for microdnf's libdnf), too old for GCC 12 code: bundled" ;;
     libz.so.1|libcrypto.so.3|libssl.so.3|libnghttp2.so.14|libzstd.so.1)
       echo "probably in the image (dependencies of microdnf's libcurl-minimal), Debian's build bundled" ;;
     libcurl.so.4)
