@@ -565,21 +565,23 @@ class Stack:
             return out[0] if out else None
         return out
 
-    def metrics(self):
+    def metrics(self, settle=False):
+        """{(name, labels): value} of the adapter's metrics. With `settle` on the lambda backend, as
+        of the end of the invocations running now (a function writes its counters when an
+        invocation ends, so what it did may show in the store before its counter does); the other
+        backends count at once and ignore it."""
         if self.backend == "lambda":
-            return self.lambda_metrics()
+            return self.lambda_metrics(settle)
         with urllib.request.urlopen(self.admin_url + "/metrics", timeout=10) as response:
             return parse_metrics(response.read().decode())
 
-    def lambda_metrics(self):
+    def lambda_metrics(self, settle=False):
         """Lambda mode: the EMF lines every function instance printed, of every deployment so far
-        (counters: their deltas summed; gauges: the newest value), in the shape of parse_metrics,
-        once the invocations running at the call have ended."""
+        (counters: their deltas summed; gauges: the newest value), in the shape of parse_metrics;
+        with `settle`, once the invocations running at the call have ended."""
         from lambda_deployment import emf_samples
-        # A function's metrics come at the end of its invocations: first let the ones running now
-        # end (what they did, e.g. a device removed, may already be visible in the store).
         running = [a for a in self.adapters if isinstance(a, LambdaAdapter) and not a.stopped]
-        for adapter in running:
+        for adapter in running if settle else ():
             adapter.deployment.settle()
         documents = list(self._emf_retired)
         for adapter in running:

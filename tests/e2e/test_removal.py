@@ -32,7 +32,7 @@ class RemovalTest(unittest.TestCase):
         stack.delete_asset(system_asset["id"])
         wait_for(lambda: device_ids(stack) == set(kept), "the deleted system out of the device table")
         self.assertIsNone(stack.device(gone))
-        self.assertEqual(metric(stack.metrics(), "pwrcell_devices_deregistered_total"), 1)
+        self.assertEqual(metric(stack.metrics(settle=True), "pwrcell_devices_deregistered_total"), 1)
         for remote_id in kept:
             self.assertEqual(stack.device(remote_id)["commissioning"]["state"], "DONE")
 
@@ -51,7 +51,7 @@ class RemovalTest(unittest.TestCase):
         wait_for(lambda: metric(stack.metrics(), "pwrcell_telemetry_records_total", outcome="unmatched")
                  >= unmatched + 3, "the removed system's records dropped as unmatched")
         self.assertEqual(device_ids(stack), set(kept))
-        self.assertEqual(metric(stack.metrics(), "pwrcell_devices_deregistered_total"), 1)
+        self.assertEqual(metric(stack.metrics(settle=True), "pwrcell_devices_deregistered_total"), 1)
 
     def test_failed_page_removes_nothing(self):
         # 6 SYSTEM assets at 2 per page: a complete list takes 3 full pages (and an empty 4th).
@@ -92,7 +92,7 @@ class RemovalTest(unittest.TestCase):
         stack.concerto_fault(kind="clear")
         wait_for(lambda: deleted["remoteId"] not in device_ids(stack), "the deleted system removed", 60)
         self.assertEqual(device_ids(stack), ids - {deleted["remoteId"]})
-        self.assertEqual(metric(stack.metrics(), "pwrcell_devices_deregistered_total"), 1)
+        self.assertEqual(metric(stack.metrics(settle=True), "pwrcell_devices_deregistered_total"), 1)
         self.assertGreaterEqual(metric(stack.metrics(), "pwrcell_registrar_sweeps_total", complete="true"), 1)
 
 
