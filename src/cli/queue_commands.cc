@@ -25,6 +25,7 @@
 #include "adapters/system/system_clock.h"
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
+#include "common/base64.h"
 #include "config/config.h"
 #include "domain/record_decoding.h"
 #include "runtime/serve/serve.h"
@@ -64,21 +65,6 @@ std::string SafePreview(std::string_view text) {
   return out;
 }
 
-std::string Base64(std::string_view bytes) {
-  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  for (std::size_t i = 0; i < bytes.size(); i += 3) {
-    std::uint32_t group = std::uint32_t{static_cast<unsigned char>(bytes[i])} << 16;
-    if (i + 1 < bytes.size()) group |= std::uint32_t{static_cast<unsigned char>(bytes[i + 1])} << 8;
-    if (i + 2 < bytes.size()) group |= std::uint32_t{static_cast<unsigned char>(bytes[i + 2])};
-    out += kAlphabet[(group >> 18) & 63];
-    out += kAlphabet[(group >> 12) & 63];
-    out += i + 1 < bytes.size() ? kAlphabet[(group >> 6) & 63] : '=';
-    out += i + 2 < bytes.size() ? kAlphabet[group & 63] : '=';
-  }
-  return out;
-}
-
 struct Preview {
   std::string kind;  // json, energy_record_set or binary
   std::string text;
@@ -95,7 +81,7 @@ Preview PreviewBody(const std::string& body) {
                                     FormatIso8601(FromUnixSeconds(records.Get(0).currenttimestamp()))))};
   }
   const std::string_view head = std::string_view(body).substr(0, kPreviewBinaryBytes);
-  return {"binary", "base64:" + Base64(head) + (body.size() > head.size() ? "..." : "")};
+  return {"binary", "base64:" + Base64Encode(head) + (body.size() > head.size() ? "..." : "")};
 }
 
 // The store file serve uses, opened without creating it: a missing file is reported (exit 4).
