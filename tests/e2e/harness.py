@@ -372,7 +372,7 @@ class Stack:
         from lambda_deployment import LambdaDeployment
         deployment = LambdaDeployment(BOOTSTRAP, os.path.join(self.dir, f"lambda-{self._adapter_runs}"),
                                       self.config_sections(), self.aws_names, self.secret_arns,
-                                      {k: v for k, v in self.aws_env().items() if k.startswith("AWS_")}, self.boto3,
+                                      self.lambda_aws_env(), self.boto3,
                                       **self.lambda_options)
         adapter = LambdaAdapter(self, deployment)
         self.deployments.append(deployment)
@@ -380,6 +380,13 @@ class Stack:
         deployment.start()
         self.adapter, self.admin_url, self.ingest_url = adapter, None, None
         return adapter
+
+    def lambda_aws_env(self):
+        """The AWS variables of a function's process: Lambda's (a role's temporary credentials, so
+        a session token too; moto takes any) and moto's endpoint."""
+        env = {k: v for k, v in self.aws_env().items() if k.startswith("AWS_")}
+        env["AWS_SESSION_TOKEN"] = "testing-session-token"
+        return env
 
     def write_config(self):
         path = os.path.join(self.dir, "deployment.toml")
