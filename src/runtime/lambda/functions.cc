@@ -230,7 +230,6 @@ Status Function::EnsureParts() {
 }
 
 Result<std::string> Function::Invoke(std::string_view event, SystemTime deadline) {
-  if (Status opened = EnsureParts(); !opened.ok()) return opened;
   switch (handler_) {
     case Handler::kTelemetryProcessor:
       return InvokeKinesis(event, deadline);
@@ -249,6 +248,7 @@ Result<std::string> Function::Invoke(std::string_view event, SystemTime deadline
 Result<std::string> Function::InvokeKinesis(std::string_view event, SystemTime deadline) {
   auto records = ParseKinesisEvent(event);
   if (!records.ok()) return records.status();
+  PWRCELL_RETURN_IF_ERROR(EnsureParts());
   const std::string_view name = HandlerName(handler_);
   Counter<2>& items = parts_->lambda_metrics.items;
   for (std::size_t begin = 0; begin < records->size(); begin += kTelemetryChunk) {
@@ -292,6 +292,7 @@ Result<std::string> Function::InvokeKinesis(std::string_view event, SystemTime d
 Result<std::string> Function::InvokeSqs(std::string_view event, SystemTime deadline) {
   auto records = ParseSqsEvent(event);
   if (!records.ok()) return records.status();
+  PWRCELL_RETURN_IF_ERROR(EnsureParts());
   const std::string_view name = HandlerName(handler_);
   Counter<2>& items = parts_->lambda_metrics.items;
   std::vector<std::string> failed;
@@ -360,6 +361,7 @@ Result<std::string> Function::InvokeSqs(std::string_view event, SystemTime deadl
 
 Result<std::string> Function::InvokeScheduled(std::string_view event) {
   PWRCELL_RETURN_IF_ERROR(CheckScheduledEvent(event));
+  PWRCELL_RETURN_IF_ERROR(EnsureParts());
   Status status;
   switch (handler_) {
     case Handler::kRegistrarPoller:

@@ -10,9 +10,14 @@
 //
 // How each handler answers (docs/LAMBDA.md "The runtime"):
 // - telemetry_processor (Kinesis): the records go through TelemetryProcessor::ProcessRecords in
-//   chunks; the first record that failed transiently is reported in batchItemFailures and the
-//   rest of the batch is not processed (the mapping retries from there). Undecodable records are
-//   counted and skipped by the processor, never reported.
+//   chunks of 25; the first record that failed transiently is reported in batchItemFailures and
+//   the chunks after its chunk are not processed (the mapping delivers everything from that
+//   record again). Records after it in its own chunk may have been processed already and are
+//   processed again on the redelivery: harmless, as for every at-least-once source
+//   (last_heard_at only rises, Concerto de-duplicates points by asset, metric and timestamp).
+//   Undecodable records are counted and skipped by the processor, never reported.
+// The event is checked before the store is opened: an event of the wrong shape is an invocation
+// error naming what is wrong, whatever the state of the store.
 // - concerto_gateway, pwrcell_gateway (SQS): each message through ConcertoGateway::Handle /
 //   PwrcellGateway::Handle. A transient failure is reported by messageId; after a failure that
 //   means the service is down (unreachable, timing out), the rest of the batch is reported
