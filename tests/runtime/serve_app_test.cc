@@ -3,6 +3,7 @@
 #include "runtime/serve/serve.h"
 
 #include <arpa/inet.h>
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <netinet/in.h>
@@ -24,6 +25,8 @@ namespace pwrcell::runtime::serve {
 namespace {
 
 using nlohmann::json;
+using ::testing::HasSubstr;
+using ::testing::Not;
 
 class ServeAppTest : public ::testing::Test {
  protected:
@@ -148,6 +151,29 @@ TEST_F(ServeAppTest, CreateFailsNamingAMissingCredentialsSecret) {
   ASSERT_FALSE(app.ok());
   EXPECT_EQ(app.status().code(), StatusCode::kNotFound) << app.status().ToString();
   EXPECT_EQ(app.status().message().rfind("secret CesCredentials", 0), 0u) << app.status().ToString();
+}
+
+TEST_F(ServeAppTest, CreateFailsOnACredentialsSecretOfTheWrongShapeWithoutEchoingIt) {
+  struct Case {
+    const char* concerto;
+    const char* ces;
+    const char* named;
+  };
+  for (const Case& c : {Case{R"({"email": "a@example.com"})", R"({"api_key": "k"})", "\"password\""},
+                        Case{R"({"email": "a@example.com", "password": 12345})", R"({"api_key": "k"})", "\"password\""},
+                        Case{R"(["a@example.com", "p4ss-not-shown"])", R"({"api_key": "k"})", "not a JSON object"},
+                        Case{R"({"email": "a@example.com", "password": "p4ss-not-shown"})", R"({"api_key": 7})",
+                             "\"api_key\""},
+                        Case{R"({"email": "a@example.com", "password": "p4ss-not-shown"})", R"({})", "\"api_key\""}}) {
+    adapters::MemorySecretStore secrets;
+    ASSERT_TRUE(secrets.Put("ConcertoCredentials", c.concerto).ok());
+    ASSERT_TRUE(secrets.Put("CesCredentials", c.ces).ok());
+    auto app = ServeApp::Create(config_, clock_, secrets);
+    ASSERT_FALSE(app.ok()) << c.concerto << " " << c.ces;
+    EXPECT_EQ(app.status().code(), StatusCode::kFailedPrecondition) << app.status().ToString();
+    EXPECT_THAT(app.status().message(), HasSubstr(c.named));
+    EXPECT_THAT(app.status().message(), Not(HasSubstr("p4ss-not-shown")));
+  }
 }
 
 TEST_F(ServeAppTest, FirehoseDeliveryIsWiredToTheSecretStoreAndTheIngestQueue) {

@@ -66,6 +66,11 @@ class CesClient final : public ports::CesApi {
   CesClient(CesClientOptions options, ports::SecretStore& secrets, const ports::Clock& clock,
             Metrics* metrics = nullptr);
 
+  // Reads the credentials secret and checks its shape (a JSON object with a non-empty string
+  // "api_key"), without calling CES: what `serve` checks at start. Errors: kFailedPrecondition
+  // naming the secret and the field (never the key); the secret store's retryable errors.
+  Status CheckCredentials() { return ApiKey(/*reload=*/true).status(); }
+
   // GET /systems/v1/{systemId}/metadata?inverterSetting=true
   Result<domain::SystemMetadata> GetMetadata(const std::string& system_id) override;
   // GET /systems/v1/status?systemIds=a,b (each id URL-encoded)

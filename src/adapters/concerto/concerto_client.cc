@@ -292,6 +292,11 @@ Result<std::string> ConcertoClient::Reauthenticate(const std::string& rejected) 
   return AuthenticateLocked(*credentials);
 }
 
+Status ConcertoClient::CheckCredentials() {
+  std::lock_guard lock(auth_mutex_);
+  return ReadCredentials().status();
+}
+
 Result<ConcertoClient::Credentials> ConcertoClient::ReadCredentials() {
   const std::string& id = options_.credentials_secret;
   auto value = secrets_.Get(id);

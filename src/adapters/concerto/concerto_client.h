@@ -83,6 +83,13 @@ class ConcertoClient final : public ports::ConcertoApi {
   ConcertoClient(ConcertoClientOptions options, ports::SecretStore& secrets, const ports::Clock& clock,
                  Metrics* metrics = nullptr);
 
+  // Reads the credentials secret and checks its shape (a JSON object with string "email" and
+  // "password", or a token that is still fresh), without calling Concerto: what `serve` checks at
+  // start, so that a malformed secret stops it instead of dead-lettering the first request.
+  // Errors: kFailedPrecondition naming the secret and the field (never a value); the secret
+  // store's retryable errors as they come.
+  Status CheckCredentials();
+
   // ports::ConcertoApi (errors as documented there and above).
   // ListAssets: kInvalidArgument without a request for page < 1 or per_page outside 1..kMaxAssetsPerPage.
   Result<ports::AssetPage> ListAssets(int page, int per_page) override;

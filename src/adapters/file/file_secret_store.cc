@@ -109,8 +109,17 @@ Result<json> ReadSecretsFile(const std::string& path) {
 }
 
 // Writes `text` to a temporary file beside `path` (mode 0600), syncs it, renames it over `path`
-// and syncs the directory, so that the rename survives a crash.
-Status WriteAtomically(const std::string& path, const std::string& text) {
+// and syncs the directory, so that the rename survives a crash. When `path` is a symbolic link
+// (e.g. a mounted secret, or a link to a file kept elsewhere), the file it leads to is replaced,
+// beside itself: renaming over the link would replace the link with a regular file and leave the
+// real file stale.
+Status WriteAtomically(const std::string& link, const std::string& text) {
+  std::error_code error_code;
+  const std::filesystem::path resolved = std::filesystem::canonical(link, error_code);
+  if (error_code) {
+    return UnavailableError("cannot resolve the secrets file " + link + ": " + error_code.message());
+  }
+  const std::string path = resolved.string();
   const std::filesystem::path target(path);
   const std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : std::filesystem::path(".");
   std::string tmp = (dir / ("." + target.filename().string() + ".tmp.XXXXXX")).string();

@@ -372,6 +372,10 @@ Result<std::unique_ptr<ServeApp>> ServeApp::Create(const config::Config& config,
   auto store = Store::Open(config, clock, metrics.get());
   if (!store.ok()) return store.status();
   auto parts = std::make_unique<Parts>(config, clock, secrets, std::move(metrics), std::move(*store));
+  // The secrets' shape too (not only that they exist): a malformed one stops the start here
+  // instead of dead-lettering the first request that needs it.
+  if (Status s = parts->concerto.CheckCredentials(); !s.ok()) return s;
+  if (Status s = parts->ces.CheckCredentials(); !s.ok()) return s;
   if (config.backend.kind == "aws" && !config.aws.telemetry_stream.empty()) {
     PWRCELL_RETURN_IF_ERROR(parts->OpenKinesis());
   }

@@ -240,6 +240,30 @@ TEST_F(FileSecretStoreTest, RewriteIsAtomicAndKeepsMode0600) {
   EXPECT_TRUE(FileSecretStore::Open(path_).ok());
 }
 
+TEST_F(FileSecretStoreTest, PutThroughASymlinkReplacesTheFileItLeadsToAndKeepsTheLink) {
+  WriteSecrets(SecretsJson());
+  const std::string link = (dir_ / "link.json").string();
+  ASSERT_EQ(::symlink(path_.c_str(), link.c_str()), 0);
+  auto store = FileSecretStore::Open(link);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  ASSERT_TRUE((*store)->Put("ConcertoCredentials", R"({"token": "through-the-link"})").ok());
+  struct stat st {};
+  ASSERT_EQ(::lstat(link.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISLNK(st.st_mode)) << "the link was replaced by a regular file";
+  EXPECT_EQ(json::parse(ReadSecrets())["ConcertoCredentials"], json({{"token", "through-the-link"}}));
+  EXPECT_EQ(Mode(), 0600u);
+  EXPECT_EQ(json::parse(ReadSecrets())["CesCredentials"], json({{"api_key", kApiKey}}));
+}
+
+TEST_F(FileSecretStoreTest, ASymlinkToAFileReadableByOthersIsRefused) {
+  WriteSecrets(SecretsJson(), 0644);
+  const std::string link = (dir_ / "link.json").string();
+  ASSERT_EQ(::symlink(path_.c_str(), link.c_str()), 0);
+  const auto store = FileSecretStore::Open(link);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kPermissionDenied);
+}
+
 TEST_F(FileSecretStoreTest, ModeIsTightenedTo0600EvenFromOwnerReadOnly) {
   WriteSecrets(SecretsJson(), 0400);
   auto store = OpenOk();
