@@ -277,7 +277,7 @@ INSTANTIATE_TEST_SUITE_P(Faults, SqliteDiskTrouble,
                                            Case{"readonly", SQLITE_READONLY, "read_only", "read-only: "},
                                            Case{"ioerr_write", SQLITE_IOERR_WRITE, "io_error", "I/O error: "},
                                            Case{"ioerr_fsync", SQLITE_IOERR_FSYNC, "io_error", "I/O error: "}),
-                         [](const ::testing::TestParamInfo<Case>& info) { return std::string(info.param.name); });
+                         [](const ::testing::TestParamInfo<Case>& param) { return std::string(param.param.name); });
 
 TEST(SqliteDiskTroubleCodes, BusyIsNoDiskTrouble) {
   // Another process holding the write lock past the busy timeout is no disk trouble: it is retried,
@@ -290,8 +290,8 @@ TEST(SqliteDiskTroubleCodes, BusyIsNoDiskTrouble) {
   ASSERT_EQ(sqlite3_open(path.c_str(), &other), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
   auto unit = (*database)->BeginUnitOfWork();  // waits the 5 s busy timeout
-  EXPECT_FALSE(unit.ok());
-  if (!unit.ok()) EXPECT_EQ(unit.status().code(), StatusCode::kUnavailable);
+  ASSERT_FALSE(unit.ok());
+  EXPECT_EQ(unit.status().code(), StatusCode::kUnavailable);
   EXPECT_FALSE((*database)->InTrouble()) << (*database)->Trouble();
   sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
   sqlite3_close(other);
