@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -195,6 +196,11 @@ struct Case {
   const char* label;   // the trouble hook's reason
   const char* prefix;  // the start of Trouble()
 };
+
+// Names the case in test output (CTest shows the parameter).
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.name;
+}
 
 class SqliteDiskTrouble : public ::testing::TestWithParam<Case> {
  protected:
