@@ -107,6 +107,52 @@ TEST_F(QueueWorkersTest, RetryableFailureOnTheLastDeliveryIsDeadLetteredAndCount
   EXPECT_EQ(Outcome("retry"), 2);
 }
 
+TEST_F(QueueWorkersTest, WhileTheStoreIsInTroubleThePoolReceivesNothingAndResumesAfter) {
+  ASSERT_TRUE(queue.Send({"a"}).ok());
+  std::atomic<bool> trouble{true};
+  std::atomic<int> checks{0};
+  WorkerOptions options = Options();
+  options.store_trouble = [&] {
+    ++checks;
+    return trouble.load();
+  };
+  QueueWorkers workers(
+      options, {&queue}, [](const auto& batch) { return std::vector<Status>(batch.size()); }, metrics);
+  workers.Start();
+  ASSERT_TRUE(Eventually([&] { return checks.load() >= 5; }));
+  EXPECT_EQ(Stats().visible, 1U) << "received while the store could not be written";
+  EXPECT_EQ(Outcome("done"), 0);
+  trouble = false;
+  ASSERT_TRUE(Eventually([&] { return Outcome("done") == 1; }));
+  workers.Stop();
+}
+
+TEST_F(QueueWorkersTest, AFailureOnTheLastDeliveryWhileTheStoreIsInTroubleIsNotDeadLettered) {
+  ASSERT_TRUE(queue.Send({"a"}).ok());
+  // The store fails during the handling of the last delivery (a full disk): not the message's fault.
+  std::atomic<bool> trouble{false};
+  std::atomic<int> deliveries{0};
+  WorkerOptions options = Options();
+  options.store_trouble = [&] { return trouble.load(); };
+  QueueWorkers workers(
+      options, {&queue},
+      [&](const auto& batch) {
+        if (++deliveries == kMaxReceives) trouble = true;
+        return std::vector<Status>(batch.size(), UnavailableError("database or disk is full"));
+      },
+      metrics);
+  workers.Start();
+  ASSERT_TRUE(Eventually([&] { return Outcome("retry") == 1; }));
+  clock.Advance(5s);
+  ASSERT_TRUE(Eventually([&] { return Outcome("retry") == 2; }));
+  clock.Advance(10s);
+  ASSERT_TRUE(Eventually([&] { return Outcome("retry") == 3; }));
+  workers.Stop();
+  EXPECT_EQ(Outcome("dead_letter"), 0);
+  EXPECT_EQ(Stats().dead_letter, 0U);
+  EXPECT_EQ(Stats().in_flight, 1U);  // rescheduled like any retry
+}
+
 TEST_F(QueueWorkersTest, PermanentFailureIsDeadLetteredAtOnce) {
   ASSERT_TRUE(queue.Send({"a"}).ok());
   QueueWorkers workers(

@@ -106,9 +106,24 @@ bool QueueWorkers::Paused() {
   return true;
 }
 
+bool QueueWorkers::StoreTrouble() {
+  if (!options_.store_trouble) return false;
+  const bool trouble = options_.store_trouble();
+  if (waiting_for_store_.exchange(trouble) != trouble) {
+    if (trouble) {
+      spdlog::warn("{} worker: the store cannot be written; the pool waits for it", options_.name);
+    } else {
+      spdlog::info("{} worker: the store can be written again; the pool resumes", options_.name);
+    }
+  }
+  return trouble;
+}
+
 void QueueWorkers::Dispose(ports::Queue& queue, const ports::ReceivedMessage& message, const Status& status) {
   const std::string& pool = options_.name;
-  const bool last = options_.max_receives > 0 && message.receive_count >= options_.max_receives;
+  // A failure while the store is in trouble is the store's, not the message's: no last delivery.
+  const bool last = options_.max_receives > 0 && message.receive_count >= options_.max_receives &&
+                    !(status.IsRetryable() && options_.store_trouble && options_.store_trouble());
   if (status.ok()) {
     Status deleted = queue.Delete(message.receipt);
     if (!deleted.ok()) spdlog::warn("{} worker: deleting message {}: {}", pool, message.id, deleted.ToString());
@@ -163,7 +178,7 @@ void QueueWorkers::Run() {
     return false;
   };
   while (!stopping_.load()) {
-    if (options_.outage && Paused()) {
+    if (StoreTrouble() || (options_.outage && Paused())) {
       std::unique_lock lock(mutex_);
       wake_.wait_for(lock, options_.idle_poll, [this] { return stopping_.load(); });
       continue;
@@ -197,8 +212,8 @@ void QueueWorkers::Run() {
           Dispose(*queue, batch[i], i < results.size() ? results[i] : InternalError("handler gave no result"));
         }
       });
-      // After the round's unit (the probe is a network call).
-      if (options_.outage) {
+      // After the round's unit (the probe is a network call); a store failure is no outage.
+      if (options_.outage && !(options_.store_trouble && options_.store_trouble())) {
         for (const Status& result : results) {
           if (!result.ok() && options_.outage(result)) {
             NoteOutage(result);

@@ -74,6 +74,14 @@ struct WorkerOptions {
   std::function<Status()> probe;
   Duration pause_base = std::chrono::seconds(1);
   Duration pause_max = std::chrono::seconds(10);
+
+  // Optional: true while the store cannot be written (a full disk, a read-only or failing file
+  // system: SqliteDatabase::InTrouble). The pool then receives nothing, since a round could only
+  // fail and use up its messages' deliveries, and checks again every idle_poll (an atomic read: no
+  // store call, no log line) until the store can be written. A message whose handling failed while
+  // the store was in trouble is not at fault: it is never dead-lettered for it, even on its last
+  // delivery (it is rescheduled like any retry), and it makes no outage probe.
+  std::function<bool()> store_trouble;
 };
 
 // The worker pools' metrics, declared once (common/metrics.h); every pool counts on the same family.
@@ -114,6 +122,8 @@ class QueueWorkers {
   // service when a pause has run out (one worker at a time).
   bool Paused();
   void NoteOutage(const Status& status);
+  // store_trouble, logging once when the pool begins and ends waiting for the store.
+  bool StoreTrouble();
 
   const WorkerOptions options_;
   const std::vector<ports::Queue*> queues_;
@@ -128,6 +138,7 @@ class QueueWorkers {
   bool probing_ = false;
   std::chrono::steady_clock::time_point resume_at_;
   Duration pause_ = Duration::zero();
+  std::atomic<bool> waiting_for_store_{false};
 };
 
 }  // namespace pwrcell::runtime::serve

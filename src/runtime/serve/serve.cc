@@ -11,6 +11,7 @@
 #include <fstream>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <ostream>
 #include <random>
 #include <string>
@@ -191,7 +192,45 @@ struct ServeApp::Parts {
     // HTTP ingest (and replay) is a push source: it cannot see what its senders still hold, so it
     // reports no lag and the startup grace lasts offline_timeout from start (SPEC section 4).
     context.source_progress = [] { return domain::SourceProgress{}; };
+    if (store.database) {
+      store.database->SetTroubleHook(
+          [this](std::string_view reason) { gauges.store_write_failures.Increment({reason}); });
+    }
     Schedule();
+  }
+
+  // Disk trouble of the embedded store (SqliteDatabase::Trouble): empty while it can be written.
+  std::string StoreTrouble() const { return store.database ? store.database->Trouble() : std::string(); }
+  bool StoreInTrouble() const { return store.database && store.database->InTrouble(); }
+
+  // Every second: while the store is in trouble, one small write (ProbeWrite) finds out whether it
+  // can be written again, so that serve recovers on its own when space returns or the file system
+  // is writable again, even when no ingest request comes to try. Logs when the trouble begins and
+  // ends. At its end the startup grace begins again (SPEC section 4): the senders were refused
+  // meanwhile and still hold their records, so no system is moved to OFFLINE for the silence the
+  // store caused.
+  Status WatchStore() {
+    if (!store.database) return Status::Ok();
+    const auto now = std::chrono::steady_clock::now();
+    if (store.database->InTrouble()) {
+      if (!trouble_since) {
+        trouble_since = now;
+        spdlog::error("store: {}; ingest answers 503 and the workers wait until it can be written again",
+                      store.database->Trouble());
+      }
+      if (Status probed = store.database->ProbeWrite(); !probed.ok()) return Status::Ok();  // still in trouble
+    }
+    if (!trouble_since) return Status::Ok();
+    spdlog::info("store: can be written again after {} ms; resuming",
+                 std::chrono::duration_cast<std::chrono::milliseconds>(now - *trouble_since).count());
+    trouble_since.reset();
+    if (Status s = processes::MarkAdapterStarted(*store.coordination, clock.Now()); !s.ok()) {
+      spdlog::warn("store: restarting the startup grace: {}", s.ToString());
+    }
+    telemetry_workers.Wake();
+    concerto_workers.Wake();
+    ces_workers.Wake();
+    return Status::Ok();
   }
 
   // The concerto and CES pools: receives and disposals in units committed kAtomic. A deletion
@@ -201,7 +240,14 @@ struct ServeApp::Parts {
   // a disk with ~25 ms fsyncs the deletions alone capped the sender near Concerto's 25 calls/s.
   WorkerOptions NetworkPoolOptions(WorkerOptions options) {
     options.batch_scope = StoreBatchScopes(store, adapters::SqliteUnitOfWork::Mode::kAtomic);
+    options.store_trouble = StoreTroubleCheck();
     return options;
+  }
+
+  // WorkerOptions::store_trouble: the embedded store's trouble flag (none on AWS).
+  std::function<bool()> StoreTroubleCheck() {
+    if (!store.database) return {};
+    return [database = store.database.get()] { return database->InTrouble(); };
   }
 
   // The concerto pool pauses while Concerto is down (unreachable, or failing after the client's
@@ -219,6 +265,7 @@ struct ServeApp::Parts {
     // A round deletes its records in the unit that writes what came of them, so its commit need
     // not wait for the disk: undone by a power loss, its records come back (SqliteUnitOfWork::Mode).
     options.batch_scope = StoreBatchScopes(store, adapters::SqliteUnitOfWork::Mode::kAtomic);
+    options.store_trouble = StoreTroubleCheck();
     return options;
   }
 
@@ -289,15 +336,18 @@ struct ServeApp::Parts {
     http::AdminHooks hooks;
     hooks.readiness = [this]() -> std::pair<bool, std::string> {
       if (!ready.load()) return {false, "starting or stopping"};
+      if (std::string trouble = StoreTrouble(); !trouble.empty()) return {false, "store: " + trouble};
       auto stats = store.ingest->Stats();
       if (!stats.ok()) return {false, "store: " + stats.status().ToString()};
       return {true, "ready"};
     };
     hooks.refresh_gauges = [this] { RefreshGauges(); };
+    hooks.store_trouble = [this] { return StoreTrouble(); };
     return hooks;
   }
 
   void RefreshGauges() {
+    gauges.store_writable.Set(StoreInTrouble() ? 0 : 1);
     gauges.Refresh({{kIngestQueue, store.ingest.get()},
                     {kConcertoQueue, store.concerto.get()},
                     {kConcertoTelemetryQueue, store.concerto_telemetry.get()},
@@ -306,7 +356,10 @@ struct ServeApp::Parts {
   }
 
   void Schedule() {
+    // Every task below writes to the store: while it cannot be written, they wait for WatchStore.
+    scheduler.Add("store_watch", std::chrono::seconds(1), [this] { return WatchStore(); });
     scheduler.Add("registrar_poller", config.schedule.registrar_poll_s, [this] {
+      if (StoreInTrouble()) return Status::Ok();
       Status s = registrar_poller.Poll();
       concerto_workers.Wake();
       return s;
@@ -315,6 +368,7 @@ struct ServeApp::Parts {
     scheduler.Add(
         "ces_state_poller", config.schedule.ces_state_poll_s,
         [this] {
+          if (StoreInTrouble()) return Status::Ok();
           Status s = ces_poller.Poll();
           ces_workers.Wake();
           return s;
@@ -323,13 +377,17 @@ struct ServeApp::Parts {
     scheduler.Add(
         "liveness_sweep", config.schedule.liveness_sweep_s,
         [this] {
+          if (StoreInTrouble()) return Status::Ok();
           Status s = ces_state.Sweep();
           concerto_workers.Wake();
           return s;
         },
         std::min(Duration(config.schedule.liveness_sweep_s), Duration(std::chrono::seconds(2))));
     const Duration sim_tick = std::min(Duration(config.simulated.record_interval_s), Duration(std::chrono::seconds(1)));
-    scheduler.Add("simulated_telemetry", sim_tick, [this]() -> Status { return simulated.Tick().status(); });
+    scheduler.Add("simulated_telemetry", sim_tick, [this]() -> Status {
+      if (StoreInTrouble()) return Status::Ok();
+      return simulated.Tick().status();
+    });
   }
 
   const config::Config config;
@@ -359,7 +417,8 @@ struct ServeApp::Parts {
   http::IngestServer ingest_server;
   http::AdminServer admin_server;
   Scheduler scheduler;
-  std::unique_ptr<adapters::aws::KinesisSource> kinesis;  // AWS with a telemetry stream only
+  std::optional<std::chrono::steady_clock::time_point> trouble_since;  // WatchStore's thread only
+  std::unique_ptr<adapters::aws::KinesisSource> kinesis;               // AWS with a telemetry stream only
 };
 
 Result<std::unique_ptr<ServeApp>> ServeApp::Create(const config::Config& config, const ports::Clock& clock,
