@@ -25,17 +25,12 @@
 #include "adapters/file/file_secret_store.h"
 #include "common/metrics.h"
 #include "domain/record_decoding.h"
-#include "processes/ces_state.h"
-#include "processes/concerto_gateway.h"
-#include "processes/device_metadata_processor.h"
-#include "processes/pwrcell_gateway.h"
-#include "processes/registrar.h"
-#include "processes/settings_from_config.h"
+#include "processes/messages.h"
+#include "processes/processes.h"
 #include "processes/shared_state.h"
-#include "processes/simulated_systems.h"
-#include "processes/telemetry_processor.h"
 #include "runtime/http/admin_server.h"
 #include "runtime/http/ingest_server.h"
+#include "runtime/serve/process_graph.h"
 #include "runtime/serve/queue_workers.h"
 #include "runtime/serve/scheduler.h"
 #include "runtime/serve/serve_metrics.h"
@@ -113,12 +108,6 @@ class GroupCommit {
 // A handler of single messages as a pool handler: one Status per message, in order. The handling
 // (network calls) is all in the first step, outside the round's unit of work; the unit holds only
 // the disposals (queue_workers.h).
-// A Concerto call that failed because Concerto is not there (unreachable, timing out, or failing
-// after the client's retries), not because of the request.
-bool ConcertoOutage(const Status& status) {
-  return status.code() == StatusCode::kUnavailable || status.code() == StatusCode::kDeadlineExceeded;
-}
-
 template <typename Handle>
 QueueWorkers::PreparedHandler OneByOne(Handle handle) {
   return [handle](const std::vector<ports::ReceivedMessage>& batch) {
@@ -158,40 +147,30 @@ struct ServeApp::Parts {
         store(std::move(opened)),
         concerto(adapters::ConcertoClientOptions::FromConfig(config.concerto), secrets, clock, &metrics),
         ces(adapters::CesClientOptions::FromConfig(config.ces), secrets, clock, &metrics),
-        context{*store.devices, *store.concerto, *store.concerto_telemetry, *store.ces,
-                clock,          metrics,         *store.coordination,       processes::SettingsFromConfig(config),
-                nullptr},
-        telemetry(context),
-        metadata(context),
-        ces_state(context),
-        registrar(context, metadata),
-        registrar_poller(context),
-        ces_poller(context),
-        concerto_gateway(context, concerto, registrar),
-        pwrcell_gateway(context, ces, metadata, ces_state),
+        graph(ProcessContext(store, clock, metrics, config), concerto, ces, config.simulated.record_interval_s,
+              [this](const auto& records) { return Ingest(records); }),
         pools(PoolOptionsFromConfig(config)),
-        telemetry_workers(TelemetryPoolOptions(), {store.ingest.get()}, TelemetryPoolHandler(telemetry), metrics),
+        telemetry_workers(TelemetryPoolOptions(), {store.ingest.get()}, TelemetryPoolHandler(graph.telemetry), metrics),
         concerto_workers(ConcertoPoolOptions(), {store.concerto.get(), store.concerto_telemetry.get()},
                          OneByOne([this](const ports::ReceivedMessage& m) -> Status {
                            auto request = processes::DecodeConcertoRequest(m.body);
                            if (!request.ok()) return request.status();
-                           return concerto_gateway.Handle(*request);
+                           return graph.concerto_gateway.Handle(*request);
                          }),
                          metrics),
         ces_workers(NetworkPoolOptions(pools.ces), {store.ces.get()},
                     OneByOne([this](const ports::ReceivedMessage& m) -> Status {
                       auto request = processes::DecodeCesRequest(m.body);
                       if (!request.ok()) return request.status();
-                      return pwrcell_gateway.Handle(*request);
+                      return graph.pwrcell_gateway.Handle(*request);
                     }),
                     metrics),
-        simulated(context, config.simulated.record_interval_s, [this](const auto& records) { return Ingest(records); }),
         ingest_server(
             config.telemetry, [this](const auto& records) { return Ingest(records); }, metrics, &secrets),
         admin_server(config.admin, *store.devices, metrics, MakeAdminHooks()) {
     // HTTP ingest (and replay) is a push source: it cannot see what its senders still hold, so it
     // reports no lag and the startup grace lasts offline_timeout from start (SPEC section 4).
-    context.source_progress = [] { return domain::SourceProgress{}; };
+    graph.context.source_progress = [] { return domain::SourceProgress{}; };
     if (store.database) {
       store.database->SetTroubleHook(
           [this](std::string_view reason) { gauges.store_write_failures.Increment({reason}); });
@@ -255,7 +234,7 @@ struct ServeApp::Parts {
   // waiting point messages no deliveries (WorkerOptions::outage).
   WorkerOptions ConcertoPoolOptions() {
     WorkerOptions options = NetworkPoolOptions(pools.concerto);
-    options.outage = ConcertoOutage;
+    options.outage = processes::IsOutage;
     options.probe = [this] { return concerto.ListAssets(1, 1).status(); };
     return options;
   }
@@ -320,7 +299,7 @@ struct ServeApp::Parts {
           std::vector<processes::StreamRecord> records;
           records.reserve(batch.records.size());
           for (const auto& r : batch.records) records.push_back({r.data, batch.shard_id + "/" + r.sequence_number});
-          auto results = telemetry.ProcessRecords(records);
+          auto results = graph.telemetry.ProcessRecords(records);
           concerto_workers.Wake();
           return results;
         },
@@ -328,7 +307,7 @@ struct ServeApp::Parts {
     if (!source.ok()) return source.status().WithContext("telemetry stream");
     kinesis = std::move(*source);
     // A stream reports how far behind it is: the startup grace ends once it has caught up.
-    context.source_progress = [this] { return kinesis->Progress(); };
+    graph.context.source_progress = [this] { return kinesis->Progress(); };
     return Status::Ok();
   }
 
@@ -360,7 +339,7 @@ struct ServeApp::Parts {
     scheduler.Add("store_watch", std::chrono::seconds(1), [this] { return WatchStore(); });
     scheduler.Add("registrar_poller", config.schedule.registrar_poll_s, [this] {
       if (StoreInTrouble()) return Status::Ok();
-      Status s = registrar_poller.Poll();
+      Status s = graph.registrar_poller.Poll();
       concerto_workers.Wake();
       return s;
     });
@@ -369,7 +348,7 @@ struct ServeApp::Parts {
         "ces_state_poller", config.schedule.ces_state_poll_s,
         [this] {
           if (StoreInTrouble()) return Status::Ok();
-          Status s = ces_poller.Poll();
+          Status s = graph.ces_poller.Poll();
           ces_workers.Wake();
           return s;
         },
@@ -378,7 +357,7 @@ struct ServeApp::Parts {
         "liveness_sweep", config.schedule.liveness_sweep_s,
         [this] {
           if (StoreInTrouble()) return Status::Ok();
-          Status s = ces_state.Sweep();
+          Status s = graph.ces_state.Sweep();
           concerto_workers.Wake();
           return s;
         },
@@ -386,7 +365,7 @@ struct ServeApp::Parts {
     const Duration sim_tick = std::min(Duration(config.simulated.record_interval_s), Duration(std::chrono::seconds(1)));
     scheduler.Add("simulated_telemetry", sim_tick, [this]() -> Status {
       if (StoreInTrouble()) return Status::Ok();
-      return simulated.Tick().status();
+      return graph.simulated.Tick().status();
     });
   }
 
@@ -398,20 +377,11 @@ struct ServeApp::Parts {
   Store store;
   adapters::ConcertoClient concerto;
   adapters::CesClient ces;
-  processes::Context context;
-  processes::TelemetryProcessor telemetry;
-  processes::DeviceMetadataProcessor metadata;
-  processes::CesStateProcessor ces_state;
-  processes::Registrar registrar;
-  processes::RegistrarPoller registrar_poller;
-  processes::CesStatePoller ces_poller;
-  processes::ConcertoGateway concerto_gateway;
-  processes::PwrcellGateway pwrcell_gateway;
+  processes::Processes graph;  // the handlers; simulated telemetry goes through Ingest
   PoolOptions pools;
   QueueWorkers telemetry_workers;
   QueueWorkers concerto_workers;
   QueueWorkers ces_workers;
-  processes::SimulatedTelemetry simulated;
   std::atomic<bool> ready{false};
   GroupCommit ingest_commits{[this](const auto& groups) { return StoreIngested(groups); }};
   http::IngestServer ingest_server;
