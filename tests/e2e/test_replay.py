@@ -67,6 +67,15 @@ class ReplayTest(unittest.TestCase):
         wait_for(lambda: decoded() == decoded_before + SYSTEMS * RECORDS_PER_SYSTEM + 1,
                  "the one whole record before the cut processed", timeout=60)
 
+        # A length prefix that claims more than the file holds (4 GiB - 1): refused as truncated
+        # from the file's size, before anything that size is allocated.
+        lying = os.path.join(stack.dir, "lying.bin")
+        with open(lying, "wb") as f:
+            f.write(b"\xff\xff\xff\xff" + b"abc")
+        lied = stack.cli("replay", lying, "--config", config)
+        self.assertEqual(lied.returncode, 5, lied.stdout + lied.stderr)
+        self.assertIn("it declares 4294967295 bytes, 3 are left", lied.stderr)
+
 
 if __name__ == "__main__":
     unittest.main()

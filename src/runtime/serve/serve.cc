@@ -502,6 +502,12 @@ Result<ReplaySummary> Replay(const config::Config& config, const ports::Clock& c
                              std::ostream& notes) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return NotFoundError("cannot open " + path);
+  // A record's length prefix is checked against the bytes left in the file before anything is
+  // allocated for it: a corrupt prefix must not cost up to 4 GiB of memory to find out.
+  in.seekg(0, std::ios::end);
+  const auto file_size = static_cast<std::uint64_t>(std::max<std::streamoff>(in.tellg(), 0));
+  in.seekg(0, std::ios::beg);
+  std::uint64_t offset = 0;
   auto opened = Store::Open(config, clock);
   if (!opened.ok()) return opened.status();
   ReplaySummary summary;
@@ -525,9 +531,15 @@ Result<ReplaySummary> Replay(const config::Config& config, const ports::Clock& c
     if (in.gcount() != 4) return truncated("after record " + std::to_string(index));
     const std::uint32_t size = (std::uint32_t{header[0]} << 24) | (std::uint32_t{header[1]} << 16) |
                                (std::uint32_t{header[2]} << 8) | std::uint32_t{header[3]};
+    offset += 4;
+    if (size > file_size - std::min(offset, file_size)) {
+      return truncated("in record " + std::to_string(index) + " (it declares " + std::to_string(size) +
+                       " bytes, " + std::to_string(file_size - std::min(offset, file_size)) + " are left)");
+    }
     std::string data(size, '\0');
     in.read(data.data(), size);
     if (static_cast<std::uint32_t>(in.gcount()) != size) return truncated("in record " + std::to_string(index));
+    offset += size;
     if (auto decoded = domain::DecodeRecordSet(data); !decoded.ok()) {
       notes << "replay: skipping record " << index << ": " << decoded.status().message() << "\n";
       ++summary.skipped;
