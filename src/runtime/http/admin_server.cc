@@ -32,11 +32,16 @@ json DeviceJson(const domain::DeviceRecord& record) {
 
 }  // namespace
 
+AdminMetrics::AdminMetrics(Metrics* registry)
+    : requests(registry, "pwrcell_admin_requests_total",
+               "Requests to the admin API, by HTTP response status (also those refused by a limit).", {"status"}) {}
+
 AdminServer::AdminServer(config::AdminConfig config, ports::DeviceStore& devices, Metrics& metrics, AdminHooks hooks)
     : config_(std::move(config)),
       devices_(devices),
       metrics_(metrics),
       hooks_(std::move(hooks)),
+      admin_metrics_(&metrics),
       listener_(std::make_unique<Listener>(Listener::Options{
           .name = "admin",
           .worker_threads = kAdminWorkerThreads,
@@ -50,7 +55,11 @@ AdminServer::AdminServer(config::AdminConfig config, ports::DeviceStore& devices
           .idle_timeout = std::chrono::seconds(60),
           .header_timeout = std::chrono::seconds(10),
           .body_timeout = std::chrono::seconds(10),
+          .metrics = &metrics,
       })) {
+  listener_->SetResponseObserver([this](const httplib::Request&, const httplib::Response& res) {
+    admin_metrics_.requests.Increment({std::to_string(res.status)});
+  });
   listener_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     ReplyJson(res, 200, json{{"status", "ok"}});
   });
