@@ -51,7 +51,10 @@ AdminServer::AdminServer(config::AdminConfig config, ports::DeviceStore& devices
           // the global one. Slow clients cost a descriptor each, and the header deadline
           // frees them.
           .max_connections = 1024,
-          .listen_backlog = 256,
+          // As deep as the cap: a burst of connections (a flood of idle ones) waits in the kernel
+          // while the event loop closes the idle-longest ones for room, instead of having its
+          // SYNs dropped and retried a second later.
+          .listen_backlog = 1024,
           .idle_timeout = std::chrono::seconds(60),
           .header_timeout = std::chrono::seconds(10),
           .body_timeout = std::chrono::seconds(10),
