@@ -117,6 +117,12 @@ const std::vector<KeySpec>& Specs() {
 
       {"telemetry", "listen", Kind::kListen, PWRCELL_FIELD(telemetry.listen)},
       {"telemetry", "max_body_bytes", Kind::kCount, PWRCELL_FIELD(telemetry.max_body_bytes)},
+      {"telemetry",
+       "max_records_per_request",
+       Kind::kCount,
+       PWRCELL_FIELD(telemetry.max_records_per_request),
+       {},
+       1000000},
       {"telemetry", "access_key_secret", Kind::kOptionalString, PWRCELL_FIELD(telemetry.access_key_secret)},
       {"telemetry", "firehose_access_key_secret", Kind::kOptionalString,
        PWRCELL_FIELD(telemetry.firehose_access_key_secret)},

@@ -124,6 +124,9 @@ struct AwsConfig {
 
 struct TelemetryConfig {
   int max_body_bytes = 5 * 1024 * 1024;  // also the cap on a gzip body once decompressed
+  // Records in one POST /v1/telemetry at most (413 over it), 1..1,000,000: bounds the work and
+  // the answer of one request whatever the records' size.
+  int max_records_per_request = 10000;
   // Secret ids whose value is {"api_key": "..."}; "" = not set. access_key_secret guards
   // /v1/telemetry (X-Api-Key or Authorization: Bearer); firehose_access_key_secret enables
   // /v1/firehose (X-Amz-Firehose-Access-Key). See runtime/http/ingest_server.h.

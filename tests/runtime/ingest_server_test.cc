@@ -54,7 +54,7 @@ TEST_F(IngestServerTest, ProtobufBodyReachesTheSinkByteIdentical) {
   ASSERT_TRUE(res) << httplib::to_string(res.error());
   EXPECT_EQ(res->status, 200) << res->body;
   EXPECT_EQ(res->get_header_value("Content-Type"), "application/json");
-  EXPECT_EQ(json::parse(res->body), (json{{"accepted", 1}, {"rejected", json::array()}}));
+  EXPECT_EQ(json::parse(res->body), (json{{"accepted", 1}, {"rejected", json::array()}, {"rejected_count", 0}}));
   EXPECT_EQ(sink_.stored(), std::vector<std::string>{record});
   EXPECT_EQ(Requests("200"), 1);
   EXPECT_EQ(Records("received"), 1);
@@ -105,6 +105,66 @@ TEST_F(IngestServerTest, JsonBatchRejectsBadRecordsByIndexAndStoresTheRest) {
   EXPECT_EQ(Records("rejected"), 2);
 }
 
+// A body of empty records once drew a 17 MB answer (one {"index", "error"} each): the answer
+// lists the first 100 and counts the rest.
+TEST_F(IngestServerTest, TheAnswerListsTheFirstHundredRejectionsAndCountsThemAll) {
+  const std::string good = ValidRecordBytes("RCP-000103");
+  json records = json::array();
+  for (int i = 0; i < 150; ++i) records.push_back({{"data", ""}});
+  records.push_back({{"data", Base64Encode(good)}});
+  httplib::Result res = PostJson(json{{"records", records}});
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  const json answer = json::parse(res->body);
+  EXPECT_EQ(answer["accepted"], 1);
+  EXPECT_EQ(answer["rejected_count"], 150);
+  ASSERT_EQ(answer["rejected"].size(), 100u);
+  EXPECT_EQ(answer["rejected"][99]["index"], 99);
+  EXPECT_EQ(sink_.stored(), std::vector<std::string>{good});
+  EXPECT_EQ(Records("received"), 151);
+  EXPECT_EQ(Records("rejected"), 150);
+}
+
+// telemetry.max_records_per_request: one record more is refused as a whole, 413, counted.
+class IngestRecordCapTest : public testing::IngestServerFixture {
+ protected:
+  void SetUp() override {
+    config::TelemetryConfig config;
+    config.listen = {"127.0.0.1", 0};
+    config.max_records_per_request = 3;
+    ASSERT_NO_FATAL_FAILURE(StartIngestServer(config));
+  }
+  httplib::Result PostRecords(int count) {
+    json records = json::array();
+    for (int i = 0; i < count; ++i) {
+      records.push_back({{"data", Base64Encode(ValidRecordBytes("RCP-" + std::to_string(i)))}});
+    }
+    return client_->Post("/v1/telemetry", json{{"records", records}}.dump(), "application/json");
+  }
+  double Refused(const std::string& reason) const {
+    return metrics_.Value("pwrcell_http_refused_total", {{"server", "ingest"}, {"reason", reason}});
+  }
+};
+
+TEST_F(IngestRecordCapTest, MoreRecordsThanTheCapIs413AndNothingIsStored) {
+  httplib::Result res = PostRecords(4);
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  EXPECT_EQ(res->status, 413) << res->body;
+  const std::string error = json::parse(res->body)["error"].get<std::string>();
+  EXPECT_NE(error.find("4 records in one request, more than 3 (telemetry.max_records_per_request)"), std::string::npos)
+      << error;
+  EXPECT_EQ(sink_.calls(), 0);
+  EXPECT_EQ(Records("received"), 0);
+  EXPECT_EQ(Refused("too_many_records"), 1);
+  EXPECT_EQ(metrics_.Value("pwrcell_ingest_requests_total", {{"status", "413"}}), 1);
+
+  res = PostRecords(3);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200) << res->body;
+  EXPECT_EQ(sink_.stored().size(), 3u);
+  EXPECT_EQ(Refused("too_many_records"), 1);
+}
+
 TEST_F(IngestServerTest, JsonWithCharsetParameterAndNoPartitionKeyIsAccepted) {
   const std::string a = ValidRecordBytes("RCP-A");
   const std::string b = ValidRecordBytes("RCP-B");
@@ -121,7 +181,7 @@ TEST_F(IngestServerTest, EmptyBatchIsAcceptedWithoutCallingTheSink) {
   httplib::Result res = PostJson(json{{"records", json::array()}});
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200);
-  EXPECT_EQ(json::parse(res->body), (json{{"accepted", 0}, {"rejected", json::array()}}));
+  EXPECT_EQ(json::parse(res->body), (json{{"accepted", 0}, {"rejected", json::array()}, {"rejected_count", 0}}));
   EXPECT_EQ(sink_.calls(), 0);
 }
 

@@ -19,7 +19,9 @@
 #include "adapters/concerto/concerto_client.h"
 #include "common/metrics.h"
 #include "processes/process_metrics.h"
+#include "runtime/http/admin_server.h"
 #include "runtime/http/ingest_server.h"
+#include "runtime/http/listener.h"
 #include "runtime/lambda/functions.h"
 #include "runtime/serve/queue_workers.h"
 #include "runtime/serve/serve_metrics.h"
@@ -36,6 +38,8 @@ std::map<std::string, Metrics::Declaration> Declared() {
   const adapters::ConcertoClientMetrics concerto(&registry);
   const adapters::CesClientMetrics ces(&registry);
   const runtime::http::IngestMetrics ingest(&registry);
+  const runtime::http::ListenerMetrics http(&registry);
+  const runtime::http::AdminMetrics admin(&registry);
   const runtime::serve::QueueWorkerMetrics workers(&registry);
   const runtime::serve::ServeMetrics serve(&registry);
   const processes::TelemetryMetrics telemetry(&registry);
@@ -177,14 +181,15 @@ TEST(MetricsCatalogue, EveryMetricNameInTheSourcesIsDeclaredOnce) {
     for (std::sregex_iterator it(code.begin(), code.end(), literal), end; it != end; ++it) {
       const std::string name = (*it)[1].str();
       if (runtime::lambda::ParseHandler(name).ok()) continue;  // a process's name (pwrcell_gateway), not a metric
-      EXPECT_TRUE(declared.contains(name)) << relative << " uses metric " << name << ", which no metrics struct declares";
+      EXPECT_TRUE(declared.contains(name))
+          << relative << " uses metric " << name << ", which no metrics struct declares";
       written[name].push_back(relative);
     }
   }
   ASSERT_GT(files, 50U) << "no sources under " << root;
   for (const auto& [name, where] : written) {
-    EXPECT_EQ(where.size(), 1U) << name << " is written " << where.size() << " times: "
-                                << ::testing::PrintToString(where) << "; use its metrics struct instead";
+    EXPECT_EQ(where.size(), 1U) << name << " is written " << where.size()
+                                << " times: " << ::testing::PrintToString(where) << "; use its metrics struct instead";
   }
   for (const auto& [name, declaration] : declared) {
     EXPECT_TRUE(written.contains(name)) << name << " is declared but its declaration was not found under src/";

@@ -32,11 +32,16 @@ json DeviceJson(const domain::DeviceRecord& record) {
 
 }  // namespace
 
+AdminMetrics::AdminMetrics(Metrics* registry)
+    : requests(registry, "pwrcell_admin_requests_total",
+               "Requests to the admin API, by HTTP response status (also those refused by a limit).", {"status"}) {}
+
 AdminServer::AdminServer(config::AdminConfig config, ports::DeviceStore& devices, Metrics& metrics, AdminHooks hooks)
     : config_(std::move(config)),
       devices_(devices),
       metrics_(metrics),
       hooks_(std::move(hooks)),
+      admin_metrics_(&metrics),
       listener_(std::make_unique<Listener>(Listener::Options{
           .name = "admin",
           .worker_threads = kAdminWorkerThreads,
@@ -46,11 +51,18 @@ AdminServer::AdminServer(config::AdminConfig config, ports::DeviceStore& devices
           // the global one. Slow clients cost a descriptor each, and the header deadline
           // frees them.
           .max_connections = 1024,
-          .listen_backlog = 256,
+          // As deep as the cap: a burst of connections (a flood of idle ones) waits in the kernel
+          // while the event loop closes the idle-longest ones for room, instead of having its
+          // SYNs dropped and retried a second later.
+          .listen_backlog = 1024,
           .idle_timeout = std::chrono::seconds(60),
           .header_timeout = std::chrono::seconds(10),
           .body_timeout = std::chrono::seconds(10),
+          .metrics = &metrics,
       })) {
+  listener_->SetResponseObserver([this](const httplib::Request&, const httplib::Response& res) {
+    admin_metrics_.requests.Increment({std::to_string(res.status)});
+  });
   listener_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     ReplyJson(res, 200, json{{"status", "ok"}});
   });

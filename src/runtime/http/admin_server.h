@@ -17,6 +17,12 @@
 // A device store error answers 503 {"error": "<status>"}. Other methods on these paths: 405;
 // other paths: 404; both with {"error": ...}.
 //
+// Limits (listener.h): 1,024 connections (the one idle longest is closed to make room), request
+// line and headers 16 KiB in total (431), bodies 64 KiB (413), one Content-Length and not with
+// Transfer-Encoding (400), 10 s for the headers and for the body, 60 s idle. Every answer is
+// counted in pwrcell_admin_requests_total{status}, every refusal in
+// pwrcell_http_refused_total{server="admin", reason}.
+//
 // Thread-safety: requests are served on a small pool of worker threads, so the hooks are called
 // concurrently (and concurrently with the rest of the program) and must be thread-safe; the
 // DeviceStore and Metrics are. Start() and Stop() are for the owning thread.
@@ -35,6 +41,12 @@
 namespace pwrcell::runtime::http {
 
 class Listener;
+
+// The admin server's metrics, declared once (common/metrics.h).
+struct AdminMetrics {
+  explicit AdminMetrics(Metrics* registry);
+  Counter<1> requests;  // pwrcell_admin_requests_total{status}
+};
 
 struct AdminHooks {
   // Whether the adapter is ready, and if not why ("telemetry source catching up"). Unset: always
@@ -73,6 +85,7 @@ class AdminServer {
   ports::DeviceStore& devices_;
   Metrics& metrics_;
   AdminHooks hooks_;
+  const AdminMetrics admin_metrics_;
   std::unique_ptr<Listener> listener_;
 };
 

@@ -40,6 +40,15 @@ constexpr char kFirehosePath[] = "/v1/firehose";
 // PEM files are a few kilobytes; anything far larger is not one.
 constexpr std::size_t kMaxPemFileBytes = 1024 * 1024;
 
+// A 200 answer lists the first this many rejected records ({"index", "error"}) and counts all of
+// them ("rejected_count"): its size does not grow with the request's.
+constexpr std::size_t kMaxRejectionsListed = 100;
+
+// A handler thread keeps its JSON parser's buffers between requests up to this document size; a
+// parser grown by a larger body is released after it (simdjson's buffers are ~15x the document:
+// eight threads kept ~70 MB each after 5 MiB bodies).
+constexpr std::size_t kKeptParserCapacity = 1024 * 1024;
+
 // One record as offered by the client: its bytes, or why they could not be had (invalid base64).
 struct OfferedRecord {
   std::string bytes;
@@ -57,12 +66,19 @@ std::string MediaType(const std::string& content_type) {
 }
 
 // The records of a Kinesis-style JSON put, or kInvalidArgument saying which part of the shape is
-// wrong. Invalid base64 is not a shape error: that record alone is rejected. Parsed with
-// simdjson: at 20,000 records/s the bodies are ~17 MB/s of JSON, which nlohmann's lexer made
-// the largest cost of a request.
-Result<std::vector<OfferedRecord>> ParseJsonBatch(const std::string& body) {
+// wrong, or kResourceExhausted for more than `max_records` records (checked before any record is
+// decoded). Invalid base64 is not a shape error: that record alone is rejected. Parsed with
+// simdjson, in place when `body` has SIMDJSON_PADDING spare capacity (the Listener reserves it):
+// at 20,000 records/s the bodies are ~17 MB/s of JSON, which nlohmann's lexer made the largest
+// cost of a request.
+Result<std::vector<OfferedRecord>> ParseJsonBatch(const std::string& body, std::size_t max_records) {
   // A parser reuses its buffers between documents; one per handler thread.
   thread_local simdjson::dom::parser parser;
+  struct ReleaseLargeBuffers {
+    ~ReleaseLargeBuffers() {
+      if (parser.capacity() > kKeptParserCapacity) parser = simdjson::dom::parser();
+    }
+  } release_large_buffers;
   simdjson::dom::element document;
   if (const auto error = parser.parse(body).get(document); error != simdjson::SUCCESS) {
     return InvalidArgumentError(std::string("body is not valid JSON: ") + simdjson::error_message(error));
@@ -71,6 +87,12 @@ Result<std::vector<OfferedRecord>> ParseJsonBatch(const std::string& body) {
   simdjson::dom::array records;
   if (document.get(root) != simdjson::SUCCESS || root["records"].get(records) != simdjson::SUCCESS) {
     return InvalidArgumentError("body must be a JSON object with a \"records\" array");
+  }
+  if (const std::size_t count = records.size(); count > max_records) {
+    return ResourceExhaustedError(std::to_string(count) + " records in one request, more than " +
+                                  std::to_string(max_records) +
+                                  " (telemetry.max_records_per_request): nothing was stored, send them in smaller "
+                                  "batches");
   }
   std::vector<OfferedRecord> offered;
   offered.reserve(records.size());
@@ -99,40 +121,11 @@ Result<std::vector<OfferedRecord>> ParseJsonBatch(const std::string& body) {
   return offered;
 }
 
-// Reads the whole body, keeping at most `max_bytes`. The Listener answers a body over the limit
-// with 413 before any handler runs; the count here keeps the limit true for any reader. Returns
-// nullopt after writing the error response.
-std::optional<std::string> ReadBody(const httplib::Request& req, httplib::Response& res,
-                                    const httplib::ContentReader& reader, std::size_t max_bytes) {
-  std::string body;
-  bool too_large = false;
-  bool read = false;
-  if (req.is_multipart_form_data()) {
-    // Not a shape this endpoint takes (415 below); drain it through the multipart reader, which
-    // is the one httplib uses for this content type.
-    read =
-        reader([](const httplib::MultipartFormData&) { return true; }, [](const char*, std::size_t) { return true; });
-  } else {
-    read = reader([&](const char* data, std::size_t length) {
-      if (too_large) return true;
-      if (length > max_bytes - body.size()) {
-        too_large = true;
-        std::string().swap(body);
-        return true;
-      }
-      body.append(data, length);
-      return true;
-    });
-  }
-  if (too_large || res.status == 413) {
-    ReplyError(res, 413, "request body larger than " + std::to_string(max_bytes) + " bytes");
-    return std::nullopt;
-  }
-  if (!read) {
-    ReplyError(res, 400, "could not read the request body");
-    return std::nullopt;
-  }
-  return body;
+// Whether the body (received in full by the Listener, read in place: a 5 MiB body is never
+// copied) is within `max_bytes`. The Listener answers a body over the limit with 413 before any
+// handler runs; this keeps the limit true for any caller.
+bool BodyWithinLimit(const httplib::Request& req, std::size_t max_bytes) {
+  return req.body.size() <= max_bytes;
 }
 
 Status CallSink(const RecordSink& sink, const std::vector<std::string>& records) {
@@ -149,28 +142,33 @@ struct Refusal {
   std::string message;
 };
 
-// Undoes the body's Content-Encoding in place: none or identity leave it, gzip (and its old
-// name x-gzip) is decompressed within `max_bytes`; anything else is refused 415.
-std::optional<Refusal> DecodeContentEncoding(const httplib::Request& req, std::string& body, std::size_t max_bytes) {
+// Undoes the body's Content-Encoding: none or identity leave `body` pointing at the request's
+// bytes, gzip (and its old name x-gzip) is decompressed within `max_bytes` into `inflated` and
+// `body` pointed at it; anything else is refused 415.
+std::optional<Refusal> DecodeContentEncoding(const httplib::Request& req, const std::string*& body,
+                                             std::string& inflated, std::size_t max_bytes) {
+  body = &req.body;
   const std::string encoding = MediaType(req.get_header_value("Content-Encoding"));
   if (encoding.empty() || encoding == "identity") return std::nullopt;
   if (encoding != "gzip" && encoding != "x-gzip") {
     return Refusal{415, "unsupported Content-Encoding \"" + encoding + "\": send the body uncompressed or gzip"};
   }
-  Result<std::string> inflated = GunzipBounded(body, max_bytes);
-  if (!inflated.ok()) {
-    const bool too_large = inflated.status().code() == StatusCode::kResourceExhausted;
-    return Refusal{too_large ? 413 : 400, inflated.status().message()};
+  Result<std::string> decompressed = GunzipBounded(req.body, max_bytes);
+  if (!decompressed.ok()) {
+    const bool too_large = decompressed.status().code() == StatusCode::kResourceExhausted;
+    return Refusal{too_large ? 413 : 400, decompressed.status().message()};
   }
-  body = std::move(inflated).value();
+  inflated = std::move(decompressed).value();
+  body = &inflated;
   return std::nullopt;
 }
 
-// The records that domain::DecodeRecordSet accepts, moved out of `offered`, and the others as
-// [{"index", "error"}].
+// The records that domain::DecodeRecordSet accepts, moved out of `offered`, and the others: the
+// first kMaxRejectionsListed as [{"index", "error"}], all of them counted.
 struct Triage {
   std::vector<std::string> accepted;
   json rejected = json::array();
+  std::size_t rejected_count = 0;
 };
 
 Triage TriageRecords(std::vector<OfferedRecord>& offered) {
@@ -192,7 +190,8 @@ Triage TriageRecords(std::vector<OfferedRecord>& offered) {
       }
       record.error = decoded.status().message();
     }
-    triage.rejected.push_back({{"index", i}, {"error", record.error}});
+    if (++triage.rejected_count <= kMaxRejectionsListed)
+      triage.rejected.push_back({{"index", i}, {"error", record.error}});
   }
   return triage;
 }
@@ -274,6 +273,7 @@ IngestServer::IngestServer(config::TelemetryConfig config, RecordSink sink, Metr
                            ports::SecretStore* secrets)
     : config_(std::move(config)), sink_(std::move(sink)), metrics_(&metrics), secrets_(secrets) {
   const auto max_body_bytes = static_cast<std::size_t>(std::max(config_.max_body_bytes, 0));
+  const auto max_records = static_cast<std::size_t>(std::max(config_.max_records_per_request, 1));
   listener_ = std::make_unique<Listener>(Listener::Options{
       .name = "ingest",
       // Enough handlers to keep the sink's group commit fed while others parse.
@@ -287,6 +287,7 @@ IngestServer::IngestServer(config::TelemetryConfig config, RecordSink sink, Metr
       .idle_timeout = std::chrono::seconds(60),
       .header_timeout = std::chrono::seconds(10),
       .body_timeout = std::chrono::seconds(60),
+      .metrics = &metrics,
   });
 
   listener_->SetResponseObserver([this](const httplib::Request& req, const httplib::Response& res) {
@@ -305,8 +306,9 @@ IngestServer::IngestServer(config::TelemetryConfig config, RecordSink sink, Metr
         }
       });
 
-  listener_->Post(kTelemetryPath, [this, max_body_bytes](const httplib::Request& req, httplib::Response& res,
-                                                         const httplib::ContentReader& reader) {
+  listener_->Post(kTelemetryPath, [this, max_body_bytes, max_records](const httplib::Request& req,
+                                                                      httplib::Response& res,
+                                                                      const httplib::ContentReader&) {
     if (access_key_) {
       const AccessKey::Verdict verdict = access_key_->Check(PresentedApiKey(req));
       if (verdict != AccessKey::Verdict::kAccepted) {
@@ -319,20 +321,29 @@ IngestServer::IngestServer(config::TelemetryConfig config, RecordSink sink, Metr
         return;
       }
     }
-    std::optional<std::string> body = ReadBody(req, res, reader, max_body_bytes);
-    if (!body) return;
-
-    std::vector<OfferedRecord> offered;
-    if (std::optional<Refusal> refusal = DecodeContentEncoding(req, *body, max_body_bytes)) {
+    if (!BodyWithinLimit(req, max_body_bytes)) {
+      ReplyError(res, 413, "request body larger than " + std::to_string(max_body_bytes) + " bytes");
+      return;
+    }
+    const std::string* body = nullptr;
+    std::string inflated;
+    if (std::optional<Refusal> refusal = DecodeContentEncoding(req, body, inflated, max_body_bytes)) {
       ReplyError(res, refusal->status, refusal->message);
       return;
     }
+    std::vector<OfferedRecord> offered;
     const std::string type = MediaType(req.get_header_value("Content-Type"));
     if (type == "application/x-protobuf" || type == "application/octet-stream") {
-      offered.push_back({std::move(*body), ""});
+      offered.push_back({body == &inflated ? std::move(inflated) : *body, ""});
     } else if (type == "application/json") {
-      Result<std::vector<OfferedRecord>> parsed = ParseJsonBatch(*body);
+      Result<std::vector<OfferedRecord>> parsed = ParseJsonBatch(*body, max_records);
+      std::string().swap(inflated);  // the records are copied out
       if (!parsed.ok()) {
+        if (parsed.status().code() == StatusCode::kResourceExhausted) {
+          listener_->CountRefusal("too_many_records", "POST /v1/telemetry answered 413: " + parsed.status().message());
+          ReplyError(res, 413, parsed.status().message());
+          return;
+        }
         ReplyError(res, 400, parsed.status().message());
         return;
       }
@@ -349,10 +360,12 @@ IngestServer::IngestServer(config::TelemetryConfig config, RecordSink sink, Metr
     std::vector<std::string>& accepted = triage.accepted;
     json& rejected = triage.rejected;
     metrics_.records.Increment({"received"}, static_cast<double>(offered.size()));
-    if (!rejected.empty()) {
-      metrics_.records.Increment({"rejected"}, static_cast<double>(rejected.size()));
+    const std::size_t offered_count = offered.size();
+    std::vector<OfferedRecord>().swap(offered);  // what was accepted has been moved out
+    if (triage.rejected_count > 0) {
+      metrics_.records.Increment({"rejected"}, static_cast<double>(triage.rejected_count));
       // Bad input is the client's problem, not ours: logged at info with the first reason.
-      spdlog::info("ingest: rejected {} of {} records (first: #{} {})", rejected.size(), offered.size(),
+      spdlog::info("ingest: rejected {} of {} records (first: #{} {})", triage.rejected_count, offered_count,
                    rejected[0]["index"].get<std::size_t>(), rejected[0]["error"].get<std::string>());
     }
 
@@ -369,11 +382,14 @@ IngestServer::IngestServer(config::TelemetryConfig config, RecordSink sink, Metr
         return;
       }
     }
-    ReplyJson(res, 200, json{{"accepted", accepted.size()}, {"rejected", std::move(rejected)}});
+    ReplyJson(res, 200,
+              json{{"accepted", accepted.size()},
+                   {"rejected", std::move(rejected)},
+                   {"rejected_count", triage.rejected_count}});
   });
 
   listener_->Post(kFirehosePath, [this, max_body_bytes](const httplib::Request& req, httplib::Response& res,
-                                                        const httplib::ContentReader& reader) {
+                                                        const httplib::ContentReader&) {
     // The header's id until the body's is known (Firehose sends the same in both).
     std::string request_id = req.get_header_value(kFirehoseRequestIdHeader);
     const auto answer = [&](int status, const std::string& error) {
@@ -391,20 +407,18 @@ IngestServer::IngestServer(config::TelemetryConfig config, RecordSink sink, Metr
                                                           : "invalid X-Amz-Firehose-Access-Key");
       return;
     }
-    std::string body;
-    {
-      std::optional<std::string> read = ReadBody(req, res, reader, max_body_bytes);
-      if (!read) {
-        answer(res.status, "request body larger than " + std::to_string(max_body_bytes) + " bytes or unreadable");
-        return;
-      }
-      body = std::move(*read);
+    if (!BodyWithinLimit(req, max_body_bytes)) {
+      answer(413, "request body larger than " + std::to_string(max_body_bytes) + " bytes");
+      return;
     }
-    if (std::optional<Refusal> refusal = DecodeContentEncoding(req, body, max_body_bytes)) {
+    const std::string* body = nullptr;
+    std::string inflated;
+    if (std::optional<Refusal> refusal = DecodeContentEncoding(req, body, inflated, max_body_bytes)) {
       answer(refusal->status, refusal->message);
       return;
     }
-    Result<FirehoseDelivery> delivery = ParseFirehoseDelivery(body);
+    Result<FirehoseDelivery> delivery = ParseFirehoseDelivery(*body);
+    std::string().swap(inflated);
     if (!delivery.ok()) {
       answer(400, delivery.status().message());
       return;
@@ -416,11 +430,11 @@ IngestServer::IngestServer(config::TelemetryConfig config, RecordSink sink, Metr
     for (std::string& bytes : delivery->records) offered.push_back({std::move(bytes), ""});
     Triage triage = TriageRecords(offered);
     metrics_.records.Increment({"received"}, static_cast<double>(offered.size()));
-    if (!triage.rejected.empty()) {
-      metrics_.records.Increment({"rejected"}, static_cast<double>(triage.rejected.size()));
-      // Logged in full (index and reason of each) so that a poison record can be found in the
-      // stream: the delivery is answered 200, so Firehose keeps no copy of it.
-      spdlog::warn("ingest: Firehose delivery {}: rejected {} of {} records: {}", request_id, triage.rejected.size(),
+    if (triage.rejected_count > 0) {
+      metrics_.records.Increment({"rejected"}, static_cast<double>(triage.rejected_count));
+      // Logged with index and reason (of the first kMaxRejectionsListed) so that a poison record
+      // can be found in the stream: the delivery is answered 200, so Firehose keeps no copy of it.
+      spdlog::warn("ingest: Firehose delivery {}: rejected {} of {} records: {}", request_id, triage.rejected_count,
                    offered.size(), triage.rejected.dump(-1, ' ', false, json::error_handler_t::replace));
     }
     if (!triage.accepted.empty()) {
@@ -438,7 +452,7 @@ IngestServer::IngestServer(config::TelemetryConfig config, RecordSink sink, Metr
       }
     }
     spdlog::info("ingest: Firehose delivery {}: {} records stored, {} rejected", request_id, triage.accepted.size(),
-                 triage.rejected.size());
+                 triage.rejected_count);
     answer(200, "");
   });
 }

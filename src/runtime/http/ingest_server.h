@@ -12,14 +12,19 @@
 //   Each record must pass domain::DecodeRecordSet; one that does not (or whose base64 is
 //   invalid) is rejected on its own and never stored. The others go to the RecordSink, and only
 //   once it returned OK does the server answer
-//     200 {"accepted": N, "rejected": [{"index": i, "error": "..."}]}
-//   (also when N is 0). A sink failure claims nothing: a retryable Status answers 503 with
-//   `Retry-After: 1`, any other 500, both {"error": "..."}; the client sends the whole request
-//   again (records are idempotent downstream, so what the sink stored before failing may be
-//   stored twice).
+//     200 {"accepted": N, "rejected": [{"index": i, "error": "..."}], "rejected_count": R}
+//   (also when N is 0); "rejected" lists the first 100 rejected records only and
+//   "rejected_count" counts them all, so the answer stays small whatever the request (a 5 MiB
+//   body of 436,905 empty records was once answered with 17 MB). A sink failure claims nothing: a retryable Status
+//   answers 503 with `Retry-After: 1`, any other 500, both {"error": "..."}; the client sends the whole request again
+//   (records are idempotent downstream, so what the sink stored before failing may be stored twice).
 //
 //   Other answers, all {"error": "..."}: 413 for a body over telemetry.max_body_bytes (declared
-//   or, for chunked bodies, as received, or once decompressed); 400 for a body of neither shape
+//   or, for chunked bodies, as received, or once decompressed) or a JSON body of more than
+//   telemetry.max_records_per_request records (checked before any record is decoded; nothing is
+//   stored; counted in pwrcell_http_refused_total{server="ingest", reason="too_many_records"});
+//   431, 400 for the header limits and framing of listener.h (headers over 16 KiB in total, more
+//   than one Content-Length, Content-Length with Transfer-Encoding); 400 for a body of neither shape
 //   (invalid JSON, no "records" array, an entry that is not an object, "data" or "partitionKey"
 //   not a string), a corrupt gzip body or one that could not be read; 415 for any other
 //   Content-Type or a Content-Encoding other than identity or gzip (the precise status, and it
@@ -55,9 +60,13 @@
 //
 // TLS (telemetry.tls_cert_file and tls_key_file): the listener serves HTTPS only, TLS 1.2+.
 //
-// Connections (listener.h): an event loop on 2 threads holds up to 10,000 connections; an idle
-// one is closed after 60 s, a request whose headers take over 10 s or whose body takes over
-// 60 s is cut. Handlers run on 8 worker threads once their request has arrived in full.
+// Connections (listener.h): an event loop on 2 threads holds up to 10,000 connections (at the
+// cap the one idle longest is closed to make room for a new one); an idle one is closed after
+// 60 s, a request whose headers take over 10 s or whose body takes over 60 s is cut. The body is
+// read in place (Request::body, never copied; JSON parsed without a copy), and a handler thread
+// keeps no parser buffers grown by a body over 1 MiB. /v1/firehose has no record cap: it is
+// authenticated, answers a constant-size body, and Firehose would drop a batch answered 413. Handlers run on 8 worker
+// threads once their request has arrived in full.
 //
 // Metrics (IngestMetrics, declared at construction):
 //   pwrcell_ingest_requests_total{status="200|400|405|413|415|500|503|..."}  every response;
@@ -65,7 +74,8 @@
 //   pwrcell_ingest_refused_total{endpoint="telemetry|firehose", reason="missing_key|wrong_key"}
 //     requests refused 401 for their access key;
 //   pwrcell_records_total{outcome="received"}  records offered in well-formed bodies;
-//   pwrcell_records_total{outcome="rejected"}  records refused at ingest (base64, decoding).
+//   pwrcell_records_total{outcome="rejected"}  records refused at ingest (base64, decoding);
+//   pwrcell_http_refused_total{server="ingest", reason}  limit refusals (listener.h).
 //
 // Thread-safety: requests are handled on a pool of worker threads, so the sink is called
 // concurrently and must be thread-safe. Start() and Stop() are for the owning thread.

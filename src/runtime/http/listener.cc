@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <exception>
 #include <limits>
+#include <optional>
 #include <system_error>
 #include <utility>
 
@@ -37,6 +38,13 @@ constexpr std::size_t kAcceptSlack = 16;
 
 // File descriptors kept free of HTTP connections (the store, the clients, logs).
 constexpr std::size_t kReservedDescriptors = 256;
+
+// Connections closed to make room that libmicrohttpd has not closed yet, at most; beyond it a new
+// connection over the cap is closed at accept instead (below libmicrohttpd's slack, kAcceptSlack).
+constexpr std::size_t kMaxClosingForRoom = kAcceptSlack / 2;
+
+// How much of a request's path a refusal's log line shows.
+constexpr std::size_t kLoggedPathChars = 120;
 
 // The marker the URI callback hands MHD for a request whose headers are not complete yet; the
 // access handler replaces it with an Exchange.
@@ -91,6 +99,17 @@ Result<int> OpenListeningSocket(const config::ListenAddress& address, int backlo
   return fd;
 }
 
+// `path` for a log line: at most kLoggedPathChars, control characters and non-ASCII bytes as '?',
+// so that a client cannot forge or flood log lines through it.
+std::string LoggablePath(const std::string& path) {
+  std::string shown = path.substr(0, kLoggedPathChars);
+  for (char& c : shown) {
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
+  }
+  if (path.size() > kLoggedPathChars) shown += "...";
+  return shown;
+}
+
 int BoundPort(int fd) {
   sockaddr_storage bound{};
   socklen_t length = sizeof(bound);
@@ -110,6 +129,14 @@ void ReplyJson(httplib::Response& res, int status, const nlohmann::json& body) {
 void ReplyError(httplib::Response& res, int status, const std::string& message) {
   ReplyJson(res, status, nlohmann::json{{"error", message}});
 }
+
+ListenerMetrics::ListenerMetrics(Metrics* registry)
+    : refused(registry, "pwrcell_http_refused_total",
+              "Requests refused and connections closed by a limit of the ingest or admin HTTP server: "
+              "headers_too_large, duplicate_content_length, length_with_transfer_encoding, malformed, "
+              "body_too_large, too_many_records, connection_limit, evicted, idle_timeout, header_timeout, "
+              "body_timeout.",
+              {"server", "reason"}) {}
 
 std::size_t RaiseOpenFileLimit() {
   static const std::size_t limit = [] {
@@ -146,6 +173,8 @@ struct Listener::Exchange {
   httplib::Request request;
   httplib::Response response;
   bool too_large = false;
+  bool close = false;               // answer with Connection: close (the framing is not trusted)
+  std::size_t declared_length = 0;  // Content-Length, when declared and within max_body_bytes
   bool dispatched = false;
   bool answered = false;  // `response` is final
 };
@@ -197,11 +226,46 @@ struct Listener::Callbacks {
   // Over the cap, a new connection is closed as soon as it is accepted, rather than left in the
   // kernel's backlog until a slot frees (libmicrohttpd's own limit, set above ours, stops
   // accepting instead): the client learns at once, and can go elsewhere or retry.
+  //
+  // At the cap, the connection idle longest (no request started), else the one longest in its
+  // headers, is shut down to make room, so that idle and slowloris connections cannot lock out a
+  // new client; a connection receiving a body or being answered is never closed for room.
   static MHD_Result OnAccept(void* cls, const sockaddr*, socklen_t) {
     auto& self = *static_cast<Listener*>(cls);
-    std::lock_guard lock(self.connections_mutex_);
-    if (self.connections_.size() < self.max_connections_) return MHD_YES;
-    spdlog::debug("{} server: {} connections open, closing a new one", self.options_.name, self.connections_.size());
+    std::size_t open = 0;
+    bool evicted = false;
+    {
+      std::lock_guard lock(self.connections_mutex_);
+      open = self.connections_.size();
+      if (open < self.max_connections_) return MHD_YES;
+      std::size_t closing = 0;
+      Connection* victim = nullptr;
+      const auto before = [](const Connection* a, const Connection* b) {
+        if (a->phase != b->phase) return a->phase == Connection::Phase::kIdle;
+        return a->since < b->since;
+      };
+      for (Connection* connection : self.connections_) {
+        if (connection->reaped) {
+          ++closing;
+          continue;
+        }
+        if (connection->fd < 0) continue;
+        if (connection->phase != Connection::Phase::kIdle && connection->phase != Connection::Phase::kHeader) continue;
+        if (victim == nullptr || before(connection, victim)) victim = connection;
+      }
+      if (open - closing < self.max_connections_) return MHD_YES;  // room is being made already
+      if (victim != nullptr && closing < kMaxClosingForRoom) {
+        // libmicrohttpd sees the end of the stream and closes it on its own thread.
+        victim->reaped = true;
+        shutdown(victim->fd, SHUT_RDWR);
+        evicted = true;
+      }
+    }
+    if (evicted) {
+      self.CountRefusal("evicted", std::to_string(open) + " connections open (the cap), closed the one idle longest");
+      return MHD_YES;
+    }
+    self.CountRefusal("connection_limit", std::to_string(open) + " connections open (the cap), closed a new one");
     return MHD_NO;
   }
 
@@ -220,6 +284,11 @@ struct Listener::Callbacks {
       if (info != nullptr && info->http_status > 0) {
         httplib::Response response;
         response.status = static_cast<int>(info->http_status);
+        self.CountRefusal(response.status == 431 ? "headers_too_large" : "malformed",
+                          "libmicrohttpd answered " + std::to_string(response.status) +
+                              (response.status == 431
+                                   ? " (a header over its " + std::to_string(kConnectionMemoryBytes) + "-byte buffer)"
+                                   : " (a malformed request line or header)"));
         self.Observe(httplib::Request(), response);
       }
     } else if (*request_context != nullptr) {
@@ -250,7 +319,7 @@ struct Listener::Callbacks {
       std::lock_guard lock(self.work_mutex_);
       stopping = self.stopping_;
     }
-    if (stopping || exchange.too_large) MHD_add_response_header(response, "Connection", "close");
+    if (stopping || exchange.too_large || exchange.close) MHD_add_response_header(response, "Connection", "close");
     const MHD_Result queued = MHD_queue_response(exchange.connection, static_cast<unsigned int>(res.status), response);
     MHD_destroy_response(response);
     return queued;
@@ -262,6 +331,42 @@ struct Listener::Callbacks {
     if (status == 503) exchange.response.set_header("Retry-After", "1");
     self.Observe(exchange.request, exchange.response);
     return Respond(self, exchange);
+  }
+
+  // Refuses a request for a limit or its framing: counted, logged (method, path, `message`),
+  // answered `status` with Connection: close.
+  static MHD_Result RefuseForLimit(Listener& self, Exchange& exchange, int status, const std::string& reason,
+                                   const std::string& message) {
+    exchange.close = true;
+    self.CountRefusal(reason, exchange.request.method + " " + LoggablePath(exchange.request.path) + " answered " +
+                                  std::to_string(status) + ": " + message);
+    return Refuse(self, exchange, status, message);
+  }
+
+  // The request's framing and header size, checked before any of its body is read; nullopt when
+  // it may go on, else the refusal already queued.
+  static std::optional<MHD_Result> CheckHeaders(Listener& self, Exchange& exchange) {
+    const httplib::Request& req = exchange.request;
+    // As on the wire: "METHOD path HTTP/1.1\r\n", "Name: value\r\n" each, the query's pairs.
+    std::size_t header_bytes = req.method.size() + req.path.size() + req.version.size() + 4;
+    for (const auto& [name, value] : req.headers) header_bytes += name.size() + value.size() + 4;
+    for (const auto& [name, value] : req.params) header_bytes += name.size() + value.size() + 2;
+    if (header_bytes > self.options_.max_header_bytes) {
+      return RefuseForLimit(self, exchange, 431, "headers_too_large",
+                            "request line and headers of " + std::to_string(header_bytes) + " bytes (" +
+                                std::to_string(req.headers.size()) + " headers), more than the limit of " +
+                                std::to_string(self.options_.max_header_bytes));
+    }
+    const std::size_t lengths = req.get_header_value_count("Content-Length");
+    if (lengths > 1) {
+      return RefuseForLimit(self, exchange, 400, "duplicate_content_length",
+                            std::to_string(lengths) + " Content-Length headers: send exactly one");
+    }
+    if (lengths == 1 && req.has_header("Transfer-Encoding")) {
+      return RefuseForLimit(self, exchange, 400, "length_with_transfer_encoding",
+                            "both Transfer-Encoding and Content-Length: send one of them (RFC 9112 section 6.3)");
+    }
+    return std::nullopt;
   }
 
   static MHD_Result OnRequest(void* cls, MHD_Connection* mhd, const char* url, const char* method, const char* version,
@@ -294,6 +399,7 @@ struct Listener::Callbacks {
         std::lock_guard lock(self.work_mutex_);
         if (self.stopping_) return Refuse(self, *exchange, 503, self.options_.name + " server stopping");
       }
+      if (std::optional<MHD_Result> refused = CheckHeaders(self, *exchange)) return *refused;
       if (req.has_header("Content-Length")) {
         const std::string declared = req.get_header_value("Content-Length");
         char* end = nullptr;
@@ -301,6 +407,8 @@ struct Listener::Callbacks {
         if (length > self.options_.max_body_bytes) {
           exchange->too_large = true;
           if (length / kDrainFactor > self.options_.max_body_bytes) return RefuseTooLarge(self, *exchange);
+        } else {
+          exchange->declared_length = static_cast<std::size_t>(length);
         }
       }
       return MHD_YES;  // libmicrohttpd now reads the body (after a 100 Continue if asked)
@@ -309,6 +417,11 @@ struct Listener::Callbacks {
     auto& exchange = *static_cast<Exchange*>(*request_context);
     if (*upload_data_size > 0) {
       if (!exchange.too_large && *upload_data_size <= self.options_.max_body_bytes - exchange.request.body.size()) {
+        // Allocated once, at the first bytes (a connection that declares a body and sends none
+        // costs nothing), with room for a parser's padding: no regrowth, no copy later.
+        if (exchange.request.body.empty() && exchange.declared_length > 0) {
+          exchange.request.body.reserve(exchange.declared_length + kBodyPadding);
+        }
         exchange.request.body.append(upload_data, *upload_data_size);
       } else if (!exchange.too_large) {
         exchange.too_large = true;
@@ -342,12 +455,36 @@ struct Listener::Callbacks {
   }
 
   static MHD_Result RefuseTooLarge(Listener& self, Exchange& exchange) {
-    return Refuse(self, exchange, 413,
-                  "request body larger than " + std::to_string(self.options_.max_body_bytes) + " bytes");
+    const std::string message = "request body larger than " + std::to_string(self.options_.max_body_bytes) + " bytes";
+    self.CountRefusal("body_too_large", exchange.request.method + " " + LoggablePath(exchange.request.path) +
+                                            " answered 413: " + message);
+    return Refuse(self, exchange, 413, message);
   }
 };
 
-Listener::Listener(Options options) : options_(std::move(options)) {}
+Listener::Listener(Options options) : options_(std::move(options)), metrics_(options_.metrics) {}
+
+void Listener::CountRefusal(const std::string& reason, const std::string& detail) const {
+  metrics_.refused.Increment({options_.name, reason});
+  std::size_t suppressed = 0;
+  {
+    std::lock_guard lock(log_mutex_);
+    RefusalLog& log = refusal_log_[reason];
+    const auto now = Clock::now();
+    if (log.last != Clock::time_point{} && now - log.last < std::chrono::seconds(1)) {
+      ++log.suppressed;
+      return;
+    }
+    log.last = now;
+    suppressed = std::exchange(log.suppressed, 0);
+  }
+  if (suppressed == 0) {
+    spdlog::info("{} server: refused ({}): {}", options_.name, reason, detail);
+  } else {
+    spdlog::info("{} server: refused ({}): {} ({} more not logged in the last second)", options_.name, reason, detail,
+                 suppressed);
+  }
+}
 
 Listener::~Listener() {
   Stop();
@@ -490,15 +627,19 @@ void Listener::RunReaper() {
     for (Connection* connection : connections_) {
       if (connection->reaped || connection->fd < 0) continue;
       std::chrono::milliseconds limit{};
+      const char* reason = "";
       switch (connection->phase) {
         case Connection::Phase::kIdle:
           limit = options_.idle_timeout;
+          reason = "idle_timeout";
           break;
         case Connection::Phase::kHeader:
           limit = options_.header_timeout;
+          reason = "header_timeout";
           break;
         case Connection::Phase::kBody:
           limit = options_.body_timeout;
+          reason = "body_timeout";
           break;
         case Connection::Phase::kBusy:
           continue;  // a handler runs or an answer is being written
@@ -507,6 +648,7 @@ void Listener::RunReaper() {
       // libmicrohttpd sees the end of the stream and closes the connection on its own thread.
       connection->reaped = true;
       shutdown(connection->fd, SHUT_RDWR);
+      CountRefusal(reason, "closed a connection after " + std::to_string(limit.count()) + " ms");
     }
   }
 }
@@ -551,6 +693,8 @@ Status Listener::Start(const config::ListenAddress& address) {
       {MHD_OPTION_LISTEN_SOCKET, listen_fd_, nullptr},
       {MHD_OPTION_CONNECTION_LIMIT, static_cast<intptr_t>(max_connections + kAcceptSlack * io_threads), nullptr},
       {MHD_OPTION_PER_IP_CONNECTION_LIMIT, static_cast<intptr_t>(options_.max_connections_per_ip), nullptr},
+      // The request line and headers must fit in this (431 otherwise), whatever their number.
+      {MHD_OPTION_CONNECTION_MEMORY_LIMIT, static_cast<intptr_t>(kConnectionMemoryBytes), nullptr},
       // A backstop behind the reaper's deadlines: inactivity longer than the longest of them.
       {MHD_OPTION_CONNECTION_TIMEOUT,
        static_cast<intptr_t>(

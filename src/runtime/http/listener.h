@@ -10,11 +10,26 @@
 // Handlers keep cpp-httplib's Request and Response types, used here as plain values: the
 // handler code and its tests did not change when the transport did.
 //
-// Limits (Options): a cap on open connections (over it, a new connection is accepted and closed
-// at once), an optional cap per client address, a real listen backlog, and three deadlines
-// enforced by a reaper thread: `idle_timeout` with no request started on a connection, then
+// Limits (Options): a cap on open connections (at it, a new connection makes room by closing the
+// connection idle longest, else one still sending its headers, else it is accepted and closed at
+// once), an optional cap per client address, a real listen backlog, and three deadlines enforced
+// by a reaper thread: `idle_timeout` with no request started on a connection, then
 // `header_timeout` from the request line to the end of the headers (a slowloris), then
 // `body_timeout` for the body. A connection past its deadline is shut down.
+//
+// Request framing and size, answered without a handler, {"error": ...} (or ErrorReply's shape),
+// with Connection: close where the rest of the connection cannot be trusted:
+//   431 request line and headers over `max_header_bytes` in total (libmicrohttpd answers 431
+//       itself for a header that does not fit its per-connection buffer, kConnectionMemoryBytes);
+//   400 more than one Content-Length header, identical or not (RFC 9112 section 6.3 lets a
+//       server take identical ones; refusing them all leaves no room for a proxy in front to
+//       read the framing differently: request smuggling), or Transfer-Encoding together with
+//       Content-Length (section 6.3: such a message may be smuggling; it is refused and the
+//       connection closed);
+//   413 a body over `max_body_bytes`.
+// Every refusal and every connection closed by a limit is counted in
+// pwrcell_http_refused_total{server, reason} and logged at info (at most one line a second per
+// reason, with the number left out meanwhile), with sizes and counts, never a header's value.
 //
 // TLS (UseTls): the same server speaks HTTPS only, through libmicrohttpd's GnuTLS support, TLS
 // 1.2 and 1.3, from a PEM certificate chain and key held in memory.
@@ -36,11 +51,13 @@
 #include <regex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "common/metrics.h"
 #include "common/status.h"
 #include "config/config.h"
 
@@ -60,6 +77,18 @@ void ReplyError(httplib::Response& res, int status, const std::string& message);
 // result of the first). Returns the soft limit in effect afterwards.
 std::size_t RaiseOpenFileLimit();
 
+// The metrics every Listener shares, declared once (common/metrics.h).
+//   pwrcell_http_refused_total{server="ingest|admin", reason}: requests refused and connections
+//   closed by a limit; reason = headers_too_large, duplicate_content_length,
+//   length_with_transfer_encoding, malformed (a request libmicrohttpd refused itself, status 400
+//   or 414), body_too_large, too_many_records (ingest), connection_limit (closed at accept),
+//   evicted (an idle or slow-header connection closed to make room for a new one), idle_timeout,
+//   header_timeout, body_timeout.
+struct ListenerMetrics {
+  explicit ListenerMetrics(Metrics* registry);
+  Counter<2> refused;  // {server, reason}
+};
+
 class Listener {
  public:
   struct Options {
@@ -71,6 +100,10 @@ class Listener {
     // Request bodies larger than this are answered 413 without calling a handler: at once when
     // declared (Content-Length), after draining them when streamed (chunked).
     std::size_t max_body_bytes = 1024 * 1024;
+    // The request line and headers (names, values and their separators) at most, in total;
+    // answered 431 over it. Must be below kConnectionMemoryBytes, which also holds the headers'
+    // bookkeeping.
+    std::size_t max_header_bytes = 16 * 1024;
     // Open connections at most (lowered to fit RLIMIT_NOFILE); one more is closed at accept.
     std::size_t max_connections = 1024;
     // Open connections per client address at most; 0: no per-address cap.
@@ -83,7 +116,16 @@ class Listener {
     std::chrono::milliseconds header_timeout{std::chrono::seconds(10)};
     // From the end of the headers to the end of the body, at most.
     std::chrono::milliseconds body_timeout{std::chrono::seconds(60)};
+    // Where pwrcell_http_refused_total is counted; nullptr: nowhere.
+    Metrics* metrics = nullptr;
   };
+
+  // libmicrohttpd's buffer per connection (MHD_OPTION_CONNECTION_MEMORY_LIMIT): the request line
+  // and headers must fit in it with their bookkeeping, else libmicrohttpd answers 431 itself.
+  static constexpr std::size_t kConnectionMemoryBytes = 32 * 1024;
+  // Spare capacity after a request body whose length is declared: a parser that reads past the
+  // end in blocks (simdjson needs 64 bytes) parses it in place instead of copying it.
+  static constexpr std::size_t kBodyPadding = 64;
 
   // Called for every response just before it is written, with its final status (also for the
   // responses the server makes itself: 404, 405, 413, 503 while stopping, and 400 for a request
@@ -106,8 +148,9 @@ class Listener {
   // (URL-decoded) path; its groups land in Request::matches. A path served for some methods
   // answers 405 to the others. HEAD is served by the GET handler, without the body.
   void Get(const std::string& pattern, httplib::Server::Handler handler);
-  // The handler reads the body through the ContentReader (once, in one piece: the body has been
-  // received in full, within max_body_bytes, before the handler runs).
+  // The body has been received in full, within max_body_bytes, before the handler runs: it is
+  // Request::body (with kBodyPadding spare capacity when its length was declared), and the
+  // ContentReader hands the same bytes over in one piece, for handlers written for a reader.
   void Post(const std::string& pattern, httplib::Server::HandlerWithContentReader handler);
   void SetResponseObserver(ResponseObserver observer);
   void SetErrorReply(ErrorReply reply);
@@ -134,6 +177,11 @@ class Listener {
   // Open connections now (for tests and logs).
   std::size_t open_connections() const;
 
+  // Counts a refusal in pwrcell_http_refused_total{server, reason} and logs `detail` at info,
+  // rate-limited per reason. For refusals a route handler makes (too_many_records); thread-safe.
+  // `detail` must hold no secret (no header value, no body).
+  void CountRefusal(const std::string& reason, const std::string& detail) const;
+
  private:
   struct Route {
     std::regex pattern;
@@ -158,6 +206,7 @@ class Listener {
   void Enqueue(std::function<void()> task);
 
   Options options_;
+  const ListenerMetrics metrics_;
   std::vector<Route> routes_;
   ResponseObserver observer_;
   ErrorReply error_reply_;
@@ -166,6 +215,12 @@ class Listener {
   // libmicrohttpd's last log line (its reason when the daemon does not start).
   mutable std::mutex log_mutex_;
   std::string last_log_;  // guarded by log_mutex_
+  // Refusal log lines: per reason, when the last was written and how many were left out since.
+  struct RefusalLog {
+    std::chrono::steady_clock::time_point last{};
+    std::size_t suppressed = 0;
+  };
+  mutable std::unordered_map<std::string, RefusalLog> refusal_log_;  // guarded by log_mutex_
   int port_ = 0;
   bool started_ = false;
   std::size_t max_connections_ = 0;  // options_.max_connections within RLIMIT_NOFILE; set by Start()

@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 #include <unistd.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -421,6 +424,15 @@ Status ServeApp::Start() {
   if (state_ != State::kCreated) return FailedPreconditionError("serve: an app starts once");
   Parts& p = *parts_;
   state_ = State::kStopped;  // whatever fails below leaves nothing running
+#if defined(__GLIBC__)
+  // Request bodies (up to telemetry.max_body_bytes) and their parse buffers are large,
+  // short-lived allocations on many threads. By default glibc raises its mmap threshold to the
+  // size of the last such block freed, after which they come from per-thread arenas that keep
+  // the memory: eight concurrent 5 MiB bodies left serve ~130 MiB larger for good. A fixed
+  // threshold keeps them mmapped and given back when freed (bench/ingest_flood_probe.py,
+  // docs/BENCHMARKS.md "HTTP limits").
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+#endif
   // The startup grace begins (again, for every process on this store): records held by the
   // senders while this process was down may still come.
   if (Status s = processes::MarkAdapterStarted(*p.store.coordination, p.clock.Now()); !s.ok()) {

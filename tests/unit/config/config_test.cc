@@ -74,6 +74,7 @@ TEST(ConfigDefaults, EveryDefaultIsTheDocumentedOne) {
   EXPECT_EQ(c.storage.path, "pwrcell-adapter.db");
   EXPECT_EQ(c.telemetry.listen, (ListenAddress{"127.0.0.1", 8070}));
   EXPECT_EQ(c.telemetry.max_body_bytes, 5242880);
+  EXPECT_EQ(c.telemetry.max_records_per_request, 10000);
   EXPECT_EQ(c.telemetry.access_key_secret, "");           // open, as before access keys existed
   EXPECT_EQ(c.telemetry.firehose_access_key_secret, "");  // /v1/firehose off
   EXPECT_EQ(c.telemetry.tls_cert_file, "");               // plain HTTP
@@ -103,7 +104,7 @@ TEST(ConfigExample, LoadsAndEqualsTheDefaults) {
 TEST(ConfigExample, SetsEveryKeyAndNamesEveryEnvironmentVariable) {
   const std::string text = ReadText(ExamplePath());
   const toml::table example = toml::parse(text, std::string_view(ExamplePath()));
-  ASSERT_EQ(Keys().size(), 49u);
+  ASSERT_EQ(Keys().size(), 50u);
   for (const KeyInfo& key : Keys()) {
     EXPECT_TRUE(example.at_path(key.section + "." + key.key)) << key.section << "." << key.key;
     EXPECT_THAT(text, HasSubstr(key.env_var));
@@ -175,6 +176,11 @@ TEST(ConfigFile, OutOfRangeNamesTheRange) {
             "deployment.toml:2: concerto.page_size = 501: expected an integer between 1 and 500");
   EXPECT_EQ(Error("[ces]\nstatus_batch_size = 101\n"),
             "deployment.toml:2: ces.status_batch_size = 101: expected an integer between 1 and 100");
+  EXPECT_EQ(Error("[telemetry]\nmax_records_per_request = 1000001\n"),
+            "deployment.toml:2: telemetry.max_records_per_request = 1000001: expected an integer between 1 and "
+            "1000000");
+  EXPECT_EQ(Error("[telemetry]\nmax_records_per_request = 0\n"),
+            "deployment.toml:2: telemetry.max_records_per_request = 0: expected an integer between 1 and 1000000");
   EXPECT_EQ(Error("[liveness]\noffline_timeout_s = 0\n"),
             "deployment.toml:2: liveness.offline_timeout_s = 0: expected an integer number of seconds >= 1");
   EXPECT_EQ(Error("[queues]\nmax_receives = -1\n"),
@@ -398,6 +404,7 @@ TEST(ConfigEnvironment, EveryKeyHasAGenericVariable) {
       {"PWRCELL_AWS_RECEIVE_WAIT_S", "20"},
       {"PWRCELL_TELEMETRY_LISTEN", "0.0.0.0:22"},
       {"PWRCELL_TELEMETRY_MAX_BODY_BYTES", "23"},
+      {"PWRCELL_TELEMETRY_MAX_RECORDS_PER_REQUEST", "29"},
       {"PWRCELL_TELEMETRY_ACCESS_KEY_SECRET", "IngestKey"},
       {"PWRCELL_TELEMETRY_FIREHOSE_ACCESS_KEY_SECRET", "FirehoseKey"},
       {"PWRCELL_TELEMETRY_TLS_CERT_FILE", "/etc/pwrcell/cert.pem"},
@@ -427,6 +434,7 @@ TEST(ConfigEnvironment, EveryKeyHasAGenericVariable) {
   // Field by field, for the same GCC 12 warning as Config{}.
   expected.telemetry.listen = {"0.0.0.0", 22};
   expected.telemetry.max_body_bytes = 23;
+  expected.telemetry.max_records_per_request = 29;
   expected.telemetry.access_key_secret = "IngestKey";
   expected.telemetry.firehose_access_key_secret = "FirehoseKey";
   expected.telemetry.tls_cert_file = "/etc/pwrcell/cert.pem";
