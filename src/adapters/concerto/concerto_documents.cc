@@ -426,6 +426,34 @@ Result<domain::IngestResult> ParseIngestTelemetry(const nlohmann::json& data) {
   });
 }
 
+std::optional<GraphqlErrors> ReadGraphqlErrors(const nlohmann::json& answer) {
+  if (!answer.is_object()) return std::nullopt;
+  auto it = answer.find("errors");
+  if (it == answer.end() || !it->is_array() || it->empty()) return std::nullopt;
+  GraphqlErrors errors;
+  for (const json& error : *it) {
+    if (!error.is_object()) continue;
+    if (errors.code.empty()) {
+      auto ext = error.find("extensions");
+      if (ext != error.end() && ext->is_object()) {
+        auto code = ext->find("code");
+        if (code != ext->end() && code->is_string()) errors.code = code->get<std::string>();
+      }
+    }
+    auto message = error.find("message");
+    if (message != error.end() && message->is_string()) {
+      if (!errors.message.empty()) errors.message += "; ";
+      errors.message += message->get<std::string>();
+    }
+  }
+  if (errors.code.empty()) errors.code = "UNKNOWN";
+  if (errors.message.size() > kMaxErrorMessageBytes) {
+    errors.message.resize(kMaxErrorMessageBytes);
+    errors.message += "...";
+  }
+  return errors;
+}
+
 StatusCode StatusCodeForGraphqlError(std::string_view code) {
   if (code == "NOT_FOUND") return StatusCode::kNotFound;
   if (code == "CONFLICT") return StatusCode::kAlreadyExists;

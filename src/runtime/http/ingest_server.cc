@@ -26,6 +26,7 @@
 #include "runtime/http/access_key.h"
 #include "runtime/http/firehose.h"
 #include "runtime/http/gzip.h"
+#include "runtime/http/ingest_body.h"
 #include "runtime/http/listener.h"
 
 namespace pwrcell::runtime::http {
@@ -40,12 +41,6 @@ constexpr char kFirehosePath[] = "/v1/firehose";
 // PEM files are a few kilobytes; anything far larger is not one.
 constexpr std::size_t kMaxPemFileBytes = 1024 * 1024;
 
-// One record as offered by the client: its bytes, or why they could not be had (invalid base64).
-struct OfferedRecord {
-  std::string bytes;
-  std::string error;  // non-empty: rejected before decoding
-};
-
 // "application/json; charset=utf-8" -> "application/json".
 std::string MediaType(const std::string& content_type) {
   std::string type = content_type.substr(0, content_type.find(';'));
@@ -56,10 +51,10 @@ std::string MediaType(const std::string& content_type) {
   return type;
 }
 
-// The records of a Kinesis-style JSON put, or kInvalidArgument saying which part of the shape is
-// wrong. Invalid base64 is not a shape error: that record alone is rejected. Parsed with
-// simdjson: at 20,000 records/s the bodies are ~17 MB/s of JSON, which nlohmann's lexer made
-// the largest cost of a request.
+}  // namespace
+
+// Parsed with simdjson: at 20,000 records/s the bodies are ~17 MB/s of JSON, which nlohmann's
+// lexer made the largest cost of a request.
 Result<std::vector<OfferedRecord>> ParseJsonBatch(const std::string& body) {
   // A parser reuses its buffers between documents; one per handler thread.
   thread_local simdjson::dom::parser parser;
@@ -98,6 +93,8 @@ Result<std::vector<OfferedRecord>> ParseJsonBatch(const std::string& body) {
   }
   return offered;
 }
+
+namespace {
 
 // Reads the whole body, keeping at most `max_bytes`. The Listener answers a body over the limit
 // with 413 before any handler runs; the count here keeps the limit true for any reader. Returns
@@ -166,12 +163,7 @@ std::optional<Refusal> DecodeContentEncoding(const httplib::Request& req, std::s
   return std::nullopt;
 }
 
-// The records that domain::DecodeRecordSet accepts, moved out of `offered`, and the others as
-// [{"index", "error"}].
-struct Triage {
-  std::vector<std::string> accepted;
-  json rejected = json::array();
-};
+}  // namespace
 
 Triage TriageRecords(std::vector<OfferedRecord>& offered) {
   Triage triage;
@@ -196,6 +188,8 @@ Triage TriageRecords(std::vector<OfferedRecord>& offered) {
   }
   return triage;
 }
+
+namespace {
 
 // The key a /v1/telemetry request presents: X-Api-Key, else the token of
 // "Authorization: Bearer <token>" (scheme case-insensitive); empty when neither is there.
