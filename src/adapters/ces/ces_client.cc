@@ -68,8 +68,11 @@ const json& ObjectItem(const json& item, const char* what) {
   return item;
 }
 
-json ListOr(const json& object, const char* name) {
-  if (Absent(object, name)) return json::array();
+// A reference, never a copy: copying a JSON value recurses once per level of nesting, and an
+// answer of 50,000 nested arrays (100 KB) overflowed the stack (found by fuzz/ces_answer_fuzzer.cc).
+const json& ListOr(const json& object, const char* name) {
+  static const json kEmpty = json::array();
+  if (Absent(object, name)) return kEmpty;
   const json& value = object.at(name);
   if (!value.is_array()) throw ShapeError(std::string("field '") + name + "' is not a list");
   return value;
