@@ -68,8 +68,11 @@ const json& ObjectItem(const json& item, const char* what) {
   return item;
 }
 
-json ListOr(const json& object, const char* name) {
-  if (Absent(object, name)) return json::array();
+// A reference, never a copy: copying a JSON value recurses once per level of nesting, and an
+// answer of 50,000 nested arrays (100 KB) overflowed the stack (found by fuzz/ces_answer_fuzzer.cc).
+const json& ListOr(const json& object, const char* name) {
+  static const json kEmpty = json::array();
+  if (Absent(object, name)) return kEmpty;
   const json& value = object.at(name);
   if (!value.is_array()) throw ShapeError(std::string("field '") + name + "' is not a list");
   return value;
@@ -152,6 +155,18 @@ Result<T> ParseAnswer(const char* operation, const std::string& body, F&& parse)
 
 }  // namespace
 
+Result<domain::SystemMetadata> ParseCesMetadataAnswer(const std::string& body) {
+  return ParseAnswer<domain::SystemMetadata>(kMetadata, body, [](const json& j) { return ParseMetadata(j); });
+}
+
+Result<domain::CesStatusBatch> ParseCesStatusAnswer(const std::string& body) {
+  return ParseAnswer<domain::CesStatusBatch>(kStatus, body, [](const json& j) { return ParseStatuses(j); });
+}
+
+std::string CesErrorText(const std::string& body) {
+  return ErrorText(body);
+}
+
 CesClientOptions CesClientOptions::FromConfig(const config::CesConfig& config) {
   CesClientOptions options;
   options.root_url = config.root_url;
@@ -183,7 +198,7 @@ Result<domain::SystemMetadata> CesClient::GetMetadata(const std::string& system_
   if (system_id.empty()) return InvalidArgumentError("CES metadata: empty systemId");
   auto body = Get(kMetadata, "/systems/v1/" + UrlEncode(system_id) + "/metadata?inverterSetting=true");
   if (!body.ok()) return body.status();
-  return ParseAnswer<domain::SystemMetadata>(kMetadata, *body, [](const json& j) { return ParseMetadata(j); });
+  return ParseCesMetadataAnswer(*body);
 }
 
 Result<domain::CesStatusBatch> CesClient::GetStatus(const std::vector<std::string>& system_ids) {
@@ -211,7 +226,7 @@ Result<domain::CesStatusBatch> CesClient::GetStatus(const std::vector<std::strin
     }
     return body.status();
   }
-  return ParseAnswer<domain::CesStatusBatch>(kStatus, *body, [](const json& j) { return ParseStatuses(j); });
+  return ParseCesStatusAnswer(*body);
 }
 
 Result<std::string> CesClient::Get(const char* operation, const std::string& path_and_query) {
@@ -230,7 +245,7 @@ Result<std::string> CesClient::Get(const char* operation, const std::string& pat
     return request;
   };
   spec.judge = [](const HttpResponse& response, const ExchangeClass& table) {
-    return VerdictFromTable(response, table, ErrorText(response.body));
+    return VerdictFromTable(response, table, CesErrorText(response.body));
   };
   // The key may have been rotated in the secret: read it again once.
   spec.renew_credentials = [&]() -> Result<bool> {

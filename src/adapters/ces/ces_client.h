@@ -61,6 +61,17 @@ struct CesClientOptions {
   static CesClientOptions FromConfig(const config::CesConfig& config);
 };
 
+// The answers as the client reads them, apart from HTTP so that tests and fuzz/ces_answer_fuzzer.cc
+// reach them. Pure; never throw.
+// The 2xx body of GET .../metadata: kInternal "CES metadata: the answer is not JSON" or
+// "unexpected CES metadata answer: <what is wrong>".
+Result<domain::SystemMetadata> ParseCesMetadataAnswer(const std::string& body);
+// The 2xx body of GET .../status: kInternal as above ("status").
+Result<domain::CesStatusBatch> ParseCesStatusAnswer(const std::string& body);
+// "CODE: message" of an error body {"error": {"code", "message"}}, cut to 300 bytes (+ "...");
+// "" when the body has none.
+std::string CesErrorText(const std::string& body);
+
 class CesClient final : public ports::CesApi {
  public:
   CesClient(CesClientOptions options, ports::SecretStore& secrets, const ports::Clock& clock,

@@ -12,47 +12,6 @@ namespace {
 namespace docs = concerto_documents;
 using nlohmann::json;
 
-constexpr std::size_t kMaxMessageChars = 600;
-
-std::string Truncate(std::string text) {
-  if (text.size() > kMaxMessageChars) {
-    text.resize(kMaxMessageChars);
-    text += "...";
-  }
-  return text;
-}
-
-// The GraphQL errors of an answer: the first error's code and every message (truncated).
-struct GraphqlErrors {
-  std::string code;
-  std::string message;
-};
-
-std::optional<GraphqlErrors> ReadErrors(const json& answer) {
-  if (!answer.is_object()) return std::nullopt;
-  auto it = answer.find("errors");
-  if (it == answer.end() || !it->is_array() || it->empty()) return std::nullopt;
-  GraphqlErrors errors;
-  for (const json& error : *it) {
-    if (!error.is_object()) continue;
-    if (errors.code.empty()) {
-      auto ext = error.find("extensions");
-      if (ext != error.end() && ext->is_object()) {
-        auto code = ext->find("code");
-        if (code != ext->end() && code->is_string()) errors.code = code->get<std::string>();
-      }
-    }
-    auto message = error.find("message");
-    if (message != error.end() && message->is_string()) {
-      if (!errors.message.empty()) errors.message += "; ";
-      errors.message += message->get<std::string>();
-    }
-  }
-  if (errors.code.empty()) errors.code = "UNKNOWN";
-  errors.message = Truncate(std::move(errors.message));
-  return errors;
-}
-
 std::optional<json> ParseJson(const std::string& body) {
   json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (parsed.is_discarded()) return std::nullopt;
@@ -194,7 +153,7 @@ Result<json> ConcertoClient::Execute(const docs::Operation& op) {
   };
   spec.judge = [&](const HttpResponse& response, const ExchangeClass& table) -> Verdict {
     const std::optional<json> answer = ParseJson(response.body);
-    const std::optional<GraphqlErrors> errors = answer ? ReadErrors(*answer) : std::nullopt;
+    const std::optional<docs::GraphqlErrors> errors = answer ? docs::ReadGraphqlErrors(*answer) : std::nullopt;
     const std::string server_says = errors ? errors->code + ": " + errors->message : std::string();
 
     if (table.code == StatusCode::kUnauthenticated && authenticating) {

@@ -1,7 +1,10 @@
 #include "adapters/concerto/concerto_documents.h"
 
+#include <cstdint>
+#include <limits>
 #include <optional>
 #include <stdexcept>
+#include <string>
 #include <utility>
 
 #include "common/json_writer.h"
@@ -127,6 +130,12 @@ std::optional<bool> OptionalBool(const json& object, const char* name) {
 int Int(const json& object, const char* name) {
   const json& value = Field(object, name);
   if (!value.is_number_integer()) throw ShapeError(std::string("field '") + name + "' is not an integer");
+  // get<int>() would wrap a larger count (4294967297 read as 1) instead of refusing it.
+  const bool in_range = value.is_number_unsigned()
+                            ? value.get<std::uint64_t>() <= static_cast<std::uint64_t>(std::numeric_limits<int>::max())
+                            : value.get<std::int64_t>() >= std::numeric_limits<int>::min() &&
+                                  value.get<std::int64_t>() <= std::numeric_limits<int>::max();
+  if (!in_range) throw ShapeError(std::string("field '") + name + "' is out of range");
   return value.get<int>();
 }
 
@@ -151,13 +160,22 @@ std::optional<domain::RemoteState> RemoteStateOf(const json& object) {
   return state;
 }
 
-domain::AssetChild ParseChild(const json& object) {
+// The documents ask for two levels of children (kAssetFields): a child's children may not have
+// children of their own. Without this bound an answer nested 20,000 deep (1 MB) overflowed the
+// stack in this recursion (found by fuzz/concerto_answer_fuzzer.cc).
+constexpr int kMaxChildDepth = 2;
+
+domain::AssetChild ParseChild(const json& object, int depth = 1) {
   domain::AssetChild child;
   child.id = Id(object, "id");
   child.remote_id = String(object, "remoteId");
   child.asset_type = AssetTypeOf(object);
   if (!IsAbsent(object, "children")) {
-    for (const json& grandchild : Array(object, "children")) child.children.push_back(ParseChild(grandchild));
+    const json& children = Array(object, "children");
+    if (depth >= kMaxChildDepth && !children.empty()) {
+      throw ShapeError("children nested deeper than the " + std::to_string(kMaxChildDepth) + " levels asked for");
+    }
+    for (const json& grandchild : children) child.children.push_back(ParseChild(grandchild, depth + 1));
   }
   return child;
 }
@@ -424,6 +442,34 @@ Result<domain::IngestResult> ParseIngestTelemetry(const nlohmann::json& data) {
     }
     return result;
   });
+}
+
+std::optional<GraphqlErrors> ReadGraphqlErrors(const nlohmann::json& answer) {
+  if (!answer.is_object()) return std::nullopt;
+  auto it = answer.find("errors");
+  if (it == answer.end() || !it->is_array() || it->empty()) return std::nullopt;
+  GraphqlErrors errors;
+  for (const json& error : *it) {
+    if (!error.is_object()) continue;
+    if (errors.code.empty()) {
+      auto ext = error.find("extensions");
+      if (ext != error.end() && ext->is_object()) {
+        auto code = ext->find("code");
+        if (code != ext->end() && code->is_string()) errors.code = code->get<std::string>();
+      }
+    }
+    auto message = error.find("message");
+    if (message != error.end() && message->is_string()) {
+      if (!errors.message.empty()) errors.message += "; ";
+      errors.message += message->get<std::string>();
+    }
+  }
+  if (errors.code.empty()) errors.code = "UNKNOWN";
+  if (errors.message.size() > kMaxErrorMessageBytes) {
+    errors.message.resize(kMaxErrorMessageBytes);
+    errors.message += "...";
+  }
+  return errors;
 }
 
 StatusCode StatusCodeForGraphqlError(std::string_view code) {

@@ -9,6 +9,7 @@
 // Pure functions, thread-safe. The parsers never throw: an answer of the wrong shape is kInternal.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -85,6 +86,16 @@ Status ParseUpdateSiteRemoteState(const nlohmann::json& data);
 Result<domain::IngestResult> ParseIngestTelemetry(const nlohmann::json& data);
 
 // ---- Errors ----
+// The GraphQL errors of an answer (any JSON value): nullopt unless it is an object with a non-empty
+// "errors" array. `code` is the first error's extensions.code ("UNKNOWN" when no error has one);
+// `message` is every error's message joined by "; ", cut to kMaxErrorMessageBytes (+ "...").
+inline constexpr std::size_t kMaxErrorMessageBytes = 600;
+struct GraphqlErrors {
+  std::string code;
+  std::string message;
+};
+std::optional<GraphqlErrors> ReadGraphqlErrors(const nlohmann::json& answer);
+
 // extensions.code -> StatusCode as ports/concerto_api.h documents. UNAUTHENTICATED ->
 // kUnauthenticated, RATE_LIMITED -> kResourceExhausted and INTERNAL_SERVER_ERROR -> kUnavailable
 // (the client retries those); an unknown or missing code -> kInternal.

@@ -1,5 +1,7 @@
 #include "runtime/http/ingest_server.h"
 
+#include "runtime/http/ingest_body.h"
+
 #include <simdjson.h>
 #include <spdlog/spdlog.h>
 
@@ -49,12 +51,6 @@ constexpr std::size_t kMaxRejectionsListed = 100;
 // eight threads kept ~70 MB each after 5 MiB bodies).
 constexpr std::size_t kKeptParserCapacity = 1024 * 1024;
 
-// One record as offered by the client: its bytes, or why they could not be had (invalid base64).
-struct OfferedRecord {
-  std::string bytes;
-  std::string error;  // non-empty: rejected before decoding
-};
-
 // "application/json; charset=utf-8" -> "application/json".
 std::string MediaType(const std::string& content_type) {
   std::string type = content_type.substr(0, content_type.find(';'));
@@ -64,6 +60,8 @@ std::string MediaType(const std::string& content_type) {
   std::transform(type.begin(), type.end(), type.begin(), [](unsigned char c) { return std::tolower(c); });
   return type;
 }
+
+}  // namespace
 
 // The records of a Kinesis-style JSON put, or kInvalidArgument saying which part of the shape is
 // wrong, or kResourceExhausted for more than `max_records` records (checked before any record is
@@ -121,6 +119,8 @@ Result<std::vector<OfferedRecord>> ParseJsonBatch(const std::string& body, std::
   return offered;
 }
 
+namespace {
+
 // Whether the body (received in full by the Listener, read in place: a 5 MiB body is never
 // copied) is within `max_bytes`. The Listener answers a body over the limit with 413 before any
 // handler runs; this keeps the limit true for any caller.
@@ -163,13 +163,7 @@ std::optional<Refusal> DecodeContentEncoding(const httplib::Request& req, const 
   return std::nullopt;
 }
 
-// The records that domain::DecodeRecordSet accepts, moved out of `offered`, and the others: the
-// first kMaxRejectionsListed as [{"index", "error"}], all of them counted.
-struct Triage {
-  std::vector<std::string> accepted;
-  json rejected = json::array();
-  std::size_t rejected_count = 0;
-};
+}  // namespace
 
 Triage TriageRecords(std::vector<OfferedRecord>& offered) {
   Triage triage;
@@ -195,6 +189,8 @@ Triage TriageRecords(std::vector<OfferedRecord>& offered) {
   }
   return triage;
 }
+
+namespace {
 
 // The key a /v1/telemetry request presents: X-Api-Key, else the token of
 // "Authorization: Bearer <token>" (scheme case-insensitive); empty when neither is there.
