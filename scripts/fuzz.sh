@@ -2,6 +2,7 @@
 # Builds the libFuzzer targets of fuzz/ with clang (ASan + UBSan) and runs each of them for a bounded
 # time on a copy of its seed corpus (fuzz/corpus/<target>/; the committed corpus never grows here).
 #   scripts/fuzz.sh [seconds-per-target]     default 60; two targets at a time
+#   scripts/fuzz.sh --build-only              builds the targets and stops (CI builds them early)
 # Fails (exit 1) on any crash, sanitizer report, leak, timeout (> 10 s for one input) or OOM
 # (> 2048 MB), printing the reproducer's path: rerun it with build-fuzz/bin/<target>_fuzzer <path>.
 # Environment: PWRCELL_FUZZ_BUILD_DIR (default build-fuzz), PWRCELL_FUZZ_TARGETS (names without
@@ -12,10 +13,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
+build_only=0
+if [ "${1:-}" = "--build-only" ]; then
+  build_only=1
+  shift
+fi
 seconds="${1:-60}"
 case "$seconds" in
   '' | *[!0-9]*)
-    echo "usage: scripts/fuzz.sh [seconds-per-target]" >&2
+    echo "usage: scripts/fuzz.sh [--build-only | seconds-per-target]" >&2
     exit 2
     ;;
 esac
@@ -32,6 +38,7 @@ CC=clang CXX=clang++ cmake -S "$root" -B "$build" -DPWRCELL_FUZZ=ON -DPWRCELL_BU
   -DCMAKE_BUILD_TYPE=RelWithDebInfo "${launcher[@]}" > /dev/null
 cmake --build "$build" -j2 --target pwrcell_fuzzers
 echo "fuzz.sh: built in $(($(date +%s) - started)) s"
+[ "$build_only" -eq 0 ] || exit 0
 
 work="${PWRCELL_FUZZ_WORK:-}"
 keep=1

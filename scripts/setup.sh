@@ -11,6 +11,7 @@ PACKAGES=(
   libcpp-httplib-dev libmicrohttpd-dev libsimdjson-dev libcurl4-openssl-dev zlib1g-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format  # scripts/format.sh (CI's format check)
+  clang libclang-rt-14-dev  # scripts/fuzz.sh (libFuzzer, clang 14)
 )
 
 # The simulators run on the python3 on PATH and need graphql-core and Flask. A machine whose
