@@ -19,6 +19,7 @@
 #include "adapters/concerto/concerto_client.h"
 #include "common/metrics.h"
 #include "processes/process_metrics.h"
+#include "runtime/http/admin_server.h"
 #include "runtime/http/ingest_server.h"
 #include "runtime/lambda/functions.h"
 #include "runtime/serve/queue_workers.h"
@@ -36,6 +37,7 @@ std::map<std::string, Metrics::Declaration> Declared() {
   const adapters::ConcertoClientMetrics concerto(&registry);
   const adapters::CesClientMetrics ces(&registry);
   const runtime::http::IngestMetrics ingest(&registry);
+  const runtime::http::AdminMetrics admin(&registry);
   const runtime::serve::QueueWorkerMetrics workers(&registry);
   const runtime::serve::ServeMetrics serve(&registry);
   const processes::TelemetryMetrics telemetry(&registry);
