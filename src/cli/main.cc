@@ -1,10 +1,13 @@
 // pwrcell-adapter command line: parses arguments and hands over to cli/commands.cc.
+#include <spdlog/spdlog.h>
+
 #include <iostream>
 
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
+#include "common/logging.h"
 
 namespace {
 
@@ -25,6 +28,8 @@ const CLI::Validator kAtLeastOne(
 
 int main(int argc, char** argv) {
   using namespace pwrcell::cli;
+  // Every log line of every command is one line, whatever a logged value holds (common/logging.h).
+  spdlog::set_formatter(pwrcell::MakeEscapingFormatter("%+"));
   CLI::App app{"pwrcell-adapter: connects Generac PWRcell systems (CES) to a Concerto DERMS instance."};
   app.footer(kExitCodesHelp);
   app.set_version_flag("--version", "pwrcell-adapter 0.1.0");

@@ -11,6 +11,7 @@
 #include "adapters/system/system_clock.h"
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
+#include "common/logging.h"
 #include "config/config.h"
 #include "runtime/serve/serve.h"
 
@@ -41,7 +42,7 @@ int Serve(const std::string& config_path, const std::string& log_level) {
     return kExitUsage;
   }
   spdlog::set_level(level);
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+  spdlog::set_formatter(MakeEscapingFormatter("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc));
   auto loaded = LoadOrReport(config_path);
   if (std::holds_alternative<int>(loaded)) return std::get<int>(loaded);
   const auto& cfg = std::get<config::Config>(loaded);

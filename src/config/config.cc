@@ -13,10 +13,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <limits>
+#include <memory>
 #include <sstream>
 #include <utility>
 #include <variant>
+
+#include "common/url.h"
+
+extern char** environ;  // POSIX: the process environment (unistd.h declares it only with _GNU_SOURCE)
 
 namespace pwrcell::config {
 namespace {
@@ -41,10 +45,14 @@ enum class Kind {
   kOptionalAwsName
 };
 
-// Durations are converted to milliseconds and added to timestamps elsewhere; ten years is far
-// beyond any sensible setting and far from overflow.
-constexpr std::int64_t kMaxSeconds = 10LL * 365 * 24 * 3600;
-constexpr std::int64_t kMaxCount = std::numeric_limits<int>::max();
+// The range of a number (kSeconds, kCount, kRate), both ends included. Every number has one
+// (README "Configuration" lists them): a value far outside what the service can use (a million
+// workers, a rate of 1e-300 per second, a timeout of years) is a typo or a unit mistake, refused
+// at load time rather than found as a crash or a stall in production.
+struct Range {
+  double min = 0;
+  double max = 0;
+};
 
 using Field = std::variant<std::string& (*)(Config&), bool& (*)(Config&), Seconds& (*)(Config&), int& (*)(Config&),
                            double& (*)(Config&), ListenAddress& (*)(Config&)>;
@@ -55,9 +63,18 @@ struct KeySpec {
   Kind kind;
   Field field;
   std::string_view alias = {};                 // the seeds' environment variable name, if any
-  std::int64_t max = kMaxCount;                // kCount only
+  Range range = {};                            // kSeconds, kCount and kRate only
   std::vector<std::string_view> choices = {};  // kChoice only: the valid values
 };
+
+// Ranges used by several keys.
+constexpr Range kTimeout{1, 600};           // a request's whole-exchange limit, seconds
+constexpr Range kWorkers{1, 256};           // threads per queue
+constexpr Range kRetries{1, 100};           // retries of one request
+constexpr Range kRate{0.01, 10000};         // requests per second
+constexpr Range kPoll{1, 86400};            // a schedule's interval: one second to one day
+constexpr Range kConcurrency{1, 1000};      // Lambda reserved concurrency (AWS's default account limit)
+constexpr Range kRecordInterval{1, 86400};  // seconds between two telemetry records of a system
 
 // `+` turns each capture-less lambda into the plain function pointer the variant holds.
 // clang-format off
@@ -72,36 +89,39 @@ const std::vector<KeySpec>& Specs() {
       {"concerto", "root_url", Kind::kUrl, PWRCELL_FIELD(concerto.root_url), "ConcertoRootUrl"},
       {"concerto", "credentials_secret", Kind::kString, PWRCELL_FIELD(concerto.credentials_secret),
        "ConcertoCredentials"},
-      {"concerto", "timeout_s", Kind::kSeconds, PWRCELL_FIELD(concerto.timeout_s)},
-      {"concerto", "workers", Kind::kCount, PWRCELL_FIELD(concerto.workers)},
-      {"concerto", "max_retries", Kind::kCount, PWRCELL_FIELD(concerto.max_retries)},
-      {"concerto", "max_requests_per_second", Kind::kRate, PWRCELL_FIELD(concerto.max_requests_per_second)},
-      {"concerto", "token_renewal_s", Kind::kSeconds, PWRCELL_FIELD(concerto.token_renewal_s)},
-      {"concerto", "page_size", Kind::kCount, PWRCELL_FIELD(concerto.page_size), {}, 500},
+      {"concerto", "ca_file", Kind::kOptionalString, PWRCELL_FIELD(concerto.ca_file)},
+      {"concerto", "timeout_s", Kind::kSeconds, PWRCELL_FIELD(concerto.timeout_s), {}, kTimeout},
+      {"concerto", "workers", Kind::kCount, PWRCELL_FIELD(concerto.workers), {}, kWorkers},
+      {"concerto", "max_retries", Kind::kCount, PWRCELL_FIELD(concerto.max_retries), {}, kRetries},
+      {"concerto", "max_requests_per_second", Kind::kRate, PWRCELL_FIELD(concerto.max_requests_per_second), {}, kRate},
+      {"concerto", "token_renewal_s", Kind::kSeconds, PWRCELL_FIELD(concerto.token_renewal_s), {}, {60, 86400}},
+      {"concerto", "page_size", Kind::kCount, PWRCELL_FIELD(concerto.page_size), {}, {1, 500}},
 
       {"ces", "root_url", Kind::kUrl, PWRCELL_FIELD(ces.root_url), "CesRootUrl"},
       {"ces", "credentials_secret", Kind::kString, PWRCELL_FIELD(ces.credentials_secret), "CesCredentials"},
-      {"ces", "timeout_s", Kind::kSeconds, PWRCELL_FIELD(ces.timeout_s)},
-      {"ces", "workers", Kind::kCount, PWRCELL_FIELD(ces.workers)},
-      {"ces", "max_retries", Kind::kCount, PWRCELL_FIELD(ces.max_retries)},
-      {"ces", "max_requests_per_second", Kind::kRate, PWRCELL_FIELD(ces.max_requests_per_second)},
-      {"ces", "status_batch_size", Kind::kCount, PWRCELL_FIELD(ces.status_batch_size), {}, 100},
+      {"ces", "ca_file", Kind::kOptionalString, PWRCELL_FIELD(ces.ca_file)},
+      {"ces", "timeout_s", Kind::kSeconds, PWRCELL_FIELD(ces.timeout_s), {}, kTimeout},
+      {"ces", "workers", Kind::kCount, PWRCELL_FIELD(ces.workers), {}, kWorkers},
+      {"ces", "max_retries", Kind::kCount, PWRCELL_FIELD(ces.max_retries), {}, kRetries},
+      {"ces", "max_requests_per_second", Kind::kRate, PWRCELL_FIELD(ces.max_requests_per_second), {}, kRate},
+      {"ces", "status_batch_size", Kind::kCount, PWRCELL_FIELD(ces.status_batch_size), {}, {1, 100}},
 
-      {"schedule", "registrar_poll_s", Kind::kSeconds, PWRCELL_FIELD(schedule.registrar_poll_s)},
-      {"schedule", "ces_state_poll_s", Kind::kSeconds, PWRCELL_FIELD(schedule.ces_state_poll_s)},
-      {"schedule", "liveness_sweep_s", Kind::kSeconds, PWRCELL_FIELD(schedule.liveness_sweep_s)},
-      {"schedule", "metadata_refresh_s", Kind::kSeconds, PWRCELL_FIELD(schedule.metadata_refresh_s)},
+      {"schedule", "registrar_poll_s", Kind::kSeconds, PWRCELL_FIELD(schedule.registrar_poll_s), {}, kPoll},
+      {"schedule", "ces_state_poll_s", Kind::kSeconds, PWRCELL_FIELD(schedule.ces_state_poll_s), {}, kPoll},
+      {"schedule", "liveness_sweep_s", Kind::kSeconds, PWRCELL_FIELD(schedule.liveness_sweep_s), {}, kPoll},
+      {"schedule", "metadata_refresh_s", Kind::kSeconds, PWRCELL_FIELD(schedule.metadata_refresh_s), {}, {1, 2592000}},
 
-      {"liveness", "offline_timeout_s", Kind::kSeconds, PWRCELL_FIELD(liveness.offline_timeout_s)},
-      {"liveness", "record_interval_s", Kind::kSeconds, PWRCELL_FIELD(liveness.record_interval_s)},
+      {"liveness", "offline_timeout_s", Kind::kSeconds, PWRCELL_FIELD(liveness.offline_timeout_s), {}, {1, 604800}},
+      {"liveness", "record_interval_s", Kind::kSeconds, PWRCELL_FIELD(liveness.record_interval_s), {}, kRecordInterval},
 
-      {"queues", "visibility_timeout_s", Kind::kSeconds, PWRCELL_FIELD(queues.visibility_timeout_s)},
-      {"queues", "max_receives", Kind::kCount, PWRCELL_FIELD(queues.max_receives)},
+      // SQS's own limits: a visibility timeout of at most 12 hours; maxReceiveCount at most 1000.
+      {"queues", "visibility_timeout_s", Kind::kSeconds, PWRCELL_FIELD(queues.visibility_timeout_s), {}, {1, 43200}},
+      {"queues", "max_receives", Kind::kCount, PWRCELL_FIELD(queues.max_receives), {}, {1, 1000}},
 
-      {"secrets", "backend", Kind::kChoice, PWRCELL_FIELD(secrets.backend), {}, kMaxCount, {"file", "aws"}},
+      {"secrets", "backend", Kind::kChoice, PWRCELL_FIELD(secrets.backend), {}, {}, {"file", "aws"}},
       {"secrets", "path", Kind::kString, PWRCELL_FIELD(secrets.path)},
 
-      {"backend", "kind", Kind::kChoice, PWRCELL_FIELD(backend.kind), {}, kMaxCount, {"embedded", "aws"}},
+      {"backend", "kind", Kind::kChoice, PWRCELL_FIELD(backend.kind), {}, {}, {"embedded", "aws"}},
 
       {"storage", "path", Kind::kString, PWRCELL_FIELD(storage.path)},
 
@@ -113,16 +133,18 @@ const std::vector<KeySpec>& Specs() {
       {"aws", "concerto_telemetry_queue", Kind::kAwsName, PWRCELL_FIELD(aws.concerto_telemetry_queue)},
       {"aws", "ces_queue", Kind::kAwsName, PWRCELL_FIELD(aws.ces_queue)},
       {"aws", "telemetry_stream", Kind::kOptionalAwsName, PWRCELL_FIELD(aws.telemetry_stream)},
-      {"aws", "receive_wait_s", Kind::kCount, PWRCELL_FIELD(aws.receive_wait_s), {}, 20},
+      {"aws", "receive_wait_s", Kind::kCount, PWRCELL_FIELD(aws.receive_wait_s), {}, {1, 20}},  // SQS's maximum
 
       {"telemetry", "listen", Kind::kListen, PWRCELL_FIELD(telemetry.listen)},
-      {"telemetry", "max_body_bytes", Kind::kCount, PWRCELL_FIELD(telemetry.max_body_bytes)},
+      // 1 KiB holds any single record set; 256 MiB per body (and per decompressed gzip body) is
+      // already far more memory per request than a sensible server gives one client.
+      {"telemetry", "max_body_bytes", Kind::kCount, PWRCELL_FIELD(telemetry.max_body_bytes), {}, {1024, 268435456}},
       {"telemetry",
        "max_records_per_request",
        Kind::kCount,
        PWRCELL_FIELD(telemetry.max_records_per_request),
        {},
-       1000000},
+       {1, 1000000}},
       {"telemetry", "access_key_secret", Kind::kOptionalString, PWRCELL_FIELD(telemetry.access_key_secret)},
       {"telemetry", "firehose_access_key_secret", Kind::kOptionalString,
        PWRCELL_FIELD(telemetry.firehose_access_key_secret)},
@@ -130,22 +152,29 @@ const std::vector<KeySpec>& Specs() {
       {"telemetry", "tls_key_file", Kind::kOptionalString, PWRCELL_FIELD(telemetry.tls_key_file)},
 
       {"admin", "listen", Kind::kListen, PWRCELL_FIELD(admin.listen)},
+      {"admin", "allow_remote", Kind::kBool, PWRCELL_FIELD(admin.allow_remote)},
+      {"admin", "access_key_secret", Kind::kOptionalString, PWRCELL_FIELD(admin.access_key_secret)},
 
-      {"simulated", "record_interval_s", Kind::kSeconds, PWRCELL_FIELD(simulated.record_interval_s)},
+      {"simulated",
+       "record_interval_s",
+       Kind::kSeconds,
+       PWRCELL_FIELD(simulated.record_interval_s),
+       {},
+       kRecordInterval},
 
       {"lambda",
        "concerto_control_concurrency",
        Kind::kCount,
        PWRCELL_FIELD(lambda.concerto_control_concurrency),
        {},
-       1000},
+       kConcurrency},
       {"lambda",
        "concerto_telemetry_concurrency",
        Kind::kCount,
        PWRCELL_FIELD(lambda.concerto_telemetry_concurrency),
        {},
-       1000},
-      {"lambda", "ces_concurrency", Kind::kCount, PWRCELL_FIELD(lambda.ces_concurrency), {}, 1000},
+       kConcurrency},
+      {"lambda", "ces_concurrency", Kind::kCount, PWRCELL_FIELD(lambda.ces_concurrency), {}, kConcurrency},
   };
   return specs;
 }
@@ -172,6 +201,14 @@ std::string EnvVarName(const KeySpec& spec) {
   return "PWRCELL_" + Upper(spec.section) + "_" + Upper(spec.key);
 }
 
+// A range's end as written in messages and the README: 600, 0.01.
+std::string Bound(double value) {
+  if (value == std::floor(value) && std::fabs(value) < 1e15) return std::to_string(static_cast<std::int64_t>(value));
+  char buf[32];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+  return std::string(buf, ec == std::errc() ? end : buf);
+}
+
 std::string Expected(const KeySpec& spec) {
   switch (spec.kind) {
     case Kind::kString:
@@ -183,11 +220,11 @@ std::string Expected(const KeySpec& spec) {
     case Kind::kBool:
       return "true or false";
     case Kind::kSeconds:
-      return "an integer number of seconds >= 1";
+      return "an integer number of seconds between " + Bound(spec.range.min) + " and " + Bound(spec.range.max);
     case Kind::kCount:
-      return spec.max == kMaxCount ? "an integer >= 1" : "an integer between 1 and " + std::to_string(spec.max);
+      return "an integer between " + Bound(spec.range.min) + " and " + Bound(spec.range.max);
     case Kind::kRate:
-      return "a number > 0 (requests per second)";
+      return "a number between " + Bound(spec.range.min) + " and " + Bound(spec.range.max) + " (requests per second)";
     case Kind::kListen:
       return "a \"host:port\" address with port 0..65535";
     case Kind::kChoice: {
@@ -297,6 +334,10 @@ bool ValidAwsName(std::string_view name) {
   });
 }
 
+bool InRange(const KeySpec& spec, double value) {
+  return value >= spec.range.min && value <= spec.range.max;
+}
+
 // Returns nullopt when stored, else what was expected (usually Expected(spec)).
 std::optional<std::string> Assign(const KeySpec& spec, const Raw& raw, Config& config) {
   const std::string expected = Expected(spec);
@@ -335,14 +376,13 @@ std::optional<std::string> Assign(const KeySpec& spec, const Raw& raw, Config& c
     }
     case Kind::kSeconds: {
       const auto* i = std::get_if<std::int64_t>(&raw);
-      if (i == nullptr || *i < 1) return expected;
-      if (*i > kMaxSeconds) return expected + " and <= " + std::to_string(kMaxSeconds) + " (ten years)";
+      if (i == nullptr || !InRange(spec, static_cast<double>(*i))) return expected;
       std::get<Seconds& (*)(Config&)>(spec.field)(config) = Seconds(*i);
       return std::nullopt;
     }
     case Kind::kCount: {
       const auto* i = std::get_if<std::int64_t>(&raw);
-      if (i == nullptr || *i < 1 || *i > spec.max) return expected;
+      if (i == nullptr || !InRange(spec, static_cast<double>(*i))) return expected;
       std::get<int& (*)(Config&)>(spec.field)(config) = static_cast<int>(*i);
       return std::nullopt;
     }
@@ -355,7 +395,7 @@ std::optional<std::string> Assign(const KeySpec& spec, const Raw& raw, Config& c
       } else {
         return expected;
       }
-      if (!std::isfinite(value) || value <= 0) return expected;
+      if (!std::isfinite(value) || !InRange(spec, value)) return expected;
       std::get<double& (*)(Config&)>(spec.field)(config) = value;
       return std::nullopt;
     }
@@ -440,8 +480,10 @@ std::string FormatValue(const ListenAddress& a) {
   return Quote(a.ToString());
 }
 
+// A URL's password is shown as "***" (common/url.h): the text is printed and logged.
 std::string Literal(const KeySpec& spec, Config& config) {
-  return std::visit([&config](auto field_fn) { return FormatValue(field_fn(config)); }, spec.field);
+  std::string literal = std::visit([&config](auto field_fn) { return FormatValue(field_fn(config)); }, spec.field);
+  return spec.kind == Kind::kUrl ? RedactUrlCredentials(literal) : literal;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -574,13 +616,42 @@ void ApplyFile(const toml::table& root, Config& config, Problems& problems) {
       const std::optional<Raw> raw = RawFromNode(node);
       const std::optional<std::string> expected = raw ? Assign(*spec, *raw, config) : Expected(*spec);
       if (expected)
-        problems.Add(node.source(), FullName(*spec) + " = " + DisplayNode(node) + ": expected " + *expected);
+        problems.Add(node.source(),
+                     FullName(*spec) + " = " + RedactUrlCredentials(DisplayNode(node)) + ": expected " + *expected);
     }
   }
 }
 
+constexpr std::string_view kEnvPrefix = "PWRCELL_";
+
+// A PWRCELL_ variable that sets nothing is a typo (PWRCELL_CONCERTO_WORKER) that would otherwise
+// leave the setting at its default without a word, as an unknown file key would.
+Status CheckVariableNames(const Environment& env) {
+  std::vector<std::string> known;
+  for (const KeySpec& spec : Specs()) known.push_back(EnvVarName(spec));
+  const std::vector<std::string>& others = NonConfigVariables();
+  std::vector<std::string> unknown;
+  for (const std::string& name : env.Names()) {
+    if (!name.starts_with(kEnvPrefix)) continue;
+    if (std::find(known.begin(), known.end(), name) != known.end()) continue;
+    if (std::find(others.begin(), others.end(), name) != others.end()) continue;
+    unknown.push_back(name);
+  }
+  if (unknown.empty()) return Status::Ok();
+  std::sort(unknown.begin(), unknown.end());
+  const std::string& name = unknown.front();
+  std::vector<std::string> lower_known;
+  for (const std::string& k : known) lower_known.push_back(Lower(k));
+  std::string message = "unknown environment variable " + name;
+  if (auto suggestion = Closest(name, lower_known)) message += " (did you mean " + Upper(*suggestion) + "?)";
+  message += ": every PWRCELL_ variable sets a configuration key (PWRCELL_<SECTION>_<KEY>; README \"Configuration\")";
+  if (unknown.size() > 1) message += "; " + std::to_string(unknown.size() - 1) + " more unknown";
+  return InvalidArgumentError(message);
+}
+
 Status ApplyEnvironment(const Environment& env, Config& config) {
-  if (!env) return Status::Ok();  // an empty std::function: no variables
+  if (!env) return Status::Ok();  // no variables
+  PWRCELL_RETURN_IF_ERROR(CheckVariableNames(env));
   for (const KeySpec& spec : Specs()) {
     const std::string generic = EnvVarName(spec);
     const std::string alias(spec.alias);
@@ -588,8 +659,8 @@ Status ApplyEnvironment(const Environment& env, Config& config) {
     const std::optional<std::string> alias_value = alias.empty() ? std::nullopt : env(alias);
     if (generic_value && alias_value && *generic_value != *alias_value) {
       std::string message = "environment variables ";
-      message += alias + "=" + Quote(*alias_value);
-      message += " and " + generic + "=" + Quote(*generic_value);
+      message += alias + "=" + RedactUrlCredentials(Quote(*alias_value));
+      message += " and " + generic + "=" + RedactUrlCredentials(Quote(*generic_value));
       message += " both set " + FullName(spec) + ": set only one";
       return InvalidArgumentError(message);
     }
@@ -598,8 +669,8 @@ Status ApplyEnvironment(const Environment& env, Config& config) {
     if (!value) continue;
     if (auto expected = Assign(spec, RawFromEnv(spec, *value), config)) {
       if (spec.kind == Kind::kBool) expected = "true, false, 1 or 0";
-      return InvalidArgumentError("environment variable " + name + "=" + Quote(*value) + " (" + FullName(spec) +
-                                  "): expected " + *expected);
+      return InvalidArgumentError("environment variable " + name + "=" + RedactUrlCredentials(Quote(*value)) + " (" +
+                                  FullName(spec) + "): expected " + *expected);
     }
   }
   return Status::Ok();
@@ -617,10 +688,61 @@ Status CheckConsistency(const Config& config, std::string_view source) {
                                 " is set but telemetry." + (cert ? "tls_key_file" : "tls_cert_file") +
                                 " is not: expected both (HTTPS) or neither (plain HTTP)");
   }
+  if (!IsLoopback(config.admin.listen) && !config.admin.allow_remote) {
+    return InvalidArgumentError(std::string(source) + ": admin.listen = " + Quote(config.admin.listen.ToString()) +
+                                " is not a loopback address, and the admin API (device data, metrics, controls) "
+                                "would be reachable from the network: listen on 127.0.0.1, or set "
+                                "admin.allow_remote = true with admin.access_key_secret (a bearer token)");
+  }
+  if (config.admin.allow_remote && config.admin.access_key_secret.empty()) {
+    return InvalidArgumentError(std::string(source) +
+                                ": admin.allow_remote = true requires admin.access_key_secret: the secret holding "
+                                "the bearer token every remote admin request must carry");
+  }
   return Status::Ok();
 }
 
 }  // namespace
+
+bool IsLoopback(const ListenAddress& address) {
+  const std::string host = Lower(address.host);
+  if (host == "localhost" || host == "::1") return true;
+  // 127.0.0.0/8, written as a dotted quad.
+  if (!host.starts_with("127.")) return false;
+  int parts = 0;
+  std::size_t begin = 0;
+  while (begin <= host.size()) {
+    const std::size_t dot = std::min(host.find('.', begin), host.size());
+    unsigned value = 0;
+    auto [end, ec] = std::from_chars(host.data() + begin, host.data() + dot, value);
+    if (ec != std::errc() || end != host.data() + dot || dot == begin || value > 255) return false;
+    ++parts;
+    begin = dot + 1;
+  }
+  return parts == 4;
+}
+
+Environment::Environment(Lookup lookup, Lister names) : lookup_(std::move(lookup)), names_(std::move(names)) {}
+
+std::optional<std::string> Environment::operator()(const std::string& name) const {
+  if (!lookup_) return std::nullopt;
+  return lookup_(name);
+}
+
+std::vector<std::string> Environment::Names() const {
+  if (!names_) return {};
+  return names_();
+}
+
+const std::vector<std::string>& NonConfigVariables() {
+  static const std::vector<std::string> names = {
+      "PWRCELL_CONFIG",  // the Lambda bootstrap: path of a deployment file (runtime/lambda/bootstrap.h)
+      // Test harnesses (CTest, tests/e2e, tests/lambda, tests/aws); `serve` inherits them there.
+      "PWRCELL_BIN_DIR", "PWRCELL_SOURCE_DIR", "PWRCELL_E2E_BACKEND", "PWRCELL_E2E_KEEP", "PWRCELL_MOTO_DIR",
+      "PWRCELL_FLEET_SIM",  // the ces-sim launcher's fleet-sim (sim/ces)
+  };
+  return names;
+}
 
 std::string ListenAddress::ToString() const {
   const std::string shown = host.find(':') == std::string::npos ? host : "[" + host + "]";
@@ -628,23 +750,40 @@ std::string ListenAddress::ToString() const {
 }
 
 Environment ProcessEnvironment() {
-  return [](const std::string& name) -> std::optional<std::string> {
-    const char* value = std::getenv(name.c_str());  // NOLINT(concurrency-mt-unsafe): read-only at startup
-    if (value == nullptr) return std::nullopt;
-    return std::string(value);
-  };
+  return Environment(
+      [](const std::string& name) -> std::optional<std::string> {
+        const char* value = std::getenv(name.c_str());  // NOLINT(concurrency-mt-unsafe): read-only at startup
+        if (value == nullptr) return std::nullopt;
+        return std::string(value);
+      },
+      [] {
+        std::vector<std::string> names;
+        for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+          const std::string_view text(*entry);
+          names.emplace_back(text.substr(0, text.find('=')));
+        }
+        return names;
+      });
 }
 
 Environment MapEnvironment(std::map<std::string, std::string> variables) {
-  return [variables = std::move(variables)](const std::string& name) -> std::optional<std::string> {
-    auto it = variables.find(name);
-    if (it == variables.end()) return std::nullopt;
-    return it->second;
-  };
+  auto shared = std::make_shared<const std::map<std::string, std::string>>(std::move(variables));
+  return Environment(
+      [shared](const std::string& name) -> std::optional<std::string> {
+        auto it = shared->find(name);
+        if (it == shared->end()) return std::nullopt;
+        return it->second;
+      },
+      [shared] {
+        std::vector<std::string> names;
+        for (const auto& [name, value] : *shared) names.push_back(name);
+        return names;
+      });
 }
 
 Environment EmptyEnvironment() {
-  return [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
+  return Environment([](const std::string&) -> std::optional<std::string> { return std::nullopt; },
+                     [] { return std::vector<std::string>(); });
 }
 
 const std::vector<KeyInfo>& Keys() {

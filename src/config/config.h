@@ -48,6 +48,9 @@ struct ConcertoConfig {
   // Requests go to `<root_url>/graphql`. Stored without trailing slashes.
   std::string root_url = "http://127.0.0.1:8080";
   std::string credentials_secret = "ConcertoCredentials";  // secret id, never the credentials
+  // A PEM file of the certificate authorities an https:// Concerto is verified with; "" = the
+  // system's bundle (adapters/http/ca_bundle.h). Verification is never turned off.
+  std::string ca_file;
   Seconds timeout_s{30};
   int workers = 10;
   int max_retries = 3;
@@ -60,6 +63,7 @@ struct ConcertoConfig {
 struct CesConfig {
   std::string root_url = "http://127.0.0.1:8081";  // stored without trailing slashes
   std::string credentials_secret = "CesCredentials";
+  std::string ca_file;  // as ConcertoConfig::ca_file
   Seconds timeout_s{30};
   int workers = 4;
   int max_retries = 3;
@@ -142,10 +146,20 @@ struct TelemetryConfig {
   bool operator==(const TelemetryConfig&) const = default;
 };
 
+// The admin API has device data, metrics and controls. It listens on loopback unless
+// allow_remote says otherwise, and then only with a bearer token: the loader refuses a
+// non-loopback `listen` without allow_remote, and allow_remote without access_key_secret.
 struct AdminConfig {
   ListenAddress listen{"127.0.0.1", 8071};  // health, metrics, device API, dashboard
+  bool allow_remote = false;                // a non-loopback listen address is meant
+  // Secret id whose value is {"api_key": "..."}; "" = not set. When set, every admin request but
+  // /healthz needs `Authorization: Bearer <api_key>` (runtime/http/admin_server.h).
+  std::string access_key_secret;
   bool operator==(const AdminConfig&) const = default;
 };
+
+// True for an address only this machine can reach: 127.0.0.0/8, ::1, "localhost".
+bool IsLoopback(const ListenAddress& address);
 
 struct SimulatedConfig {
   Seconds record_interval_s{300};  // one synthesized EnergyRecordSet per simulated system per interval
@@ -180,9 +194,26 @@ struct Config {
   bool operator==(const Config&) const = default;
 };
 
-// Looks up one environment variable; nullopt when it is not set. Injected so that tests never
-// touch the real environment.
-using Environment = std::function<std::optional<std::string>(const std::string& name)>;
+// The environment variables the loader reads: a lookup of one variable (nullopt when it is not
+// set) and, when known, the list of the names that are set, so that a misspelt PWRCELL_ variable
+// is refused like an unknown file key. Injected so that tests never touch the real environment.
+class Environment {
+ public:
+  using Lookup = std::function<std::optional<std::string>(const std::string& name)>;
+  using Lister = std::function<std::vector<std::string>()>;
+
+  Environment() = default;  // no variables, nothing to list
+  // `names` empty: the names cannot be listed, and unknown variables are not checked.
+  explicit Environment(Lookup lookup, Lister names = {});
+
+  std::optional<std::string> operator()(const std::string& name) const;
+  std::vector<std::string> Names() const;
+  explicit operator bool() const { return static_cast<bool>(lookup_); }
+
+ private:
+  Lookup lookup_;
+  Lister names_;
+};
 
 // The process environment (std::getenv). Safe as long as nobody calls setenv concurrently.
 Environment ProcessEnvironment();
@@ -190,6 +221,12 @@ Environment ProcessEnvironment();
 Environment MapEnvironment(std::map<std::string, std::string> variables);
 // No variables at all.
 Environment EmptyEnvironment();
+
+// The PWRCELL_ variables that are not configuration keys and that the loader therefore ignores:
+// PWRCELL_CONFIG (the Lambda bootstrap's path of a deployment file) and the test harnesses'
+// variables (PWRCELL_BIN_DIR, PWRCELL_SOURCE_DIR, ...: CTest and tests/e2e set them and `serve`
+// inherits them). Any other PWRCELL_ variable that names no key is an error.
+const std::vector<std::string>& NonConfigVariables();
 
 // One configuration key, for documentation and tests.
 struct KeyInfo {
@@ -205,8 +242,10 @@ const std::vector<KeyInfo>& Keys();
 // Loads a deployment.toml, then applies the environment overrides.
 // Errors: kNotFound when the file does not exist; kPermissionDenied when it cannot be read;
 // kInvalidArgument for a syntax error (file:line:column), an unknown section or key, a value of
-// the wrong type or out of range (file:line, key, value, expectation), or a bad environment
-// variable (named).
+// the wrong type or out of range (file:line, key, value, expectation), a bad environment
+// variable (named), a PWRCELL_ variable that names no key and is not in NonConfigVariables()
+// (named, with the closest key's variable), or a non-loopback admin.listen without
+// admin.allow_remote (and allow_remote without admin.access_key_secret).
 Result<Config> LoadConfigFile(const std::string& path, const Environment& env);
 
 // The same from text; `source_name` stands for the file in messages.
@@ -214,7 +253,8 @@ Result<Config> LoadConfigFile(const std::string& path, const Environment& env);
 Result<Config> LoadConfigString(std::string_view toml, std::string_view source_name, const Environment& env);
 
 // The effective configuration as TOML text (loads back to the same Config). Holds no secrets:
-// the configuration only names secret ids.
+// the configuration only names secret ids, and a password inside a URL is shown as "***"
+// (common/url.h; such a URL then loads back with "***" as its password).
 std::string DescribeConfig(const Config& config);
 
 }  // namespace pwrcell::config

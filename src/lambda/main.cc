@@ -6,6 +6,7 @@
 
 #include <iostream>
 
+#include "common/logging.h"
 #include "config/config.h"
 #include "runtime/lambda/bootstrap.h"
 
@@ -13,7 +14,8 @@ int main() {
   // stdout carries the metrics (EMF lines); the logs go to stderr, plain (CloudWatch Logs stamps
   // each line itself).
   auto logger = spdlog::stderr_logger_mt("bootstrap");
-  logger->set_pattern("[%l] %v");
+  // One line per log call whatever a logged value holds (common/logging.h).
+  logger->set_formatter(pwrcell::MakeEscapingFormatter("[%l] %v"));
   spdlog::set_default_logger(logger);
   std::ios::sync_with_stdio(false);
   return pwrcell::runtime::lambda::RunBootstrap(pwrcell::config::ProcessEnvironment(), std::cout);

@@ -28,6 +28,33 @@ expect syntax-error 3 'syntax\.toml' -- "$bin" config check "$work/syntax.toml"
 expect missing-config 4 'nope\.toml' -- "$bin" config check "$work/nope.toml"
 expect env-override-bad 3 'PWRCELL_CONCERTO_WORKERS' -- env PWRCELL_CONCERTO_WORKERS=many "$bin" config check "$src/deployment_example.toml"
 
+# A password inside a root URL (the file or ConcertoRootUrl) is never printed: "user:***@".
+printf '[ces]\nroot_url = "https://ops:Cfg-Pa55word@ces.example/"\n' >"$work/url-password.toml"
+expect print-hides-url-password 0 'root_url = "https://ops:\*\*\*@ces\.example"' -- \
+  env ConcertoRootUrl=http://me:Env-Pa55word@concerto.example "$bin" config check "$work/url-password.toml" --print
+expect print-hides-env-url-password 0 'root_url = "http://me:\*\*\*@concerto\.example"' -- \
+  env ConcertoRootUrl=http://me:Env-Pa55word@concerto.example "$bin" config check "$work/url-password.toml" --print
+if ConcertoRootUrl=http://me:Env-Pa55word@concerto.example "$bin" config check "$work/url-password.toml" --print 2>&1 |
+  grep -qE 'Cfg-Pa55word|Env-Pa55word'; then
+  echo "FAIL print-never-shows-url-password"; failed=$((failed + 1))
+else
+  echo "ok   print-never-shows-url-password"; passed=$((passed + 1))
+fi
+printf '[admin]\nlisten = "0.0.0.0:8071"\n' >"$work/admin-remote.toml"
+expect admin-remote-refused 3 'admin\.listen = "0\.0\.0\.0:8071" is not a loopback address' -- \
+  "$bin" config check "$work/admin-remote.toml"
+printf '[admin]\nlisten = "0.0.0.0:8071"\nallow_remote = true\naccess_key_secret = "AdminKey"\n' >"$work/admin-ok.toml"
+expect admin-remote-allowed 0 ': OK' -- "$bin" config check "$work/admin-ok.toml"
+expect env-unknown-variable 3 'unknown environment variable PWRCELL_CONCERTO_WORKER \(did you mean PWRCELL_CONCERTO_WORKERS\?\)' -- \
+  env PWRCELL_CONCERTO_WORKER=4 "$bin" config check "$src/deployment_example.toml"
+printf '[concerto]\nworkers = 100000000\n' >"$work/workers.toml"
+expect workers-range 3 'workers\.toml:2: concerto\.workers = 100000000: expected an integer between 1 and 256' -- \
+  "$bin" config check "$work/workers.toml"
+expect rate-range-env 3 'PWRCELL_CES_MAX_REQUESTS_PER_SECOND="1e-300" \(ces\.max_requests_per_second\): expected a number between 0\.01 and 10000' -- \
+  env PWRCELL_CES_MAX_REQUESTS_PER_SECOND=1e-300 "$bin" config check "$src/deployment_example.toml"
+printf '[ces]\nroot_url = "https://ops:Bad-Pa55word@ces example"\n' >"$work/url-password-bad.toml"
+expect bad-url-hides-password 3 'ces\.root_url = "https://ops:\*\*\*@ces' -- "$bin" config check "$work/url-password-bad.toml"
+
 # config sam-parameters: stdout and stderr apart, in a clean environment (no PWRCELL_* overrides).
 # run CMD...: sets $out (stdout), $err (stderr) and $code.
 run() {

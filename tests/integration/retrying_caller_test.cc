@@ -2,12 +2,19 @@
 // retried and how long it waits, Retry-After, the credentials-renewal hook, what is counted, and
 // that no secret survives in a message.
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <deque>
 #include <map>
+#include <memory>
+#include <sstream>
 #include <optional>
 #include <string>
 #include <vector>
@@ -254,6 +261,56 @@ TEST_F(RetryingCallerTest, RememberedSecretsNeverReachAMessage) {
   script_ = {Failure(CURLE_COULDNT_CONNECT, "GET http://svc.test/?k=p4ssw0rd-secret: refused")};
   auto transport = caller.Call(Spec());
   EXPECT_THAT(transport.status().message(), Not(HasSubstr("p4ssw0rd-secret")));
+}
+
+// A root URL may carry a password ("http://user:pass@host"): the real HttpClient's error names the
+// URL, and every retry warning and the final Status show it as "user:***@".
+TEST(RetryingCallerUrlPassword, RetryWarningsAndTheStatusHideIt) {
+  // A bound socket that never listens: connecting to it is refused, and no one else gets the port.
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  socklen_t length = sizeof address;
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  const std::string url = "http://operator:Url-Pa55word@127.0.0.1:" + std::to_string(ntohs(address.sin_port)) + "/x";
+
+  std::ostringstream log;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>("capture", sink));
+
+  Metrics metrics;
+  CallCounters counters{{&metrics, "test_requests_total", "attempts", {"operation", "outcome"}},
+                        {&metrics, "test_retries_total", "retries", {"operation"}}};
+  FakeClock clock{FromUnixMillis(1'784'000'000'000)};
+  RetryingCallerOptions options;
+  options.service = "Svc";
+  options.max_retries = 2;
+  options.backoff.jitter = 0;
+  options.backoff_sleep = [](Duration) {};
+  RetryingCaller caller(std::move(options), clock, counters);
+  CallSpec spec;
+  spec.operation = "Op";
+  spec.build = [&url]() -> Result<HttpRequest> {
+    HttpRequest request;
+    request.url = url;
+    request.timeout = std::chrono::seconds(5);
+    return request;
+  };
+  auto answer = caller.Call(spec);
+  spdlog::set_default_logger(previous);
+  ::close(fd);
+
+  ASSERT_FALSE(answer.ok());
+  EXPECT_EQ(counters.retries.Value({"Op"}), 2);
+  EXPECT_THAT(answer.status().message(), HasSubstr("http://operator:***@127.0.0.1:"));
+  EXPECT_THAT(answer.status().message(), Not(HasSubstr("Url-Pa55word")));
+  EXPECT_THAT(log.str(), HasSubstr("retry 1/2"));
+  EXPECT_THAT(log.str(), HasSubstr("http://operator:***@127.0.0.1:"));
+  EXPECT_THAT(log.str(), Not(HasSubstr("Url-Pa55word")));
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <cstdint>
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -13,9 +14,19 @@
 #include <nlohmann/json.hpp>
 
 #include "adapters/memory/memory_device_store.h"
+#include "adapters/memory/memory_secret_store.h"
 
 namespace pwrcell::runtime::http {
 namespace {
+
+// The admin configuration on 127.0.0.1:`port`, set field by field: a braced AdminConfig{...}
+// temporary trips GCC 12's false maybe-uninitialized warning (see TelemetryConfig).
+config::AdminConfig AdminOn(std::uint16_t port) {
+  config::AdminConfig config;
+  config.listen = {"127.0.0.1", port};
+  return config;
+}
+
 
 using nlohmann::json;
 
@@ -82,7 +93,7 @@ class AdminServerTest : public ::testing::Test {
       ++refreshes_;
       metrics_.Set("pwrcell_queue_depth", {{"queue", "concerto"}}, 7);
     };
-    server_ = std::make_unique<AdminServer>(config::AdminConfig{{"127.0.0.1", 0}}, store_, metrics_, hooks);
+    server_ = std::make_unique<AdminServer>(AdminOn(0), store_, metrics_, hooks);
     ASSERT_TRUE(server_->Start().ok());
     client_ = std::make_unique<httplib::Client>("127.0.0.1", server_->port());
     client_->set_read_timeout(10, 0);
@@ -212,16 +223,115 @@ TEST_F(AdminServerTest, OtherMethodsAre405AndUnknownPaths404) {
 }
 
 TEST_F(AdminServerTest, StartOnATakenPortFailsNamingTheAddress) {
-  AdminServer second(config::AdminConfig{{"127.0.0.1", static_cast<std::uint16_t>(server_->port())}}, store_, metrics_);
+  AdminServer second(AdminOn(static_cast<std::uint16_t>(server_->port())), store_, metrics_);
   const Status started = second.Start();
   EXPECT_EQ(started.code(), StatusCode::kUnavailable);
   EXPECT_EQ(started.message(), "cannot listen on 127.0.0.1:" + std::to_string(server_->port()) + ": address in use");
 }
 
+// Issue 13: the admin API had no auth. With admin.access_key_secret, every request but /healthz
+// needs "Authorization: Bearer <api_key>"; refusals are 401, counted by reason, and the key is
+// never echoed.
+class AdminServerTokenTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(secrets_.Put("AdminKey", R"({"api_key": "admin-T0ken-value"})").ok());
+    ASSERT_TRUE(store_.Put(Device("sys-a", false, domain::RemoteState::kOnline)).ok());
+    config::AdminConfig config;
+    config.listen = {"127.0.0.1", 0};
+    config.access_key_secret = "AdminKey";
+    server_ = std::make_unique<AdminServer>(config, store_, metrics_, AdminHooks{}, &secrets_);
+    const Status started = server_->Start();
+    ASSERT_TRUE(started.ok()) << started.ToString();
+  }
+
+  httplib::Result Get(const std::string& path, const std::string& authorization) {
+    httplib::Client client("127.0.0.1", server_->port());
+    client.set_read_timeout(10, 0);
+    httplib::Headers headers;
+    if (!authorization.empty()) headers.emplace("Authorization", authorization);
+    return client.Get(path, headers);
+  }
+
+  double Refused(const std::string& reason) const {
+    return metrics_.Value("pwrcell_admin_refused_total", {{"reason", reason}});
+  }
+
+  Metrics metrics_;
+  adapters::MemoryDeviceStore store_;
+  adapters::MemorySecretStore secrets_;
+  std::unique_ptr<AdminServer> server_;
+};
+
+TEST_F(AdminServerTokenTest, EveryRouteButHealthzNeedsTheBearerToken) {
+  for (const char* path : {"/readyz", "/metrics", "/api/devices", "/api/devices/sys-a", "/"}) {
+    httplib::Result none = Get(path, "");
+    ASSERT_TRUE(none) << path;
+    EXPECT_EQ(none->status, 401) << path;
+    EXPECT_EQ(none->get_header_value("WWW-Authenticate"), "Bearer realm=\"pwrcell-admin\"") << path;
+    EXPECT_EQ(json::parse(none->body), (json{{"error", "a bearer token is required: Authorization: Bearer"}}));
+
+    httplib::Result wrong = Get(path, "Bearer admin-T0ken-valuX");
+    ASSERT_TRUE(wrong) << path;
+    EXPECT_EQ(wrong->status, 401) << path;
+    EXPECT_EQ(json::parse(wrong->body), (json{{"error", "invalid bearer token"}}));
+    EXPECT_EQ(wrong->body.find("admin-T0ken"), std::string::npos);
+
+    httplib::Result basic = Get(path, "Basic admin-T0ken-value");  // the right key, the wrong scheme
+    ASSERT_TRUE(basic) << path;
+    EXPECT_EQ(basic->status, 401) << path;
+
+    httplib::Result right = Get(path, "bearer admin-T0ken-value");  // the scheme is case-insensitive
+    ASSERT_TRUE(right) << path;
+    EXPECT_EQ(right->status, 200) << path << ": " << right->body;
+  }
+  EXPECT_EQ(Refused("missing_key"), 10);  // no header, and a Basic one
+  EXPECT_EQ(Refused("wrong_key"), 5);
+  httplib::Result metrics = Get("/metrics", "Bearer admin-T0ken-value");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("pwrcell_admin_refused_total{reason=\"wrong_key\"} 5"), std::string::npos);
+  EXPECT_EQ(metrics->body.find("admin-T0ken-value"), std::string::npos);
+
+  httplib::Result health = Get("/healthz", "");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+}
+
+TEST(AdminServerTokenStartTest, AMissingOrMalformedTokenSecretStopsTheStartNamingIt) {
+  adapters::MemoryDeviceStore store;
+  Metrics metrics;
+  adapters::MemorySecretStore secrets;
+  config::AdminConfig config;
+  config.listen = {"127.0.0.1", 0};
+  config.allow_remote = true;
+  config.access_key_secret = "AdminKey";
+  {
+    AdminServer server(config, store, metrics, AdminHooks{}, &secrets);
+    const Status started = server.Start();
+    EXPECT_EQ(started.code(), StatusCode::kNotFound) << started.ToString();
+    EXPECT_NE(started.message().find("admin.access_key_secret"), std::string::npos) << started.ToString();
+    EXPECT_NE(started.message().find("AdminKey"), std::string::npos) << started.ToString();
+    EXPECT_EQ(server.port(), 0);  // nothing listens
+  }
+  ASSERT_TRUE(secrets.Put("AdminKey", R"({"token": "s3cret-not-shown"})").ok());
+  {
+    AdminServer server(config, store, metrics, AdminHooks{}, &secrets);
+    const Status started = server.Start();
+    EXPECT_EQ(started.code(), StatusCode::kInvalidArgument) << started.ToString();
+    EXPECT_NE(started.message().find("api_key"), std::string::npos) << started.ToString();
+    EXPECT_EQ(started.message().find("s3cret-not-shown"), std::string::npos) << started.ToString();
+    EXPECT_EQ(server.port(), 0);
+  }
+  {
+    AdminServer server(config, store, metrics);  // no secret store at all
+    EXPECT_EQ(server.Start().code(), StatusCode::kFailedPrecondition);
+  }
+}
+
 TEST(AdminServerStoreDownTest, StoreErrorsAre503WithTheStatusText) {
   UnavailableDeviceStore store;
   Metrics metrics;
-  AdminServer server(config::AdminConfig{{"127.0.0.1", 0}}, store, metrics);
+  AdminServer server(AdminOn(0), store, metrics);
   ASSERT_TRUE(server.Start().ok());
   httplib::Client client("127.0.0.1", server.port());
   for (const char* path : {"/api/devices", "/api/devices/sys-a"}) {

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdint>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -29,6 +30,15 @@
 
 namespace pwrcell::runtime::http {
 namespace {
+
+// The admin configuration on 127.0.0.1:`port`, set field by field: a braced AdminConfig{...}
+// temporary trips GCC 12's false maybe-uninitialized warning (see TelemetryConfig).
+config::AdminConfig AdminOn(std::uint16_t port) {
+  config::AdminConfig config;
+  config.listen = {"127.0.0.1", port};
+  return config;
+}
+
 
 using namespace std::chrono_literals;
 using testing::ValidRecordBytes;
@@ -150,7 +160,7 @@ TEST_F(IngestConnectionsTest, SlowClientsDoNotKeepPostsWaiting) {
 TEST(AdminConnectionsTest, HealthzAnswersWithSlowClientsOnTheAdminPort) {
   adapters::MemoryDeviceStore store;
   Metrics metrics;
-  AdminServer server(config::AdminConfig{{"127.0.0.1", 0}}, store, metrics);
+  AdminServer server(AdminOn(0), store, metrics);
   ASSERT_TRUE(server.Start().ok());
   auto slow = OpenSlowClients(server.port(), 20, "GET /healthz HTTP/1.1\r\n");
   auto idle = OpenConnections(server.port(), 50);
@@ -401,7 +411,7 @@ class ServerLimitsTest : public ::testing::TestWithParam<std::string> {
       ASSERT_TRUE(ingest_->Start().ok());
       port_ = ingest_->port();
     } else {
-      admin_ = std::make_unique<AdminServer>(config::AdminConfig{{"127.0.0.1", 0}}, store_, metrics_);
+      admin_ = std::make_unique<AdminServer>(AdminOn(0), store_, metrics_);
       ASSERT_TRUE(admin_->Start().ok());
       port_ = admin_->port();
     }

@@ -7,13 +7,17 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <netinet/in.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 
 #include "adapters/memory/clocks.h"
@@ -96,6 +100,78 @@ TEST_F(ServeAppTest, StartsAnswersHealthAndReadinessOnTheBoundAdminPortAndStops)
   EXPECT_FALSE(Get(admin_port, "/healthz"));  // the admin listener is closed
   EXPECT_TRUE(app->Stop().ok());              // idempotent
   EXPECT_EQ(app->Start().code(), StatusCode::kFailedPrecondition);  // an app starts once
+}
+
+// The start line names the Concerto and CES URLs; a password inside one is shown as "***".
+TEST_F(ServeAppTest, TheStartLineHidesAPasswordInsideARootUrl) {
+  config_.concerto.root_url = "http://operator:Start-Pa55word@127.0.0.1:1";
+  config_.ces.root_url = "http://key-only-Start-T0ken@127.0.0.1:1";
+  auto app = Create();
+  ASSERT_NE(app, nullptr);
+  std::ostringstream log;
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(
+      std::make_shared<spdlog::logger>("capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(log)));
+  const Status started = app->Start();
+  EXPECT_TRUE(app->Stop().ok());
+  spdlog::set_default_logger(previous);
+  ASSERT_TRUE(started.ok()) << started.ToString();
+  EXPECT_THAT(log.str(), HasSubstr("Concerto http://operator:***@127.0.0.1:1, CES http://***@127.0.0.1:1"));
+  EXPECT_THAT(log.str(), Not(HasSubstr("Start-Pa55word")));
+  EXPECT_THAT(log.str(), Not(HasSubstr("Start-T0ken")));
+}
+
+// Issue 13: a non-loopback admin address needs allow_remote and a bearer token from the secrets;
+// a missing token secret stops the start, naming the key, before anything listens.
+TEST_F(ServeAppTest, ARemoteAdminAddressNeedsAllowRemoteAndItsTokenSecret) {
+  config_.admin.listen = {"0.0.0.0", 0};
+  auto refused = ServeApp::Create(config_, clock_, secrets_);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(), HasSubstr("admin.allow_remote"));
+
+  config_.admin.allow_remote = true;
+  config_.admin.access_key_secret = "AdminKey";
+  auto app = Create();
+  ASSERT_NE(app, nullptr);
+  const Status started = app->Start();
+  EXPECT_EQ(started.code(), StatusCode::kNotFound) << started.ToString();
+  EXPECT_THAT(started.message(), HasSubstr("admin.access_key_secret"));
+  EXPECT_EQ(app->admin_port(), 0);
+  EXPECT_EQ(app->ingest_port(), 0);
+
+  ASSERT_TRUE(secrets_.Put("AdminKey", R"({"api_key": "serve-admin-T0ken"})").ok());
+  auto remote = Create();
+  ASSERT_NE(remote, nullptr);
+  const Status ok = remote->Start();
+  ASSERT_TRUE(ok.ok()) << ok.ToString();
+  httplib::Client client("127.0.0.1", remote->admin_port());
+  httplib::Result anonymous = client.Get("/api/devices");
+  ASSERT_TRUE(anonymous);
+  EXPECT_EQ(anonymous->status, 401);
+  const httplib::Headers token = {{"Authorization", "Bearer serve-admin-T0ken"}};
+  httplib::Result authorized = client.Get("/api/devices", token);
+  ASSERT_TRUE(authorized);
+  EXPECT_EQ(authorized->status, 200);
+  EXPECT_TRUE(remote->Stop().ok());
+}
+
+// A configured CA file that cannot be used stops the start naming the key and the path.
+TEST_F(ServeAppTest, CreateFailsNamingACaFileThatCannotBeUsed) {
+  config_.ces.ca_file = (dir_ / "missing-ca.pem").string();
+  auto missing = ServeApp::Create(config_, clock_, secrets_);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  EXPECT_THAT(missing.status().message(), HasSubstr("ces.ca_file " + config_.ces.ca_file));
+
+  const std::string not_pem = (dir_ / "not-a-ca.pem").string();
+  std::ofstream(not_pem) << "hello\n";
+  config_.ces.ca_file = "";
+  config_.concerto.ca_file = not_pem;
+  auto wrong = ServeApp::Create(config_, clock_, secrets_);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(wrong.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(wrong.status().message(), HasSubstr("concerto.ca_file " + not_pem + ": no PEM certificate"));
 }
 
 // A listening socket on a free loopback port, closed at the end of the test.

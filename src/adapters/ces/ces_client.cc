@@ -171,6 +171,7 @@ CesClientOptions CesClientOptions::FromConfig(const config::CesConfig& config) {
   CesClientOptions options;
   options.root_url = config.root_url;
   options.credentials_secret = config.credentials_secret;
+  options.ca_file = config.ca_file;
   options.timeout = std::chrono::duration_cast<Duration>(config.timeout_s);
   options.max_retries = config.max_retries;
   options.max_requests_per_second = config.max_requests_per_second;

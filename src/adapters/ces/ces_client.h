@@ -50,6 +50,7 @@ struct CesClientMetrics {
 struct CesClientOptions {
   std::string root_url = "http://127.0.0.1:8081";
   std::string credentials_secret = "CesCredentials";
+  std::string ca_file;                          // HTTPS: the CAs CES is verified with; "" = the system's
   Duration timeout = std::chrono::seconds(30);  // per HTTP attempt
   int max_retries = 3;                          // retries after the first attempt
   double max_requests_per_second = 10;          // <= 0: unlimited

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <utility>
 
+#include "common/url.h"
+
 namespace pwrcell::adapters {
 namespace {
 
@@ -24,6 +26,7 @@ ConcertoClientOptions ConcertoClientOptions::FromConfig(const config::ConcertoCo
   ConcertoClientOptions options;
   options.root_url = config.root_url;
   options.credentials_secret = config.credentials_secret;
+  options.ca_file = config.ca_file;
   options.timeout = std::chrono::duration_cast<Duration>(config.timeout_s);
   options.max_retries = config.max_retries;
   options.max_requests_per_second = config.max_requests_per_second;
@@ -168,7 +171,8 @@ Result<json> ConcertoClient::Execute(const docs::Operation& op) {
         if (errors) {
           verdict.status = Status(docs::StatusCodeForGraphqlError(errors->code), verdict.status.message());
         } else if (response.status == 404) {
-          verdict.status = FailedPreconditionError(verdict.status.message() + ": no GraphQL endpoint at " + endpoint_);
+          verdict.status = FailedPreconditionError(verdict.status.message() + ": no GraphQL endpoint at " +
+                                                   RedactUrlCredentials(endpoint_));
         }
       }
       return verdict;

@@ -64,6 +64,7 @@ struct ConcertoClientMetrics {
 struct ConcertoClientOptions {
   std::string root_url = "http://127.0.0.1:8080";  // requests go to <root_url>/graphql
   std::string credentials_secret = "ConcertoCredentials";
+  std::string ca_file;                          // HTTPS: the CAs Concerto is verified with; "" = the system's
   Duration timeout = std::chrono::seconds(30);  // per HTTP attempt
   int max_retries = 3;                          // retries after the first attempt
   double max_requests_per_second = 25;          // <= 0: unlimited

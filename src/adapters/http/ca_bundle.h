@@ -11,6 +11,8 @@
 #include <functional>
 #include <string>
 
+#include "common/status.h"
+
 namespace pwrcell::adapters {
 
 // The bundle to use: `ssl_cert_file` (OpenSSL's SSL_CERT_FILE variable) when set and non-empty,
@@ -20,6 +22,12 @@ namespace pwrcell::adapters {
 // (leave libcurl's default, which then reports the error). Pure: `exists` is the file test.
 std::string ChooseCaBundle(const char* ssl_cert_file, const char* compiled_default,
                            const std::function<bool(const std::string&)>& exists);
+
+// A configured CA file (`key` names its setting, "concerto.ca_file"): it must be a readable file
+// holding a PEM certificate, checked once at start so that a typo is not found as a TLS failure
+// of every request. Errors: kNotFound (no such file), kPermissionDenied, kInvalidArgument (not a
+// regular file, or no "-----BEGIN CERTIFICATE-----"); each names the key and the path.
+Status CheckCaFile(const std::string& key, const std::string& path);
 
 // ChooseCaBundle for this process (SSL_CERT_FILE, libcurl's compiled-in bundle, the filesystem),
 // decided once. Thread-safe.

@@ -12,6 +12,7 @@
 
 #include "adapters/http/ca_bundle.h"
 #include "adapters/http/status_table.h"
+#include "common/url.h"
 
 namespace pwrcell::adapters {
 namespace {
@@ -94,9 +95,10 @@ std::size_t OnHeader(char* data, std::size_t size, std::size_t count, void* user
 }
 
 // scheme://host[:port]/path without the query: enough to say where a failure happened.
+// The URL for a message: without its query, and without the password it may carry.
 std::string Where(const std::string& url) {
   const auto query = url.find('?');
-  return query == std::string::npos ? url : url.substr(0, query);
+  return RedactUrlCredentials(query == std::string::npos ? url : url.substr(0, query));
 }
 
 }  // namespace
@@ -180,8 +182,13 @@ HttpExchange HttpClient::Exchange(const HttpRequest& request) const {
   curl_easy_setopt(curl, CURLOPT_USERAGENT, options_.user_agent.c_str());
   curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers.get());
-  // The build system's CA bundle may not exist where this runs (ca_bundle.h).
-  if (const std::string& ca_bundle = SystemCaBundle(); !ca_bundle.empty()) {
+  // Verification is libcurl's default; set anyway, so that no build or handle reuse can turn it off.
+  curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
+  // The configured CA file, else the system's: the build system's bundle may not exist where this
+  // runs (ca_bundle.h).
+  if (const std::string& ca_bundle = options_.ca_file.empty() ? SystemCaBundle() : options_.ca_file;
+      !ca_bundle.empty()) {
     curl_easy_setopt(curl, CURLOPT_CAINFO, ca_bundle.c_str());
   }
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &OnBody);
@@ -224,6 +231,15 @@ HttpExchange HttpClient::Exchange(const HttpRequest& request) const {
     }
     std::string detail = error_buffer[0] != '\0' ? std::string(error_buffer) : std::string(curl_easy_strerror(code));
     if (code == CURLE_OPERATION_TIMEDOUT) detail += " (timeout " + std::to_string(request.timeout.count()) + " ms)";
+    if (code == CURLE_PEER_FAILED_VERIFICATION) {
+      detail +=
+          " (TLS certificate verification failed: the server's certificate is not signed by a trusted CA; "
+          "configure its CA file with ca_file)";
+    }
+    if (code == CURLE_SSL_CACERT_BADFILE) {
+      detail +=
+          " (the CA file " + (options_.ca_file.empty() ? SystemCaBundle() : options_.ca_file) + " cannot be read)";
+    }
     return fail(code, what + ": " + detail);
   }
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &transfer.response.status);

@@ -81,6 +81,10 @@ struct HttpClientOptions {
   // A larger response body fails the request with kUnavailable (protects memory).
   std::size_t max_response_bytes = 64 * 1024 * 1024;
   std::string user_agent = "pwrcell-adapter";
+  // A PEM file of the certificate authorities HTTPS servers are verified with; "" = the system's
+  // bundle (ca_bundle.h). Peer and host verification are always on: a server whose certificate
+  // does not chain to these CAs fails the request (kUnavailable, "certificate verification failed").
+  std::string ca_file;
 };
 
 class HttpClient {

@@ -77,6 +77,7 @@ RetryingCallerOptions CallerOptionsFrom(std::string service, const ClientOptions
   caller.backoff = options.backoff;
   caller.backoff_random = options.backoff_random;
   caller.backoff_sleep = options.backoff_sleep;
+  caller.http.ca_file = options.ca_file;
   return caller;
 }
 

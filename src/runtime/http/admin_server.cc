@@ -2,14 +2,18 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <optional>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "domain/concerto_types.h"
 #include "domain/device_json.h"
+#include "runtime/http/access_key.h"
 #include "runtime/http/dashboard.h"
 #include "runtime/http/device_api.h"
 #include "runtime/http/listener.h"
@@ -30,17 +34,36 @@ json DeviceJson(const domain::DeviceRecord& record) {
   return j;
 }
 
+// The token of "Authorization: Bearer <token>" (scheme case-insensitive); empty when absent.
+std::string BearerToken(const httplib::Request& req) {
+  const std::string authorization = req.get_header_value("Authorization");
+  constexpr std::string_view kBearer = "bearer ";
+  if (authorization.size() <= kBearer.size()) return "";
+  std::string scheme = authorization.substr(0, kBearer.size());
+  std::transform(scheme.begin(), scheme.end(), scheme.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (scheme != kBearer) return "";
+  std::string token = authorization.substr(kBearer.size());
+  token.erase(0, token.find_first_not_of(' '));
+  return token;
+}
+
 }  // namespace
 
 AdminMetrics::AdminMetrics(Metrics* registry)
     : requests(registry, "pwrcell_admin_requests_total",
-               "Requests to the admin API, by HTTP response status (also those refused by a limit).", {"status"}) {}
+               "Requests to the admin API, by HTTP response status (also those refused by a limit).", {"status"}),
+      refused(registry, "pwrcell_admin_refused_total",
+              "Admin API requests refused 401 for their bearer token (admin.access_key_secret); reason = "
+              "missing_key or wrong_key.",
+              {"reason"}) {}
 
-AdminServer::AdminServer(config::AdminConfig config, ports::DeviceStore& devices, Metrics& metrics, AdminHooks hooks)
+AdminServer::AdminServer(config::AdminConfig config, ports::DeviceStore& devices, Metrics& metrics, AdminHooks hooks,
+                         ports::SecretStore* secrets)
     : config_(std::move(config)),
       devices_(devices),
       metrics_(metrics),
       hooks_(std::move(hooks)),
+      secrets_(secrets),
       admin_metrics_(&metrics),
       listener_(std::make_unique<Listener>(Listener::Options{
           .name = "admin",
@@ -67,52 +90,71 @@ AdminServer::AdminServer(config::AdminConfig config, ports::DeviceStore& devices
     ReplyJson(res, 200, json{{"status", "ok"}});
   });
 
-  listener_->Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
-    const auto [ready, reason] = hooks_.readiness ? hooks_.readiness() : std::pair<bool, std::string>{true, ""};
-    if (ready) {
-      ReplyJson(res, 200, json{{"status", "ready"}});
-    } else {
-      json body{{"status", "not ready"}, {"reason", reason}};
-      if (hooks_.store_trouble) {
-        if (std::string trouble = hooks_.store_trouble(); !trouble.empty()) body["store"] = std::move(trouble);
+  // Every route but /healthz checks the bearer token first (when one is configured).
+  const auto guarded = [this](httplib::Server::Handler handler) -> httplib::Server::Handler {
+    return [this, handler = std::move(handler)](const httplib::Request& req, httplib::Response& res) {
+      if (access_key_) {
+        const AccessKey::Verdict verdict = access_key_->Check(BearerToken(req));
+        if (verdict != AccessKey::Verdict::kAccepted) {
+          admin_metrics_.refused.Increment({verdict == AccessKey::Verdict::kMissing ? "missing_key" : "wrong_key"});
+          res.set_header("WWW-Authenticate", "Bearer realm=\"pwrcell-admin\"");
+          ReplyError(res, 401,
+                     verdict == AccessKey::Verdict::kMissing ? "a bearer token is required: Authorization: Bearer"
+                                                             : "invalid bearer token");
+          return;
+        }
       }
-      ReplyJson(res, 503, body);
-    }
-  });
+      handler(req, res);
+    };
+  };
 
-  listener_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    if (hooks_.refresh_gauges) hooks_.refresh_gauges();
-    res.set_content(metrics_.RenderPrometheus(), "text/plain; version=0.0.4; charset=utf-8");
-  });
+  listener_->Get(
+      "/readyz", guarded([this](const httplib::Request&, httplib::Response& res) {
+        const auto [ready, reason] = hooks_.readiness ? hooks_.readiness() : std::pair<bool, std::string>{true, ""};
+        if (ready) {
+          ReplyJson(res, 200, json{{"status", "ready"}});
+        } else {
+          json body{{"status", "not ready"}, {"reason", reason}};
+          if (hooks_.store_trouble) {
+            if (std::string trouble = hooks_.store_trouble(); !trouble.empty()) body["store"] = std::move(trouble);
+          }
+          ReplyJson(res, 503, body);
+        }
+      }));
 
-  listener_->Get("/api/devices", [this](const httplib::Request& req, httplib::Response& res) {
-    // One page and a count (runtime/http/device_api.h), never the whole table.
-    std::map<std::string, std::string> params;
-    for (const auto& [name, value] : req.params) params.emplace(name, value);
-    const ApiReply reply = ListDevices(devices_, params);
-    res.status = reply.status;
-    res.set_content(reply.body, "application/json");
-  });
+  listener_->Get("/metrics", guarded([this](const httplib::Request&, httplib::Response& res) {
+                   if (hooks_.refresh_gauges) hooks_.refresh_gauges();
+                   res.set_content(metrics_.RenderPrometheus(), "text/plain; version=0.0.4; charset=utf-8");
+                 }));
 
-  listener_->Get("/api/devices/(.+)", [this](const httplib::Request& req, httplib::Response& res) {
-    const std::string remote_id = req.matches[1];
-    Result<std::optional<domain::DeviceRecord>> record = devices_.Get(remote_id);
-    if (!record.ok()) {
-      spdlog::warn("admin: reading device {} failed: {}", remote_id, record.status().ToString());
-      ReplyError(res, 503, record.status().ToString());
-      return;
-    }
-    if (!record->has_value()) {
-      ReplyError(res, 404, "no device with remote_id " + remote_id);
-      return;
-    }
-    ReplyJson(res, 200, DeviceJson(**record));
-  });
+  listener_->Get("/api/devices", guarded([this](const httplib::Request& req, httplib::Response& res) {
+                   // One page and a count (runtime/http/device_api.h), never the whole table.
+                   std::map<std::string, std::string> params;
+                   for (const auto& [name, value] : req.params) params.emplace(name, value);
+                   const ApiReply reply = ListDevices(devices_, params);
+                   res.status = reply.status;
+                   res.set_content(reply.body, "application/json");
+                 }));
 
-  listener_->Get("/", [](const httplib::Request&, httplib::Response& res) {
-    res.set_header("Cache-Control", "no-store");
-    res.set_content(std::string(DashboardHtml()), "text/html; charset=utf-8");
-  });
+  listener_->Get("/api/devices/(.+)", guarded([this](const httplib::Request& req, httplib::Response& res) {
+                   const std::string remote_id = req.matches[1];
+                   Result<std::optional<domain::DeviceRecord>> record = devices_.Get(remote_id);
+                   if (!record.ok()) {
+                     spdlog::warn("admin: reading device {} failed: {}", remote_id, record.status().ToString());
+                     ReplyError(res, 503, record.status().ToString());
+                     return;
+                   }
+                   if (!record->has_value()) {
+                     ReplyError(res, 404, "no device with remote_id " + remote_id);
+                     return;
+                   }
+                   ReplyJson(res, 200, DeviceJson(**record));
+                 }));
+
+  listener_->Get("/", guarded([](const httplib::Request&, httplib::Response& res) {
+                   res.set_header("Cache-Control", "no-store");
+                   res.set_content(std::string(DashboardHtml()), "text/html; charset=utf-8");
+                 }));
 }
 
 AdminServer::~AdminServer() {
@@ -120,7 +162,20 @@ AdminServer::~AdminServer() {
 }
 
 Status AdminServer::Start() {
-  return listener_->Start(config_.listen);
+  if (listener_->port() != 0) return FailedPreconditionError("admin server already started");
+  if (!config_.access_key_secret.empty() && !access_key_) {
+    if (secrets_ == nullptr) {
+      return FailedPreconditionError("admin.access_key_secret is set but the admin server has no secret store");
+    }
+    auto access_key = std::make_unique<AccessKey>(*secrets_, config_.access_key_secret);
+    PWRCELL_RETURN_IF_ERROR(access_key->Load().WithContext("admin.access_key_secret"));
+    access_key_ = std::move(access_key);
+  }
+  PWRCELL_RETURN_IF_ERROR(listener_->Start(config_.listen));
+  if (access_key_) {
+    spdlog::info("admin: every request but /healthz needs the bearer token of secret {}", access_key_->secret_id());
+  }
+  return Status::Ok();
 }
 
 void AdminServer::Stop() {

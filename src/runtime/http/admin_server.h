@@ -1,6 +1,15 @@
 // The admin server of `pwrcell-adapter serve` (SPEC section 8: "Admin HTTP on 127.0.0.1: health,
 // Prometheus metrics, device API, a dashboard page"). Read-only; binds admin.listen, which the
-// configuration defaults to loopback because nothing here is authenticated.
+// configuration keeps on loopback unless admin.allow_remote is set, and then requires a token.
+//
+// Access key (admin.access_key_secret; required by the loader with admin.allow_remote, optional
+// on loopback): when set, every request but GET /healthz must carry
+// `Authorization: Bearer <key>` with the key of that secret ({"api_key": "..."}, access_key.h,
+// compared in constant time); without it, or with another key, it is answered 401 with
+// WWW-Authenticate and counted in pwrcell_admin_refused_total{reason = missing_key | wrong_key}.
+// The key is never logged. /healthz stays open: liveness probes (systemd, a load balancer, an
+// orchestrator) often cannot send headers, and it says nothing but {"status":"ok"}. A path that
+// no route serves is answered 404 / 405 without looking at the key (nothing is served there).
 //
 //   GET /healthz              200 {"status":"ok"} while the process serves requests at all.
 //   GET /readyz               200 {"status":"ready"} when the readiness hook says so, else
@@ -37,15 +46,18 @@
 #include "common/status.h"
 #include "config/config.h"
 #include "ports/device_store.h"
+#include "ports/secret_store.h"
 
 namespace pwrcell::runtime::http {
 
+class AccessKey;
 class Listener;
 
 // The admin server's metrics, declared once (common/metrics.h).
 struct AdminMetrics {
   explicit AdminMetrics(Metrics* registry);
   Counter<1> requests;  // pwrcell_admin_requests_total{status}
+  Counter<1> refused;   // pwrcell_admin_refused_total{reason}: 401s for the bearer token
 };
 
 struct AdminHooks {
@@ -62,15 +74,18 @@ struct AdminHooks {
 
 class AdminServer {
  public:
-  // `devices` and `metrics` must outlive the server.
-  AdminServer(config::AdminConfig config, ports::DeviceStore& devices, Metrics& metrics, AdminHooks hooks = {});
+  // `devices` and `metrics` must outlive the server, and so must `secrets`, which is needed
+  // (non-null) only when config.access_key_secret is set.
+  AdminServer(config::AdminConfig config, ports::DeviceStore& devices, Metrics& metrics, AdminHooks hooks = {},
+              ports::SecretStore* secrets = nullptr);
   ~AdminServer();  // Stop()s
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;
 
-  // Binds the admin address and serves on a thread of its own. Errors: kUnavailable
-  // "cannot listen on 127.0.0.1:8071: address in use" (or another reason); kFailedPrecondition
-  // when already started.
+  // Reads the access key (when configured), binds the admin address and serves on a thread of its
+  // own. Errors: kUnavailable "cannot listen on 127.0.0.1:8071: address in use" (or another
+  // reason); kFailedPrecondition when already started; those of AccessKey::Load (a missing secret,
+  // or one without a string "api_key") with "admin.access_key_secret" as context.
   Status Start();
 
   // Stops accepting connections and returns once the requests in progress have been answered.
@@ -85,7 +100,9 @@ class AdminServer {
   ports::DeviceStore& devices_;
   Metrics& metrics_;
   AdminHooks hooks_;
-  const AdminMetrics admin_metrics_;
+  ports::SecretStore* secrets_;
+  AdminMetrics admin_metrics_;
+  std::unique_ptr<AccessKey> access_key_;  // set by Start() when configured
   std::unique_ptr<Listener> listener_;
 };
 

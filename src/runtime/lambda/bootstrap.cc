@@ -27,13 +27,15 @@ LambdaError ErrorOf(const Status& status) {
 }
 
 // The environment with the Lambda defaults: the AWS backends unless the environment says otherwise.
-config::Environment WithLambdaDefaults(config::Environment environment) {
-  return [environment = std::move(environment)](const std::string& name) -> std::optional<std::string> {
-    auto value = environment(name);
-    if (value) return value;
-    if (name == "PWRCELL_BACKEND_KIND" || name == "PWRCELL_SECRETS_BACKEND") return "aws";
-    return std::nullopt;
-  };
+config::Environment WithLambdaDefaults(const config::Environment& environment) {
+  return config::Environment(
+      [environment](const std::string& name) -> std::optional<std::string> {
+        auto value = environment(name);
+        if (value) return value;
+        if (name == "PWRCELL_BACKEND_KIND" || name == "PWRCELL_SECRETS_BACKEND") return "aws";
+        return std::nullopt;
+      },
+      [environment] { return environment.Names(); });
 }
 
 Result<config::Config> LoadConfig(const config::Environment& environment) {

@@ -26,7 +26,9 @@
 #include "adapters/ces/ces_client.h"
 #include "adapters/concerto/concerto_client.h"
 #include "adapters/file/file_secret_store.h"
+#include "adapters/http/ca_bundle.h"
 #include "common/metrics.h"
+#include "common/url.h"
 #include "domain/record_decoding.h"
 #include "processes/messages.h"
 #include "processes/processes.h"
@@ -170,7 +172,7 @@ struct ServeApp::Parts {
                     metrics),
         ingest_server(
             config.telemetry, [this](const auto& records) { return Ingest(records); }, metrics, &secrets),
-        admin_server(config.admin, *store.devices, metrics, MakeAdminHooks()) {
+        admin_server(config.admin, *store.devices, metrics, MakeAdminHooks(), &secrets) {
     // HTTP ingest (and replay) is a push source: it cannot see what its senders still hold, so it
     // reports no lag and the startup grace lasts offline_timeout from start (SPEC section 4).
     graph.context.source_progress = [] { return domain::SourceProgress{}; };
@@ -396,6 +398,16 @@ struct ServeApp::Parts {
 
 Result<std::unique_ptr<ServeApp>> ServeApp::Create(const config::Config& config, const ports::Clock& clock,
                                                    ports::SecretStore& secrets) {
+  // The loader refuses this already; a Config made in code must not open the admin API either.
+  if (!config::IsLoopback(config.admin.listen) &&
+      (!config.admin.allow_remote || config.admin.access_key_secret.empty())) {
+    return InvalidArgumentError("admin.listen " + config.admin.listen.ToString() +
+                                " is not a loopback address: it needs admin.allow_remote and admin.access_key_secret");
+  }
+  for (const auto& [key, path] : {std::pair<std::string, std::string>{"concerto.ca_file", config.concerto.ca_file},
+                                  std::pair<std::string, std::string>{"ces.ca_file", config.ces.ca_file}}) {
+    if (!path.empty()) PWRCELL_RETURN_IF_ERROR(adapters::CheckCaFile(key, path));
+  }
   for (const auto& id : {config.concerto.credentials_secret, config.ces.credentials_secret}) {
     auto value = secrets.Get(id);
     if (!value.ok()) return value.status().WithContext("secret " + id);
@@ -462,7 +474,8 @@ Status ServeApp::Start() {
 
   const config::Config& config = p.config;
   spdlog::info("serve: adapter \"{}\", Concerto {}, CES {}, auto-commissioning {}", config.adapter.name,
-               config.concerto.root_url, config.ces.root_url, config.adapter.auto_commissioning ? "on" : "off");
+               RedactUrlCredentials(config.concerto.root_url), RedactUrlCredentials(config.ces.root_url),
+               config.adapter.auto_commissioning ? "on" : "off");
   if (p.kinesis) {
     spdlog::info("serve: telemetry from Kinesis stream {} (owner {})", config.aws.telemetry_stream,
                  p.kinesis->options().owner_id);

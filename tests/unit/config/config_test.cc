@@ -5,6 +5,7 @@
 #include <toml++/toml.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +15,7 @@
 namespace pwrcell::config {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using namespace std::chrono_literals;
@@ -104,13 +106,29 @@ TEST(ConfigExample, LoadsAndEqualsTheDefaults) {
 TEST(ConfigExample, SetsEveryKeyAndNamesEveryEnvironmentVariable) {
   const std::string text = ReadText(ExamplePath());
   const toml::table example = toml::parse(text, std::string_view(ExamplePath()));
-  ASSERT_EQ(Keys().size(), 50u);
+  ASSERT_EQ(Keys().size(), 54u);
   for (const KeyInfo& key : Keys()) {
     EXPECT_TRUE(example.at_path(key.section + "." + key.key)) << key.section << "." << key.key;
     EXPECT_THAT(text, HasSubstr(key.env_var));
     if (!key.alias_var.empty()) {
       EXPECT_THAT(text, HasSubstr(key.alias_var + " or " + key.env_var));
     }
+  }
+}
+
+// Every number's range is written in the example beside its variable, as "MIN..MAX".
+TEST(ConfigExample, DocumentsEveryNumbersRange) {
+  const std::string text = ReadText(ExamplePath());
+  for (const KeyInfo& key : Keys()) {
+    const auto between = key.expected.find("between ");
+    if (between == std::string::npos) continue;
+    std::string range = key.expected.substr(between + 8);
+    range = range.substr(0, range.find(" (requests"));
+    range.replace(range.find(" and "), 5, "..");
+    const auto at = text.rfind(key.env_var);  // its own comment, after the header's examples
+    ASSERT_NE(at, std::string::npos) << key.env_var;
+    const std::size_t from = at > 400 ? at - 400 : 0;
+    EXPECT_THAT(text.substr(from, at - from), HasSubstr(range)) << key.section << "." << key.key;
   }
 }
 
@@ -140,6 +158,8 @@ status_batch_size = 1
 listen = "[::1]:0"
 [admin]
 listen = "0.0.0.0:65535"
+allow_remote = true
+access_key_secret = "AdminKey"
 )");
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(c->adapter.name, "utility-a");
@@ -153,20 +173,23 @@ listen = "0.0.0.0:65535"
   EXPECT_EQ(c->telemetry.listen, (ListenAddress{"::1", 0}));
   EXPECT_EQ(c->telemetry.listen.ToString(), "[::1]:0");
   EXPECT_EQ(c->admin.listen, (ListenAddress{"0.0.0.0", 65535}));
+  EXPECT_TRUE(c->admin.allow_remote);
+  EXPECT_EQ(c->admin.access_key_secret, "AdminKey");
   EXPECT_EQ(c->ces.timeout_s, 30s);  // untouched keys keep their defaults
 }
 
 TEST(ConfigFile, WrongTypeNamesFileLineKeyValueAndExpectation) {
   EXPECT_EQ(Error("[concerto]\n\ntimeout_s = \"abc\"\n"),
-            "deployment.toml:3: concerto.timeout_s = \"abc\": expected an integer number of seconds >= 1");
+            "deployment.toml:3: concerto.timeout_s = \"abc\": expected an integer number of seconds between 1 and 600");
   EXPECT_EQ(Error("[concerto]\ntimeout_s = 30.5\n"),
-            "deployment.toml:2: concerto.timeout_s = 30.5: expected an integer number of seconds >= 1");
+            "deployment.toml:2: concerto.timeout_s = 30.5: expected an integer number of seconds between 1 and 600");
   EXPECT_EQ(Error("[adapter]\nauto_commissioning = \"true\"\n"),
             "deployment.toml:2: adapter.auto_commissioning = \"true\": expected true or false");
   EXPECT_EQ(Error("[adapter]\nname = 42\n"), "deployment.toml:2: adapter.name = 42: expected a non-empty string");
-  EXPECT_EQ(Error("[ces]\nworkers = [1, 2]\n"), "deployment.toml:2: ces.workers = [ 1, 2 ]: expected an integer >= 1");
+  EXPECT_EQ(Error("[ces]\nworkers = [1, 2]\n"), "deployment.toml:2: ces.workers = [ 1, 2 ]: expected an integer between 1 and 256");
   EXPECT_EQ(Error("[ces]\nmax_requests_per_second = \"fast\"\n"),
-            "deployment.toml:2: ces.max_requests_per_second = \"fast\": expected a number > 0 (requests per second)");
+            "deployment.toml:2: ces.max_requests_per_second = \"fast\": expected a number between 0.01 and 10000 "
+            "(requests per second)");
   EXPECT_EQ(Error("[storage]\npath = { file = \"x\" }\n"),
             "deployment.toml:2: storage.path = a table: expected a non-empty string");
 }
@@ -182,17 +205,67 @@ TEST(ConfigFile, OutOfRangeNamesTheRange) {
   EXPECT_EQ(Error("[telemetry]\nmax_records_per_request = 0\n"),
             "deployment.toml:2: telemetry.max_records_per_request = 0: expected an integer between 1 and 1000000");
   EXPECT_EQ(Error("[liveness]\noffline_timeout_s = 0\n"),
-            "deployment.toml:2: liveness.offline_timeout_s = 0: expected an integer number of seconds >= 1");
+            "deployment.toml:2: liveness.offline_timeout_s = 0: expected an integer number of seconds between 1 and "
+            "604800");
   EXPECT_EQ(Error("[queues]\nmax_receives = -1\n"),
-            "deployment.toml:2: queues.max_receives = -1: expected an integer >= 1");
+            "deployment.toml:2: queues.max_receives = -1: expected an integer between 1 and 1000");
   EXPECT_EQ(Error("[concerto]\nmax_requests_per_second = 0\n"),
-            "deployment.toml:2: concerto.max_requests_per_second = 0: expected a number > 0 (requests per second)");
-  EXPECT_THAT(Error("[concerto]\nmax_requests_per_second = nan\n"), HasSubstr("expected a number > 0"));
-  EXPECT_THAT(Error("[concerto]\nmax_requests_per_second = inf\n"), HasSubstr("expected a number > 0"));
-  EXPECT_THAT(Error("[concerto]\nworkers = 3000000000\n"), HasSubstr("expected an integer >= 1"));
+            "deployment.toml:2: concerto.max_requests_per_second = 0: expected a number between 0.01 and 10000 "
+            "(requests per second)");
+  EXPECT_THAT(Error("[concerto]\nmax_requests_per_second = nan\n"), HasSubstr("expected a number between 0.01"));
+  EXPECT_THAT(Error("[concerto]\nmax_requests_per_second = inf\n"), HasSubstr("expected a number between 0.01"));
+  EXPECT_THAT(Error("[concerto]\nworkers = 3000000000\n"), HasSubstr("expected an integer between 1 and 256"));
   EXPECT_EQ(Error("[schedule]\nmetadata_refresh_s = 999999999999\n"),
             "deployment.toml:2: schedule.metadata_refresh_s = 999999999999: expected an integer number of seconds "
-            ">= 1 and <= 315360000 (ten years)");
+            "between 1 and 2592000");
+}
+
+// Issue 13: `workers = 100000000` passed and `serve` aborted; a rate of 1e-300 per second was
+// accepted. Every number has a range; both ends are accepted, one step outside is refused, from
+// the file and from the environment alike.
+TEST(ConfigFile, EveryNumberHasARangeAndItsEndsAreAccepted) {
+  EXPECT_EQ(Error("[concerto]\nworkers = 100000000\n"),
+            "deployment.toml:2: concerto.workers = 100000000: expected an integer between 1 and 256");
+  EXPECT_EQ(Error("[concerto]\nmax_requests_per_second = 1e-300\n"),
+            "deployment.toml:2: concerto.max_requests_per_second = 1e-300: expected a number between 0.01 and 10000 "
+            "(requests per second)");
+  EXPECT_THAT(Error("", MapEnvironment({{"PWRCELL_CES_MAX_REQUESTS_PER_SECOND", "1e-300"}})),
+              HasSubstr("PWRCELL_CES_MAX_REQUESTS_PER_SECOND=\"1e-300\" (ces.max_requests_per_second): expected a "
+                        "number between 0.01 and 10000"));
+  EXPECT_THAT(Error("", MapEnvironment({{"PWRCELL_CES_WORKERS", "100000000"}})),
+              HasSubstr("(ces.workers): expected an integer between 1 and 256"));
+  for (const KeyInfo& key : Keys()) {
+    const std::string& e = key.expected;
+    const auto between = e.find("between ");
+    if (between == std::string::npos) continue;
+    // "... between MIN and MAX ..."
+    const std::string rest = e.substr(between + 8);
+    const double min = std::stod(rest);
+    const double max = std::stod(rest.substr(rest.find(" and ") + 5));
+    const bool rate = e.starts_with("a number");
+    const std::string name = key.section + "." + key.key;
+    const auto text = [rate](double v) {
+      char buf[32];
+      auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+      std::string t(buf, end);
+      if (rate && t.find_first_of(".e") == std::string::npos) t += ".0";
+      return t;
+    };
+    const auto load = [&](double v) { return Load("[" + key.section + "]\n" + key.key + " = " + text(v) + "\n"); };
+    EXPECT_TRUE(load(min).ok()) << name << " = " << text(min) << ": " << load(min).status().ToString();
+    EXPECT_TRUE(load(max).ok()) << name << " = " << text(max) << ": " << load(max).status().ToString();
+    const double below = rate ? min / 2 : min - 1;
+    const double above = rate ? max * 2 : max + 1;
+    // (toml++ shows 0.005 as 0.0050000000000000001: the value is checked for integers only.)
+    const std::string shown_below = rate ? "" : text(below) + ": expected ";
+    const std::string shown_above = rate ? "" : text(above) + ": expected ";
+    EXPECT_THAT(Error("[" + key.section + "]\n" + key.key + " = " + text(below) + "\n"),
+                AllOf(HasSubstr(name + " = " + shown_below), HasSubstr(": expected " + e)))
+        << name;
+    EXPECT_THAT(Error("[" + key.section + "]\n" + key.key + " = " + text(above) + "\n"),
+                AllOf(HasSubstr(name + " = " + shown_above), HasSubstr(": expected " + e)))
+        << name;
+  }
 }
 
 TEST(ConfigFile, RejectsBadUrlsAddressesAndBackends) {
@@ -287,7 +360,7 @@ TEST(ConfigFile, FileErrorsNameTheFile) {
   const auto c = LoadConfigFile(path, EmptyEnvironment());
   std::filesystem::remove_all(dir);
   ASSERT_FALSE(c.ok());
-  EXPECT_EQ(c.status().message(), path + ":2: concerto.workers = 0: expected an integer >= 1");
+  EXPECT_EQ(c.status().message(), path + ":2: concerto.workers = 0: expected an integer between 1 and 256");
 }
 
 TEST(ConfigFile, SameListenAddressTwiceIsRejected) {
@@ -372,10 +445,12 @@ TEST(ConfigEnvironment, EveryKeyHasAGenericVariable) {
       {"PWRCELL_CONCERTO_WORKERS", "3"},
       {"PWRCELL_CONCERTO_MAX_RETRIES", "4"},
       {"PWRCELL_CONCERTO_MAX_REQUESTS_PER_SECOND", "5.5"},
-      {"PWRCELL_CONCERTO_TOKEN_RENEWAL_S", "6"},
+      {"PWRCELL_CONCERTO_TOKEN_RENEWAL_S", "60"},
+      {"PWRCELL_CONCERTO_CA_FILE", "/etc/pwrcell/concerto-ca.pem"},
       {"PWRCELL_CONCERTO_PAGE_SIZE", "7"},
       {"PWRCELL_CES_ROOT_URL", "https://s:8"},
       {"PWRCELL_CES_CREDENTIALS_SECRET", "sc"},
+      {"PWRCELL_CES_CA_FILE", "/etc/pwrcell/ces-ca.pem"},
       {"PWRCELL_CES_TIMEOUT_S", "9"},
       {"PWRCELL_CES_WORKERS", "10"},
       {"PWRCELL_CES_MAX_RETRIES", "11"},
@@ -403,13 +478,15 @@ TEST(ConfigEnvironment, EveryKeyHasAGenericVariable) {
       {"PWRCELL_AWS_TELEMETRY_STREAM", ""},
       {"PWRCELL_AWS_RECEIVE_WAIT_S", "20"},
       {"PWRCELL_TELEMETRY_LISTEN", "0.0.0.0:22"},
-      {"PWRCELL_TELEMETRY_MAX_BODY_BYTES", "23"},
+      {"PWRCELL_TELEMETRY_MAX_BODY_BYTES", "2300"},
       {"PWRCELL_TELEMETRY_MAX_RECORDS_PER_REQUEST", "29"},
       {"PWRCELL_TELEMETRY_ACCESS_KEY_SECRET", "IngestKey"},
       {"PWRCELL_TELEMETRY_FIREHOSE_ACCESS_KEY_SECRET", "FirehoseKey"},
       {"PWRCELL_TELEMETRY_TLS_CERT_FILE", "/etc/pwrcell/cert.pem"},
       {"PWRCELL_TELEMETRY_TLS_KEY_FILE", "/etc/pwrcell/key.pem"},
       {"PWRCELL_ADMIN_LISTEN", "127.0.0.1:24"},
+      {"PWRCELL_ADMIN_ALLOW_REMOTE", "true"},
+      {"PWRCELL_ADMIN_ACCESS_KEY_SECRET", "AdminKey"},
       {"PWRCELL_SIMULATED_RECORD_INTERVAL_S", "25"},
       {"PWRCELL_LAMBDA_CONCERTO_CONTROL_CONCURRENCY", "26"},
       {"PWRCELL_LAMBDA_CONCERTO_TELEMETRY_CONCURRENCY", "27"},
@@ -421,8 +498,8 @@ TEST(ConfigEnvironment, EveryKeyHasAGenericVariable) {
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   Config expected;
   expected.adapter = {"a", true};
-  expected.concerto = {"http://c:1", "cc", 2s, 3, 4, 5.5, 6s, 7};
-  expected.ces = {"https://s:8", "sc", 9s, 10, 11, 12.0, 13};
+  expected.concerto = {"http://c:1", "cc", "/etc/pwrcell/concerto-ca.pem", 2s, 3, 4, 5.5, 60s, 7};
+  expected.ces = {"https://s:8", "sc", "/etc/pwrcell/ces-ca.pem", 9s, 10, 11, 12.0, 13};
   expected.schedule = {14s, 15s, 16s, 17s};
   expected.liveness = {18s, 19s};
   expected.queues = {20s, 21};
@@ -433,13 +510,15 @@ TEST(ConfigEnvironment, EveryKeyHasAGenericVariable) {
                   "q-ces",     "",          20};
   // Field by field, for the same GCC 12 warning as Config{}.
   expected.telemetry.listen = {"0.0.0.0", 22};
-  expected.telemetry.max_body_bytes = 23;
+  expected.telemetry.max_body_bytes = 2300;
   expected.telemetry.max_records_per_request = 29;
   expected.telemetry.access_key_secret = "IngestKey";
   expected.telemetry.firehose_access_key_secret = "FirehoseKey";
   expected.telemetry.tls_cert_file = "/etc/pwrcell/cert.pem";
   expected.telemetry.tls_key_file = "/etc/pwrcell/key.pem";
-  expected.admin = {{"127.0.0.1", 24}};
+  expected.admin.listen = {"127.0.0.1", 24};
+  expected.admin.allow_remote = true;
+  expected.admin.access_key_secret = "AdminKey";
   expected.simulated = {25s};
   expected.lambda = {26, 27, 28};
   EXPECT_EQ(*c, expected);
@@ -448,7 +527,7 @@ TEST(ConfigEnvironment, EveryKeyHasAGenericVariable) {
 TEST(ConfigEnvironment, BadValueNamesTheVariableKeyValueAndExpectation) {
   EXPECT_EQ(Error("", MapEnvironment({{"PWRCELL_CONCERTO_TIMEOUT_S", "abc"}})),
             "environment variable PWRCELL_CONCERTO_TIMEOUT_S=\"abc\" (concerto.timeout_s): expected an integer number "
-            "of seconds >= 1");
+            "of seconds between 1 and 600");
   EXPECT_EQ(Error("", MapEnvironment({{"AUTO_COMMISSIONING", "yes"}})),
             "environment variable AUTO_COMMISSIONING=\"yes\" (adapter.auto_commissioning): expected true, false, 1 or "
             "0");
@@ -477,6 +556,55 @@ TEST(ConfigEnvironment, SeedNameAndGenericNameMustAgree) {
             "ces.root_url: set only one");
 }
 
+// Issue 13: a misspelt PWRCELL_ variable was silently ignored while an unknown file key is
+// refused. Now it is refused too, naming the variable and the closest key's variable.
+TEST(ConfigEnvironment, AnUnknownPwrcellVariableIsRefusedWithADidYouMean) {
+  EXPECT_EQ(Error("", MapEnvironment({{"PWRCELL_CONCERTO_WORKER", "4"}})),
+            "unknown environment variable PWRCELL_CONCERTO_WORKER (did you mean PWRCELL_CONCERTO_WORKERS?): every "
+            "PWRCELL_ variable sets a configuration key (PWRCELL_<SECTION>_<KEY>; README \"Configuration\")");
+  EXPECT_THAT(Error("", MapEnvironment({{"PWRCELL_FROBNICATE", "1"}, {"PWRCELL_ZZZ", "1"}})),
+              AllOf(HasSubstr("unknown environment variable PWRCELL_FROBNICATE: every"), HasSubstr("; 1 more unknown"),
+                    Not(HasSubstr("did you mean"))));
+  // The value is never echoed: a misspelt variable may hold a secret.
+  EXPECT_THAT(Error("", MapEnvironment({{"PWRCELL_CONCERTO_PASSWORD", "hunter2-secret"}})),
+              Not(HasSubstr("hunter2-secret")));
+}
+
+TEST(ConfigEnvironment, NonConfigPwrcellVariablesAndOtherNamesAreIgnored) {
+  std::map<std::string, std::string> env = {{"PATH", "/bin"}, {"ConcertoRootUrl", "http://c:1"}, {"PWRCELLX", "1"}};
+  for (const std::string& name : NonConfigVariables()) env[name] = "x";
+  EXPECT_TRUE(Load("", MapEnvironment(env)).ok());
+  EXPECT_THAT(NonConfigVariables(), ::testing::Contains("PWRCELL_CONFIG"));
+  // The real process environment is listed as well (CTest sets no unknown PWRCELL_ variable).
+  ::setenv("PWRCELL_CONCERTO_WORKRES", "4", 1);
+  const auto c = Load("", ProcessEnvironment());
+  ::unsetenv("PWRCELL_CONCERTO_WORKRES");
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.status().message(), HasSubstr("PWRCELL_CONCERTO_WORKRES (did you mean PWRCELL_CONCERTO_WORKERS?)"));
+}
+
+// Issue 13: `[admin] listen = "0.0.0.0:..."` started without a word, and the admin API had no auth.
+TEST(ConfigFile, ANonLoopbackAdminAddressNeedsAllowRemoteAndAToken) {
+  EXPECT_EQ(Error("[admin]\nlisten = \"0.0.0.0:8071\"\n"),
+            "deployment.toml: admin.listen = \"0.0.0.0:8071\" is not a loopback address, and the admin API (device "
+            "data, metrics, controls) would be reachable from the network: listen on 127.0.0.1, or set "
+            "admin.allow_remote = true with admin.access_key_secret (a bearer token)");
+  EXPECT_THAT(Error("", MapEnvironment({{"PWRCELL_ADMIN_LISTEN", "[::]:8071"}})), HasSubstr("not a loopback address"));
+  EXPECT_THAT(Error("[admin]\nlisten = \"admin.example.com:8071\"\n"), HasSubstr("not a loopback address"));
+  EXPECT_THAT(Error("[admin]\nlisten = \"127.0.0.1.example.com:8071\"\n"), HasSubstr("not a loopback address"));
+  EXPECT_EQ(Error("[admin]\nlisten = \"0.0.0.0:8071\"\nallow_remote = true\n"),
+            "deployment.toml: admin.allow_remote = true requires admin.access_key_secret: the secret holding the "
+            "bearer token every remote admin request must carry");
+  EXPECT_TRUE(Load("[admin]\nlisten = \"0.0.0.0:8071\"\nallow_remote = true\naccess_key_secret = \"AdminKey\"\n").ok());
+  for (const char* host : {"127.0.0.1", "127.1.2.3", "localhost", "[::1]"}) {
+    EXPECT_TRUE(Load(std::string("[admin]\nlisten = \"") + host + ":8071\"\n").ok()) << host;
+  }
+  EXPECT_FALSE(IsLoopback({"10.0.0.1", 1}));
+  EXPECT_FALSE(IsLoopback({"127.0.0", 1}));
+  EXPECT_FALSE(IsLoopback({"127.0.0.256", 1}));
+  EXPECT_TRUE(IsLoopback({"LocalHost", 1}));
+}
+
 TEST(ConfigEnvironment, ProcessEnvironmentReadsTheProcess) {
   ::setenv("PWRCELL_CONFIG_TEST_VARIABLE", "42", 1);
   EXPECT_EQ(ProcessEnvironment()("PWRCELL_CONFIG_TEST_VARIABLE"), "42");
@@ -499,7 +627,11 @@ TEST(ConfigDescribe, LoadsBackToTheSameConfig) {
   c.adapter.name = "quote \" and backslash \\ and tab\t";
   c.adapter.auto_commissioning = true;
   c.concerto.max_requests_per_second = 0.1;
-  c.ces.max_requests_per_second = 1e-3;
+  c.ces.max_requests_per_second = 0.01;  // the range's lower end (1e-3 before ranges)
+  c.concerto.ca_file = "/etc/pwrcell/ca.pem";
+  c.admin.listen = {"0.0.0.0", 8071};
+  c.admin.allow_remote = true;
+  c.admin.access_key_secret = "AdminKey";
   c.concerto.page_size = 500;
   c.schedule.metadata_refresh_s = 1s;
   c.telemetry.listen = {"::1", 0};
@@ -510,6 +642,24 @@ TEST(ConfigDescribe, LoadsBackToTheSameConfig) {
   EXPECT_EQ(*back, c);
   EXPECT_EQ(DescribeConfig(Config{}),
             DescribeConfig(*LoadConfigString(DescribeConfig(Config{}), "d", EmptyEnvironment())));
+}
+
+// Issue 13: a password inside a URL was printed by `config check --print`; it is "***" now, in
+// the described configuration and in error messages, while the loaded Config keeps it.
+TEST(ConfigDescribe, APasswordInsideAUrlIsNeverShown) {
+  const auto c = Load("[concerto]\nroot_url = \"https://ops:File-Pa55@concerto.example/\"\n",
+                      MapEnvironment({{"CesRootUrl", "http://key-T0ken@ces.example"}}));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->concerto.root_url, "https://ops:File-Pa55@concerto.example");  // requests keep it
+  const std::string text = DescribeConfig(*c);
+  EXPECT_THAT(text, HasSubstr("root_url = \"https://ops:***@concerto.example\""));
+  EXPECT_THAT(text, HasSubstr("root_url = \"http://***@ces.example\""));
+  EXPECT_THAT(text, Not(HasSubstr("File-Pa55")));
+  EXPECT_THAT(text, Not(HasSubstr("key-T0ken")));
+  EXPECT_THAT(Error("[ces]\nroot_url = \"http://u:Bad-Pa55@ces example\"\n"),
+              AllOf(HasSubstr("ces.root_url = \"http://u:***@ces"), Not(HasSubstr("Bad-Pa55"))));
+  EXPECT_THAT(Error("", MapEnvironment({{"ConcertoRootUrl", "ftp://u:Env-Pa55@c"}})),
+              AllOf(HasSubstr("ConcertoRootUrl=\"ftp://u:***@c\""), Not(HasSubstr("Env-Pa55"))));
 }
 
 }  // namespace
