@@ -200,6 +200,75 @@ TEST_F(QueueWorkersTest, AnOutagePausesThePoolSoThatNoMessageIsDeadLetteredHowev
   EXPECT_GE(metrics.Value("pwrcell_queue_pool_probes_total", {{"pool", "test"}, {"outcome", "ok"}}), 1);
 }
 
+TEST_F(QueueWorkersTest, RepeatedOutagesNeverUseUpAMessagesDeliveries) {
+  // Outage after outage, each confirmed by a failed probe and each ended by an answered one: the
+  // message fails on every delivery, far more often than max_receives (3). It is queued again
+  // with its deliveries starting over instead of dead-lettered, however many outages there are.
+  ASSERT_TRUE(queue.Send("a").ok());
+  std::atomic<int> handled{0};
+  std::atomic<int> probes{0};
+  WorkerOptions options = Options();
+  options.batch = 1;
+  options.outage = ServiceOutage;
+  // Odd probes (right after a failure) fail: an outage; even ones (the pause's) answer: it ended.
+  options.probe = [&]() -> Status { return ++probes % 2 == 1 ? UnavailableError("connection refused") : Status::Ok(); };
+  options.pause_base = 1ms;
+  options.pause_max = 1ms;
+  QueueWorkers workers(
+      options, {&queue},
+      [&](const auto& batch) {
+        ++handled;
+        return std::vector<Status>(batch.size(), ResourceExhaustedError("HTTP 429, Retry-After 3600"));
+      },
+      metrics);
+  workers.Start();
+  ASSERT_TRUE(Eventually([&] {
+    clock.Advance(std::chrono::minutes(10));  // past every retry delay
+    return handled.load() >= 4 * kMaxReceives;
+  }));
+  workers.Stop();
+  EXPECT_EQ(Stats().dead_letter, 0U);
+  EXPECT_EQ(Stats().visible + Stats().in_flight, 1U) << "the message is still queued";
+  EXPECT_GE(Outcome("requeued"), 3);
+  EXPECT_EQ(Outcome("dead_letter"), 0);
+  EXPECT_GE(metrics.Value("pwrcell_queue_pool_pauses_total", {{"pool", "test"}}), 4 * kMaxReceives - 1);
+  EXPECT_EQ(metrics.Value("pwrcell_queue_pool_paused", {{"pool", "test"}}), 0) << "resumed at the end";
+}
+
+TEST_F(QueueWorkersTest, AMessageThatFailsWhileTheServiceAnswersUsesUpItsDeliveries) {
+  // The same outage status, but the probe is answered: the message is at fault, not the service,
+  // so its max_receives deliveries end in the dead-letter store (not queued again for ever).
+  ASSERT_TRUE(queue.Send("a").ok());
+  WorkerOptions options = Options();
+  options.batch = 1;
+  options.outage = ServiceOutage;
+  options.probe = [] { return Status::Ok(); };
+  QueueWorkers workers(
+      options, {&queue},
+      [](const auto& batch) { return std::vector<Status>(batch.size(), UnavailableError("HTTP 502 on this one")); },
+      metrics);
+  workers.Start();
+  ASSERT_TRUE(Eventually([&] {
+    clock.Advance(std::chrono::minutes(10));
+    return Outcome("dead_letter") == 1;
+  }));
+  workers.Stop();
+  EXPECT_EQ(Stats().dead_letter, 1U);
+  EXPECT_EQ(Outcome("requeued"), 0);
+  EXPECT_EQ(Outcome("retry"), kMaxReceives - 1);
+  EXPECT_EQ(metrics.Value("pwrcell_queue_pool_pauses_total", {{"pool", "test"}}), 0);
+}
+
+TEST(ServiceOutageTest, OutagesAreUnreachableFailingTimingOutOrRateLimiting) {
+  EXPECT_TRUE(ServiceOutage(UnavailableError("HTTP 503")));
+  EXPECT_TRUE(ServiceOutage(DeadlineExceededError("timed out")));
+  EXPECT_TRUE(ServiceOutage(ResourceExhaustedError("HTTP 429")));
+  EXPECT_FALSE(ServiceOutage(Status::Ok()));
+  EXPECT_FALSE(ServiceOutage(UnauthenticatedError("credentials rejected")));
+  EXPECT_FALSE(ServiceOutage(InvalidArgumentError("HTTP 400")));
+  EXPECT_FALSE(ServiceOutage(InternalError("unparsable answer")));
+}
+
 TEST_F(QueueWorkersTest, AFailureWhileTheProbeIsAnsweredIsNotAnOutage) {
   // One operation failing (the probe is answered, even if refused) must not pause the pool: the
   // message takes the usual retry path and the others go on.

@@ -112,12 +112,6 @@ class GroupCommit {
 // A handler of single messages as a pool handler: one Status per message, in order. The handling
 // (network calls) is all in the first step, outside the round's unit of work; the unit holds only
 // the disposals (queue_workers.h).
-// A Concerto call that failed because Concerto is not there (unreachable, timing out, or failing
-// after the client's retries), not because of the request.
-bool ConcertoOutage(const Status& status) {
-  return status.code() == StatusCode::kUnavailable || status.code() == StatusCode::kDeadlineExceeded;
-}
-
 template <typename Handle>
 QueueWorkers::PreparedHandler OneByOne(Handle handle) {
   return [handle](const std::vector<ports::ReceivedMessage>& batch) {
@@ -177,8 +171,7 @@ struct ServeApp::Parts {
                            return concerto_gateway.Handle(*request);
                          }),
                          metrics),
-        ces_workers(NetworkPoolOptions(pools.ces), {store.ces.get()},
-                    OneByOne([this](const ports::ReceivedMessage& m) -> Status {
+        ces_workers(CesPoolOptions(), {store.ces.get()}, OneByOne([this](const ports::ReceivedMessage& m) -> Status {
                       auto request = processes::DecodeCesRequest(m.body);
                       if (!request.ok()) return request.status();
                       return pwrcell_gateway.Handle(*request);
@@ -204,13 +197,24 @@ struct ServeApp::Parts {
     return options;
   }
 
-  // The concerto pool pauses while Concerto is down (unreachable, or failing after the client's
-  // retries) and probes it with the smallest listing, so that an outage of any length costs the
-  // waiting point messages no deliveries (WorkerOptions::outage).
+  // The concerto and ces pools pause while their service is down (unreachable, failing or rate
+  // limiting after the client's retries: ServiceOutage) and probe it with its cheapest call, so
+  // that an outage of any length costs the waiting messages no deliveries and dead-letters none
+  // (WorkerOptions::outage).
   WorkerOptions ConcertoPoolOptions() {
     WorkerOptions options = NetworkPoolOptions(pools.concerto);
-    options.outage = ConcertoOutage;
+    options.outage = ServiceOutage;
     options.probe = [this] { return concerto.ListAssets(1, 1).status(); };
+    return options;
+  }
+
+  // CES has no listing: the probe asks the status of one system id that names no system. Any
+  // answer (a status batch, or a refusal of the id) says CES is there; only an outage status
+  // (no connection, 5xx, timeout, 429) keeps the pool paused.
+  WorkerOptions CesPoolOptions() {
+    WorkerOptions options = NetworkPoolOptions(pools.ces);
+    options.outage = ServiceOutage;
+    options.probe = [this] { return ces.GetStatus({"00000000-0000-0000-0000-000000000000"}).status(); };
     return options;
   }
 
