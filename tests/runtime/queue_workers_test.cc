@@ -232,7 +232,8 @@ TEST_F(QueueWorkersTest, RepeatedOutagesNeverUseUpAMessagesDeliveries) {
   EXPECT_GE(Outcome("requeued"), 3);
   EXPECT_EQ(Outcome("dead_letter"), 0);
   EXPECT_GE(metrics.Value("pwrcell_queue_pool_pauses_total", {{"pool", "test"}}), 4 * kMaxReceives - 1);
-  EXPECT_EQ(metrics.Value("pwrcell_queue_pool_paused", {{"pool", "test"}}), 0) << "resumed at the end";
+  // Stopped in the middle of one of the outages or between two: the gauge says which.
+  EXPECT_EQ(metrics.Value("pwrcell_queue_pool_paused", {{"pool", "test"}}), probes.load() % 2 == 1 ? 1 : 0);
 }
 
 TEST_F(QueueWorkersTest, AMessageThatFailsWhileTheServiceAnswersUsesUpItsDeliveries) {
