@@ -1,6 +1,7 @@
 """Outages longer than the retry schedule lose nothing and dead-letter nothing (issue 13 item 2,
 docs/RESILIENCE.md "Long outages"): a 429 storm on Concerto with a Retry-After longer than the
-client waits, after every access token was revoked; CES down; Concerto and CES down at once.
+client waits, after every access token was revoked; CES down (its process stopped); Concerto and
+CES down at once (every request answered 503).
 
 The intervals are shortened through configuration only: a 2 s visibility timeout and 3 deliveries
 per message make the retry schedule (2 s, then 4 s between deliveries) span under 10 s, and each
@@ -13,7 +14,9 @@ import re
 import time
 import unittest
 
-from harness import Stack, http, live_scenario, metric, wait_for
+import urllib.parse
+
+from harness import API_KEY, CES_SIM, Process, Stack, http, live_scenario, metric, wait_for
 from records import concerto_roles, iso, parse_iso, series_of
 
 SYSTEMS = 3
@@ -128,15 +131,19 @@ class LongOutagesTest(unittest.TestCase):
         duration_s = 45
         start = self.run_fleet(stack, duration_s)
 
-        # CES down (every request 503): the state poll's requests wait in the ces queue, the ces
-        # pool paused; telemetry keeps reaching Concerto.
-        self.ces_fault(stack, kind="5xx")
+        # CES down: its process stopped (connection refused), so the state poll's requests wait in
+        # the ces queue with the ces pool paused, while telemetry keeps reaching Concerto. Then
+        # ces-sim starts again on the same port.
+        port = urllib.parse.urlsplit(stack.ces_url).port
+        stack.ces.stop()
         self.outage(stack, "CES", lambda: metric(stack.metrics(), "pwrcell_queue_pool_paused", pool="ces") == 1)
-        self.ces_fault(stack, kind="clear")
+        stack.ces = Process("ces-sim-again", [CES_SIM, "--port", str(port), "--api-key", API_KEY, "--scenario",
+                                              stack.scenario_path, "--rate-limit", "0"], stack.dir)
+        stack.ces.wait_line(r"listening on http://")
         wait_for(lambda: metric(stack.metrics(), "pwrcell_queue_pool_paused", pool="ces") == 0, "the ces pool resumed",
                  timeout=30)
 
-        # Both down at once.
+        # Both down at once, every request answered 503.
         self.ces_fault(stack, kind="5xx")
         stack.concerto_fault(kind="5xx", status=503)
         self.outage(stack, "Concerto and CES",
