@@ -9,28 +9,14 @@ set -uo pipefail
 bin=$1 seed=$2 src=$3 moto_dir=$4
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-passed=0 failed=0
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 endpoint=$(cat "$moto_dir/endpoint") || { echo "FAIL no moto server (run with the aws.moto_start fixture)"; exit 1; }
 secret_key="cli-secret-$RANDOM$RANDOM"  # moto takes any; no output may show it
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=$secret_key AWS_REGION=us-east-1 AWS_ENDPOINT_URL=$endpoint
 unset AWS_SESSION_TOKEN AWS_DEFAULT_REGION
 
-# expect NAME WANT_EXIT PATTERN -- CMD...: runs CMD, checks its exit code and that stdout+stderr match PATTERN.
-expect() {
-  local name=$1 want=$2 pattern=$3
-  shift 4
-  local out code
-  out=$("$@" 2>&1)
-  code=$?
-  if [ "$code" -ne "$want" ]; then
-    echo "FAIL $name: exit $code, expected $want"; echo "$out" | head -20; failed=$((failed + 1)); return
-  fi
-  if [ -n "$pattern" ] && ! grep -qE -- "$pattern" <<<"$out"; then
-    echo "FAIL $name: output does not match /$pattern/"; echo "$out" | head -20; failed=$((failed + 1)); return
-  fi
-  echo "ok   $name"; passed=$((passed + 1))
-}
 # same NAME -- ARGS...: the command prints the same stdout and exit code on the SQLite store and on AWS.
 same() {
   local name=$1
@@ -45,7 +31,7 @@ same() {
     diff <(echo "$embedded"; echo "exit $embedded_code") <(echo "$aws"; echo "exit $aws_code") | head -20
     failed=$((failed + 1)); return
   fi
-  echo "ok   $name"; passed=$((passed + 1))
+  pass "$name"
 }
 
 run_id="cli$$-$RANDOM"
@@ -94,9 +80,9 @@ write_config "$work/no-table.toml" "pwrcell-absent-$run_id" "pwrcell-ingest-$run
 expect aws-no-table 4 "pwrcell-absent-$run_id" -- "$bin" devices list --config "$work/no-table.toml"
 if { "$bin" devices list --config "$work/no-table.toml"; "$bin" queues list --config "$work/no-table.toml"
      "$bin" devices show sys-dc-0001 --config "$work/aws.toml"; } 2>&1 | grep -qF "$secret_key"; then
-  echo "FAIL aws-no-secret-in-output: the secret access key was printed"; failed=$((failed + 1))
+  fail aws-no-secret-in-output "the secret access key was printed"
 else
-  echo "ok   aws-no-secret-in-output"; passed=$((passed + 1))
+  pass aws-no-secret-in-output
 fi
 
 # Queues: SQS and its dead-letter queues ("<name>-dlq").
@@ -123,13 +109,12 @@ write_config "$work/lambda.toml" "pwrcell-devices-$run_id" "pwrcell-no-ingest-$r
 expect aws-no-ingest-note 0 "note: no SQS queue pwrcell-no-ingest-$run_id" -- \
   "$bin" queues list --config "$work/lambda.toml"
 if "$bin" queues list --config "$work/lambda.toml" 2>/dev/null | grep -q '^ingest'; then
-  echo "FAIL aws-no-ingest-row: an ingest row was listed"; failed=$((failed + 1))
+  fail aws-no-ingest-row "an ingest row was listed"
 else
-  echo "ok   aws-no-ingest-row"; passed=$((passed + 1))
+  pass aws-no-ingest-row
 fi
 expect aws-no-ingest-dead-letters 4 "pwrcell-no-ingest-$run_id" -- \
   "$bin" queues dead-letters ingest --config "$work/lambda.toml"
 expect aws-devices-without-ingest 0 '^3 systems$' -- "$bin" devices list --config "$work/lambda.toml"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

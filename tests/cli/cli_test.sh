@@ -5,23 +5,8 @@ set -uo pipefail
 bin=$1 seed=$2 src=$3 seed_queue=$4
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-passed=0 failed=0
-
-# expect NAME WANT_EXIT PATTERN -- CMD...: runs CMD, checks its exit code and that stdout+stderr match PATTERN.
-expect() {
-  local name=$1 want=$2 pattern=$3
-  shift 4
-  local out code
-  out=$("$@" 2>&1)
-  code=$?
-  if [ "$code" -ne "$want" ]; then
-    echo "FAIL $name: exit $code, expected $want"; echo "$out" | head -20; failed=$((failed + 1)); return
-  fi
-  if [ -n "$pattern" ] && ! grep -qE -- "$pattern" <<<"$out"; then
-    echo "FAIL $name: output does not match /$pattern/"; echo "$out" | head -20; failed=$((failed + 1)); return
-  fi
-  echo "ok   $name"; passed=$((passed + 1))
-}
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 expect help 0 'devices +Read the device table' -- "$bin" --help
 expect help-exit-codes 0 '3 invalid configuration' -- "$bin" --help
@@ -52,8 +37,8 @@ run() {
 }
 # verdict NAME CONDITION_STATUS DETAIL: counts a check whose condition was evaluated by the caller.
 verdict() {
-  if [ "$2" -eq 0 ]; then echo "ok   $1"; passed=$((passed + 1)); else
-    echo "FAIL $1: $3"; echo "stdout: $out"; echo "stderr: $err"; echo "exit: $code"; failed=$((failed + 1)); fi
+  if [ "$2" -eq 0 ]; then pass "$1"; else
+    fail "$1" "$3"; echo "stdout: $out"; echo "stderr: $err"; echo "exit: $code"; fi
 }
 sam() { env -i PATH="$PATH" "$@"; }
 defaults='AdapterName=pwrcell-adapter AutoCommissioning=false ConcertoRootUrl=http://127.0.0.1:8080'
@@ -195,9 +180,9 @@ expect dead-letters-limit 0 '^1 of 2 dead letters' -- "$bin" queues dead-letters
 expect dead-letters-record 0 'inverterId=000100007010 records=1 first=' -- "$bin" queues dead-letters ingest --db "$db"
 expect dead-letters-binary 0 ' 18 +base64:bm90IGEgcmVjb3JkG1szMW0A$' -- "$bin" queues dead-letters ingest --db "$db"
 if "$bin" queues dead-letters ingest --db "$db" 2>&1 | grep -q $'\x1b'; then
-  echo "FAIL dead-letters-no-control-bytes: a preview printed an escape byte"; failed=$((failed + 1))
+  fail dead-letters-no-control-bytes "a preview printed an escape byte"
 else
-  echo "ok   dead-letters-no-control-bytes"; passed=$((passed + 1))
+  pass dead-letters-no-control-bytes
 fi
 expect dead-letters-json 0 '"kind": "energy_record_set"' -- "$bin" queues dead-letters ingest --db "$db" --json
 expect dead-letters-json-size 0 '"size_bytes": 18' -- "$bin" queues dead-letters ingest --db "$db" --json
@@ -235,5 +220,4 @@ expect redrive-busy-store 1 'UNAVAILABLE.*try again' -- "$bin" queues redrive ce
 wait "$holder"
 expect redrive-after-busy 0 '^moved 1 dead letter back into queue ces$' -- "$bin" queues redrive ces --db "$db"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

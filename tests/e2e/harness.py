@@ -4,6 +4,7 @@ processes on free ports, with small intervals so that a test takes seconds.
 Environment (set by tests/e2e/CMakeLists.txt; defaults assume build/bin of this tree):
   PWRCELL_BIN_DIR      the directory holding pwrcell-adapter, concerto-sim, ces-sim, fleet-sim
   PWRCELL_SOURCE_DIR   the repository root
+  PWRCELL_E2E_KEEP     when set, every Stack keeps its directory (logs, store) after the test
   PWRCELL_E2E_BACKEND  "embedded" (default: one SQLite file, telemetry over HTTP) or "aws": each
                        Stack starts its own moto_server, creates the tables, queues and the Kinesis
                        stream with `pwrcell-adapter aws setup` and the two secrets in Secrets
@@ -23,6 +24,12 @@ Typical use:
     ids = stack.enroll_fleet()          # SYSTEM assets in Concerto for every fleet system
     stack.start_fleet()                 # fleet-sim posting to the adapter's ingest endpoint
     wait_for(lambda: ..., "what we wait for")
+
+At its close every Stack scans the log of every program it ran (*.log under its directory: serve,
+the bootstrap instances, the simulators, moto, the CLI runs it made) for the secrets of the run
+(secret_scan.py: the Concerto password, every token concerto-sim issued, the CES API key, the
+AWS secret key and session token, every string of the secrets file and of the Secrets Manager
+secrets, and what a test adds with add_secret) and fails the test naming file and line of a hit.
 """
 
 import json
@@ -37,6 +44,8 @@ import time
 import urllib.error
 import urllib.request
 
+import secret_scan
+
 SOURCE_DIR = os.environ.get("PWRCELL_SOURCE_DIR",
                             os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 BIN_DIR = os.path.abspath(os.environ.get("PWRCELL_BIN_DIR", os.path.join(SOURCE_DIR, "build", "bin")))
@@ -46,8 +55,11 @@ CES_SIM = os.path.join(BIN_DIR, "ces-sim")
 FLEET_SIM = os.path.join(BIN_DIR, "fleet-sim")
 
 EMAIL = "admin@example.com"
-PASSWORD = "e2e-password-do-not-log"
-API_KEY = "e2e-ces-key-do-not-log"
+# Long and random, so that one found in a log (secret_scan.py) can only have come from the run.
+PASSWORD = "e2e-concerto-password-" + os.urandom(12).hex()
+API_KEY = "e2e-ces-api-key-" + os.urandom(12).hex()
+AWS_SECRET_KEY = "e2e-aws-secret-key-" + os.urandom(12).hex()  # moto takes any
+AWS_SESSION_TOKEN = "e2e-aws-session-token-" + os.urandom(12).hex()
 ADAPTER_NAME = "pwrcell-adapter"
 BACKEND = os.environ.get("PWRCELL_E2E_BACKEND", "embedded")
 MOTO_FIXTURE = os.path.join(SOURCE_DIR, "tests", "aws", "moto_fixture.py")
@@ -224,6 +236,14 @@ class Stack:
         self.lambda_options = {}     # lambda mode: LambdaDeployment keyword arguments (only, ...)
         self.deployments = []        # lambda mode: every LambdaDeployment started, in order
         self._emf_retired = []       # lambda mode: EMF documents of the deployments stopped
+        self.issued_tokens_path = os.path.join(self.dir, "concerto-issued-tokens.txt")  # not a log
+        self.secrets = secret_scan.Secrets()
+        for value, label in ((PASSWORD, "the Concerto password"), (API_KEY, "the CES API key"),
+                             (AWS_SECRET_KEY, "the AWS secret access key"),
+                             (AWS_SESSION_TOKEN, "the AWS session token")):
+            self.secrets.add(value, label)
+        self._outputs = 0
+        self._closed = False
         test.addCleanup(self.close)
 
     @property
@@ -236,7 +256,7 @@ class Stack:
     def aws_env(self):
         """The environment of every program that talks to AWS (moto): the standard variables."""
         env = dict(os.environ)
-        env.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+        env.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": AWS_SECRET_KEY,
                     "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": self.moto_url})
         env.pop("AWS_SESSION_TOKEN", None)
         env.pop("AWS_DEFAULT_REGION", None)
@@ -260,7 +280,7 @@ class Stack:
         }
         import boto3  # the machine's python3 has it (with moto)
         client = boto3.client("secretsmanager", endpoint_url=self.moto_url, region_name="us-east-1",
-                              aws_access_key_id="testing", aws_secret_access_key="testing")
+                              aws_access_key_id="testing", aws_secret_access_key=AWS_SECRET_KEY)
         self.secret_ids = {"ConcertoCredentials": prefix + "-ConcertoCredentials",
                            "CesCredentials": prefix + "-CesCredentials"}
         self.secret_arns["ConcertoCredentials"] = client.create_secret(
@@ -269,8 +289,9 @@ class Stack:
         self.secret_arns["CesCredentials"] = client.create_secret(
             Name=self.secret_ids["CesCredentials"], SecretString=json.dumps({"api_key": API_KEY}))["ARN"]
         path = self.write_config()
-        setup = subprocess.run([ADAPTER, "aws", "setup", "--config", path, "--stream-shards", "2"],
-                               capture_output=True, text=True, timeout=120, env=self.aws_env())
+        setup = self.keep_output("aws-setup", subprocess.run(
+            [ADAPTER, "aws", "setup", "--config", path, "--stream-shards", "2"], capture_output=True, text=True,
+            timeout=120, env=self.aws_env()))
         if setup.returncode != 0:
             raise AssertionError(f"aws setup failed ({setup.returncode}):\n{setup.stdout}\n{setup.stderr}")
 
@@ -283,14 +304,15 @@ class Stack:
     def boto3(self, service):
         import boto3
         return boto3.client(service, endpoint_url=self.moto_url, region_name="us-east-1",
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+                            aws_access_key_id="testing", aws_secret_access_key=AWS_SECRET_KEY)
 
     # ---- lifecycle ----
 
     def start(self, adapter=True):
         self.concerto = Process("concerto-sim", [CONCERTO_SIM, "--port", "0", "--email", EMAIL, "--password",
                                                  PASSWORD, "--token-ttl", str(self.token_ttl), "--rate-limit",
-                                                 str(self.concerto_rate_limit)], self.dir)
+                                                 str(self.concerto_rate_limit), "--issued-tokens",
+                                                 self.issued_tokens_path], self.dir)
         self.ces = Process("ces-sim", [CES_SIM, "--port", "0", "--api-key", API_KEY, "--scenario",
                                        self.scenario_path, "--rate-limit", str(self.ces_rate_limit)], self.dir)
         self.concerto_url = "http://" + self.concerto.wait_line(r"listening on http://(\S+)").group(1)
@@ -385,7 +407,7 @@ class Stack:
         """The AWS variables of a function's process: Lambda's (a role's temporary credentials, so
         a session token too; moto takes any) and moto's endpoint."""
         env = {k: v for k, v in self.aws_env().items() if k.startswith("AWS_")}
-        env["AWS_SESSION_TOKEN"] = "testing-session-token"
+        env["AWS_SESSION_TOKEN"] = AWS_SESSION_TOKEN
         return env
 
     def write_config(self):
@@ -404,21 +426,91 @@ class Stack:
         return self.fleet
 
     def close(self):
-        for process in (self.fleet, *reversed(self.adapters), self.ces, self.concerto):
-            if process is not None:
-                try:
-                    process.stop(timeout=15)
-                except Exception:  # noqa: BLE001 - cleanup must go on
-                    pass
+        """Stops every program (the adapter first, moto last), then fails when a log shows a secret
+        of the run or bootstrap broke the Lambda contract (the directory is kept then)."""
+        if self._closed:
+            return
+        self._closed = True
+
+        def stop(processes):
+            for process in processes:
+                if process is not None:
+                    try:
+                        process.stop(timeout=15)
+                    except Exception:  # noqa: BLE001 - cleanup must go on
+                        pass
+        stop((self.fleet, *reversed(self.adapters)))
+        self.collect_secrets()  # Secrets Manager's secrets while moto still runs
+        stop((self.ces, self.concerto))
         if self.moto_dir is not None:
             subprocess.run(["python3", MOTO_FIXTURE, "stop", self.moto_dir], capture_output=True, timeout=60)
+        leaks = self.secret_leaks()
         lambda_problems = self.lambda_violations()
-        if os.environ.get("PWRCELL_E2E_KEEP") or lambda_problems:
+        if os.environ.get("PWRCELL_E2E_KEEP") or lambda_problems or leaks:
             print(f"kept {self.dir}")
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
+        if leaks:
+            raise AssertionError(f"{len(leaks)} log line(s) show a secret of the run (in {self.dir}):\n"
+                                 + secret_scan.describe(leaks))
         if lambda_problems:
             raise AssertionError("Lambda contract violations: " + "; ".join(lambda_problems[:20]))
+
+    # ---- secrets in logs (issue 13 item 5) ----
+
+    def add_secret(self, value, label):
+        """One more value no log may show (e.g. a key a test configures); 16 characters or more."""
+        self.secrets.add(value, label)
+
+    def concerto_tokens(self):
+        """Every access token concerto-sim issued so far (its --issued-tokens file)."""
+        try:
+            with open(self.issued_tokens_path, encoding="ascii") as f:
+                return [line for line in f.read().splitlines() if line]
+        except FileNotFoundError:
+            return []
+
+    def collect_secrets(self):
+        """Adds what the run's secrets hold now: the tokens concerto-sim issued, every string of
+        the secrets file (the token the adapter wrote back, ingest access keys) and, on AWS, of
+        every secret in this stack's moto Secrets Manager."""
+        for n, token in enumerate(self.concerto_tokens(), start=1):
+            self.secrets.add(token, f"Concerto access token #{n}")
+        path = os.path.join(self.dir, "secrets.json")
+        try:
+            with open(path) as f:
+                self.secrets.add_json(json.load(f), "secrets.json")
+        except (OSError, ValueError):
+            pass
+        if self.moto_url is not None:
+            try:
+                client = self.boto3("secretsmanager")
+                for page in client.get_paginator("list_secrets").paginate():
+                    for entry in page["SecretList"]:
+                        value = client.get_secret_value(SecretId=entry["ARN"]).get("SecretString")
+                        try:
+                            document = json.loads(value)
+                        except (TypeError, ValueError):
+                            document = value
+                        self.secrets.add_json(document, "secret " + entry["Name"])
+            except Exception as error:  # noqa: BLE001 - moto gone (killed by a test): the rest still counts
+                print(f"could not read the Secrets Manager secrets: {error}")
+
+    def secret_leaks(self):
+        """[(file, line, label, redacted)] of every line of every log under the stack's directory
+        that shows a secret of the run (secret_scan.scan)."""
+        return secret_scan.scan(secret_scan.log_files(self.dir), self.secrets, root=self.dir)
+
+    def keep_output(self, name, completed):
+        """Writes a finished subprocess.run's stdout and stderr to <name>-<n>.log in the stack's
+        directory (scanned at close like every log); returns `completed`."""
+        self._outputs += 1
+        with open(os.path.join(self.dir, f"{name}-{self._outputs}.log"), "w", encoding="utf-8",
+                  errors="replace") as f:
+            for stream in (completed.stdout, completed.stderr):
+                if stream:
+                    f.write(stream if isinstance(stream, str) else stream.decode("utf-8", "replace"))
+        return completed
 
     # ---- the fleet ----
 
@@ -509,7 +601,8 @@ class Stack:
         if not Stack._cli_reads_aws:
             found = self.dynamodb_devices(remote_id) if command == "show" else self.dynamodb_devices()
         else:
-            run = subprocess.run(args, capture_output=True, text=True, timeout=60, env=self.aws_env())
+            run = self.keep_output("cli-devices", subprocess.run(args, capture_output=True, text=True, timeout=60,
+                                                                 env=self.aws_env()))
             if command == "show" and run.returncode == 4:
                 return None
             if run.returncode == 3 and "keeps the store on AWS" in run.stderr:
@@ -625,7 +718,7 @@ class Stack:
 
     def cli(self, *args):
         """Runs `pwrcell-adapter ARGS`; returns the CompletedProcess (text output)."""
-        return subprocess.run([ADAPTER, *args], capture_output=True, text=True, timeout=60)
+        return self.keep_output("cli", subprocess.run([ADAPTER, *args], capture_output=True, text=True, timeout=60))
 
     def db_path(self):
         return os.path.join(self.dir, "adapter.db") if "storage.path" not in self.extra_config \

@@ -19,6 +19,8 @@ class SmokeTest(unittest.TestCase):
         wait_for(lambda: stack.telemetry(asset_id=device["inverters"][0]["asset_id"], limit=1), "inverter points")
         samples = stack.metrics()
         self.assertGreater(metric(samples, "pwrcell_telemetry_points_total"), 0)
+        # The adapter logged in: the token is among the secrets no log may show (checked at close).
+        self.assertTrue(stack.concerto_tokens(), "concerto-sim issued no token the harness knows of")
         stack.fleet.stop()
         self.assertEqual(stack.adapter.stop(), 0, stack.adapter.log()[-2000:])
         self.assertIn("stopped cleanly", stack.adapter.log())

@@ -106,8 +106,9 @@ class TelemetryTest(unittest.TestCase):
         blob = next(b for b in blobs if decode_record(b)["inverterId"][0] == system["inverters"][0]["rcpn"])
         with open(record_path, "wb") as f:
             f.write(blob)
-        run = subprocess.run([ADAPTER, "telemetry", "map", "--device", device_path, record_path, "--json"],
-                             capture_output=True, text=True, timeout=60)
+        run = stack.keep_output("telemetry-map", subprocess.run(
+            [ADAPTER, "telemetry", "map", "--device", device_path, record_path, "--json"], capture_output=True,
+            text=True, timeout=60))
         self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
         dry = json.loads(run.stdout)
         record_points, record_unmapped = expected_points(decode_record(blob), roles[system["systemId"]])

@@ -15,6 +15,7 @@
 
 #include "adapters/memory/clocks.h"
 #include "adapters/memory/memory_queue.h"
+#include "processes/processes.h"
 
 namespace pwrcell::runtime::serve {
 namespace {
@@ -105,6 +106,52 @@ TEST_F(QueueWorkersTest, RetryableFailureOnTheLastDeliveryIsDeadLetteredAndCount
   workers.Stop();
   EXPECT_EQ(Stats().dead_letter, 1U);
   EXPECT_EQ(Outcome("retry"), 2);
+}
+
+TEST_F(QueueWorkersTest, WhileTheStoreIsInTroubleThePoolReceivesNothingAndResumesAfter) {
+  ASSERT_TRUE(queue.Send({"a"}).ok());
+  std::atomic<bool> trouble{true};
+  std::atomic<int> checks{0};
+  WorkerOptions options = Options();
+  options.store_trouble = [&] {
+    ++checks;
+    return trouble.load();
+  };
+  QueueWorkers workers(
+      options, {&queue}, [](const auto& batch) { return std::vector<Status>(batch.size()); }, metrics);
+  workers.Start();
+  ASSERT_TRUE(Eventually([&] { return checks.load() >= 5; }));
+  EXPECT_EQ(Stats().visible, 1U) << "received while the store could not be written";
+  EXPECT_EQ(Outcome("done"), 0);
+  trouble = false;
+  ASSERT_TRUE(Eventually([&] { return Outcome("done") == 1; }));
+  workers.Stop();
+}
+
+TEST_F(QueueWorkersTest, AFailureOnTheLastDeliveryWhileTheStoreIsInTroubleIsNotDeadLettered) {
+  ASSERT_TRUE(queue.Send({"a"}).ok());
+  // The store fails during the handling of the last delivery (a full disk): not the message's fault.
+  std::atomic<bool> trouble{false};
+  std::atomic<int> deliveries{0};
+  WorkerOptions options = Options();
+  options.store_trouble = [&] { return trouble.load(); };
+  QueueWorkers workers(
+      options, {&queue},
+      [&](const auto& batch) {
+        if (++deliveries == kMaxReceives) trouble = true;
+        return std::vector<Status>(batch.size(), UnavailableError("database or disk is full"));
+      },
+      metrics);
+  workers.Start();
+  ASSERT_TRUE(Eventually([&] { return Outcome("retry") == 1; }));
+  clock.Advance(5s);
+  ASSERT_TRUE(Eventually([&] { return Outcome("retry") == 2; }));
+  clock.Advance(10s);
+  ASSERT_TRUE(Eventually([&] { return Outcome("retry") == 3; }));
+  workers.Stop();
+  EXPECT_EQ(Outcome("dead_letter"), 0);
+  EXPECT_EQ(Stats().dead_letter, 0U);
+  EXPECT_EQ(Stats().in_flight, 1U);  // rescheduled like any retry
 }
 
 TEST_F(QueueWorkersTest, PermanentFailureIsDeadLetteredAtOnce) {
@@ -209,7 +256,7 @@ TEST_F(QueueWorkersTest, RepeatedOutagesNeverUseUpAMessagesDeliveries) {
   std::atomic<int> probes{0};
   WorkerOptions options = Options();
   options.batch = 1;
-  options.outage = ServiceOutage;
+  options.outage = processes::IsOutage;
   // Odd probes (right after a failure) fail: an outage; even ones (the pause's) answer: it ended.
   options.probe = [&]() -> Status { return ++probes % 2 == 1 ? UnavailableError("connection refused") : Status::Ok(); };
   options.pause_base = 1ms;
@@ -242,7 +289,7 @@ TEST_F(QueueWorkersTest, AMessageThatFailsWhileTheServiceAnswersUsesUpItsDeliver
   ASSERT_TRUE(queue.Send("a").ok());
   WorkerOptions options = Options();
   options.batch = 1;
-  options.outage = ServiceOutage;
+  options.outage = processes::IsOutage;
   options.probe = [] { return Status::Ok(); };
   QueueWorkers workers(
       options, {&queue},
@@ -260,14 +307,14 @@ TEST_F(QueueWorkersTest, AMessageThatFailsWhileTheServiceAnswersUsesUpItsDeliver
   EXPECT_EQ(metrics.Value("pwrcell_queue_pool_pauses_total", {{"pool", "test"}}), 0);
 }
 
-TEST(ServiceOutageTest, OutagesAreUnreachableFailingTimingOutOrRateLimiting) {
-  EXPECT_TRUE(ServiceOutage(UnavailableError("HTTP 503")));
-  EXPECT_TRUE(ServiceOutage(DeadlineExceededError("timed out")));
-  EXPECT_TRUE(ServiceOutage(ResourceExhaustedError("HTTP 429")));
-  EXPECT_FALSE(ServiceOutage(Status::Ok()));
-  EXPECT_FALSE(ServiceOutage(UnauthenticatedError("credentials rejected")));
-  EXPECT_FALSE(ServiceOutage(InvalidArgumentError("HTTP 400")));
-  EXPECT_FALSE(ServiceOutage(InternalError("unparsable answer")));
+TEST(IsOutageTest, OutagesAreUnreachableFailingTimingOutOrRateLimiting) {
+  EXPECT_TRUE(processes::IsOutage(UnavailableError("HTTP 503")));
+  EXPECT_TRUE(processes::IsOutage(DeadlineExceededError("timed out")));
+  EXPECT_TRUE(processes::IsOutage(ResourceExhaustedError("HTTP 429")));
+  EXPECT_FALSE(processes::IsOutage(Status::Ok()));
+  EXPECT_FALSE(processes::IsOutage(UnauthenticatedError("credentials rejected")));
+  EXPECT_FALSE(processes::IsOutage(InvalidArgumentError("HTTP 400")));
+  EXPECT_FALSE(processes::IsOutage(InternalError("unparsable answer")));
 }
 
 TEST_F(QueueWorkersTest, AFailureWhileTheProbeIsAnsweredIsNotAnOutage) {

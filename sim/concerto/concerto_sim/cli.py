@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: %(default)s)")
     parser.add_argument("--schema", metavar="FILE",
                         help=f"the GraphQL schema (default: ${SCHEMA_ENV}, else {default_schema_path()})")
+    parser.add_argument("--issued-tokens", metavar="FILE",
+                        help="append every access token issued to FILE, one a line (for tests that check "
+                        "that no log shows a token; default: none)")
     parser.add_argument("--verbose", action="store_true", help="log every HTTP request to stderr")
     parser.add_argument("--version", action="version", version=f"concerto-sim {__version__}")
     return parser
@@ -108,6 +111,7 @@ def main(argv=None) -> int:
         rate_limit=args.rate_limit,
         adapter_name=args.adapter_name,
         schema_path=args.schema,
+        issued_tokens_path=args.issued_tokens,
     )
     try:
         sim = ConcertoSim(config)

@@ -12,9 +12,11 @@ from typing import Callable, Iterable, Optional
 class TokenStore:
     """Bearer tokens issued by `authenticate`, valid for `ttl_s` seconds of `clock` time."""
 
-    def __init__(self, ttl_s: float, clock: Callable[[], float] = time.time):
+    def __init__(self, ttl_s: float, clock: Callable[[], float] = time.time,
+                 on_issue: Optional[Callable[[str], None]] = None):
         self.ttl_s = ttl_s
         self._clock = clock
+        self._on_issue = on_issue  # told every token issued, before the client sees it
         self._lock = threading.Lock()
         self._expiry: dict = {}  # token -> epoch seconds
         self._revoked: set = set()
@@ -24,6 +26,8 @@ class TokenStore:
         expires_at = self._clock() + self.ttl_s
         with self._lock:
             self._expiry[token] = expires_at
+        if self._on_issue is not None:
+            self._on_issue(token)
         return token, expires_at
 
     def problem(self, token: Optional[str]) -> Optional[str]:

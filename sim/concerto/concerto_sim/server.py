@@ -63,6 +63,9 @@ class SimConfig:
     rate_limit: int = 25
     adapter_name: str = "pwrcell-adapter"
     schema_path: Optional[str] = None
+    # A file every issued access token is appended to (one a line, written before the client
+    # gets it), so that a test can look for the tokens in the logs of the programs it ran.
+    issued_tokens_path: Optional[str] = None
 
 
 def is_loopback(address: Optional[str]) -> bool:
@@ -118,7 +121,7 @@ class ConcertoSim:
         self.config = config or SimConfig()
         self.schema = load_schema(self.config.schema_path)
         self.store = Store(clock)
-        self.tokens = TokenStore(self.config.token_ttl_s, clock)
+        self.tokens = TokenStore(self.config.token_ttl_s, clock, on_issue=self._record_token)
         self.limiter = RateLimiter(self.config.rate_limit, monotonic=monotonic)
         self.faults = FaultInjector()
         self.stats = Stats()
@@ -442,6 +445,11 @@ class ConcertoSim:
         except ValueError as error:
             raise _AdminError(400, str(error)) from None
         return _json_response(201, {"fault": fault.__dict__, "faults": self.faults.list()})
+
+    def _record_token(self, token: str) -> None:
+        if self.config.issued_tokens_path:
+            with open(self.config.issued_tokens_path, "a", encoding="ascii") as f:
+                f.write(token + "\n")
 
     def admin_reset(self) -> Response:
         """Empties the state, the statistics, the faults and the rate-limit windows. Issued tokens

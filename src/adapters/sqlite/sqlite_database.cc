@@ -1,7 +1,10 @@
 #include "adapters/sqlite/sqlite_database.h"
 
 #include <sqlite3.h>
+#include <sys/statvfs.h>
 
+#include <cerrno>
+#include <system_error>
 #include <utility>
 
 namespace pwrcell::adapters {
@@ -10,15 +13,13 @@ namespace {
 constexpr int kBusyTimeoutMs = 5000;
 
 // The one translation of SQLite result codes (extended codes are on) into a Status.
-Status Translate(int rc, sqlite3* db, std::string_view context) {
-  std::string message(context);
-  message += ": ";
-  message += db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+Status TranslateCode(int rc, std::string message) {
   switch (rc & 0xff) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
     case SQLITE_IOERR:
     case SQLITE_FULL:
+    case SQLITE_READONLY:
     case SQLITE_CANTOPEN:
     case SQLITE_NOMEM:
     case SQLITE_PROTOCOL:
@@ -34,6 +35,52 @@ Status Translate(int rc, sqlite3* db, std::string_view context) {
     default:
       return InternalError(std::move(message));
   }
+}
+
+// Disk trouble (sqlite_database.h): the reason's label for a result code and the errno SQLite saw,
+// or nullptr when the failure is not the disk's (busy, a constraint, a bug).
+const char* TroubleLabel(int rc, int system_errno) {
+  if (system_errno == ENOSPC || system_errno == EDQUOT) return "disk_full";
+  if (system_errno == EROFS) return "read_only";
+  switch (rc & 0xff) {
+    case SQLITE_FULL:
+      return "disk_full";
+    case SQLITE_READONLY:
+      return "read_only";
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+      return "io_error";
+    default:
+      return nullptr;
+  }
+}
+
+// The errno of the last failed system call on the store's files, as the unix VFS keeps it per file
+// (the WAL file first: commits write there). sqlite3_system_errno is the thread's errno when SQLite
+// noticed, which later calls of its error handling may have changed (EROFS was reported as 0).
+int FilesErrno(sqlite3* db) {
+  int last = 0;
+  sqlite3_file* wal = nullptr;
+  if (sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal) == SQLITE_OK && wal != nullptr &&
+      wal->pMethods != nullptr && wal->pMethods->xFileControl(wal, SQLITE_FCNTL_LAST_ERRNO, &last) == SQLITE_OK &&
+      last != 0) {
+    return last;
+  }
+  if (sqlite3_file_control(db, "main", SQLITE_FCNTL_LAST_ERRNO, &last) == SQLITE_OK && last != 0) return last;
+  return sqlite3_system_errno(db);
+}
+
+// "12 KiB free on /dir" for the directory holding `path` (empty when it cannot be told).
+std::string FreeSpace(const std::string& path) {
+  const auto slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  struct statvfs fs {};
+  if (statvfs(dir.c_str(), &fs) != 0) return {};
+  const auto bytes = static_cast<unsigned long long>(fs.f_bavail) * fs.f_frsize;
+  std::string text = bytes >= 10ull << 20 ? std::to_string(bytes >> 20) + " MiB" : std::to_string(bytes >> 10) + " KiB";
+  text += " free on " + dir;
+  if ((fs.f_flag & ST_RDONLY) != 0) text += ", mounted read-only";
+  return text;
 }
 
 // Names a statement in an error without flooding the log: its SQL up to the first 80 characters.
@@ -53,7 +100,9 @@ const char* NonNull(std::string_view bytes) {
 // ---- SqliteStatement ----
 
 SqliteStatement::SqliteStatement(SqliteStatement&& other) noexcept
-    : statement_(std::exchange(other.statement_, nullptr)), db_(other.db_), bind_error_(std::move(other.bind_error_)) {}
+    : statement_(std::exchange(other.statement_, nullptr)),
+      database_(other.database_),
+      bind_error_(std::move(other.bind_error_)) {}
 
 SqliteStatement::~SqliteStatement() {
   if (statement_ != nullptr) Reset();
@@ -61,7 +110,7 @@ SqliteStatement::~SqliteStatement() {
 
 void SqliteStatement::Remember(int rc, int index) {
   if (rc != SQLITE_OK && bind_error_.ok()) {
-    bind_error_ = Translate(rc, db_, Describe(statement_) + " binding ?" + std::to_string(index));
+    bind_error_ = database_->Translate(rc, Describe(statement_) + " binding ?" + std::to_string(index));
   }
 }
 
@@ -94,7 +143,7 @@ Result<bool> SqliteStatement::Step() {
   const int rc = sqlite3_step(statement_);
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;
-  return Translate(rc, db_, Describe(statement_));
+  return database_->Translate(rc, Describe(statement_));
 }
 
 Status SqliteStatement::Run() {
@@ -158,6 +207,7 @@ Status SqliteTransaction::Commit() {
   }
   Status status = session->Exec("COMMIT");
   if (!status.ok() && sqlite3_get_autocommit(session->database_->db_) == 0) (void)session->Exec("ROLLBACK");
+  if (status.ok() && sqlite3_total_changes64(session->database_->db_) != changes_) session->database_->NoteCommitted();
   return status;
 }
 
@@ -193,7 +243,9 @@ void SqliteUnitOfWork::End(bool commit, Status* status, Mode mode) {
       const bool atomic = mode == Mode::kAtomic;
       if (atomic) (void)sqlite3_exec(db, "PRAGMA synchronous=NORMAL", nullptr, nullptr, nullptr);
       if (const int rc = sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr); rc != SQLITE_OK) {
-        *status = Translate(rc, db, "committing a unit of work");
+        *status = database->Translate(rc, "committing a unit of work");
+      } else if (sqlite3_total_changes64(db) != database->unit_changes_) {
+        database->NoteCommitted();
       }
       if (atomic) (void)sqlite3_exec(db, "PRAGMA synchronous=FULL", nullptr, nullptr, nullptr);
     }
@@ -214,21 +266,21 @@ Result<SqliteStatement> SqliteSession::Prepare(std::string_view sql) {
     const char* tail = nullptr;
     const int rc = sqlite3_prepare_v3(database_->db_, sql.data(), static_cast<int>(sql.size()),
                                       SQLITE_PREPARE_PERSISTENT, &statement, &tail);
-    if (rc != SQLITE_OK) return Translate(rc, database_->db_, "preparing '" + std::string(sql) + "'");
+    if (rc != SQLITE_OK) return database_->Translate(rc, "preparing '" + std::string(sql) + "'");
     if (statement == nullptr || std::string_view(tail).find_first_not_of(" \t\n;") != std::string_view::npos) {
       sqlite3_finalize(statement);
       return InternalError("preparing '" + std::string(sql) + "': expected exactly one statement");
     }
     it = cache.emplace(std::string(sql), statement).first;
   }
-  return SqliteStatement(it->second, database_->db_);
+  return SqliteStatement(it->second, database_);
 }
 
 Status SqliteSession::Exec(std::string_view sql) {
   PWRCELL_RETURN_IF_ERROR(database_->CheckUnitAlive());
   const std::string text(sql);
   const int rc = sqlite3_exec(database_->db_, text.c_str(), nullptr, nullptr, nullptr);
-  if (rc != SQLITE_OK) return Translate(rc, database_->db_, "sqlite '" + text.substr(0, 80) + "'");
+  if (rc != SQLITE_OK) return database_->Translate(rc, "sqlite '" + text.substr(0, 80) + "'");
   return Status::Ok();
 }
 
@@ -239,7 +291,9 @@ Result<SqliteTransaction> SqliteSession::BeginImmediate() {
     return SqliteTransaction(this, std::move(savepoint));
   }
   PWRCELL_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
-  return SqliteTransaction(this);
+  SqliteTransaction transaction(this);
+  transaction.changes_ = sqlite3_total_changes64(database_->db_);
+  return transaction;
 }
 
 std::int64_t SqliteSession::Changes() const {
@@ -259,7 +313,8 @@ Result<std::shared_ptr<SqliteDatabase>> SqliteDatabase::Open(const std::string& 
   const int rc =
       sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
-    Status status = Translate(rc, db, "opening " + path);
+    Status status =
+        TranslateCode(rc, "opening " + path + ": " + (db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
     sqlite3_close(db);
     return status;
   }
@@ -307,11 +362,69 @@ Result<SqliteUnitOfWork> SqliteDatabase::BeginUnitOfWork() {
   }
   std::unique_lock lock(mutex_);
   if (const int rc = sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr); rc != SQLITE_OK) {
-    return Translate(rc, db_, "beginning a unit of work");
+    return Translate(rc, "beginning a unit of work");
   }
+  unit_changes_ = sqlite3_total_changes64(db_);
   unit_active_ = true;
   unit_owner_.store(std::this_thread::get_id());
   return SqliteUnitOfWork(this, std::move(lock));
+}
+
+Status SqliteDatabase::Translate(int rc, std::string_view context) {
+  std::string message(context);
+  message += ": ";
+  message += sqlite3_errmsg(db_);
+  const int system_errno = (rc & 0xff) == SQLITE_IOERR ? FilesErrno(db_) : sqlite3_system_errno(db_);
+  const char* label = TroubleLabel(rc, system_errno);
+  if (label != nullptr && system_errno != 0 && (rc & 0xff) != SQLITE_FULL) {
+    message += " (" + std::generic_category().message(system_errno) + ")";
+  }
+  if (label != nullptr) {
+    const std::string_view kind(label);
+    std::string reason = kind == "disk_full" ? "disk full: " : kind == "read_only" ? "read-only: " : "I/O error: ";
+    reason += message;
+    if (const std::string space = FreeSpace(path_); !space.empty()) reason += " (" + space + ")";
+    {
+      std::lock_guard lock(trouble_mutex_);
+      trouble_ = std::move(reason);
+    }
+    in_trouble_.store(true, std::memory_order_release);
+    if (trouble_hook_) trouble_hook_(kind);
+  }
+  return TranslateCode(rc, std::move(message));
+}
+
+void SqliteDatabase::NoteCommitted() {
+  if (!in_trouble_.load(std::memory_order_acquire)) return;
+  std::lock_guard lock(trouble_mutex_);
+  trouble_.clear();
+  in_trouble_.store(false, std::memory_order_release);
+}
+
+std::string SqliteDatabase::Trouble() const {
+  if (!InTrouble()) return {};
+  std::lock_guard lock(trouble_mutex_);
+  return trouble_;
+}
+
+Status SqliteDatabase::ProbeWrite() {
+  auto session = Lock();
+  auto transaction = session.BeginImmediate();
+  if (!transaction.ok()) return transaction.status().WithContext("probing the store");
+  std::int64_t version = 0;
+  {
+    auto read = session.Prepare("PRAGMA user_version");
+    if (!read.ok()) return read.status();
+    auto row = read->Step();
+    if (!row.ok()) return row.status().WithContext("probing the store");
+    if (*row) version = read->ColumnInt64(0);
+  }
+  // Rewriting the header page with the value it holds: a real page write and fsync, no change.
+  PWRCELL_RETURN_IF_ERROR(
+      session.Exec("PRAGMA user_version = " + std::to_string(version)).WithContext("probing the store"));
+  PWRCELL_RETURN_IF_ERROR(transaction->Commit().WithContext("probing the store"));
+  NoteCommitted();
+  return Status::Ok();
 }
 
 Status SqliteDatabase::CheckUnitAlive() const {

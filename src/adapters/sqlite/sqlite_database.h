@@ -1,7 +1,9 @@
 // A small RAII wrapper over one SQLite connection, shared by the SQLite device store and queues.
 //
 // This is the one place where SQLite result codes become a Status (CONVENTIONS.md "Errors"):
-//   SQLITE_BUSY, LOCKED, IOERR, FULL, CANTOPEN, NOMEM, PROTOCOL -> kUnavailable (retry);
+//   SQLITE_BUSY, LOCKED, IOERR, FULL, READONLY, CANTOPEN, NOMEM, PROTOCOL -> kUnavailable (retry:
+//   a full disk, or a file system that turned read-only or fails, is a state of the machine that
+//   passes, never the fault of the data written);
 //   a UNIQUE / PRIMARY KEY constraint -> kAlreadyExists;
 //   a FOREIGN KEY / trigger constraint -> kAborted (another writer changed what we relied on);
 //   anything else (a malformed statement, a corrupt file, NOT NULL / CHECK) -> kInternal: a bug
@@ -13,6 +15,12 @@
 // same file: the database runs in WAL mode (readers never block the writer) with a 5 s busy
 // timeout, so a writer waits for another process's write transaction instead of failing.
 //
+// Disk trouble: a statement failing with SQLITE_FULL (or ENOSPC / EDQUOT), SQLITE_READONLY (or
+// EROFS), SQLITE_IOERR or SQLITE_CANTOPEN marks the connection in trouble (Trouble(): "disk full:
+// ...", "read-only: ...", "I/O error: ..."), and is counted by the trouble hook; the next commit
+// that reaches the disk, or a ProbeWrite() that succeeds, clears it. A failed commit is rolled
+// back (never half done), and nothing is reported committed that is not.
+//
 // Every commit waits for fsync (synchronous=FULL). A thread that makes many small writes in a
 // row (a batch of queue messages: receive, update devices, enqueue, delete) can make them one
 // transaction with BeginUnitOfWork(), and so one fsync instead of hundreds.
@@ -20,6 +28,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -107,11 +116,11 @@ class SqliteStatement {
 
  private:
   friend class SqliteSession;
-  SqliteStatement(sqlite3_stmt* statement, sqlite3* db) : statement_(statement), db_(db) {}
+  SqliteStatement(sqlite3_stmt* statement, SqliteDatabase* database) : statement_(statement), database_(database) {}
   void Remember(int rc, int index);
 
   sqlite3_stmt* statement_;
-  sqlite3* db_;
+  SqliteDatabase* database_;
   Status bind_error_;
 };
 
@@ -120,7 +129,7 @@ class SqliteStatement {
 class SqliteTransaction {
  public:
   SqliteTransaction(SqliteTransaction&& other) noexcept
-      : session_(other.session_), savepoint_(std::move(other.savepoint_)) {
+      : session_(other.session_), savepoint_(std::move(other.savepoint_)), changes_(other.changes_) {
     other.session_ = nullptr;
   }
   SqliteTransaction& operator=(SqliteTransaction&&) = delete;
@@ -137,7 +146,8 @@ class SqliteTransaction {
   explicit SqliteTransaction(SqliteSession* session, std::string savepoint = {})
       : session_(session), savepoint_(std::move(savepoint)) {}
   SqliteSession* session_;
-  std::string savepoint_;  // non-empty: nested in a unit of work
+  std::string savepoint_;     // non-empty: nested in a unit of work
+  std::int64_t changes_ = 0;  // the connection's total changes at BEGIN: a commit after more wrote
 };
 
 // Exclusive use of the connection by the calling thread, from SqliteDatabase::Lock() until it
@@ -254,18 +264,46 @@ class SqliteDatabase {
 
   const std::string& Path() const { return path_; }
 
+  // Disk trouble (header comment): why the store cannot be written ("disk full: ... (12 KiB free
+  // on /var/lib/pwrcell)", "read-only: ...", "I/O error: ..."), or empty while it can. Set by the
+  // last statement that failed for disk trouble; cleared by the next commit that reaches the disk
+  // or a successful ProbeWrite(). Thread-safe, never blocks on the connection.
+  std::string Trouble() const;
+  bool InTrouble() const { return in_trouble_.load(std::memory_order_acquire); }
+
+  // Called on every statement that fails for disk trouble, with the reason's label: "disk_full",
+  // "read_only" or "io_error" (for a metric). Set it once, before the connection is shared.
+  void SetTroubleHook(std::function<void(std::string_view reason)> hook) { trouble_hook_ = std::move(hook); }
+
+  // Whether the store can be written: one small transaction that rewrites the file's header page
+  // (PRAGMA user_version, unchanged) and commits it with an fsync. OK clears the trouble; an error
+  // is the write's (kUnavailable for disk trouble, which it records). Waits for the connection.
+  Status ProbeWrite();
+
  private:
   friend class SqliteSession;
+  friend class SqliteStatement;
   friend class SqliteTransaction;
   friend class SqliteUnitOfWork;
   SqliteDatabase(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
   // kUnavailable when a unit of work is live but SQLite has ended its transaction.
   Status CheckUnitAlive() const;
+  // The one translation of a SQLite result code of this connection into a Status; records disk
+  // trouble.
+  Status Translate(int rc, std::string_view context);
+  // A commit reached the disk: the trouble, if any, is over.
+  void NoteCommitted();
+
+  std::atomic<bool> in_trouble_{false};
+  mutable std::mutex trouble_mutex_;
+  std::string trouble_;  // guarded by trouble_mutex_
+  std::function<void(std::string_view)> trouble_hook_;
 
   std::mutex mutex_;
   std::atomic<std::thread::id> unit_owner_{};  // the thread of the live unit of work, if any
   bool unit_active_ = false;                   // guarded by mutex_
   std::uint64_t savepoints_ = 0;               // guarded by mutex_
+  std::int64_t unit_changes_ = 0;              // total changes when the live unit began; mutex_
   sqlite3* db_;
   const std::string path_;
   std::unordered_map<std::string, sqlite3_stmt*> statements_;  // guarded by mutex_

@@ -60,7 +60,11 @@ AdminServer::AdminServer(config::AdminConfig config, ports::DeviceStore& devices
     if (ready) {
       ReplyJson(res, 200, json{{"status", "ready"}});
     } else {
-      ReplyJson(res, 503, json{{"status", "not ready"}, {"reason", reason}});
+      json body{{"status", "not ready"}, {"reason", reason}};
+      if (hooks_.store_trouble) {
+        if (std::string trouble = hooks_.store_trouble(); !trouble.empty()) body["store"] = std::move(trouble);
+      }
+      ReplyJson(res, 503, body);
     }
   });
 

@@ -4,7 +4,8 @@
 //
 //   GET /healthz              200 {"status":"ok"} while the process serves requests at all.
 //   GET /readyz               200 {"status":"ready"} when the readiness hook says so, else
-//                             503 {"status":"not ready","reason":"..."}.
+//                             503 {"status":"not ready","reason":"..."}, with "store": "disk full:
+//                             ..." (read-only, I/O error) while the store cannot be written.
 //   GET /metrics              Prometheus text format 0.0.4 of the Metrics registry, after the
 //                             refresh-gauges hook has run.
 //   GET /api/devices          {"count": n, "devices": [record, ...]}, ordered by remote_id; each
@@ -42,6 +43,9 @@ struct AdminHooks {
   // Sets the gauges a scrape should see (queue depths, DLQ sizes, devices by remote_state and
   // commissioning). Called before every /metrics render. Unset: nothing to refresh.
   std::function<void()> refresh_gauges;
+  // Why the store cannot be written ("disk full: ..."), or empty while it can; a non-empty answer
+  // is added to /readyz's body as "store". Unset: nothing added.
+  std::function<std::string()> store_trouble;
 };
 
 class AdminServer {

@@ -11,16 +11,10 @@
 #include "adapters/aws/sqs_queue.h"
 #include "adapters/ces/ces_client.h"
 #include "adapters/concerto/concerto_client.h"
-#include "processes/ces_state.h"
-#include "processes/concerto_gateway.h"
-#include "processes/device_metadata_processor.h"
 #include "processes/messages.h"
-#include "processes/pwrcell_gateway.h"
-#include "processes/registrar.h"
-#include "processes/settings_from_config.h"
-#include "processes/simulated_systems.h"
-#include "processes/telemetry_processor.h"
+#include "processes/processes.h"
 #include "runtime/lambda/events.h"
+#include "runtime/serve/process_graph.h"
 #include "runtime/serve/queue_workers.h"
 #include "runtime/serve/store.h"
 
@@ -47,12 +41,6 @@ constexpr std::size_t kTelemetryChunk = 25;
 
 bool TimeLeft(SystemTime deadline) {
   return std::chrono::system_clock::now() + kDeadlineMargin < deadline;
-}
-
-// A failure that says the service is down, not that this message is wrong: serve's predicate
-// (serve::ServiceOutage: unreachable, 5xx, timeouts, 429).
-bool Outage(const Status& status) {
-  return serve::ServiceOutage(status);
 }
 
 // When a message that failed transiently is delivered again (its visibility timeout, set before
@@ -132,19 +120,8 @@ struct Function::Parts {
         secrets(store.aws),
         concerto(ConcertoOptions(config), secrets, clock, &metrics),
         ces(CesOptions(config), secrets, clock, &metrics),
-        context{*store.devices, *store.concerto, *store.concerto_telemetry, *store.ces,
-                clock,          metrics,         *store.coordination,       processes::SettingsFromConfig(config),
-                nullptr},
-        telemetry(context),
-        metadata(context),
-        ces_state(context),
-        registrar(context, metadata),
-        registrar_poller(context),
-        ces_poller(context),
-        concerto_gateway(context, concerto, registrar),
-        pwrcell_gateway(context, ces, metadata, ces_state),
-        simulated(context, config.simulated.record_interval_s,
-                  [this](const std::vector<std::string>& records) { return ProcessSimulated(records); }),
+        graph(serve::ProcessContext(store, clock, metrics, config), concerto, ces, config.simulated.record_interval_s,
+              [this](const std::vector<std::string>& records) { return ProcessSimulated(records); }),
         lambda_metrics(&metrics) {}
 
   static adapters::ConcertoClientOptions ConcertoOptions(const config::Config& config) {
@@ -169,7 +146,7 @@ struct Function::Parts {
     std::vector<processes::StreamRecord> stream;
     stream.reserve(records.size());
     for (std::size_t i = 0; i < records.size(); ++i) stream.push_back({records[i], "simulated/" + std::to_string(i)});
-    for (const Status& status : telemetry.ProcessRecords(stream)) {
+    for (const Status& status : graph.telemetry.ProcessRecords(stream)) {
       if (!status.ok()) return status;
     }
     return Status::Ok();
@@ -192,16 +169,7 @@ struct Function::Parts {
   adapters::aws::SecretsManagerSecretStore secrets;
   adapters::ConcertoClient concerto;
   adapters::CesClient ces;
-  processes::Context context;
-  processes::TelemetryProcessor telemetry;
-  processes::DeviceMetadataProcessor metadata;
-  processes::CesStateProcessor ces_state;
-  processes::Registrar registrar;
-  processes::RegistrarPoller registrar_poller;
-  processes::CesStatePoller ces_poller;
-  processes::ConcertoGateway concerto_gateway;
-  processes::PwrcellGateway pwrcell_gateway;
-  processes::SimulatedTelemetry simulated;
+  processes::Processes graph;  // the handlers; simulated records go to ProcessSimulated
   LambdaMetrics lambda_metrics;
 };
 
@@ -273,7 +241,7 @@ Result<std::string> Function::InvokeKinesis(std::string_view event, SystemTime d
       const auto& r = (*records)[i];
       chunk.push_back({r.data, r.event_id.empty() ? r.sequence_number : r.event_id});
     }
-    const std::vector<Status> results = parts_->telemetry.ProcessRecords(chunk);
+    const std::vector<Status> results = parts_->graph.telemetry.ProcessRecords(chunk);
     for (std::size_t i = 0; i < results.size(); ++i) {
       const Status& status = results[i];
       if (status.ok()) {
@@ -318,10 +286,10 @@ Result<std::string> Function::InvokeSqs(std::string_view event, SystemTime deadl
     Status status;
     if (handler_ == Handler::kConcertoGateway) {
       auto request = processes::DecodeConcertoRequest(body);
-      status = request.ok() ? parts_->concerto_gateway.Handle(*request) : request.status();
+      status = request.ok() ? parts_->graph.concerto_gateway.Handle(*request) : request.status();
     } else {
       auto request = processes::DecodeCesRequest(body);
-      status = request.ok() ? parts_->pwrcell_gateway.Handle(*request) : request.status();
+      status = request.ok() ? parts_->graph.pwrcell_gateway.Handle(*request) : request.status();
     }
     if (status.ok()) {
       items.Increment({name, "done"});
@@ -333,7 +301,7 @@ Result<std::string> Function::InvokeSqs(std::string_view event, SystemTime deadl
                    status.ToString());
       failed.push_back(record.message_id);
       to_delay.push_back(&record);
-      down = Outage(status);
+      down = processes::IsOutage(status);  // the service is down, not this message wrong
       continue;
     }
     // Retrying cannot help: to the dead-letter queue at once (as serve's workers do), where
@@ -372,16 +340,16 @@ Result<std::string> Function::InvokeScheduled(std::string_view event) {
   Status status;
   switch (handler_) {
     case Handler::kRegistrarPoller:
-      status = parts_->registrar_poller.Poll();
+      status = parts_->graph.registrar_poller.Poll();
       break;
     case Handler::kCesStatePoller:
-      status = parts_->ces_poller.Poll();
+      status = parts_->graph.ces_poller.Poll();
       break;
     case Handler::kLivenessSweep:
-      status = parts_->ces_state.Sweep();
+      status = parts_->graph.ces_state.Sweep();
       break;
     case Handler::kSimulatedTelemetry: {
-      auto produced = parts_->simulated.Tick();
+      auto produced = parts_->graph.simulated.Tick();
       status = produced.status();
       break;
     }

@@ -7,11 +7,6 @@
 
 namespace pwrcell::runtime::serve {
 
-bool ServiceOutage(const Status& status) {
-  return status.code() == StatusCode::kUnavailable || status.code() == StatusCode::kDeadlineExceeded ||
-         status.code() == StatusCode::kResourceExhausted;
-}
-
 namespace {
 
 double Seconds(std::chrono::steady_clock::duration d) {
@@ -167,9 +162,24 @@ bool QueueWorkers::Paused() {
   return false;
 }
 
+bool QueueWorkers::StoreTrouble() {
+  if (!options_.store_trouble) return false;
+  const bool trouble = options_.store_trouble();
+  if (waiting_for_store_.exchange(trouble) != trouble) {
+    if (trouble) {
+      spdlog::warn("{} worker: the store cannot be written; the pool waits for it", options_.name);
+    } else {
+      spdlog::info("{} worker: the store can be written again; the pool resumes", options_.name);
+    }
+  }
+  return trouble;
+}
+
 void QueueWorkers::Dispose(ports::Queue& queue, const ports::ReceivedMessage& message, const Status& status) {
   const std::string& pool = options_.name;
-  const bool last = options_.max_receives > 0 && message.receive_count >= options_.max_receives;
+  // A failure while the store is in trouble is the store's, not the message's: no last delivery.
+  const bool last = options_.max_receives > 0 && message.receive_count >= options_.max_receives &&
+                    !(status.IsRetryable() && options_.store_trouble && options_.store_trouble());
   if (status.ok()) {
     Status deleted = queue.Delete(message.receipt);
     if (!deleted.ok()) spdlog::warn("{} worker: deleting message {}: {}", pool, message.id, deleted.ToString());
@@ -255,7 +265,7 @@ void QueueWorkers::Run() {
     return false;
   };
   while (!stopping_.load()) {
-    if (options_.outage && Paused()) {
+    if (StoreTrouble() || (options_.outage && Paused())) {
       std::unique_lock lock(mutex_);
       wake_.wait_for(lock, options_.idle_poll, [this] { return stopping_.load(); });
       continue;
@@ -299,24 +309,24 @@ void QueueWorkers::Run() {
           Dispose(*queue, batch[i], results[i]);
         }
       });
-      // After the round's unit (the probe is a network call).
-      if (options_.outage) {
-        bool down = false;
+      // After the round's unit (the probe is a network call); a store failure is no outage.
+      bool down = false;
+      if (options_.outage && !(options_.store_trouble && options_.store_trouble())) {
         for (const Status& result : results) {
           if (!result.ok() && options_.outage(result)) {
             down = NoteOutage(result);
             break;
           }
         }
-        for (std::size_t i : held) {
-          (void)scoped("requeue", [&] {
-            if (down) {
-              Requeue(*queue, batch[i], results[i]);
-            } else {
-              Dispose(*queue, batch[i], results[i]);
-            }
-          });
-        }
+      }
+      for (std::size_t i : held) {
+        (void)scoped("requeue", [&] {
+          if (down) {
+            Requeue(*queue, batch[i], results[i]);
+          } else {
+            Dispose(*queue, batch[i], results[i]);
+          }
+        });
       }
       break;  // start again from the first (highest-priority) queue
     }

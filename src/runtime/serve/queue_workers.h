@@ -70,11 +70,11 @@ struct WorkerOptions {
 
   // Optional: a pool-wide pause while the service the handler calls is down. When a message's
   // Status satisfies `outage` (the service unreachable, failing or rate limiting, not the message
-  // at fault; ServiceOutage below), one worker calls `probe` (a cheap call to the service, no
-  // message) while the pool stops receiving. A probe that gets an answer (success, or a refusal
-  // that is not itself an outage) means one operation failed, not the service: the pool goes on.
-  // A probe that fails pauses the whole pool: it stops receiving and probes again after
-  // pause_base, doubling up to pause_max, until an answer comes; then it resumes.
+  // at fault; serve and the Lambda functions use processes::IsOutage), one worker calls `probe` (a cheap call to the
+  // service, no message) while the pool stops receiving. A probe that gets an answer (success, or a refusal that is not
+  // itself an outage) means one operation failed, not the service: the pool goes on. A probe that fails pauses the
+  // whole pool: it stops receiving and probes again after pause_base, doubling up to pause_max, until an answer comes;
+  // then it resumes.
   //
   // What an outage costs a message: the failed message itself follows the usual retry rule
   // (backoff, counted towards max_receives), but while the pool is paused nothing is received, so
@@ -92,16 +92,17 @@ struct WorkerOptions {
   std::function<Status()> probe;
   Duration pause_base = std::chrono::seconds(1);
   Duration pause_max = std::chrono::seconds(10);
+
+  // Optional: true while the store cannot be written (a full disk, a read-only or failing file
+  // system: SqliteDatabase::InTrouble). The pool then receives nothing, since a round could only
+  // fail and use up its messages' deliveries, and checks again every idle_poll (an atomic read: no
+  // store call, no log line) until the store can be written. A message whose handling failed while
+  // the store was in trouble is not at fault: it is never dead-lettered for it, even on its last
+  // delivery (it is rescheduled like any retry), and it makes no outage probe.
+  std::function<bool()> store_trouble;
 };
 
 // The worker pools' metrics, declared once (common/metrics.h); every pool counts on the same family.
-// The failures that say the service is down or shedding load rather than that the message is at
-// fault: unreachable or failing after the client's retries (kUnavailable: transport errors, HTTP
-// 5xx), timing out (kDeadlineExceeded) or rate limiting beyond the client's retries
-// (kResourceExhausted: HTTP 429, a Retry-After too long to wait for). serve's concerto and ces
-// pools and the Lambda functions use this one predicate.
-bool ServiceOutage(const Status& status);
-
 struct QueueWorkerMetrics {
   explicit QueueWorkerMetrics(Metrics* registry);
   Counter<2> messages;  // {pool, outcome=done|retry|requeued|dead_letter}
@@ -149,6 +150,8 @@ class QueueWorkers {
   // A message that failed with an outage on its last delivery while the service is down: sent
   // again as a new message, the old one deleted (WorkerOptions::outage).
   void Requeue(ports::Queue& queue, const ports::ReceivedMessage& message, const Status& status);
+  // store_trouble, logging once when the pool begins and ends waiting for the store.
+  bool StoreTrouble();
 
   const WorkerOptions options_;
   const std::vector<ports::Queue*> queues_;
@@ -167,6 +170,7 @@ class QueueWorkers {
   // Messages put back with the outage backoff since the last resume: made visible when the pool
   // resumes (bounded; beyond the bound a message just waits out its delay).
   std::vector<std::pair<ports::Queue*, std::string>> outage_delayed_;
+  std::atomic<bool> waiting_for_store_{false};
 };
 
 }  // namespace pwrcell::runtime::serve

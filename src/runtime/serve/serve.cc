@@ -11,6 +11,7 @@
 #include <fstream>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <ostream>
 #include <random>
 #include <string>
@@ -24,17 +25,12 @@
 #include "adapters/file/file_secret_store.h"
 #include "common/metrics.h"
 #include "domain/record_decoding.h"
-#include "processes/ces_state.h"
-#include "processes/concerto_gateway.h"
-#include "processes/device_metadata_processor.h"
-#include "processes/pwrcell_gateway.h"
-#include "processes/registrar.h"
-#include "processes/settings_from_config.h"
+#include "processes/messages.h"
+#include "processes/processes.h"
 #include "processes/shared_state.h"
-#include "processes/simulated_systems.h"
-#include "processes/telemetry_processor.h"
 #include "runtime/http/admin_server.h"
 #include "runtime/http/ingest_server.h"
+#include "runtime/serve/process_graph.h"
 #include "runtime/serve/queue_workers.h"
 #include "runtime/serve/scheduler.h"
 #include "runtime/serve/serve_metrics.h"
@@ -151,40 +147,68 @@ struct ServeApp::Parts {
         store(std::move(opened)),
         concerto(adapters::ConcertoClientOptions::FromConfig(config.concerto), secrets, clock, &metrics),
         ces(adapters::CesClientOptions::FromConfig(config.ces), secrets, clock, &metrics),
-        context{*store.devices, *store.concerto, *store.concerto_telemetry, *store.ces,
-                clock,          metrics,         *store.coordination,       processes::SettingsFromConfig(config),
-                nullptr},
-        telemetry(context),
-        metadata(context),
-        ces_state(context),
-        registrar(context, metadata),
-        registrar_poller(context),
-        ces_poller(context),
-        concerto_gateway(context, concerto, registrar),
-        pwrcell_gateway(context, ces, metadata, ces_state),
+        graph(ProcessContext(store, clock, metrics, config), concerto, ces, config.simulated.record_interval_s,
+              [this](const auto& records) { return Ingest(records); }),
         pools(PoolOptionsFromConfig(config)),
-        telemetry_workers(TelemetryPoolOptions(), {store.ingest.get()}, TelemetryPoolHandler(telemetry), metrics),
+        telemetry_workers(TelemetryPoolOptions(), {store.ingest.get()}, TelemetryPoolHandler(graph.telemetry), metrics),
         concerto_workers(ConcertoPoolOptions(), {store.concerto.get(), store.concerto_telemetry.get()},
                          OneByOne([this](const ports::ReceivedMessage& m) -> Status {
                            auto request = processes::DecodeConcertoRequest(m.body);
                            if (!request.ok()) return request.status();
-                           return concerto_gateway.Handle(*request);
+                           return graph.concerto_gateway.Handle(*request);
                          }),
                          metrics),
         ces_workers(CesPoolOptions(), {store.ces.get()}, OneByOne([this](const ports::ReceivedMessage& m) -> Status {
                       auto request = processes::DecodeCesRequest(m.body);
                       if (!request.ok()) return request.status();
-                      return pwrcell_gateway.Handle(*request);
+                      return graph.pwrcell_gateway.Handle(*request);
                     }),
                     metrics),
-        simulated(context, config.simulated.record_interval_s, [this](const auto& records) { return Ingest(records); }),
         ingest_server(
             config.telemetry, [this](const auto& records) { return Ingest(records); }, metrics, &secrets),
         admin_server(config.admin, *store.devices, metrics, MakeAdminHooks()) {
     // HTTP ingest (and replay) is a push source: it cannot see what its senders still hold, so it
     // reports no lag and the startup grace lasts offline_timeout from start (SPEC section 4).
-    context.source_progress = [] { return domain::SourceProgress{}; };
+    graph.context.source_progress = [] { return domain::SourceProgress{}; };
+    if (store.database) {
+      store.database->SetTroubleHook(
+          [this](std::string_view reason) { gauges.store_write_failures.Increment({reason}); });
+    }
     Schedule();
+  }
+
+  // Disk trouble of the embedded store (SqliteDatabase::Trouble): empty while it can be written.
+  std::string StoreTrouble() const { return store.database ? store.database->Trouble() : std::string(); }
+  bool StoreInTrouble() const { return store.database && store.database->InTrouble(); }
+
+  // Every second: while the store is in trouble, one small write (ProbeWrite) finds out whether it
+  // can be written again, so that serve recovers on its own when space returns or the file system
+  // is writable again, even when no ingest request comes to try. Logs when the trouble begins and
+  // ends. At its end the startup grace begins again (SPEC section 4): the senders were refused
+  // meanwhile and still hold their records, so no system is moved to OFFLINE for the silence the
+  // store caused.
+  Status WatchStore() {
+    if (!store.database) return Status::Ok();
+    const auto now = std::chrono::steady_clock::now();
+    if (store.database->InTrouble()) {
+      if (!trouble_since) {
+        trouble_since = now;
+        spdlog::error("store: {}; ingest answers 503 and the workers wait until it can be written again",
+                      store.database->Trouble());
+      }
+      if (Status probed = store.database->ProbeWrite(); !probed.ok()) return Status::Ok();  // still in trouble
+    }
+    if (!trouble_since) return Status::Ok();
+    spdlog::info("store: can be written again after {} ms; resuming",
+                 std::chrono::duration_cast<std::chrono::milliseconds>(now - *trouble_since).count());
+    trouble_since.reset();
+    if (Status s = processes::MarkAdapterStarted(*store.coordination, clock.Now()); !s.ok()) {
+      spdlog::warn("store: restarting the startup grace: {}", s.ToString());
+    }
+    telemetry_workers.Wake();
+    concerto_workers.Wake();
+    ces_workers.Wake();
+    return Status::Ok();
   }
 
   // The concerto and CES pools: receives and disposals in units committed kAtomic. A deletion
@@ -194,16 +218,23 @@ struct ServeApp::Parts {
   // a disk with ~25 ms fsyncs the deletions alone capped the sender near Concerto's 25 calls/s.
   WorkerOptions NetworkPoolOptions(WorkerOptions options) {
     options.batch_scope = StoreBatchScopes(store, adapters::SqliteUnitOfWork::Mode::kAtomic);
+    options.store_trouble = StoreTroubleCheck();
     return options;
   }
 
+  // WorkerOptions::store_trouble: the embedded store's trouble flag (none on AWS).
+  std::function<bool()> StoreTroubleCheck() {
+    if (!store.database) return {};
+    return [database = store.database.get()] { return database->InTrouble(); };
+  }
+
   // The concerto and ces pools pause while their service is down (unreachable, failing or rate
-  // limiting after the client's retries: ServiceOutage) and probe it with its cheapest call, so
-  // that an outage of any length costs the waiting messages no deliveries and dead-letters none
-  // (WorkerOptions::outage).
+  // limiting after the client's retries: processes::IsOutage) and probe it with its cheapest
+  // call, so that an outage of any length costs the waiting messages no deliveries and
+  // dead-letters none (WorkerOptions::outage).
   WorkerOptions ConcertoPoolOptions() {
     WorkerOptions options = NetworkPoolOptions(pools.concerto);
-    options.outage = ServiceOutage;
+    options.outage = processes::IsOutage;
     options.probe = [this] { return concerto.ListAssets(1, 1).status(); };
     return options;
   }
@@ -213,7 +244,7 @@ struct ServeApp::Parts {
   // (no connection, 5xx, timeout, 429) keeps the pool paused.
   WorkerOptions CesPoolOptions() {
     WorkerOptions options = NetworkPoolOptions(pools.ces);
-    options.outage = ServiceOutage;
+    options.outage = processes::IsOutage;
     options.probe = [this] { return ces.GetStatus({"00000000-0000-0000-0000-000000000000"}).status(); };
     return options;
   }
@@ -223,6 +254,7 @@ struct ServeApp::Parts {
     // A round deletes its records in the unit that writes what came of them, so its commit need
     // not wait for the disk: undone by a power loss, its records come back (SqliteUnitOfWork::Mode).
     options.batch_scope = StoreBatchScopes(store, adapters::SqliteUnitOfWork::Mode::kAtomic);
+    options.store_trouble = StoreTroubleCheck();
     return options;
   }
 
@@ -277,7 +309,7 @@ struct ServeApp::Parts {
           std::vector<processes::StreamRecord> records;
           records.reserve(batch.records.size());
           for (const auto& r : batch.records) records.push_back({r.data, batch.shard_id + "/" + r.sequence_number});
-          auto results = telemetry.ProcessRecords(records);
+          auto results = graph.telemetry.ProcessRecords(records);
           concerto_workers.Wake();
           return results;
         },
@@ -285,7 +317,7 @@ struct ServeApp::Parts {
     if (!source.ok()) return source.status().WithContext("telemetry stream");
     kinesis = std::move(*source);
     // A stream reports how far behind it is: the startup grace ends once it has caught up.
-    context.source_progress = [this] { return kinesis->Progress(); };
+    graph.context.source_progress = [this] { return kinesis->Progress(); };
     return Status::Ok();
   }
 
@@ -293,15 +325,18 @@ struct ServeApp::Parts {
     http::AdminHooks hooks;
     hooks.readiness = [this]() -> std::pair<bool, std::string> {
       if (!ready.load()) return {false, "starting or stopping"};
+      if (std::string trouble = StoreTrouble(); !trouble.empty()) return {false, "store: " + trouble};
       auto stats = store.ingest->Stats();
       if (!stats.ok()) return {false, "store: " + stats.status().ToString()};
       return {true, "ready"};
     };
     hooks.refresh_gauges = [this] { RefreshGauges(); };
+    hooks.store_trouble = [this] { return StoreTrouble(); };
     return hooks;
   }
 
   void RefreshGauges() {
+    gauges.store_writable.Set(StoreInTrouble() ? 0 : 1);
     gauges.Refresh({{kIngestQueue, store.ingest.get()},
                     {kConcertoQueue, store.concerto.get()},
                     {kConcertoTelemetryQueue, store.concerto_telemetry.get()},
@@ -310,8 +345,11 @@ struct ServeApp::Parts {
   }
 
   void Schedule() {
+    // Every task below writes to the store: while it cannot be written, they wait for WatchStore.
+    scheduler.Add("store_watch", std::chrono::seconds(1), [this] { return WatchStore(); });
     scheduler.Add("registrar_poller", config.schedule.registrar_poll_s, [this] {
-      Status s = registrar_poller.Poll();
+      if (StoreInTrouble()) return Status::Ok();
+      Status s = graph.registrar_poller.Poll();
       concerto_workers.Wake();
       return s;
     });
@@ -319,7 +357,8 @@ struct ServeApp::Parts {
     scheduler.Add(
         "ces_state_poller", config.schedule.ces_state_poll_s,
         [this] {
-          Status s = ces_poller.Poll();
+          if (StoreInTrouble()) return Status::Ok();
+          Status s = graph.ces_poller.Poll();
           ces_workers.Wake();
           return s;
         },
@@ -327,13 +366,17 @@ struct ServeApp::Parts {
     scheduler.Add(
         "liveness_sweep", config.schedule.liveness_sweep_s,
         [this] {
-          Status s = ces_state.Sweep();
+          if (StoreInTrouble()) return Status::Ok();
+          Status s = graph.ces_state.Sweep();
           concerto_workers.Wake();
           return s;
         },
         std::min(Duration(config.schedule.liveness_sweep_s), Duration(std::chrono::seconds(2))));
     const Duration sim_tick = std::min(Duration(config.simulated.record_interval_s), Duration(std::chrono::seconds(1)));
-    scheduler.Add("simulated_telemetry", sim_tick, [this]() -> Status { return simulated.Tick().status(); });
+    scheduler.Add("simulated_telemetry", sim_tick, [this]() -> Status {
+      if (StoreInTrouble()) return Status::Ok();
+      return graph.simulated.Tick().status();
+    });
   }
 
   const config::Config config;
@@ -344,26 +387,18 @@ struct ServeApp::Parts {
   Store store;
   adapters::ConcertoClient concerto;
   adapters::CesClient ces;
-  processes::Context context;
-  processes::TelemetryProcessor telemetry;
-  processes::DeviceMetadataProcessor metadata;
-  processes::CesStateProcessor ces_state;
-  processes::Registrar registrar;
-  processes::RegistrarPoller registrar_poller;
-  processes::CesStatePoller ces_poller;
-  processes::ConcertoGateway concerto_gateway;
-  processes::PwrcellGateway pwrcell_gateway;
+  processes::Processes graph;  // the handlers; simulated telemetry goes through Ingest
   PoolOptions pools;
   QueueWorkers telemetry_workers;
   QueueWorkers concerto_workers;
   QueueWorkers ces_workers;
-  processes::SimulatedTelemetry simulated;
   std::atomic<bool> ready{false};
   GroupCommit ingest_commits{[this](const auto& groups) { return StoreIngested(groups); }};
   http::IngestServer ingest_server;
   http::AdminServer admin_server;
   Scheduler scheduler;
-  std::unique_ptr<adapters::aws::KinesisSource> kinesis;  // AWS with a telemetry stream only
+  std::optional<std::chrono::steady_clock::time_point> trouble_since;  // WatchStore's thread only
+  std::unique_ptr<adapters::aws::KinesisSource> kinesis;               // AWS with a telemetry stream only
 };
 
 Result<std::unique_ptr<ServeApp>> ServeApp::Create(const config::Config& config, const ports::Clock& clock,

@@ -14,7 +14,13 @@ ServeMetrics::ServeMetrics(Metrics* registry)
       dead_letters(registry, "pwrcell_dead_letters", "Messages in a queue's dead-letter store", {"queue"}),
       devices(registry, "pwrcell_devices", "Registered systems, by kind and remote_state", {"kind", "remote_state"}),
       devices_by_commissioning(registry, "pwrcell_devices_by_commissioning",
-                               "Registered systems, by kind and commissioning state", {"kind", "state"}) {}
+                               "Registered systems, by kind and commissioning state", {"kind", "state"}),
+      store_write_failures(registry, "pwrcell_store_write_failures_total",
+                           "Store statements that failed for disk trouble, by reason (disk_full, read_only, io_error)",
+                           {"reason"}),
+      store_writable(registry, "pwrcell_store_writable",
+                     "1 while the store can be written, 0 while a full disk or a read-only or failing file system "
+                     "stops it") {}
 
 void ServeMetrics::Refresh(const std::vector<std::pair<std::string_view, ports::Queue*>>& queues,
                            ports::DeviceStore& device_store) const {

@@ -21,6 +21,10 @@ struct ServeMetrics {
   Gauge<1> dead_letters;              // {queue}
   Gauge<2> devices;                   // {kind=real|simulated, remote_state=ONLINE|OFFLINE|ERROR|NONE}
   Gauge<2> devices_by_commissioning;  // {kind, state}
+  // Disk trouble of the embedded store (SqliteDatabase::Trouble): statements that failed for it,
+  // by reason (disk_full, read_only, io_error), and whether the store can be written (1) or not (0).
+  Counter<1> store_write_failures;  // {reason}
+  Gauge<> store_writable;
 
   // Sets every gauge from the queues' stats and the device table. A queue whose stats cannot be
   // read keeps its last values; an unreadable device table leaves the device gauges as they were.

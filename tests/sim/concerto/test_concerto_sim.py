@@ -229,6 +229,15 @@ class AuthenticationTest(SimTestCase):
             self.assert_error(reply, "UNAUTHENTICATED")
             self.assertIsNone(reply.body["data"])
 
+    def test_issued_tokens_are_appended_to_the_issued_tokens_file(self):
+        # The e2e harness scans every log for these (tests/e2e/secret_scan.py).
+        with tempfile.TemporaryDirectory() as directory:
+            path = os.path.join(directory, "tokens")
+            self.sim.config.issued_tokens_path = path
+            first, second = self.login(), self.login()
+            with open(path, encoding="ascii") as f:
+                self.assertEqual(f.read().splitlines(), [first, second])
+
     def test_missing_token_is_401(self):
         reply = self.gql("{ allAssets { totalCount } }", token=None)
         self.assert_error(reply, "UNAUTHENTICATED", status=401)
