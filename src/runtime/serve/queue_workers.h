@@ -3,8 +3,10 @@
 // CONVENTIONS "Errors"):
 //   OK                 -> Delete;
 //   retryable          -> ChangeVisibility(backoff): delivered again after base * 2^(n-1), capped
-//                         (n = receive count); on the last of max_receives deliveries it is
-//                         dead-lettered, logged and counted;
+//                         (n = receive count; an outage has its own base and cap); on the last
+//                         of max_receives deliveries it is dead-lettered, logged and counted,
+//                         unless it failed with an outage the pool's probe confirmed: then it is
+//                         queued again with its deliveries starting over (WorkerOptions::outage);
 //   anything else      -> DeadLetter at once (retrying cannot help), logged and counted.
 // Several queues may be given in priority order: a worker drains the first before it takes from
 // the next (Concerto control requests go before telemetry). Idle workers wait on a condition
