@@ -54,6 +54,7 @@
 #include "processes/context.h"
 #include "processes/device_metadata_processor.h"
 #include "processes/messages.h"
+#include "processes/processes.h"
 #include "processes/registrar.h"
 #include "processes/telemetry_processor.h"
 #include "runtime/serve/queue_workers.h"
@@ -400,9 +401,7 @@ int RunOutage(const Options& options, pid_t fake, int port, const std::filesyste
   telemetry_pool.batch_scope = runtime::serve::SqliteBatchScopes(*store.database, atomic);
   runtime::serve::WorkerOptions concerto_pool = pools.concerto;
   concerto_pool.batch_scope = runtime::serve::SqliteBatchScopes(*store.database, atomic);
-  concerto_pool.outage = [](const Status& s) {
-    return s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kDeadlineExceeded;
-  };
+  concerto_pool.outage = processes::IsOutage;
   concerto_pool.probe = [&sender] { return sender.concerto.ListAssets(1, 1).status(); };
   runtime::serve::QueueWorkers telemetry_workers(telemetry_pool, {store.ingest.get()},
                                                  runtime::serve::TelemetryPoolHandler(telemetry), metrics);

@@ -18,7 +18,8 @@ Processes::Processes(Context context_in, ports::ConcertoApi& concerto, ports::Ce
       simulated(context, simulated_interval, std::move(simulated_sink)) {}
 
 bool IsOutage(const Status& status) {
-  return status.code() == StatusCode::kUnavailable || status.code() == StatusCode::kDeadlineExceeded;
+  return status.code() == StatusCode::kUnavailable || status.code() == StatusCode::kDeadlineExceeded ||
+         status.code() == StatusCode::kResourceExhausted;
 }
 
 }  // namespace pwrcell::processes

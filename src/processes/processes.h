@@ -44,10 +44,13 @@ struct Processes {
   SimulatedTelemetry simulated;
 };
 
-// A Concerto (or CES) call that failed because the service is not there (unreachable, timing
-// out, or failing after the client's retries), not because of the request. serve's concerto pool
-// then pauses and probes (WorkerOptions::outage); a Lambda function leaves the rest of its batch
-// and delays it by the outage backoff (functions.cc RetryDelay).
+// A Concerto (or CES) call that failed because the service is down or shedding load, not because
+// of the request: unreachable or failing after the client's retries (kUnavailable: transport
+// errors, HTTP 5xx), timing out (kDeadlineExceeded) or rate limiting beyond them
+// (kResourceExhausted: HTTP 429, a Retry-After too long to wait for). serve's concerto and ces
+// pools then pause and probe (WorkerOptions::outage) and back off with the outage schedule; a
+// Lambda function leaves the rest of its batch and delays it by the outage backoff (functions.cc
+// RetryDelay). docs/RESILIENCE.md, "Long outages".
 bool IsOutage(const Status& status);
 
 }  // namespace pwrcell::processes

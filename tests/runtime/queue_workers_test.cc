@@ -15,6 +15,7 @@
 
 #include "adapters/memory/clocks.h"
 #include "adapters/memory/memory_queue.h"
+#include "processes/processes.h"
 
 namespace pwrcell::runtime::serve {
 namespace {
@@ -244,6 +245,76 @@ TEST_F(QueueWorkersTest, AnOutagePausesThePoolSoThatNoMessageIsDeadLetteredHowev
   EXPECT_EQ(Stats().dead_letter, 0U);
   EXPECT_EQ(metrics.Value("pwrcell_queue_pool_pauses_total", {{"pool", "test"}}), 1);
   EXPECT_GE(metrics.Value("pwrcell_queue_pool_probes_total", {{"pool", "test"}, {"outcome", "ok"}}), 1);
+}
+
+TEST_F(QueueWorkersTest, RepeatedOutagesNeverUseUpAMessagesDeliveries) {
+  // Outage after outage, each confirmed by a failed probe and each ended by an answered one: the
+  // message fails on every delivery, far more often than max_receives (3). It is queued again
+  // with its deliveries starting over instead of dead-lettered, however many outages there are.
+  ASSERT_TRUE(queue.Send("a").ok());
+  std::atomic<int> handled{0};
+  std::atomic<int> probes{0};
+  WorkerOptions options = Options();
+  options.batch = 1;
+  options.outage = processes::IsOutage;
+  // Odd probes (right after a failure) fail: an outage; even ones (the pause's) answer: it ended.
+  options.probe = [&]() -> Status { return ++probes % 2 == 1 ? UnavailableError("connection refused") : Status::Ok(); };
+  options.pause_base = 1ms;
+  options.pause_max = 1ms;
+  QueueWorkers workers(
+      options, {&queue},
+      [&](const auto& batch) {
+        ++handled;
+        return std::vector<Status>(batch.size(), ResourceExhaustedError("HTTP 429, Retry-After 3600"));
+      },
+      metrics);
+  workers.Start();
+  ASSERT_TRUE(Eventually([&] {
+    clock.Advance(std::chrono::minutes(10));  // past every retry delay
+    return handled.load() >= 4 * kMaxReceives;
+  }));
+  workers.Stop();
+  EXPECT_EQ(Stats().dead_letter, 0U);
+  EXPECT_EQ(Stats().visible + Stats().in_flight, 1U) << "the message is still queued";
+  EXPECT_GE(Outcome("requeued"), 3);
+  EXPECT_EQ(Outcome("dead_letter"), 0);
+  EXPECT_GE(metrics.Value("pwrcell_queue_pool_pauses_total", {{"pool", "test"}}), 4 * kMaxReceives - 1);
+  // Stopped in the middle of one of the outages or between two: the gauge says which.
+  EXPECT_EQ(metrics.Value("pwrcell_queue_pool_paused", {{"pool", "test"}}), probes.load() % 2 == 1 ? 1 : 0);
+}
+
+TEST_F(QueueWorkersTest, AMessageThatFailsWhileTheServiceAnswersUsesUpItsDeliveries) {
+  // The same outage status, but the probe is answered: the message is at fault, not the service,
+  // so its max_receives deliveries end in the dead-letter store (not queued again for ever).
+  ASSERT_TRUE(queue.Send("a").ok());
+  WorkerOptions options = Options();
+  options.batch = 1;
+  options.outage = processes::IsOutage;
+  options.probe = [] { return Status::Ok(); };
+  QueueWorkers workers(
+      options, {&queue},
+      [](const auto& batch) { return std::vector<Status>(batch.size(), UnavailableError("HTTP 502 on this one")); },
+      metrics);
+  workers.Start();
+  ASSERT_TRUE(Eventually([&] {
+    clock.Advance(std::chrono::minutes(10));
+    return Outcome("dead_letter") == 1;
+  }));
+  workers.Stop();
+  EXPECT_EQ(Stats().dead_letter, 1U);
+  EXPECT_EQ(Outcome("requeued"), 0);
+  EXPECT_EQ(Outcome("retry"), kMaxReceives - 1);
+  EXPECT_EQ(metrics.Value("pwrcell_queue_pool_pauses_total", {{"pool", "test"}}), 0);
+}
+
+TEST(IsOutageTest, OutagesAreUnreachableFailingTimingOutOrRateLimiting) {
+  EXPECT_TRUE(processes::IsOutage(UnavailableError("HTTP 503")));
+  EXPECT_TRUE(processes::IsOutage(DeadlineExceededError("timed out")));
+  EXPECT_TRUE(processes::IsOutage(ResourceExhaustedError("HTTP 429")));
+  EXPECT_FALSE(processes::IsOutage(Status::Ok()));
+  EXPECT_FALSE(processes::IsOutage(UnauthenticatedError("credentials rejected")));
+  EXPECT_FALSE(processes::IsOutage(InvalidArgumentError("HTTP 400")));
+  EXPECT_FALSE(processes::IsOutage(InternalError("unparsable answer")));
 }
 
 TEST_F(QueueWorkersTest, AFailureWhileTheProbeIsAnsweredIsNotAnOutage) {

@@ -103,6 +103,7 @@ class Fault:
     remaining: Optional[int]  # requests left; None = until cleared
     delay_s: float = 0.0
     status: Optional[int] = None  # the HTTP status a 5xx / 429 fault answers
+    retry_after_s: int = 1  # the Retry-After a 429 fault answers with
 
     def matches(self, names: Iterable[str]) -> bool:
         return self.operation is None or self.operation in names
@@ -117,7 +118,7 @@ class FaultInjector:
         self._next_id = 1
 
     def add(self, spec: dict) -> Fault:
-        """Validates an admin fault spec ({kind, operation?, count?, delay_s?, status?}); raises
+        """Validates an admin fault spec ({kind, operation?, count?, delay_s?, status?, retry_after_s?}); raises
         ValueError with a message for the client when it is wrong."""
         kind = spec.get("kind")
         if kind not in FAULT_KINDS:
@@ -143,11 +144,20 @@ class FaultInjector:
             raise ValueError("status only applies to kind '5xx'")
         else:
             status = 429 if kind == "429" else None
-        unknown = set(spec) - {"kind", "operation", "count", "delay_s", "status"}
+        retry_after_s = spec.get("retry_after_s")
+        if kind == "429":
+            retry_after_s = 1 if retry_after_s is None else retry_after_s
+            if isinstance(retry_after_s, bool) or not isinstance(retry_after_s, int) or not 0 <= retry_after_s <= 86400:
+                raise ValueError("retry_after_s must be an integer number of seconds in [0, 86400]")
+        elif retry_after_s is not None:
+            raise ValueError("retry_after_s only applies to kind '429'")
+        else:
+            retry_after_s = 1
+        unknown = set(spec) - {"kind", "operation", "count", "delay_s", "status", "retry_after_s"}
         if unknown:
             raise ValueError(f"unknown fault field(s): {', '.join(sorted(unknown))}")
         with self._lock:
-            fault = Fault(self._next_id, kind, operation, count, float(delay_s or 0.0), status)
+            fault = Fault(self._next_id, kind, operation, count, float(delay_s or 0.0), status, retry_after_s)
             self._next_id += 1
             self._faults.append(fault)
             return fault

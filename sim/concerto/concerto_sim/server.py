@@ -165,8 +165,9 @@ class ConcertoSim:
             if fault.kind == "429":
                 return self._answer(
                     429,
-                    error_body(errors.RATE_LIMITED, "rate limited (injected fault); retry after 1 s", False),
-                    {"Retry-After": "1"},
+                    error_body(errors.RATE_LIMITED,
+                               f"rate limited (injected fault); retry after {fault.retry_after_s} s", False),
+                    {"Retry-After": str(fault.retry_after_s)},
                 )
             return self._answer(
                 fault.status,

@@ -44,17 +44,23 @@ bool TimeLeft(SystemTime deadline) {
 }
 
 // When a message that failed transiently is delivered again (its visibility timeout, set before
-// the function answers): serve's backoff, base * 2^(n-1) after delivery n. While the service is
-// down the base is the queue's visibility timeout and the cap two hours, so that the queue's
-// max_receives deliveries span an outage of about visibility * (2^max_receives - 1) (31 min with
-// the defaults) before SQS dead-letters the message, instead of max_receives visibility timeouts.
+// the function answers): serve's two schedules (serve::WorkerOptionsFromConfig), base * 2^(n-1)
+// after delivery n. While the service is down the base is the queue's visibility timeout and the
+// cap two hours, so that the queue's max_receives deliveries span an outage of about
+// visibility * (2^max_receives - 1) (31 min with the defaults: 60 s and 5 receives; SQS's
+// redrive policy counts receives, maxReceiveCount = max_receives) before SQS dead-letters the
+// message, instead of max_receives visibility timeouts. Lambda has no pool to pause: an outage
+// longer than that ends in the dead-letter queue (logged, counted, redrivable), never silently.
 Duration RetryDelay(const config::Config& config, int receive_count, bool outage) {
+  // As serve::WorkerOptionsFromConfig sets them (that library is serve's, not linked here).
   serve::WorkerOptions options;
   const Duration visibility = config.queues.visibility_timeout_s;
-  options.retry_base = outage ? visibility : std::min(Duration(std::chrono::seconds(5)), visibility);
-  options.retry_max =
-      outage ? Duration(std::chrono::hours(2)) : std::max(visibility, Duration(std::chrono::seconds(60)));
-  return serve::QueueWorkers::RetryDelay(options, receive_count);
+  options.retry_base = std::min(Duration(std::chrono::seconds(5)), visibility);
+  options.retry_max = std::max(visibility, Duration(std::chrono::seconds(60)));
+  options.outage_retry_base = visibility;
+  options.outage_retry_max = std::chrono::hours(2);
+  return outage ? serve::QueueWorkers::OutageRetryDelay(options, receive_count)
+                : serve::QueueWorkers::RetryDelay(options, receive_count);
 }
 
 }  // namespace

@@ -163,8 +163,7 @@ struct ServeApp::Parts {
                            return graph.concerto_gateway.Handle(*request);
                          }),
                          metrics),
-        ces_workers(NetworkPoolOptions(pools.ces), {store.ces.get()},
-                    OneByOne([this](const ports::ReceivedMessage& m) -> Status {
+        ces_workers(CesPoolOptions(), {store.ces.get()}, OneByOne([this](const ports::ReceivedMessage& m) -> Status {
                       auto request = processes::DecodeCesRequest(m.body);
                       if (!request.ok()) return request.status();
                       return graph.pwrcell_gateway.Handle(*request);
@@ -234,13 +233,24 @@ struct ServeApp::Parts {
     return [database = store.database.get()] { return database->InTrouble(); };
   }
 
-  // The concerto pool pauses while Concerto is down (unreachable, or failing after the client's
-  // retries) and probes it with the smallest listing, so that an outage of any length costs the
-  // waiting point messages no deliveries (WorkerOptions::outage).
+  // The concerto and ces pools pause while their service is down (unreachable, failing or rate
+  // limiting after the client's retries: processes::IsOutage) and probe it with its cheapest
+  // call, so that an outage of any length costs the waiting messages no deliveries and
+  // dead-letters none (WorkerOptions::outage).
   WorkerOptions ConcertoPoolOptions() {
     WorkerOptions options = NetworkPoolOptions(pools.concerto);
     options.outage = processes::IsOutage;
     options.probe = [this] { return concerto.ListAssets(1, 1).status(); };
+    return options;
+  }
+
+  // CES has no listing: the probe asks the status of one system id that names no system. Any
+  // answer (a status batch, or a refusal of the id) says CES is there; only an outage status
+  // (no connection, 5xx, timeout, 429) keeps the pool paused.
+  WorkerOptions CesPoolOptions() {
+    WorkerOptions options = NetworkPoolOptions(pools.ces);
+    options.outage = processes::IsOutage;
+    options.probe = [this] { return ces.GetStatus({"00000000-0000-0000-0000-000000000000"}).status(); };
     return options;
   }
 

@@ -15,12 +15,19 @@ WorkerOptions WorkerOptionsFromConfig(const config::QueuesConfig& queues, std::s
   options.batch = batch;
   options.visibility_timeout = visibility;
   options.max_receives = queues.max_receives;
-  // The backoff between deliveries, not the visibility timeout, decides how long an outage the
-  // max_receives deliveries of a message span before it is dead-lettered: capped at the
-  // visibility timeout, a short one (10 s) buried telemetry after ~45 s of Concerto outage. With
-  // a cap of at least 60 s, 5 deliveries span 5+10+20+40 s: a minute-long outage loses nothing.
+  // The backoff between deliveries, not the visibility timeout, decides how long a run of
+  // failures the max_receives deliveries of a message span before it is dead-lettered: capped at
+  // the visibility timeout, a short one (10 s) buried telemetry after ~45 s of Concerto outage.
+  // With a cap of at least 60 s, 5 deliveries span 5+10+20+40 s.
   options.retry_max = std::max(visibility, Duration(std::chrono::seconds(60)));
   options.retry_base = std::min(Duration(std::chrono::seconds(5)), visibility);
+  // A failure that is an outage (the service down or rate limiting) backs off from the
+  // visibility timeout up to two hours: 5 deliveries span 60+120+240+480 s = 15 min with the
+  // defaults, even where the pool's probe cannot see the outage. Where it can, the pool pauses
+  // and a message's deliveries are never what ends it (WorkerOptions::outage). The Lambda
+  // functions use the same two schedules (SQS counts their receives).
+  options.outage_retry_base = visibility;
+  options.outage_retry_max = std::chrono::hours(2);
   return options;
 }
 

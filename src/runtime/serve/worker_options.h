@@ -12,7 +12,8 @@
 namespace pwrcell::runtime::serve {
 
 // One pool over queues configured by `queues`: visibility_timeout and max_receives as configured;
-// retry_base = min(5 s, visibility_timeout); retry_max = max(visibility_timeout, 60 s).
+// retry_base = min(5 s, visibility_timeout); retry_max = max(visibility_timeout, 60 s);
+// outage_retry_base = visibility_timeout; outage_retry_max = 2 h.
 WorkerOptions WorkerOptionsFromConfig(const config::QueuesConfig& queues, std::string name, int threads,
                                       std::size_t batch);
 

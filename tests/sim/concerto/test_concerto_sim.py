@@ -531,9 +531,20 @@ class LimitsAndFaultsTest(SimTestCase):
         self.assertEqual(self.gql("{ allAssets { totalCount } }").status, 200)
         self.assertEqual(self.sleeps, [2.5, 2.5])
 
+    def test_a_429_fault_answers_the_retry_after_it_was_given(self):
+        self.admin("POST", "/faults", {"kind": "429", "retry_after_s": 30})
+        for _ in range(2):  # until cleared
+            reply = self.gql("{ allAssets { totalCount } }")
+            self.assert_error(reply, "RATE_LIMITED", status=429)
+            self.assertEqual(reply.headers["Retry-After"], "30")
+        self.admin("POST", "/faults", {"kind": "clear"})
+        self.assertEqual(self.gql("{ allAssets { totalCount } }").status, 200)
+
     def test_bad_fault_specs_are_400(self):
         for spec in ({"kind": "boom"}, {"kind": "5xx", "status": 404}, {"kind": "slow"},
-                     {"kind": "5xx", "count": 0}, {"kind": "429", "delay_s": 1}):
+                     {"kind": "5xx", "count": 0}, {"kind": "429", "delay_s": 1},
+                     {"kind": "5xx", "retry_after_s": 5}, {"kind": "429", "retry_after_s": -1},
+                     {"kind": "429", "retry_after_s": "5"}):
             self.assertEqual(self.admin("POST", "/faults", spec).status, 400, spec)
 
 

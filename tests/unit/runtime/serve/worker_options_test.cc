@@ -62,6 +62,18 @@ TEST(WorkerOptionsFromConfig, RetryMaxIsTheVisibilityTimeoutAtLeastSixtySeconds)
   EXPECT_EQ(ForVisibility(600).retry_max, seconds(600));
 }
 
+TEST(WorkerOptionsFromConfig, AnOutageBacksOffFromTheVisibilityTimeoutUpToTwoHours) {
+  const WorkerOptions defaults = ForVisibility(60);
+  EXPECT_EQ(defaults.outage_retry_base, seconds(60));
+  EXPECT_EQ(defaults.outage_retry_max, std::chrono::hours(2));
+  // The defaults' 5 deliveries span 60 + 120 + 240 + 480 s = 15 min of an outage the probe misses.
+  Duration spanned = Duration::zero();
+  for (int n = 1; n < 5; ++n) spanned += QueueWorkers::OutageRetryDelay(defaults, n);
+  EXPECT_EQ(spanned, seconds(900));
+  EXPECT_EQ(QueueWorkers::OutageRetryDelay(defaults, 30), std::chrono::hours(2));
+  EXPECT_EQ(ForVisibility(2).outage_retry_base, seconds(2));
+}
+
 TEST(WorkerOptionsFromConfig, CopiesTheQueueSettingsAndThePoolShape) {
   const WorkerOptions options = ForVisibility(10, 7);
   EXPECT_EQ(options.name, "q");
