@@ -1,7 +1,5 @@
 #include "runtime/http/ingest_server.h"
 
-#include "runtime/http/ingest_body.h"
-
 #include <simdjson.h>
 #include <spdlog/spdlog.h>
 
@@ -28,6 +26,7 @@
 #include "runtime/http/access_key.h"
 #include "runtime/http/firehose.h"
 #include "runtime/http/gzip.h"
+#include "runtime/http/ingest_body.h"
 #include "runtime/http/listener.h"
 
 namespace pwrcell::runtime::http {

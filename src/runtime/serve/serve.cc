@@ -568,8 +568,8 @@ Result<ReplaySummary> Replay(const config::Config& config, const ports::Clock& c
                                (std::uint32_t{header[2]} << 8) | std::uint32_t{header[3]};
     offset += 4;
     if (size > file_size - std::min(offset, file_size)) {
-      return truncated("in record " + std::to_string(index) + " (it declares " + std::to_string(size) +
-                       " bytes, " + std::to_string(file_size - std::min(offset, file_size)) + " are left)");
+      return truncated("in record " + std::to_string(index) + " (it declares " + std::to_string(size) + " bytes, " +
+                       std::to_string(file_size - std::min(offset, file_size)) + " are left)");
     }
     std::string data(size, '\0');
     in.read(data.data(), size);
