@@ -42,8 +42,15 @@ void Scheduler::Run() {
       continue;
     }
     lock.unlock();
+    // At debug level each run is logged from start to end: bench/crash_loop.py times its kills
+    // from these lines (a kill -9 in the middle of a liveness sweep) and tells whether it landed.
+    spdlog::debug("schedule: {} started", due->name);
+    const auto started = std::chrono::steady_clock::now();
     Status status = due->task();
     if (!status.ok()) spdlog::warn("schedule: {} failed: {}", due->name, status.ToString());
+    spdlog::debug("schedule: {} done in {} ms", due->name,
+                  std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started)
+                      .count());
     lock.lock();
     // Fixed rate, but never a burst of catch-up runs after a slow task.
     due->next = std::max(due->next + due->interval, std::chrono::steady_clock::now());
