@@ -48,9 +48,9 @@ void Scheduler::Run() {
     const auto started = std::chrono::steady_clock::now();
     Status status = due->task();
     if (!status.ok()) spdlog::warn("schedule: {} failed: {}", due->name, status.ToString());
-    spdlog::debug("schedule: {} done in {} ms", due->name,
-                  std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started)
-                      .count());
+    spdlog::debug(
+        "schedule: {} done in {} ms", due->name,
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
     lock.lock();
     // Fixed rate, but never a burst of catch-up runs after a slow task.
     due->next = std::max(due->next + due->interval, std::chrono::steady_clock::now());
