@@ -285,8 +285,9 @@ max_requests_per_second = 1000
 root_url = "{self.ces_url}"
 timeout_s = 30
 max_requests_per_second = 1000
+workers = 16
 [schedule]
-registrar_poll_s = 2
+registrar_poll_s = {2 if self.systems <= 1000 else 10}
 ces_state_poll_s = 3600
 liveness_sweep_s = 2
 [liveness]
