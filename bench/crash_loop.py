@@ -14,8 +14,8 @@ The run, in two phases on one SQLite store:
    fleet into the ingest endpoint (fixed port, so fleet-sim's retries reach the next process).
    The other kills, in a seeded random order, each after a random pause:
      batch   - while the ingest or concerto-telemetry pool holds a message (queue_depth in_flight);
-     sweep   - on the log line `schedule: liveness_sweep started` (serve runs at debug level);
-               landed when no `liveness_sweep done` line followed before the kill;
+     sweep   - on the log line `schedule: liveness_sweep started` (or at once when a sweep is
+               running); landed when no `liveness_sweep done` line followed before the kill;
      redrive - ingestTelemetry is failed (HTTP 500) until the concerto-telemetry queue has dead
                letters, then `pwrcell-adapter queues redrive concerto-telemetry` runs and serve is
                killed while that command still runs.
@@ -313,8 +313,7 @@ listen = "127.0.0.1:{self.admin_port}"
         for attempt in range(5):
             self.adapter_runs += 1
             adapter = self.child(f"adapter-{self.adapter_runs}",
-                                 [os.path.join(self.bins, "pwrcell-adapter"), "serve", "--config", self.config,
-                                  "--log-level", "debug"])
+                                 [os.path.join(self.bins, "pwrcell-adapter"), "serve", "--config", self.config])
             try:
                 adapter.line(r"admin server listening on", timeout=120)
                 adapter.line(r"ingest server listening on", timeout=30)
@@ -404,8 +403,16 @@ listen = "127.0.0.1:{self.admin_port}"
     def kill_sweep(self):
         self.pause()
         adapter = self.adapter
-        position = [adapter.size()]
         marker = b"schedule: liveness_sweep started"
+        with open(adapter.log_path, "rb") as f:
+            text = f.read()
+        last = text.rfind(marker)
+        if last >= 0 and text.find(b"schedule: liveness_sweep done", last) < 0:
+            # A sweep is running now (a long one: the first sweep after the fleet's records began
+            # evaluates and queues an update for every system, minutes at 10,000): mid-sweep.
+            self.kill("sweep", sweep_at=last)
+            return
+        position = [len(text)]
 
         def started():
             with open(adapter.log_path, "rb") as f:
@@ -416,7 +423,7 @@ listen = "127.0.0.1:{self.admin_port}"
                 return position[0] + found
             position[0] += max(0, len(chunk) - len(marker))  # a line may be half written
             return None
-        at = wait_for(started, "a liveness sweep to start", 60, interval=0.002)
+        at = wait_for(started, "a liveness sweep to start", 600, interval=0.002)
         self.kill("sweep", sweep_at=at)
 
     def kill_redrive(self):

@@ -8,8 +8,9 @@ Scheduler::~Scheduler() {
   Stop();
 }
 
-void Scheduler::Add(std::string name, Duration interval, Task task, Duration initial_delay) {
-  entries_.push_back({std::move(name), interval, std::move(task), std::chrono::steady_clock::now() + initial_delay});
+void Scheduler::Add(std::string name, Duration interval, Task task, Duration initial_delay, bool quiet) {
+  entries_.push_back(
+      {std::move(name), interval, std::move(task), std::chrono::steady_clock::now() + initial_delay, quiet});
 }
 
 void Scheduler::Start() {
@@ -42,14 +43,13 @@ void Scheduler::Run() {
       continue;
     }
     lock.unlock();
-    // At debug level each run is logged from start to end: bench/crash_loop.py times its kills
-    // from these lines (a kill -9 in the middle of a liveness sweep) and tells whether it landed.
-    spdlog::debug("schedule: {} started", due->name);
+    const auto level = due->quiet ? spdlog::level::debug : spdlog::level::info;
+    spdlog::log(level, "schedule: {} started", due->name);
     const auto started = std::chrono::steady_clock::now();
     Status status = due->task();
     if (!status.ok()) spdlog::warn("schedule: {} failed: {}", due->name, status.ToString());
-    spdlog::debug(
-        "schedule: {} done in {} ms", due->name,
+    spdlog::log(
+        level, "schedule: {} done in {} ms", due->name,
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
     lock.lock();
     // Fixed rate, but never a burst of catch-up runs after a slow task.

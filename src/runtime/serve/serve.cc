@@ -329,7 +329,9 @@ struct ServeApp::Parts {
         },
         std::min(Duration(config.schedule.liveness_sweep_s), Duration(std::chrono::seconds(2))));
     const Duration sim_tick = std::min(Duration(config.simulated.record_interval_s), Duration(std::chrono::seconds(1)));
-    scheduler.Add("simulated_telemetry", sim_tick, [this]() -> Status { return simulated.Tick().status(); });
+    scheduler.Add(
+        "simulated_telemetry", sim_tick, [this]() -> Status { return simulated.Tick().status(); }, Duration::zero(),
+        /*quiet=*/true);
   }
 
   const config::Config config;
