@@ -543,12 +543,14 @@ listen = "127.0.0.1:{self.admin_port}"
             by_metric = get(self.concerto_url + "/admin/stats")["pointsByMetric"]
             return min(by_metric.get("INVERTER_STATE", 0), by_metric.get("SYSTEM_MODE", 0)) >= expected_records and drained(self.metrics()) and states_wrong() == 0
         try:
-            wait_for(converged, "convergence", self.args.timeout, interval=1)
+            wait_for(converged, "convergence", self.args.timeout, interval=1 if self.systems <= 1000 else 3)
             converge_s = time.monotonic() - self.last_restart
         except RunError as error:
             log(f"did not converge: {error}")
             converge_s = None
         log("counting")
+        # Concerto's assets as of now (the map above is from before the convergence).
+        systems = {a["remoteId"]: a for a in get(self.concerto_url + "/admin/assets?type=SYSTEM")["assets"]}
         # Lost records: (system, record time) with no INVERTER_STATE or no SYSTEM_MODE point.
         id_of = {sid: a["id"] for sid, a in systems.items()}
         times = [self.stream_start + k * self.interval for k in range(counted_intervals)]
@@ -637,7 +639,7 @@ listen = "127.0.0.1:{self.admin_port}"
         print(json.dumps(report, indent=2), flush=True)
         must_be_zero = ["accepted_records_lost", "duplicate_assets", "duplicate_sites", "extra_inverters",
                         "duplicate_devices_in_adapter", "commissioned_systems_without_site", "wrong_system_states",
-                        "wrong_site_states", "adapter_state_differs_from_concerto", "dead_letters_at_end"]
+                        "wrong_site_states", "adapter_state_differs_from_concerto"]
         bad = [k for k in must_be_zero if report[k] != 0]
         if converge_s is None:
             bad.append("did not converge")
