@@ -439,7 +439,7 @@ listen = "127.0.0.1:{self.admin_port}"
         cli = self.child(f"redrive-{len(self.kills) + 1}",
                          [os.path.join(self.bins, "pwrcell-adapter"), "queues", "redrive", "concerto-telemetry",
                           "--config", self.config])
-        time.sleep(self.rng.uniform(0.0, 0.05))
+        time.sleep(self.rng.uniform(0.0, 0.02))  # the command takes ~50-100 ms to move a few letters
         running = cli.running()
         self.kill("redrive", landed=running, dead_letters=letters, redrive_running_at_kill=running)
         rc = cli.proc.wait(120)
