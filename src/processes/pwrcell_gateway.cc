@@ -15,6 +15,16 @@ Status PwrcellGateway::Handle(const CesRequest& request) {
     auto device = context_.devices.Get(m->remote_id);
     if (!device.ok()) return device.status();
     if (!device->has_value() || (*device)->is_simulated) return Status::Ok();  // gone, or served by us
+    // The registrar asks only for metadata that is missing or older than metadata_refresh, and asks
+    // again after request_repeat_after while an earlier request may still wait in the queue: when
+    // CES answers fewer than fleet / request_repeat_after a second (a fleet's first registration),
+    // the queue holds several requests per system. The first one answered makes the record current;
+    // the rest are already answered and cost no CES call (else the backlog fed itself: 10,000
+    // systems at ~20 answers/s grew the ces queue to 15,000 requests, bench/crash_loop.py).
+    const auto& fetched = (*device)->metadata_fetched_at;
+    if ((*device)->metadata && fetched && context_.clock.Now() - *fetched < context_.settings.metadata_refresh) {
+      return Status::Ok();
+    }
     auto metadata = ces_.GetMetadata(m->remote_id);
     if (metadata.ok()) return metadata_.Process(m->remote_id, *metadata);
     if (metadata.status().code() == StatusCode::kNotFound) {

@@ -57,6 +57,7 @@ class Store:
         self.sites: dict = {}  # id -> site dict
         self.assets: dict = {}  # id -> asset dict
         self.points: dict = {}  # (asset id, metric, timestamp) -> point dict, in arrival order
+        self.points_by_metric: dict = {}  # metric -> points stored (a count without a scan)
         self.history: list = []  # remote-state changes, oldest first
         self._site_by_remote: dict = {}
         self._asset_by_remote: dict = {}  # (assetType, remoteId) -> id
@@ -280,6 +281,7 @@ class Store:
                     "value": point["value"],
                     "receivedAt": received_at,
                 }
+                self.points_by_metric[point["metric"]] = self.points_by_metric.get(point["metric"], 0) + 1
                 accepted += 1
             if accepted:
                 self._changed()
@@ -362,6 +364,7 @@ class Store:
                 "assets": len(self.assets),
                 "assetsByType": by_type,
                 "pointsStored": len(self.points),
+                "pointsByMetric": dict(sorted(self.points_by_metric.items())),
                 "remoteStateChanges": len(self.history),
             }
 
@@ -409,7 +412,10 @@ class Store:
             self._asset_by_remote[(asset["assetType"], asset["remoteId"])] = asset["id"]
         for point in data["points"]:
             point = dict(point)
-            self.points[(int(point["assetId"]), point["metric"], point["timestamp"])] = point
+            key = (int(point["assetId"]), point["metric"], point["timestamp"])
+            if key not in self.points:
+                self.points_by_metric[point["metric"]] = self.points_by_metric.get(point["metric"], 0) + 1
+            self.points[key] = point
         self.history = [dict(entry) for entry in data["history"]]
         highest = max([0, *self.sites, *self.assets])
         self.next_id = max(int(data["nextId"]), highest + 1)

@@ -8,8 +8,9 @@ Scheduler::~Scheduler() {
   Stop();
 }
 
-void Scheduler::Add(std::string name, Duration interval, Task task, Duration initial_delay) {
-  entries_.push_back({std::move(name), interval, std::move(task), std::chrono::steady_clock::now() + initial_delay});
+void Scheduler::Add(std::string name, Duration interval, Task task, Duration initial_delay, bool quiet) {
+  entries_.push_back(
+      {std::move(name), interval, std::move(task), std::chrono::steady_clock::now() + initial_delay, quiet});
 }
 
 void Scheduler::Start() {
@@ -42,8 +43,14 @@ void Scheduler::Run() {
       continue;
     }
     lock.unlock();
+    const auto level = due->quiet ? spdlog::level::debug : spdlog::level::info;
+    spdlog::log(level, "schedule: {} started", due->name);
+    const auto started = std::chrono::steady_clock::now();
     Status status = due->task();
     if (!status.ok()) spdlog::warn("schedule: {} failed: {}", due->name, status.ToString());
+    spdlog::log(
+        level, "schedule: {} done in {} ms", due->name,
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
     lock.lock();
     // Fixed rate, but never a burst of catch-up runs after a slow task.
     due->next = std::max(due->next + due->interval, std::chrono::steady_clock::now());

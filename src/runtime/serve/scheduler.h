@@ -21,8 +21,12 @@ class Scheduler {
   using Task = std::function<Status()>;
   ~Scheduler();
 
-  // Before Start(). `initial_delay`: wait this long before the first run.
-  void Add(std::string name, Duration interval, Task task, Duration initial_delay = Duration::zero());
+  // Before Start(). `initial_delay`: wait this long before the first run. Each run's start and end
+  // (with its duration) are logged at info level, or at debug level with `quiet` (a task that runs
+  // every second): how long a sweep takes at fleet size is worth seeing, and bench/crash_loop.py
+  // times its kill -9 in the middle of a liveness sweep from these lines.
+  void Add(std::string name, Duration interval, Task task, Duration initial_delay = Duration::zero(),
+           bool quiet = false);
   void Start();
   void Stop();  // idempotent
 
@@ -32,6 +36,7 @@ class Scheduler {
     Duration interval;
     Task task;
     std::chrono::steady_clock::time_point next;
+    bool quiet;
   };
   void Run();
 

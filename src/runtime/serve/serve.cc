@@ -378,10 +378,13 @@ struct ServeApp::Parts {
         },
         std::min(Duration(config.schedule.liveness_sweep_s), Duration(std::chrono::seconds(2))));
     const Duration sim_tick = std::min(Duration(config.simulated.record_interval_s), Duration(std::chrono::seconds(1)));
-    scheduler.Add("simulated_telemetry", sim_tick, [this]() -> Status {
-      if (StoreInTrouble()) return Status::Ok();
-      return graph.simulated.Tick().status();
-    });
+    scheduler.Add(
+        "simulated_telemetry", sim_tick,
+        [this]() -> Status {
+          if (StoreInTrouble()) return Status::Ok();
+          return graph.simulated.Tick().status();
+        },
+        Duration::zero(), /*quiet=*/true);
   }
 
   const config::Config config;

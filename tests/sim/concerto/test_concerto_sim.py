@@ -597,6 +597,7 @@ class AdminTest(SimTestCase):
         self.assertEqual(stats["requestsByField"]["ingestTelemetry"], 1)
         self.assertEqual(stats["responsesByStatus"], {"200": 2, "401": 1})
         self.assertEqual((stats["duplicates"], stats["pointsStored"]), (1, 1))
+        self.assertEqual(stats["pointsByMetric"], {point(asset_id)["metric"]: 1})
         self.assertEqual(stats["assetsByType"]["SYSTEM"], 1)
         self.assertEqual(stats["errorsByCode"], {"UNAUTHENTICATED": 1})
 

@@ -37,6 +37,19 @@ TEST_F(PwrcellGatewayTest, MetadataIsFetchedAndStored) {
   EXPECT_EQ(d.metadata, std::optional<domain::SystemMetadata>(test_support::DcMetadata("sys-1")));
 }
 
+TEST_F(PwrcellGatewayTest, RequestForMetadataAlreadyCurrentCostsNoCesCall) {
+  // Two requests for one system queued before either was answered (the registrar repeats a request
+  // after request_repeat_after): the second finds the record current and leaves CES alone.
+  ASSERT_TRUE(gateway.Handle(MetadataRequest{"sys-1"}).ok());
+  h.clock.Advance(std::chrono::minutes(5));
+  ASSERT_TRUE(gateway.Handle(MetadataRequest{"sys-1"}).ok());
+  EXPECT_EQ(ces.Calls().size(), 1U);
+  // Once metadata_refresh has passed, a request fetches again.
+  h.clock.Advance(h.context.settings.metadata_refresh);
+  ASSERT_TRUE(gateway.Handle(MetadataRequest{"sys-1"}).ok());
+  EXPECT_EQ(ces.Calls().size(), 2U);
+}
+
 TEST_F(PwrcellGatewayTest, SimulatedAndUnregisteredSystemsNeverReachCes) {
   ASSERT_TRUE(gateway.Handle(MetadataRequest{"sim-1"}).ok());
   ASSERT_TRUE(gateway.Handle(MetadataRequest{"nobody"}).ok());
