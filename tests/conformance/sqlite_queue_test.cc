@@ -5,10 +5,13 @@
 #include "adapters/sqlite/sqlite_queue.h"
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <memory>
 #include <random>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -202,6 +205,34 @@ TEST_F(SqliteQueueTable, ReceiveAndStatsAreServedByIndexesWithoutASort) {
   ASSERT_TRUE(again.ok() && again->size() == 10);
   for (std::size_t i = 0; i < 10; ++i) EXPECT_EQ((*again)[i].id, (*expiring)[i].id);
   EXPECT_EQ(KeptCounts(*database), CountedRows(*database));
+}
+
+// A message whose deliveries all ran out with no answer (its worker was killed) is dead-lettered
+// by the next receive, and the queue says so: no worker is left to.
+TEST_F(SqliteQueueTable, AMessageWhoseDeliveriesRanOutUnansweredIsDeadLetteredWithALogLine) {
+  auto database = OpenDatabase();
+  auto queue = OpenQueue(database, "concerto", /*max_receives=*/2);
+  ASSERT_NE(queue, nullptr);
+  auto sent = queue->Send("point batch");
+  ASSERT_TRUE(sent.ok());
+  for (int delivery = 0; delivery < 2; ++delivery) {
+    auto leased = queue->Receive(1, seconds(1));
+    ASSERT_TRUE(leased.ok());
+    ASSERT_EQ(leased->size(), 1u);
+    clock_.Advance(seconds(2));  // no answer: the lease runs out
+  }
+  std::ostringstream log;
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(
+      std::make_shared<spdlog::logger>("capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(log)));
+  auto last = queue->Receive(1, seconds(1));
+  spdlog::set_default_logger(previous);
+  ASSERT_TRUE(last.ok());
+  EXPECT_TRUE(last->empty());
+  EXPECT_EQ(KeptCounts(*database), (std::vector<std::string>{"concerto 0 0 1"}));
+  EXPECT_NE(log.str().find("queue concerto: message " + *sent + " dead-lettered: its 2 deliveries ran out"),
+            std::string::npos)
+      << log.str();
 }
 
 TEST_F(SqliteQueueTable, ANewFileHasTheCurrentShape) {

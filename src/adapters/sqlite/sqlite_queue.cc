@@ -1,5 +1,7 @@
 #include "adapters/sqlite/sqlite_queue.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cstdint>
@@ -193,6 +195,7 @@ Result<std::vector<ports::ReceivedMessage>> SqliteQueue::Receive(std::size_t max
   auto transaction = session.BeginImmediate();
   if (!transaction.ok()) return transaction.status();
   std::vector<ports::ReceivedMessage> received;
+  std::vector<std::string> buried;  // ids dead-lettered by this receive, logged after the commit
   CountsDelta counts;
   {
     // Every lease that has run out is ready again before the oldest ready messages are chosen,
@@ -236,6 +239,7 @@ Result<std::vector<ports::ReceivedMessage>> SqliteQueue::Receive(std::size_t max
           bury->Reset();
           counts.ready -= 1;
           counts.dead += 1;
+          buried.push_back(m.id);
           continue;
         }
         deliver->BindInt64(1, id).BindInt64(2, hidden_until);
@@ -252,6 +256,14 @@ Result<std::vector<ports::ReceivedMessage>> SqliteQueue::Receive(std::size_t max
   }
   PWRCELL_RETURN_IF_ERROR(AddToCounts(session, name_, counts).WithContext("receiving from queue " + name_));
   PWRCELL_RETURN_IF_ERROR(transaction->Commit().WithContext("receiving from queue " + name_));
+  // A worker that fails a message's last delivery dead-letters it itself and says why; these ran
+  // out of deliveries with no answer at all (their worker was killed, or slower than the
+  // visibility timeout), so the queue is the only one that can say it.
+  for (const std::string& id : buried) {
+    spdlog::warn("queue {}: message {} dead-lettered: its {} deliveries ran out with no answer (a worker stopped "
+                 "or took longer than the visibility timeout); `queues redrive {}` sends it back",
+                 name_, id, max_receives_, name_);
+  }
   return received;
 }
 
