@@ -260,9 +260,10 @@ Result<std::vector<ports::ReceivedMessage>> SqliteQueue::Receive(std::size_t max
   // out of deliveries with no answer at all (their worker was killed, or slower than the
   // visibility timeout), so the queue is the only one that can say it.
   for (const std::string& id : buried) {
-    spdlog::warn("queue {}: message {} dead-lettered: its {} deliveries ran out with no answer (a worker stopped "
-                 "or took longer than the visibility timeout); `queues redrive {}` sends it back",
-                 name_, id, max_receives_, name_);
+    spdlog::warn(
+        "queue {}: message {} dead-lettered: its {} deliveries ran out with no answer (a worker stopped "
+        "or took longer than the visibility timeout); `queues redrive {}` sends it back",
+        name_, id, max_receives_, name_);
   }
   return received;
 }
