@@ -166,7 +166,9 @@ Status ConcertoGateway::Commission(const std::string& remote_id) {
   const std::string owner = NewOwnerToken();
   auto leased = context_.coordination.TryAcquireLease(lease, owner, context_.clock.Now(), context_.settings.work_lease);
   if (!leased.ok()) return leased.status().WithContext("commissioning lease of " + remote_id);
-  if (!*leased) return UnavailableError("system " + remote_id + " is being commissioned by another worker");
+  // kAborted, not kUnavailable: another worker holding the lease is contention, not Concerto being
+  // down, so the message is retried on the ordinary schedule rather than an outage's.
+  if (!*leased) return AbortedError("system " + remote_id + " is being commissioned by another worker");
   Status outcome = CommissionLeased(remote_id, owner);
   auto released = context_.coordination.ReleaseLease(lease, owner);
   if (!released.ok()) {
@@ -214,7 +216,7 @@ Status ConcertoGateway::CommissionLeased(const std::string& remote_id, const std
     auto renewed = context_.coordination.TryAcquireLease(SystemKey(remote_id, "commission"), owner, clock.Now(),
                                                          context_.settings.work_lease);
     if (!renewed.ok()) return renewed.status().WithContext("renewing the commissioning lease");
-    if (!*renewed) return UnavailableError("system " + remote_id + ": the commissioning lease was taken over");
+    if (!*renewed) return AbortedError("system " + remote_id + ": the commissioning lease was taken over");
     auto step = domain::ResolveStep(planned, ids);
     if (!step.ok()) {
       set_state(CommissioningState::kFailed, step.status().message());
@@ -333,7 +335,7 @@ Result<ConcertoGateway::SendOutcome> ConcertoGateway::SendState(const char* targ
     AcceptedState current = stored->has_value() ? DecodeAcceptedState((*stored)->value) : AcceptedState{};
     if (current.accepted == state) return SendOutcome::kAlreadyAccepted;
     if (current.claim_state && current.claim_until && *current.claim_until > now) {
-      return UnavailableError(std::string(target) + " " + id + " is being sent " +
+      return AbortedError(std::string(target) + " " + id + " is being sent " +
                               std::string(domain::RemoteStateName(*current.claim_state)) + " by another worker");
     }
     current.claim_owner = owner;

@@ -1,4 +1,5 @@
 #include "processes/concerto_gateway.h"
+#include "processes/processes.h"
 
 #include <gtest/gtest.h>
 
@@ -603,7 +604,7 @@ TEST_F(ConcertoGatewayRemoteStateTest, ARestartedGatewaySendsNothingConcertoAlre
       << "what the store shows accepted is recorded on the device";
 }
 
-TEST_F(ConcertoGatewayRemoteStateTest, ALiveClaimByAnotherWorkerIsUnavailableUntilItExpires) {
+TEST_F(ConcertoGatewayRemoteStateTest, ALiveClaimByAnotherWorkerIsAbortedUntilItExpires) {
   AcceptedState claimed;
   claimed.claim_owner = "another-worker";
   claimed.claim_state = RemoteState::kError;
@@ -613,8 +614,9 @@ TEST_F(ConcertoGatewayRemoteStateTest, ALiveClaimByAnotherWorkerIsUnavailableUnt
   TakeRequestLease("token-1");
 
   const Status busy = gateway.Handle(RemoteStateRequest{"sys-1", site_id, "token-1"});
-  EXPECT_EQ(busy.code(), StatusCode::kUnavailable);
+  EXPECT_EQ(busy.code(), StatusCode::kAborted) << "contention, not an outage of Concerto";
   EXPECT_TRUE(busy.IsRetryable());
+  EXPECT_FALSE(IsOutage(busy));
   EXPECT_EQ(fake.CallCount(FakeConcerto::kUpdateAssetRemoteState), 0);
   EXPECT_EQ(Accepted(record.concerto_asset_id).claim_owner, "another-worker") << "the claim is left alone";
   ASSERT_TRUE(RequestLease().has_value()) << "retried later: the lease stays";
@@ -817,15 +819,16 @@ TEST_F(ConcertoGatewayTest, CommissioningRecordsItsWritesForTheRegistrar) {
   EXPECT_FALSE(*wrote) << "the note is the time of the write";
 }
 
-TEST_F(ConcertoGatewayTest, ABusyCommissioningLeaseIsUnavailableAndCommissionsNothing) {
+TEST_F(ConcertoGatewayTest, ABusyCommissioningLeaseIsAbortedAndCommissionsNothing) {
   ReadyForCommissioning("sys-1");
   const std::string lease = SystemKey("sys-1", "commission");
   auto leased = h.coordination.TryAcquireLease(lease, "another-worker", h.clock.Now(), std::chrono::minutes(1));
   ASSERT_TRUE(leased.ok() && *leased);
 
   const Status busy = gateway.Handle(CommissionRequest{"sys-1"});
-  EXPECT_EQ(busy.code(), StatusCode::kUnavailable);
+  EXPECT_EQ(busy.code(), StatusCode::kAborted) << "contention, not an outage of Concerto";
   EXPECT_TRUE(busy.IsRetryable());
+  EXPECT_FALSE(IsOutage(busy));
   EXPECT_EQ(fake.CallCount(FakeConcerto::kSiteByRemoteId), 0);
   EXPECT_EQ(fake.CallCount(FakeConcerto::kCreateSite), 0);
   EXPECT_EQ(fake.CallCount(FakeConcerto::kCreateAsset), 0);
