@@ -90,4 +90,11 @@ std::string UniqueName(std::string_view prefix) {
   return name.str();
 }
 
+std::string InitialVersionToken(std::string_view id) {
+  std::string token = "initial-version-of-" + std::string(id);
+  if (token.size() < 32) token.append(32 - token.size(), '0');
+  if (token.size() > 64) token.resize(64);
+  return token;
+}
+
 }  // namespace pwrcell::aws_test

@@ -23,4 +23,8 @@ adapters::aws::AwsOptions MotoOptions();
 // characters, letters, digits and '-' only (valid for tables, queues, streams and secrets).
 std::string UniqueName(std::string_view prefix);
 
+// A ClientRequestToken for a secret's first version derived from its id: Secrets Manager wants
+// 32 to 64 characters, which a unique name alone is not when the test's pid is short.
+std::string InitialVersionToken(std::string_view id);
+
 }  // namespace pwrcell::aws_test

@@ -45,7 +45,7 @@ class AwsBackend final : public Backend {
   std::shared_ptr<ports::SecretStore> MakeSecretStore(const std::map<std::string, std::string>& initial) override {
     for (const auto& [id, value] : initial) {
       auto created = client_->Call(kSecretsManager, "CreateSecret",
-                                   {{"Name", id}, {"SecretString", value}, {"ClientRequestToken", "initial-" + id}});
+                                   {{"Name", id}, {"SecretString", value}, {"ClientRequestToken", aws_test::InitialVersionToken(id)}});
       if (!created.ok()) {
         ADD_FAILURE() << "creating secret " << id << ": " << created.status().ToString();
         return nullptr;

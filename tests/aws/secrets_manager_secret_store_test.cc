@@ -26,7 +26,7 @@ class SecretsManagerSecretStoreTest : public ::testing::Test {
   std::string Create(nlohmann::json request) {
     const std::string id = UniqueName("secret") + "_s";  // not "-xxxxxx": that reads as an ARN suffix
     request["Name"] = id;
-    request["ClientRequestToken"] = "initial-" + id;
+    request["ClientRequestToken"] = aws_test::InitialVersionToken(id);
     auto created = client_->Call(kSecretsManager, "CreateSecret", request);
     EXPECT_TRUE(created.ok()) << created.status().ToString();
     created_.push_back(id);
