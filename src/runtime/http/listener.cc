@@ -759,8 +759,10 @@ Status Listener::Start(const config::ListenAddress& address) {
 void Listener::Stop() {
   if (daemon_ == nullptr) return;
   // No new connections: the listening socket is closed (a connect is refused).
+  // It is shut down now and closed only after MHD_stop_daemon: an I/O thread may still be
+  // looking at it (ThreadSanitizer saw close() race with the event loop).
   const MHD_socket listening = MHD_quiesce_daemon(daemon_);
-  if (listening != MHD_INVALID_SOCKET) close(listening);
+  if (listening != MHD_INVALID_SOCKET) shutdown(listening, SHUT_RDWR);
   listen_fd_ = -1;
   {
     // Handlers finish however long they take; their answers get a few seconds to go out.
@@ -770,6 +772,7 @@ void Listener::Stop() {
     work_changed_.wait_for(lock, kStopFlushTimeout, [this] { return in_flight_ == 0; });
   }
   MHD_stop_daemon(daemon_);
+  if (listening != MHD_INVALID_SOCKET) close(listening);
   daemon_ = nullptr;
   {
     std::lock_guard lock(work_mutex_);
