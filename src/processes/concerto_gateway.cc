@@ -336,7 +336,7 @@ Result<ConcertoGateway::SendOutcome> ConcertoGateway::SendState(const char* targ
     if (current.accepted == state) return SendOutcome::kAlreadyAccepted;
     if (current.claim_state && current.claim_until && *current.claim_until > now) {
       return AbortedError(std::string(target) + " " + id + " is being sent " +
-                              std::string(domain::RemoteStateName(*current.claim_state)) + " by another worker");
+                          std::string(domain::RemoteStateName(*current.claim_state)) + " by another worker");
     }
     current.claim_owner = owner;
     current.claim_state = state;
