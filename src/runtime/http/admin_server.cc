@@ -34,19 +34,6 @@ json DeviceJson(const domain::DeviceRecord& record) {
   return j;
 }
 
-// The token of "Authorization: Bearer <token>" (scheme case-insensitive); empty when absent.
-std::string BearerToken(const httplib::Request& req) {
-  const std::string authorization = req.get_header_value("Authorization");
-  constexpr std::string_view kBearer = "bearer ";
-  if (authorization.size() <= kBearer.size()) return "";
-  std::string scheme = authorization.substr(0, kBearer.size());
-  std::transform(scheme.begin(), scheme.end(), scheme.begin(), [](unsigned char c) { return std::tolower(c); });
-  if (scheme != kBearer) return "";
-  std::string token = authorization.substr(kBearer.size());
-  token.erase(0, token.find_first_not_of(' '));
-  return token;
-}
-
 }  // namespace
 
 AdminMetrics::AdminMetrics(Metrics* registry)

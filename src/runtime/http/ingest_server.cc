@@ -195,15 +195,7 @@ namespace {
 // "Authorization: Bearer <token>" (scheme case-insensitive); empty when neither is there.
 std::string PresentedApiKey(const httplib::Request& req) {
   if (req.has_header("X-Api-Key")) return req.get_header_value("X-Api-Key");
-  const std::string authorization = req.get_header_value("Authorization");
-  constexpr std::string_view kBearer = "bearer ";
-  if (authorization.size() <= kBearer.size()) return "";
-  std::string scheme = authorization.substr(0, kBearer.size());
-  std::transform(scheme.begin(), scheme.end(), scheme.begin(), [](unsigned char c) { return std::tolower(c); });
-  if (scheme != kBearer) return "";
-  std::string token = authorization.substr(kBearer.size());
-  token.erase(0, token.find_first_not_of(' '));
-  return token;
+  return BearerToken(req);
 }
 
 std::string_view ReasonLabel(AccessKey::Verdict verdict) {

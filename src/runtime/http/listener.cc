@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -137,6 +138,18 @@ ListenerMetrics::ListenerMetrics(Metrics* registry)
               "body_too_large, too_many_records, connection_limit, evicted, idle_timeout, header_timeout, "
               "body_timeout.",
               {"server", "reason"}) {}
+
+std::string BearerToken(const httplib::Request& req) {
+  const std::string authorization = req.get_header_value("Authorization");
+  constexpr std::string_view kBearer = "bearer ";
+  if (authorization.size() <= kBearer.size()) return "";
+  std::string scheme = authorization.substr(0, kBearer.size());
+  std::transform(scheme.begin(), scheme.end(), scheme.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (scheme != kBearer) return "";
+  std::string token = authorization.substr(kBearer.size());
+  token.erase(0, token.find_first_not_of(' '));
+  return token;
+}
 
 std::size_t RaiseOpenFileLimit() {
   static const std::size_t limit = [] {

@@ -73,6 +73,9 @@ void ReplyJson(httplib::Response& res, int status, const nlohmann::json& body);
 // Sends {"error": message} with `status`.
 void ReplyError(httplib::Response& res, int status, const std::string& message);
 
+// The token of "Authorization: Bearer <token>" (scheme case-insensitive); empty when absent.
+std::string BearerToken(const httplib::Request& req);
+
 // Raises this process's soft RLIMIT_NOFILE to its hard limit (once; later calls return the
 // result of the first). Returns the soft limit in effect afterwards.
 std::size_t RaiseOpenFileLimit();
